@@ -1,0 +1,203 @@
+"""Typed settings built from a NATS-syntax config file (DESIGN §6).
+
+One frozen dataclass per service; ``Settings`` holds them all plus where the
+file came from. Nothing here reads the environment or the file system: the
+config parser (``leafnode.config.load``) builds these, services receive them.
+
+Durations are float seconds (``*_s``); sizes are int bytes.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+__all__ = [
+    "DEFAULT_ACCOUNT",
+    "AccountSettings",
+    "ApiSettings",
+    "BufferSettings",
+    "LeafnodeSettings",
+    "LogSettings",
+    "Permissions",
+    "RemoteSettings",
+    "RouterSettings",
+    "Settings",
+    "StoreSettings",
+    "SubjectPermission",
+    "TlsSettings",
+    "UserSettings",
+]
+
+# nats-server's global account, used when no account is configured.
+DEFAULT_ACCOUNT = "$G"
+
+
+@dataclass(frozen=True)
+class SubjectPermission:
+    """``publish``/``subscribe`` block: a bare list means ``allow``."""
+
+    allow: tuple[str, ...] = ()
+    deny: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class Permissions:
+    """``permissions { publish, subscribe, allow_responses }`` of a user."""
+
+    publish: SubjectPermission | None = None
+    subscribe: SubjectPermission | None = None
+    # allow_responses: true -> max 1 response, no expiry; or {max, expires}.
+    allow_responses: bool = False
+    responses_max: int = 1
+    responses_expires_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class UserSettings:
+    """One entry of ``users: [...]`` (top-level authorization or an account).
+
+    Exactly one of ``user`` and ``nkey`` is set. ``password`` may be plain text
+    or a bcrypt hash (``$2a$``/``$2b$``/``$2y$`` prefix).
+    """
+
+    account: str = DEFAULT_ACCOUNT
+    user: str | None = None
+    password: str | None = None
+    nkey: str | None = None
+    permissions: Permissions | None = None
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """``accounts { NAME: { users: [...] } }``."""
+
+    name: str
+    users: tuple[UserSettings, ...] = ()
+
+
+@dataclass(frozen=True)
+class TlsSettings:
+    """A ``tls { ... }`` block (client port or a remote)."""
+
+    cert_file: str | None = None
+    key_file: str | None = None
+    ca_file: str | None = None
+    verify: bool = False
+    insecure: bool = False
+    timeout_s: float = 2.0
+    handshake_first: bool = False
+
+
+@dataclass(frozen=True)
+class BufferSettings:
+    """``buffer { ... }`` of a remote (DESIGN §4). ``None`` limits are unlimited."""
+
+    subjects: tuple[str, ...] = ()
+    max_msgs: int | None = None
+    max_bytes: int | None = 1024 * 1024 * 1024
+    max_age_s: float | None = None
+    discard: str = "old"  # "old" | "new"
+    retain_s: float = 0.0
+
+
+@dataclass(frozen=True)
+class RemoteSettings:
+    """One entry of ``leafnodes { remotes: [...] }`` (leafnode-protocol.md §7)."""
+
+    name: str
+    urls: tuple[str, ...]
+    account: str = DEFAULT_ACCOUNT
+    credentials: str | None = None
+    nkey: str | None = None
+    tls: TlsSettings | None = None
+    no_randomize: bool = False
+    hub: bool = False
+    deny_imports: tuple[str, ...] = ()
+    deny_exports: tuple[str, ...] = ()
+    first_info_timeout_s: float = 1.0
+    dial_timeout_s: float = 1.0
+    ws_compression: bool = False
+    ws_no_masking: bool = False
+    buffer: BufferSettings | None = None
+
+
+@dataclass(frozen=True)
+class LeafnodeSettings:
+    """The ``leafnodes`` block (only the soliciting side: we never accept leafs)."""
+
+    remotes: tuple[RemoteSettings, ...] = ()
+    reconnect_s: float = 1.0
+
+
+@dataclass(frozen=True)
+class LogSettings:
+    """Logging options shared by every service."""
+
+    debug: bool = False
+    trace: bool = False
+    logtime: bool = True
+    log_file: str | None = None
+    pid_file: str | None = None
+
+
+@dataclass(frozen=True)
+class RouterSettings:
+    """The local NATS server: client port, auth, limits."""
+
+    server_name: str | None = None
+    host: str = "0.0.0.0"
+    port: int = 4222
+    max_payload: int = 1024 * 1024
+    max_control_line: int = 4096
+    max_pending: int = 64 * 1024 * 1024
+    max_connections: int = 64 * 1024
+    max_subscriptions: int = 0  # 0 = unlimited
+    ping_interval_s: float = 120.0
+    ping_max: int = 2
+    write_deadline_s: float = 10.0
+    # authorization { timeout } (nats-server default 2 s; tls timeout + 1 with TLS).
+    auth_timeout_s: float = 2.0
+    # authorization { user, password } -> one user in $G; { token } -> token auth.
+    users: tuple[UserSettings, ...] = ()
+    token: str | None = None
+    # authorization { permissions } applied to the single user/password or token.
+    default_permissions: Permissions | None = None
+    accounts: tuple[AccountSettings, ...] = ()
+    no_auth_user: str | None = None
+    tls: TlsSettings | None = None
+    lame_duck_duration_s: float = 120.0
+    lame_duck_grace_period_s: float = 10.0
+
+
+@dataclass(frozen=True)
+class StoreSettings:
+    """``store { url, sync }``."""
+
+    url: str = "sqlite:///leafnode-buffer.db"
+    sync: str = "full"  # "full" | "normal"
+
+
+@dataclass(frozen=True)
+class ApiSettings:
+    """Control plane: ``http``/``http_port``/``api { listen, token }``."""
+
+    host: str = "127.0.0.1"
+    port: int | None = None  # None: not served unless configured or run by `leafnode run`
+    token: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything a config file says, per service."""
+
+    router: RouterSettings = field(default_factory=RouterSettings)
+    leafnodes: LeafnodeSettings = field(default_factory=LeafnodeSettings)
+    store: StoreSettings = field(default_factory=StoreSettings)
+    api: ApiSettings = field(default_factory=ApiSettings)
+    log: LogSettings = field(default_factory=LogSettings)
+    run_dir: str = "./run"
+    ports_file_dir: str | None = None
+    source: Path | None = None
+    # One line per option we accept but do not implement (jetstream, cluster, ...).
+    warnings: tuple[str, ...] = ()

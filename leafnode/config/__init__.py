@@ -1,7 +1,15 @@
-"""NATS config syntax -> typed settings (leafnode-protocol.md §8, DESIGN §6)."""
+"""NATS config syntax -> typed settings (leafnode-protocol.md §8, DESIGN §6).
+
+``load(path)`` reads a config file into ``Settings``; ``loads(text)`` does the
+same for text; ``parse(text)`` returns the syntax tree as plain values. Every
+problem is a ``ConfigError`` whose ``str()`` is ``file:line:column: reason``.
+"""
 
 from __future__ import annotations
 
+from ._build import load, loads
+from ._errors import ConfigError
+from ._parser import parse
 from ._settings import (
     DEFAULT_ACCOUNT,
     AccountSettings,
@@ -24,6 +32,7 @@ __all__ = [
     "AccountSettings",
     "ApiSettings",
     "BufferSettings",
+    "ConfigError",
     "LeafnodeSettings",
     "LogSettings",
     "Permissions",
@@ -34,4 +43,7 @@ __all__ = [
     "SubjectPermission",
     "TlsSettings",
     "UserSettings",
+    "load",
+    "loads",
+    "parse",
 ]

@@ -10,7 +10,7 @@ Durations are float seconds (``*_s``); sizes are int bytes.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from pathlib import Path
+from pathlib import Path  # noqa: TC003 - kept at runtime for get_type_hints()
 
 __all__ = [
     "DEFAULT_ACCOUNT",

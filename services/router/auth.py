@@ -1,0 +1,306 @@
+"""Client authentication for the router, after nats-server's ``server/auth.go``.
+
+Theory of operation (``processClientOrLeafAuthentication``, 2.15):
+
+* Nothing configured (no users, nkeys or token): every client is accepted into
+  ``$G`` with no permissions, whatever credentials it sends.
+* nkey users are looked up first by the CONNECT ``nkey``; an unknown nkey is
+  refused, a known one must carry ``sig``, the Ed25519 signature of the nonce
+  sent in INFO.
+* Otherwise, when users exist, ``user`` is looked up and ``pass`` compared
+  (bcrypt when the stored password is a bcrypt hash, else constant-time).
+* Otherwise the token (``auth_token``) is compared the same way.
+* ``no_auth_user``: a CONNECT without ``user``, ``pass`` and ``auth_token``
+  (and ``nkey``, when nkey users exist) becomes that user, with its account and
+  permissions. INFO then says ``auth_required: false``, yet credentials that
+  are sent are still checked.
+
+Differences from nats-server 2.15.1, on purpose:
+
+* A CONNECT carrying ``jwt`` is refused whenever auth is configured (no
+  operator mode here), even where nats-server would ignore the JWT and apply
+  ``no_auth_user`` or other credentials.
+* ``authorization { permissions }`` (``RouterSettings.default_permissions``)
+  applies to the token user and to top-level users without their own
+  permissions; nats-server ignores it for a single user or a token.
+* ``no_auth_user`` works when that user's password is a bcrypt hash
+  (nats-server compares the hash with itself and refuses the client).
+* ``sig`` is accepted in any base64 flavour (URL-safe or standard, padded or
+  not); nats-server takes raw URL-safe or padded standard only.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import hmac
+import re
+import secrets
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+import bcrypt
+import nkeys
+from nacl.exceptions import BadSignatureError
+from nacl.signing import VerifyKey
+
+from leafnode.config import DEFAULT_ACCOUNT, Permissions, RouterSettings
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+__all__ = ["AuthError", "Authenticator", "Identity"]
+
+# nats-server's nonceRawLen: 11 random bytes -> 15 URL-safe base64 characters.
+_NONCE_RAW_LEN = 11
+
+# nats-server's validBcryptPrefix.
+_BCRYPT_RE = re.compile(r"\$2[abxy]\$\d{2}\$")
+
+# A user public nkey: prefix byte, 32-byte Ed25519 key, CRC16 (little-endian).
+_NKEY_RAW_LEN = 35
+
+
+@dataclass(frozen=True, slots=True)
+class Identity:
+    """Who a client authenticated as."""
+
+    account: str
+    """Account name (``$G`` by default)."""
+    user: str | None
+    """User name, nkey public key, or None (no auth, token)."""
+    permissions: Permissions | None
+
+
+class AuthError(Exception):
+    """Authentication failed; ``str(e)`` is the reason to log.
+
+    The client is only told ``-ERR 'Authorization Violation'``.
+    """
+
+
+@dataclass(frozen=True, slots=True)
+class _User:
+    account: str
+    name: str
+    password: str  # "" when none is configured
+    permissions: Permissions | None
+
+
+@dataclass(frozen=True, slots=True)
+class _NkeyUser:
+    account: str
+    nkey: str
+    verify_key: VerifyKey
+    permissions: Permissions | None
+
+
+def _is_bcrypt(secret: str) -> bool:
+    return _BCRYPT_RE.match(secret) is not None
+
+
+def _secrets_match(configured: str, given: str) -> bool:
+    """nats-server ``comparePasswords``: bcrypt hash or constant-time equality."""
+    if _is_bcrypt(configured):
+        try:
+            return bcrypt.checkpw(given.encode(), configured.encode())
+        except ValueError:
+            # Malformed hash, or a password over bcrypt's 72-byte limit (Go
+            # refuses those too).
+            return False
+    return hmac.compare_digest(configured.encode(), given.encode())
+
+
+def _verify_key(public_key: str) -> VerifyKey:
+    """Decode a user public nkey (``U...``); raises ValueError when invalid."""
+    try:
+        raw = base64.b32decode(public_key.encode("ascii"))
+    except ValueError as exc:  # binascii.Error and UnicodeEncodeError included
+        raise ValueError(f"not a valid nkey: {public_key!r}") from exc
+    if (
+        len(raw) != _NKEY_RAW_LEN
+        or raw[0] != nkeys.PREFIX_BYTE_USER
+        or nkeys.crc16(raw[:-2]).to_bytes(2, "little") != raw[-2:]
+    ):
+        raise ValueError(f"not a valid user nkey: {public_key!r}")
+    return VerifyKey(raw[1:-2])
+
+
+def _decode_sig(sig: str) -> bytes:
+    """Base64 in any flavour, padding optional; raises AuthError when invalid."""
+    std = sig.rstrip("=").replace("-", "+").replace("_", "/")
+    try:
+        return base64.b64decode(std + "=" * (-len(std) % 4), validate=True)
+    except (binascii.Error, ValueError) as exc:
+        raise AuthError("signature not valid base64") from exc
+
+
+def _option(options: Mapping[str, object], key: str) -> str:
+    value = options.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise AuthError(f"CONNECT {key!r} is not a string")
+    return value
+
+
+class Authenticator:
+    """Checks CONNECT credentials against the router's auth settings.
+
+    Args:
+        settings: The router settings (``users``, ``token``,
+            ``default_permissions``, ``accounts``, ``no_auth_user``).
+
+    Raises:
+        ValueError: A configured nkey is not a valid user public key, or
+            ``no_auth_user`` names no configured user or nkey.
+    """
+
+    def __init__(self, settings: RouterSettings) -> None:
+        users: dict[str, _User] = {}
+        nkey_users: dict[str, _NkeyUser] = {}
+        accounts = [DEFAULT_ACCOUNT]
+        default_permissions = settings.default_permissions
+        sources = [(u, u.account, u.permissions or default_permissions) for u in settings.users]
+        for account in settings.accounts:
+            accounts.append(account.name)
+            sources.extend((u, account.name, u.permissions) for u in account.users)
+        for user, account_name, permissions in sources:
+            accounts.append(account_name)
+            if user.nkey:
+                nkey_users[user.nkey] = _NkeyUser(
+                    account_name, user.nkey, _verify_key(user.nkey), permissions
+                )
+            elif user.user is not None:
+                users[user.user] = _User(account_name, user.user, user.password or "", permissions)
+        self._users = users
+        self._nkeys = nkey_users
+        self._token = settings.token or ""
+        self._token_permissions = default_permissions
+        self._configured = bool(users or nkey_users or self._token)
+        no_auth_user = settings.no_auth_user or None
+        if no_auth_user and not (users or nkey_users):
+            raise ValueError(
+                f'no_auth_user: "{no_auth_user}" present, but users/nkeys are not defined'
+            )
+        if no_auth_user and no_auth_user not in users and no_auth_user not in nkey_users:
+            raise ValueError(
+                f'no_auth_user: "{no_auth_user}" not present as user or nkey'
+                " in authorization block or account configuration"
+            )
+        self._no_auth_user = no_auth_user
+        self._accounts = tuple(dict.fromkeys(accounts))
+
+    @property
+    def auth_configured(self) -> bool:
+        """Credentials are checked (users, nkeys or a token exist).
+
+        Unlike :attr:`auth_required`, this stays True with ``no_auth_user``:
+        nats-server still arms the auth timer then.
+        """
+        return self._configured
+
+    @property
+    def auth_required(self) -> bool:
+        """INFO's ``auth_required``: auth configured and no ``no_auth_user``.
+
+        nats-server 2.15.1 (verified) omits ``auth_required`` from INFO when a
+        ``no_auth_user`` is set, although users exist.
+        """
+        return self._configured and not self._no_auth_user
+
+    @property
+    def nonce_required(self) -> bool:
+        """Any nkey user configured: INFO must carry a ``nonce``."""
+        return bool(self._nkeys)
+
+    @property
+    def accounts(self) -> tuple[str, ...]:
+        """Every account name, ``$G`` first."""
+        return self._accounts
+
+    def new_nonce(self) -> str:
+        """A fresh nonce for INFO: 11 random bytes, URL-safe base64, no padding."""
+        return base64.urlsafe_b64encode(secrets.token_bytes(_NONCE_RAW_LEN)).decode().rstrip("=")
+
+    def is_expensive(self, options: Mapping[str, object]) -> bool:
+        """True when :meth:`authenticate` will run bcrypt (tens of ms).
+
+        The caller should then run :meth:`authenticate` in a worker thread.
+        """
+        if not self._configured:
+            return False
+        user = options.get("user")
+        if isinstance(user, str) and user:
+            found = self._users.get(user)
+            if found is not None:
+                return _is_bcrypt(found.password)
+        return _is_bcrypt(self._token)
+
+    def authenticate(self, options: Mapping[str, object], nonce: str | None) -> Identity:
+        """Authenticate a client from its CONNECT options.
+
+        Synchronous. When :meth:`is_expensive` says so (bcrypt), run it in a
+        worker thread (``trio.to_thread.run_sync``) so the event loop is not
+        blocked.
+
+        Args:
+            options: The client's CONNECT JSON object.
+            nonce: The nonce sent in this client's INFO, if any.
+
+        Returns:
+            The client's account, user name and permissions.
+
+        Raises:
+            AuthError: The credentials are missing, unknown or wrong.
+        """
+        if not self._configured:
+            return Identity(DEFAULT_ACCOUNT, None, None)
+        if options.get("jwt"):
+            raise AuthError("user JWT presented, but no operator is configured")
+        user = _option(options, "user")
+        password = _option(options, "pass")
+        token = _option(options, "auth_token")
+        nkey = _option(options, "nkey")
+        anonymous = not (user or password or token)
+        no_auth_user = self._no_auth_user
+
+        if self._nkeys:
+            if anonymous and not nkey and no_auth_user in self._nkeys:
+                nkey = no_auth_user
+            if nkey:
+                return self._authenticate_nkey(nkey, _option(options, "sig"), nonce)
+        if self._users:
+            if anonymous and no_auth_user is not None:
+                found = self._users.get(no_auth_user)
+                if found is not None:
+                    return Identity(found.account, found.name, found.permissions)
+            if user:
+                found = self._users.get(user)
+                if found is None:
+                    raise AuthError(f"unknown user {user!r}")
+                if not _secrets_match(found.password, password):
+                    raise AuthError(f"wrong password for user {user!r}")
+                return Identity(found.account, found.name, found.permissions)
+        if self._token:
+            if not _secrets_match(self._token, token):
+                raise AuthError("wrong or missing auth_token")
+            return Identity(DEFAULT_ACCOUNT, None, self._token_permissions)
+        raise AuthError("no credentials")
+
+    def _authenticate_nkey(self, nkey: str, sig: str, nonce: str | None) -> Identity:
+        found = self._nkeys.get(nkey)
+        if found is None:
+            raise AuthError(f"unknown nkey {nkey!r}")
+        # nats-server skips the signature for the no_auth_user's nkey: anyone
+        # may connect as that user with no credentials anyway.
+        if nkey != self._no_auth_user:
+            if not sig:
+                raise AuthError("signature missing")
+            if not nonce:
+                raise AuthError("no nonce was sent to this client")
+            try:
+                found.verify_key.verify(nonce.encode("ascii"), _decode_sig(sig))
+            except (BadSignatureError, ValueError) as exc:
+                raise AuthError("signature not verified") from exc
+        return Identity(found.account, found.nkey, found.permissions)

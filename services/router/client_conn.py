@@ -1,0 +1,428 @@
+"""One client connection on the client port (leafnode-protocol.md §2).
+
+Each connection runs three tasks in its own nursery: the reader (parse,
+dispatch, route: synchronous except for CONNECT, which may hash a bcrypt
+password in a thread), the writer (``Outbound.run_writer``), and the pinger
+(stale-connection detection). The auth timer runs until CONNECT arrives.
+
+Closing: a protocol error queues ``-ERR '<text>'`` and lets the writer flush
+it before the nursery is cancelled; EOF cancels at once; a slow consumer is cut
+off by another connection's routing path, so that path removes the client's
+subscriptions first (no further deliveries) and then closes.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from leafnode.proto import (
+    OK,
+    PING,
+    PONG,
+    Connect,
+    HPub,
+    Kind,
+    Parser,
+    Ping,
+    Pong,
+    Pub,
+    RemoteProtocolError,
+    Sub,
+    Unsub,
+    encode_err,
+    encode_info,
+    is_valid_literal_subject,
+    is_valid_queue,
+    is_valid_subject,
+)
+
+from .auth import AuthError
+from .outbound import Outbound
+from .permissions import PermissionChecker, publish_violation_text, subscribe_violation_text
+from .routing import Subscription, route_local
+
+if TYPE_CHECKING:
+    from leafnode.proto import Event
+
+    from .routing import Account
+    from .server import Server
+
+__all__ = ["ClientConnection"]
+
+log = logging.getLogger("leafnode.router")
+
+# How much one receive_some may return: large reads let the parser batch.
+MAX_RECV = 64 * 1024
+
+# nats-server's defaults for a CONNECT that omits them (client.go defaultOpts).
+_DEFAULT_VERBOSE = True
+_DEFAULT_PEDANTIC = True
+
+
+class ClientConnection:
+    """A NATS client attached to the router."""
+
+    def __init__(
+        self, server: Server, stream: trio.SocketStream, cid: int, host: str, port: int
+    ) -> None:
+        self.server = server
+        self.stream = stream
+        self.cid = cid
+        self.host = host
+        self.port = port
+        settings = server.settings
+        self.parser = Parser(
+            Kind.CLIENT,
+            max_control_line=settings.max_control_line,
+            max_payload=settings.max_payload,
+        )
+        self.outbound = Outbound(
+            stream,
+            max_pending=settings.max_pending,
+            write_deadline_s=settings.write_deadline_s,
+            on_slow_consumer=self._slow_consumer,
+        )
+        self.account: Account = server.default_account
+        self.subs: dict[bytes, Subscription] = {}
+        self.perms: PermissionChecker | None = None
+        self.connected = False
+        self.closing = False
+        self.verbose = False
+        self.pedantic = False
+        self.echo = True
+        self.headers = False
+        self.no_responders = False
+        self.name = ""
+        self.lang = ""
+        self.version = ""
+        self.user: str | None = None
+        self.pings_out = 0
+        self.in_msgs = 0
+        self.in_bytes = 0
+        self.out_msgs = 0
+        self.out_bytes = 0
+        self.start = trio.current_time()
+        self.nonce: str | None = None
+        self._scope: trio.CancelScope | None = None
+        self._auth_scope: trio.CancelScope | None = None
+
+    # ----------------------------------------------------------------- tasks
+
+    def __str__(self) -> str:
+        return f"{self.host}:{self.port} - cid:{self.cid}"
+
+    async def run(self) -> None:
+        """Serve the connection until it closes; always releases its resources."""
+        server = self.server
+        try:
+            async with trio.open_nursery() as nursery:
+                self._scope = nursery.cancel_scope
+                self._send_info()
+                nursery.start_soon(self._write_then_cancel)
+                nursery.start_soon(self._pinger)
+                if server.auth.auth_configured:
+                    self._auth_scope = trio.CancelScope()
+                    nursery.start_soon(self._auth_timer)
+                eof = await self._read_loop()
+                if eof:
+                    nursery.cancel_scope.cancel()
+        finally:
+            self._drop_subscriptions()
+            server.remove_client(self)
+            with trio.CancelScope(shield=True):
+                await self.stream.aclose()
+            log.debug("%s - Client connection closed", self)
+
+    async def _write_then_cancel(self) -> None:
+        await self.outbound.run_writer()
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def _pinger(self) -> None:
+        settings = self.server.settings
+        while True:
+            await trio.sleep(settings.ping_interval_s)
+            if self.pings_out >= settings.ping_max:
+                log.debug("%s - Stale Client Connection - Closing", self)
+                self.close_with_error("Stale Connection")
+                return
+            self.pings_out += 1
+            self.outbound.write(PING)
+
+    async def _auth_timer(self) -> None:
+        assert self._auth_scope is not None
+        with self._auth_scope:
+            await trio.sleep(self.server.settings.auth_timeout_s)
+            if not self.connected:
+                log.error("%s - Authentication Timeout", self)
+                self.close_with_error("Authentication Timeout")
+
+    async def _read_loop(self) -> bool:
+        """Read until EOF (returns True) or a protocol error (returns False)."""
+        parser = self.parser
+        receive = self.stream.receive_some
+        on_pub = self._on_pub
+        while not self.closing:
+            try:
+                data = await receive(MAX_RECV)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return True
+            if not data:
+                return True
+            try:
+                parser.feed(data)
+                while (event := parser.next_event()) is not None:
+                    kind = type(event)
+                    if kind is Pub and self.connected:
+                        on_pub(event.subject, event.reply, 0, event.payload)  # type: ignore[union-attr]
+                    elif kind is Connect:
+                        await self._on_connect(event)  # type: ignore[arg-type]
+                    elif not self.connected and self.server.auth.auth_configured:
+                        self.close_with_error("Authorization Violation")
+                        return False
+                    else:
+                        self._dispatch(event)
+                    if self._stopped():
+                        return False
+            except RemoteProtocolError as exc:
+                log.error("%s - Client parser ERROR: %s", self, exc)
+                if exc.err_text:
+                    self.close_with_error(exc.err_text)
+                else:
+                    # nats-server closes without an -ERR for malformed arguments.
+                    self._close_now()
+                return False
+            parser.compact()
+        return False
+
+    def _stopped(self) -> bool:
+        # A method, not an inline attribute test: dispatch may set `closing`.
+        return self.closing
+
+    # -------------------------------------------------------------- dispatch
+
+    def _dispatch(self, event: Event) -> None:
+        kind = type(event)
+        if kind is HPub:
+            assert isinstance(event, HPub)
+            if not self.headers:
+                # nats-server closes such a client without an -ERR (§2).
+                log.error("%s - Header support not enabled by client", self)
+                self._close_now()
+                return
+            self._on_pub(event.subject, event.reply, event.hdr_len, event.data)
+        elif kind is Sub:
+            assert isinstance(event, Sub)
+            self._on_sub(event)
+        elif kind is Unsub:
+            assert isinstance(event, Unsub)
+            self._on_unsub(event)
+        elif kind is Ping:
+            self.outbound.write(PONG)
+        elif kind is Pong:
+            self.pings_out = 0
+        elif kind is Pub:
+            assert isinstance(event, Pub)
+            self._on_pub(event.subject, event.reply, 0, event.payload)
+
+    def _on_pub(self, subject: bytes, reply: bytes | None, hdr_len: int, data: bytes) -> None:
+        self.in_msgs += 1
+        self.in_bytes += len(data)
+        if self.verbose:
+            self.outbound.write(OK)
+        if self.pedantic and not is_valid_literal_subject(subject):
+            self.send_error("Invalid Publish Subject")
+            return
+        perms = self.perms
+        if (
+            perms is not None
+            and not perms.can_publish(subject)
+            and not perms.can_publish_reply(subject, trio.current_time())
+        ):
+            log.error("%s - Publish Violation - Subject %r", self, subject.decode(errors="replace"))
+            self.send_error(publish_violation_text(subject))
+            return
+        delivered = route_local(self, self.account, subject, reply, hdr_len, data)
+        if not delivered and reply is not None and self.no_responders:
+            self._send_no_responders(subject, reply)
+
+    def _send_no_responders(self, subject: bytes, reply: bytes) -> None:
+        for sub in self.account.sublist.match(reply).psubs:
+            if sub.client is self:
+                # 2.15 form: the status line plus Nats-Subject (leafnode-protocol.md §2).
+                hdr = b"NATS/1.0 503\r\nNats-Subject: " + subject + b"\r\n\r\n"
+                self.send_msg(reply, sub.sid, None, len(hdr), hdr)
+                return
+
+    def _on_sub(self, event: Sub) -> None:
+        subject, queue, sid = event.subject, event.queue, event.sid
+        if not is_valid_subject(subject) or (queue is not None and not is_valid_queue(queue)):
+            self.send_error("Invalid Subject")
+            return
+        deliver_filter = None
+        if self.perms is not None:
+            if not self.perms.can_subscribe(subject, queue):
+                log.error(
+                    "%s - Subscription Violation - Subject %r",
+                    self,
+                    subject.decode(errors="replace"),
+                )
+                self.send_error(subscribe_violation_text(subject, queue))
+                return
+            deliver_filter = self.perms.deliver_filter(subject, queue)
+        limit = self.server.settings.max_subscriptions
+        if limit and len(self.subs) >= limit:
+            self.send_error("Maximum Subscriptions Exceeded")
+            return
+        if sid in self.subs:
+            # nats-server ignores a SUB that reuses a live sid.
+            if self.verbose:
+                self.outbound.write(OK)
+            return
+        sub = Subscription(self, subject, queue, sid, deliver_filter)
+        self.subs[sid] = sub
+        self.account.add_subscription(sub)
+        if self.verbose:
+            self.outbound.write(OK)
+
+    def _on_unsub(self, event: Unsub) -> None:
+        sub = self.subs.get(event.sid)
+        if sub is not None:
+            if event.max_msgs and event.max_msgs > sub.delivered:
+                sub.max_msgs = event.max_msgs
+            else:
+                del self.subs[event.sid]
+                self.account.remove_subscription(sub)
+        if self.verbose:
+            self.outbound.write(OK)
+
+    def auto_unsubscribed(self, sub: Subscription) -> None:
+        """A subscription reached its UNSUB max: remove it."""
+        if self.subs.get(sub.sid) is sub:
+            del self.subs[sub.sid]
+            self.account.remove_subscription(sub)
+
+    async def _on_connect(self, event: Connect) -> None:
+        options = event.options
+        server = self.server
+        if not self.connected:
+            auth = server.auth
+            try:
+                if auth.is_expensive(options):
+                    identity = await trio.to_thread.run_sync(
+                        auth.authenticate, options, self.nonce, limiter=server.auth_limiter
+                    )
+                else:
+                    identity = auth.authenticate(options, self.nonce)
+            except AuthError as exc:
+                log.error(
+                    '%s - "%s" - authentication error: %s', self, self._client_desc(options), exc
+                )
+                self.close_with_error("Authorization Violation")
+                return
+            self.account = server.account(identity.account)
+            self.user = identity.user
+            if identity.permissions is not None:
+                self.perms = PermissionChecker(identity.permissions, clock=trio.current_time)
+        self.verbose = _flag(options, "verbose", _DEFAULT_VERBOSE)
+        self.pedantic = _flag(options, "pedantic", _DEFAULT_PEDANTIC)
+        self.echo = _flag(options, "echo", True)
+        self.headers = _flag(options, "headers", False)
+        self.no_responders = _flag(options, "no_responders", False)
+        self.name = str(options.get("name", "") or "")
+        self.lang = str(options.get("lang", "") or "")
+        self.version = str(options.get("version", "") or "")
+        protocol = options.get("protocol", 0)
+        if not isinstance(protocol, int) or isinstance(protocol, bool) or protocol not in (0, 1):
+            self.close_with_error("invalid client protocol")
+            return
+        if self.no_responders and not self.headers:
+            self.close_with_error("no responders requires headers support")
+            return
+        self.connected = True
+        if self._auth_scope is not None:
+            self._auth_scope.cancel()
+        if self.verbose:
+            self.outbound.write(OK)
+
+    # --------------------------------------------------------------- output
+
+    def _send_info(self) -> None:
+        info = dict(self.server.info_template)
+        info["client_id"] = self.cid
+        info["client_ip"] = self.host
+        if self.server.auth.nonce_required:
+            self.nonce = self.server.auth.new_nonce()
+            info["nonce"] = self.nonce
+        self.outbound.write(encode_info(info))
+
+    def send_msg(
+        self, subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
+    ) -> None:
+        """Queue one MSG/HMSG for this client (routing path)."""
+        if reply is not None and self.perms is not None and self.perms.tracks_replies:
+            self.perms.allow_reply(reply, trio.current_time())
+        if hdr_len:
+            if self.headers:
+                if reply is None:
+                    head = b"HMSG %b %b %d %d\r\n" % (subject, sid, hdr_len, len(data))
+                else:
+                    head = b"HMSG %b %b %b %d %d\r\n" % (subject, sid, reply, hdr_len, len(data))
+                self.outbound.write(head + data + b"\r\n")
+                self.out_msgs += 1
+                self.out_bytes += len(data)
+                return
+            data = data[hdr_len:]
+        if reply is None:
+            frame = b"MSG %b %b %d\r\n%b\r\n" % (subject, sid, len(data), data)
+        else:
+            frame = b"MSG %b %b %b %d\r\n%b\r\n" % (subject, sid, reply, len(data), data)
+        self.outbound.write(frame)
+        self.out_msgs += 1
+        self.out_bytes += len(data)
+
+    def send_error(self, text: str) -> None:
+        """``-ERR '<text>'`` that keeps the connection open."""
+        self.outbound.write(encode_err(text))
+
+    def close_with_error(self, text: str) -> None:
+        """``-ERR '<text>'``, then close once it is written."""
+        if self.closing:
+            return
+        self.closing = True
+        self._drop_subscriptions()
+        self.outbound.write(encode_err(text))
+        self.outbound.close_after_flush()
+
+    def _close_now(self) -> None:
+        self.closing = True
+        self._drop_subscriptions()
+        if self._scope is not None:
+            self._scope.cancel()
+
+    def _slow_consumer(self, reason: str) -> None:
+        if self.closing:
+            self.outbound.discard()
+            return
+        log.info("%s - Slow Consumer Detected: %s", self, reason)
+        self.server.slow_consumers += 1
+        self.outbound.discard()
+        self.close_with_error("Slow Consumer")
+
+    def _drop_subscriptions(self) -> None:
+        if self.subs:
+            account = self.account
+            for sub in self.subs.values():
+                account.remove_subscription(sub)
+            self.subs.clear()
+
+    def _client_desc(self, options: dict[str, object]) -> str:
+        return f"v{options.get('version', '')}:{options.get('lang', '')}:{options.get('name', '')}"
+
+
+def _flag(options: dict[str, object], key: str, default: bool) -> bool:
+    value = options.get(key, default)
+    return value if isinstance(value, bool) else default

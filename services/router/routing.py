@@ -1,0 +1,211 @@
+"""Accounts, subscriptions, and the decision where each message goes (DESIGN §3).
+
+Every client belongs to exactly one account; an account has its own subject
+trie, so accounts are fully isolated. A message published in an account goes
+to:
+
+1. every matching plain subscription of that account (each at most once),
+2. one member of each matching queue group, local members first,
+3. the hub, over the data link, when the hub has matching interest: plain
+   interest gets the message with no queue list; a hub queue group is named in
+   the ``LMSG`` only when the site has no local member of that group
+   (leafnode-protocol.md §4.6: a real leaf prefers its own members).
+
+A message that came *from* the hub goes to local plain subscribers and to one
+local member of each queue group the hub named, and never back to the hub.
+
+The functions here are synchronous: delivering only appends bytes to the
+target connection's outbound buffer (``Outbound.write``).
+"""
+
+from __future__ import annotations
+
+from random import randrange
+from typing import TYPE_CHECKING, Protocol
+
+from leafnode.proto import encode_lhmsg, encode_lmsg
+from leafnode.sublist import Sublist
+
+from .interest import HubInterest, LocalInterest
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+__all__ = ["Account", "Delivery", "Subscription", "route_from_hub", "route_local"]
+
+
+class Delivery(Protocol):
+    """What a subscription delivers to: a client connection."""
+
+    echo: bool
+
+    def send_msg(
+        self, subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
+    ) -> None: ...
+
+    def auto_unsubscribed(self, sub: Subscription) -> None: ...
+
+
+class HubSink(Protocol):
+    """Where hub-bound lines go: the data link to the uplink."""
+
+    def write(self, data: bytes) -> None: ...
+
+
+class Subscription:
+    """A client's SUB: ``sid`` is the client's id for it."""
+
+    __slots__ = ("client", "deliver_filter", "delivered", "max_msgs", "queue", "sid", "subject")
+
+    def __init__(
+        self,
+        client: Delivery,
+        subject: bytes,
+        queue: bytes | None,
+        sid: bytes,
+        deliver_filter: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        self.client = client
+        self.subject = subject
+        self.queue = queue
+        self.sid = sid
+        self.max_msgs = 0
+        self.delivered = 0
+        self.deliver_filter = deliver_filter
+
+    def __repr__(self) -> str:
+        return f"Subscription({self.subject!r}, {self.queue!r}, sid={self.sid!r})"
+
+
+class Account:
+    """One account: its subscriptions, its local interest, the hub's interest."""
+
+    __slots__ = ("hub", "hub_sink", "interest", "name", "name_bytes", "sublist")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.name_bytes = name.encode()
+        self.sublist: Sublist[Subscription] = Sublist()
+        self.interest = LocalInterest(self.name_bytes)
+        self.hub = HubInterest()
+        # Set while an uplink is attached; interest changes and hub-bound
+        # messages are written there.
+        self.hub_sink: HubSink | None = None
+
+    def add_subscription(self, sub: Subscription) -> None:
+        self.sublist.insert(sub)
+        line = self.interest.add(sub.subject, sub.queue)
+        if line is not None and self.hub_sink is not None:
+            self.hub_sink.write(line)
+
+    def remove_subscription(self, sub: Subscription) -> bool:
+        if not self.sublist.remove(sub):
+            return False
+        line = self.interest.remove(sub.subject, sub.queue)
+        if line is not None and self.hub_sink is not None:
+            self.hub_sink.write(line)
+        return True
+
+
+def _deliver(
+    sub: Subscription, subject: bytes, reply: bytes | None, hdr_len: int, data: bytes
+) -> None:
+    sub.client.send_msg(subject, sub.sid, reply, hdr_len, data)
+    if sub.max_msgs:
+        sub.delivered += 1
+        if sub.delivered >= sub.max_msgs:
+            sub.client.auto_unsubscribed(sub)
+
+
+def _pick(
+    members: tuple[Subscription, ...], origin: Delivery | None, subject: bytes
+) -> Subscription | None:
+    """One member of a queue group: random, skipping ones that may not receive it."""
+    n = len(members)
+    start = randrange(n) if n > 1 else 0
+    for i in range(n):
+        sub = members[(start + i) % n]
+        if sub.client is origin and not origin.echo:
+            continue
+        if sub.deliver_filter is not None and not sub.deliver_filter(subject):
+            continue
+        return sub
+    return None
+
+
+def route_local(
+    origin: Delivery,
+    account: Account,
+    subject: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    data: bytes,
+) -> int:
+    """Route a message published by a local client. Returns how many got it.
+
+    The hub counts as one recipient when the message was sent to it.
+    """
+    delivered = 0
+    result = account.sublist.match(subject)
+    if result.psubs:
+        echo = origin.echo
+        for sub in result.psubs:
+            if sub.client is origin and not echo:
+                continue
+            if sub.deliver_filter is not None and not sub.deliver_filter(subject):
+                continue
+            _deliver(sub, subject, reply, hdr_len, data)
+            delivered += 1
+    local_groups: set[bytes] | None = None
+    if result.qsubs:
+        local_groups = set()
+        for members in result.qsubs:
+            chosen = _pick(members, origin, subject)
+            if chosen is not None:
+                local_groups.add(members[0].queue or b"")
+                _deliver(chosen, subject, reply, hdr_len, data)
+                delivered += 1
+    sink = account.hub_sink
+    if sink is not None and account.hub:
+        hub = account.hub.match(subject)
+        queues: list[bytes] = []
+        for group in hub.qsubs:
+            name = group[0].queue or b""
+            if local_groups is None or name not in local_groups:
+                queues.append(name)
+        if hub.psubs or queues:
+            if hdr_len:
+                line = encode_lhmsg(
+                    subject, reply, tuple(queues), hdr_len, data, account=account.name_bytes
+                )
+            else:
+                line = encode_lmsg(subject, reply, tuple(queues), data, account=account.name_bytes)
+            sink.write(line)
+            delivered += 1
+    return delivered
+
+
+def route_from_hub(
+    account: Account,
+    subject: bytes,
+    reply: bytes | None,
+    queues: tuple[bytes, ...],
+    hdr_len: int,
+    data: bytes,
+) -> int:
+    """Deliver a message the hub sent: plain subscribers, plus one member per named group."""
+    delivered = 0
+    result = account.sublist.match(subject)
+    for sub in result.psubs:
+        if sub.deliver_filter is not None and not sub.deliver_filter(subject):
+            continue
+        _deliver(sub, subject, reply, hdr_len, data)
+        delivered += 1
+    if queues and result.qsubs:
+        for members in result.qsubs:
+            if members[0].queue in queues:
+                chosen = _pick(members, None, subject)
+                if chosen is not None:
+                    _deliver(chosen, subject, reply, hdr_len, data)
+                    delivered += 1
+    return delivered

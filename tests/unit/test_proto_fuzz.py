@@ -1,0 +1,257 @@
+"""Property tests: encode/parse round trips, and random input never escapes the error model."""
+
+from __future__ import annotations
+
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from leafnode.proto import (
+    Connect,
+    Err,
+    Event,
+    HMsg,
+    HPub,
+    Info,
+    Kind,
+    LHMsg,
+    LMsg,
+    LSub,
+    LUnsub,
+    Msg,
+    Ok,
+    Parser,
+    Ping,
+    Pong,
+    Pub,
+    RemoteProtocolError,
+    Sub,
+    Unsub,
+    encode_event,
+)
+
+# The machine is shared: no deadlines, modest example counts.
+FUZZ = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+
+_WHITESPACE = b" \t\r\n\x0b\x0c"  # what bytes.split() splits on
+
+tokens = st.binary(min_size=1, max_size=10).filter(
+    lambda t: not any(c in _WHITESPACE for c in t)
+)
+maybe_token = st.none() | tokens
+payloads = st.binary(max_size=80) | st.sampled_from([b"", b"\r\n", b"\r\n\r\n", b"PING\r\n"])
+queue_lists = st.lists(tokens, max_size=4).map(tuple)
+# parseSize takes at most 9 digits.
+sizes = st.integers(min_value=0, max_value=999_999_999)
+
+json_values = st.recursive(
+    st.none()
+    | st.booleans()
+    | st.integers(-(2**53), 2**53)
+    | st.floats(allow_nan=False, allow_infinity=False)
+    | st.text(max_size=10),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3),
+    max_leaves=8,
+)
+json_objects = st.dictionaries(st.text(max_size=8), json_values, max_size=4)
+
+
+@st.composite
+def with_headers(draw: st.DrawFn) -> tuple[int, bytes]:
+    data = draw(payloads)
+    return draw(st.integers(0, len(data))), data
+
+
+@st.composite
+def hpubs(draw: st.DrawFn) -> HPub:
+    hdr, data = draw(with_headers())
+    return HPub(draw(tokens), draw(maybe_token), hdr, data)
+
+
+@st.composite
+def hmsgs(draw: st.DrawFn) -> HMsg:
+    hdr, data = draw(with_headers())
+    return HMsg(draw(tokens), draw(tokens), draw(maybe_token), hdr, data)
+
+
+@st.composite
+def lsubs(draw: st.DrawFn, account: st.SearchStrategy[bytes | None]) -> LSub:
+    if draw(st.booleans()):
+        return LSub(draw(tokens), draw(tokens), draw(sizes), draw(account))
+    return LSub(draw(tokens), None, None, draw(account))
+
+
+@st.composite
+def lhmsgs(draw: st.DrawFn, account: st.SearchStrategy[bytes | None]) -> LHMsg:
+    hdr, data = draw(with_headers())
+    return LHMsg(draw(tokens), draw(maybe_token), draw(queue_lists), hdr, data, draw(account))
+
+
+errs = st.builds(
+    Err, st.text(st.characters(blacklist_characters="\r\n", blacklist_categories=["Cs"]), max_size=20)
+)
+common = st.sampled_from([Ping(), Pong()])
+
+
+def leaf_events(account: st.SearchStrategy[bytes | None]) -> st.SearchStrategy[Event]:
+    return st.one_of(
+        lsubs(account),
+        st.builds(LUnsub, tokens, maybe_token, account),
+        st.builds(LMsg, tokens, maybe_token, queue_lists, payloads, account),
+        lhmsgs(account),
+    )
+
+
+EVENTS: dict[Kind, st.SearchStrategy[Event]] = {
+    Kind.CLIENT: st.one_of(
+        common,
+        st.builds(Connect, json_objects),
+        st.builds(Pub, tokens, maybe_token, payloads),
+        hpubs(),
+        st.builds(Sub, tokens, maybe_token, tokens),
+        st.builds(Unsub, tokens, st.none() | st.integers(1, 999_999_999)),
+    ),
+    Kind.SERVER: st.one_of(
+        common,
+        st.builds(Info, json_objects),
+        st.builds(Msg, tokens, tokens, maybe_token, payloads),
+        hmsgs(),
+        st.just(Ok()),
+        errs,
+    ),
+    Kind.LEAF: st.one_of(
+        common,
+        st.builds(Info, json_objects),
+        st.builds(Connect, json_objects),
+        st.just(Ok()),
+        errs,
+        leaf_events(st.none()),
+    ),
+    Kind.INTERNAL: st.one_of(
+        common, st.builds(Info, json_objects), errs, leaf_events(tokens)
+    ),
+}
+
+
+def chunked(data: bytes, cuts: list[int]) -> list[bytes]:
+    points = sorted({c % (len(data) + 1) for c in cuts})
+    edges = [0, *points, len(data)]
+    return [data[a:b] for a, b in zip(edges, edges[1:], strict=False)]
+
+
+def parse_chunks(parser: Parser, chunks: list[bytes]) -> list[Event]:
+    events: list[Event] = []
+    for chunk in chunks:
+        parser.feed(chunk)
+        while (event := parser.next_event()) is not None:
+            events.append(event)
+        parser.compact()
+    return events
+
+
+def _roundtrip(kind: Kind, events: list[Event], cuts: list[int]) -> None:
+    data = b"".join(encode_event(e) for e in events)
+    parser = Parser(kind, max_control_line=1 << 20, max_payload=1 << 20)
+    assert parse_chunks(parser, chunked(data, cuts)) == events
+    assert parser.buffered == 0
+
+
+@FUZZ
+@given(st.lists(EVENTS[Kind.CLIENT], max_size=8), st.lists(st.integers(0, 10**6), max_size=6))
+def test_roundtrip_client(events: list[Event], cuts: list[int]) -> None:
+    _roundtrip(Kind.CLIENT, events, cuts)
+
+
+@FUZZ
+@given(st.lists(EVENTS[Kind.SERVER], max_size=8), st.lists(st.integers(0, 10**6), max_size=6))
+def test_roundtrip_server(events: list[Event], cuts: list[int]) -> None:
+    _roundtrip(Kind.SERVER, events, cuts)
+
+
+@FUZZ
+@given(st.lists(EVENTS[Kind.LEAF], max_size=8), st.lists(st.integers(0, 10**6), max_size=6))
+def test_roundtrip_leaf(events: list[Event], cuts: list[int]) -> None:
+    _roundtrip(Kind.LEAF, events, cuts)
+
+
+@FUZZ
+@given(st.lists(EVENTS[Kind.INTERNAL], max_size=8), st.lists(st.integers(0, 10**6), max_size=6))
+def test_roundtrip_internal(events: list[Event], cuts: list[int]) -> None:
+    _roundtrip(Kind.INTERNAL, events, cuts)
+
+
+# -- random input: only events or RemoteProtocolError, and bounded buffers -----
+
+LIMITS = {"max_control_line": 64, "max_payload": 128, "max_buffer": 1024}
+
+# Fragments that reach deep parser states more often than uniform bytes do.
+fragments = st.sampled_from(
+    [
+        b"PUB ", b"HPUB ", b"SUB ", b"UNSUB ", b"MSG ", b"HMSG ", b"LMSG ", b"LS+ ", b"LS- ",
+        b"CONNECT ", b"INFO ", b"PING", b"PONG", b"+OK", b"-ERR ", b"pub ", b"lmsg ",
+        b"a", b"a.b", b"q", b"+ ", b"| ", b" ", b"\t", b"0", b"1", b"2", b"12", b"100", b"9999",
+        b"-1", b"{}", b'{"a":1}', b"[", b"null", b"'x'", b"\r\n", b"\r", b"\n", b"\x00", b"\xff",
+    ]
+)  # fmt: skip
+random_input = st.lists(fragments | st.binary(max_size=8), max_size=60).map(b"".join) | st.binary(
+    max_size=400
+)
+
+
+def _fuzz(kind: Kind, data: bytes, cuts: list[int]) -> None:
+    parser = Parser(kind, **LIMITS)
+    try:
+        for chunk in chunked(data, cuts):
+            parser.feed(chunk)
+            assert parser.buffered <= LIMITS["max_buffer"]
+            while (event := parser.next_event()) is not None:
+                assert isinstance(
+                    event,
+                    Info | Connect | Pub | HPub | Sub | Unsub | Msg | HMsg | Ping | Pong | Ok | Err
+                    | LSub | LUnsub | LMsg | LHMsg,
+                )  # fmt: skip
+            parser.compact()
+            assert parser.buffered <= LIMITS["max_buffer"]
+    except RemoteProtocolError as exc:
+        assert isinstance(exc.err_text, str)
+        assert len(exc.snippet) <= 32
+        try:
+            parser.next_event()
+        except RemoteProtocolError as again:
+            assert again is exc
+        else:
+            raise AssertionError("the error state must be sticky") from exc
+
+
+@FUZZ
+@given(st.sampled_from(list(Kind)), random_input, st.lists(st.integers(0, 10**6), max_size=8))
+def test_random_input_only_yields_events_or_remote_errors(
+    kind: Kind, data: bytes, cuts: list[int]
+) -> None:
+    _fuzz(kind, data, cuts)
+
+
+@FUZZ
+@given(st.sampled_from(list(Kind)), st.lists(fragments, min_size=1, max_size=200).map(b"".join))
+def test_one_byte_at_a_time_never_buffers_beyond_the_limit(kind: Kind, data: bytes) -> None:
+    _fuzz(kind, data, list(range(len(data))))
+
+
+@FUZZ
+@given(st.sampled_from(list(Kind)), random_input, st.lists(st.integers(0, 10**6), max_size=8))
+def test_chunking_does_not_change_the_outcome(kind: Kind, data: bytes, cuts: list[int]) -> None:
+    def outcome(chunks: list[bytes]) -> tuple[list[Event], str | None]:
+        parser = Parser(kind, max_control_line=64, max_payload=128)
+        events: list[Event] = []
+        try:
+            for chunk in chunks:
+                parser.feed(chunk)
+                while (event := parser.next_event()) is not None:
+                    events.append(event)
+                parser.compact()
+        except RemoteProtocolError as exc:
+            return events, exc.err_text
+        return events, None
+
+    # Limits are checked on partial lines too, but a partial line over a limit
+    # is over it once complete: the outcome never depends on the chunking.
+    assert outcome(chunked(data, cuts)) == outcome([data])

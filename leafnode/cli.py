@@ -24,6 +24,8 @@ if TYPE_CHECKING:
 SERVICE_GROUP = "leafnode.services"
 SERVICES = {
     "router": "the local NATS server (client port, accounts, routing)",
+    "uplink": "the hub connections (leafnode protocol, auth, reconnect)",
+    "store": "the durable buffer (the only process that opens the database)",
 }
 # `leafnode run` supervises every service; until the other services exist it
 # runs the router in the foreground.

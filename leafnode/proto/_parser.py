@@ -1,51 +1,41 @@
 """Sans-IO parser: bytes in, protocol events out (STYLE §3.3).
 
-Theory of operation
--------------------
-The parser has two states.
+Theory of operation. The parser has two states.
 
-*Control line.* ``_need < 0``. The next line ends at the next ``\\n`` (an
-optional ``\\r`` before it is dropped, as nats-server does, so ``nc`` users
-typing ``PING\\n`` work too). ``_scan`` remembers where the last search
-stopped, so a line that arrives in pieces is never scanned twice. The line is
-split on runs of whitespace once; the first token picks a handler from the verb
-table of our ``Kind`` (upper-cased only when the exact spelling misses), which
-is nats-server's kind gating: ``LS+`` does not exist on a client connection.
+*Control line* (``_need < 0``): a line ends at the next ``\n``; a ``\r``
+before it is dropped, as nats-server does (``nc`` users typing ``PING\n``
+work). ``_scan`` remembers where the last search stopped, so a line arriving
+in pieces is never scanned twice. The line is split on whitespace runs once;
+the first token picks a handler from our ``Kind``'s verb table (upper-cased
+only when the exact spelling misses): nats-server's kind gating.
 
-*Payload.* ``_need >= 0`` is the payload size announced by the last control
-line and ``_pending`` the event constructor plus its already-parsed arguments,
-so the line is never parsed again while the payload trickles in. The payload
-must be followed by ``\\r\\n``; anything else is nats-server's
+*Payload* (``_need >= 0``, the announced size): ``_pending`` holds the event
+constructor and the parsed arguments, so the line is never parsed again while
+the payload trickles in. The payload must be followed by ``\r\n``, else
 ``Unknown Protocol Operation``.
 
-Buffering. ``_buf`` is immutable ``bytes`` and ``_pos`` the first unconsumed
-byte: a payload is cut out with one slice, i.e. one copy, and events never hold
-views. While a payload is incomplete, ``feed`` appends chunks to ``_chunks``
-instead of concatenating, and the payload is assembled with one
-``b"".join`` over memoryviews once it is complete: a 64 MiB payload arriving in
-64 KiB reads is copied once, not 1024 times (this replaces the ``bytearray`` +
-memoryview scheme of STYLE §3.3.4: with ``bytes`` no view can block a resize).
-In the control-line state ``feed`` joins the unconsumed tail and the new data,
-which is bounded by ``max_control_line``.
+Buffering. ``_buf`` is immutable ``bytes`` and ``_pos`` its first unconsumed
+byte, so a payload is cut out with one slice (one copy) and events never hold
+views. While a payload is incomplete ``feed`` only appends chunks to
+``_chunks``; the payload is then assembled by one ``b"".join`` over
+memoryviews, so a 64 MiB payload read in 64 KiB pieces is copied once, not
+1024 times (with ``bytes``, unlike STYLE's ``bytearray``, no view can block a
+resize). In the line state ``feed`` joins the unconsumed tail and the new data.
 
-Limits (all checked before the bytes they guard are waited for):
+Limits, all checked before the bytes they guard are waited for:
+``max_control_line`` counts what follows the verb and its blanks, without the
+line end, like nats-server's ``overMaxControlLineLimit`` (``PUB <4096 bytes>``
+passes, one byte more is ``maximum control line exceeded``, CRLF present or
+not); ``max_payload`` is checked on the control line (``Maximum Payload
+Violation``); ``max_buffer`` bounds the unconsumed bytes ``feed`` accepts.
 
-- ``max_control_line`` counts the *arguments* of a line, i.e. what follows the
-  verb and its separating blanks, without CRLF, exactly like nats-server's
-  ``overMaxControlLineLimit``: ``PUB <4096 bytes>`` passes, one more byte fails
-  with ``maximum control line exceeded``, with or without the CRLF present.
-- ``max_payload`` (a plain attribute, the router changes it after config) is
-  checked on the control line: ``Maximum Payload Violation``.
-- ``max_buffer`` bounds what ``feed`` accepts beyond what was consumed.
-
-Errors. Every violation raises ``RemoteProtocolError`` whose ``err_text`` is
-what nats-server answers (tests/unit/golden/client_errors.txt). Where
-nats-server closes the connection *without* an ``-ERR`` (a malformed PUB/SUB
-argument list, bad sizes, bad CONNECT JSON, ``hdr_len > total_len``), ``err_text``
-is ``""``: the service should close without sending ``-ERR``. Checks that need
-connection state (subject validity, pedantic, headers negotiated, permissions)
-are the router's, not the parser's. After an error the parser stays in the
-error state and every call raises the same error again (h11).
+Errors. ``RemoteProtocolError.err_text`` is what nats-server answers
+(tests/unit/golden/client_errors.txt). Where nats-server closes *without*
+``-ERR`` (malformed PUB/SUB arguments, bad sizes, bad CONNECT JSON,
+``hdr_len > total_len``), ``err_text`` is ``""``: close without sending
+``-ERR``. Checks needing connection state (subject validity, pedantic, headers
+negotiated, permissions) are the router's. After an error every call raises
+the same error again (h11).
 """
 
 from __future__ import annotations
@@ -100,10 +90,6 @@ BUFFER_SLACK: Final = 64 * 1024
 _MAX_SIZE_DIGITS: Final = 9
 _CRLF: Final = b"\r\n"
 
-_PING: Final = Ping()
-_PONG: Final = Pong()
-_OK: Final = Ok()
-
 
 def _size(token: bytes) -> int:
     """nats-server's parseSize: 1-9 ASCII digits, else -1 (no sign, no spaces)."""
@@ -149,11 +135,16 @@ class Parser:
             when ``max_payload`` changes; enough for a caller that feeds at most
             64 KiB per call and drains events in between.
 
+    Events as parsed: ``Unsub.max_msgs`` is ``None`` or >= 1 (nats-server
+    unsubscribes at once for a max that is not a positive number); ``LSub.weight``
+    may be 0; ``Err.text`` is unquoted; ``CONNECT null``/``INFO null`` give ``{}``.
+    Sizes are 1-9 ASCII digits, as nats-server's ``parseSize`` demands.
+
     Error handling:
         ``feed`` and ``next_event`` raise ``RemoteProtocolError`` for peer
         violations. Its ``err_text`` is nats-server's ``-ERR`` text, or ``""``
-        where nats-server closes without one. After an error every call raises
-        the same error again.
+        where nats-server closes without one: then close without ``-ERR``.
+        After an error every call raises the same error again.
     """
 
     def __init__(
@@ -193,7 +184,7 @@ class Parser:
         """Bytes fed but not yet consumed by ``next_event``."""
         return len(self._buf) - self._pos + self._chunks_len
 
-    def feed(self, data: bytes) -> None:
+    def feed(self, data: bytes | bytearray) -> None:
         """Append received bytes.
 
         Raises:
@@ -237,6 +228,72 @@ class Parser:
             self._scan -= pos
             self._pos = 0
 
+    def drain(self) -> list[Event]:
+        """Every complete event buffered now, in order: the batch form of ``next_event``.
+
+        Runs of plain ``PUB`` lines (a client's hot path) are parsed by one tight
+        loop; anything else, or anything unusual about a PUB, goes through
+        ``next_event``. When an event is bad, the events before it are returned
+        first and the next call raises, so a caller acts on everything the peer
+        sent before the violation, as nats-server does.
+
+        Raises:
+            RemoteProtocolError: as ``next_event``, only with no event to return.
+        """
+        if self._error is not None:
+            raise self._error
+        events: list[Event] = []
+        append = events.append
+        fast = self.kind is Kind.CLIENT
+        while True:
+            if fast and self._need < 0:
+                self._fast_pubs(append)
+            try:
+                event = self.next_event()
+            except RemoteProtocolError:
+                if events:
+                    return events
+                raise
+            if event is None:
+                return events
+            append(event)
+
+    def _fast_pubs(self, append: Callable[[Event], None]) -> None:
+        """Parse consecutive well-formed ``PUB`` lines with complete payloads.
+
+        Stops, leaving the position at the first line it does not fully
+        understand, so ``next_event`` parses (or rejects) that one exactly.
+        """
+        buf = self._buf
+        pos = self._pos
+        n = len(buf)
+        startswith = buf.startswith
+        find = buf.find
+        max_payload = self.max_payload
+        max_line = self._max_line
+        while startswith(b"PUB ", pos):
+            nl = find(b"\n", pos)
+            if nl < 0 or buf[nl - 1] != 13 or nl - pos > max_line:
+                break
+            parts = buf[pos + 4 : nl - 1].split()
+            if len(parts) == 2:
+                subject, size_b = parts
+                reply = None
+            elif len(parts) == 3:
+                subject, reply, size_b = parts
+            else:
+                break
+            if len(size_b) > _MAX_SIZE_DIGITS or not size_b.isdigit():
+                break
+            size = int(size_b)
+            start = nl + 1
+            end = start + size
+            if size > max_payload or end + 2 > n or not startswith(_CRLF, end):
+                break
+            append(Pub(subject, reply, buf[start:end]))
+            pos = end + 2
+        self._pos = self._scan = pos
+
     def next_event(self) -> Event | None:
         """Return the next complete event, or ``None`` when more data is needed.
 
@@ -273,28 +330,28 @@ class Parser:
 
     # -- control-line helpers -------------------------------------------------
 
-    def _unusual_verb(self, line: bytes, start: int) -> Event | None:
-        # nats-server reads CONNECT/INFO/PING/PONG/+OK byte by byte and does not
-        # need a blank after them ("CONNECT{}", "PINGX" are accepted).
+    def _glued_verb(self, line: bytes) -> bytes | None:
+        # nats-server reads CONNECT/INFO/PING/PONG/+OK byte by byte and needs no
+        # blank after them: "CONNECT{}" and "PINGX" are accepted.
         upper = line[:8].upper()
-        for verb in self._glued:
-            if upper.startswith(verb):
-                line = verb + b" " + line[len(verb) :]
-                return self._verbs[verb](self, line.split(), line, start)
-        raise self._error_at(ERR_UNKNOWN_OP, "unknown protocol operation", line)
+        return next((verb for verb in self._glued if upper.startswith(verb)), None)
+
+    def _unusual_verb(self, line: bytes, start: int) -> Event | None:
+        verb = self._glued_verb(line)
+        if verb is None:
+            raise self._error_at(ERR_UNKNOWN_OP, "unknown protocol operation", line)
+        line = verb + b" " + line[len(verb) :]
+        return self._verbs[verb](self, line.split(), line, start)
 
     def _arg_length(self, line: bytes) -> int:
         """Length of what follows the verb and its blanks, or raise for an unknown verb."""
         head = line.split(None, 1)
-        if head:
-            verb = head[0].upper()
-            if verb in self._verbs:
-                return len(head[1]) if len(head) == 2 else 0
-            upper = line[:8].upper()
-            for glued in self._glued:
-                if upper.startswith(glued):
-                    return len(line) - len(glued)
-        raise self._error_at(ERR_UNKNOWN_OP, "unknown protocol operation", line)
+        if head and head[0].upper() in self._verbs:
+            return len(head[1]) if len(head) == 2 else 0
+        verb = self._glued_verb(line)
+        if verb is None:
+            raise self._error_at(ERR_UNKNOWN_OP, "unknown protocol operation", line)
+        return len(line) - len(verb)
 
     def _check_line_limit(self, line: bytes) -> None:
         if self._arg_length(line) > self._max_line:
@@ -324,11 +381,9 @@ class Parser:
             return self._error_at(ERR_UNKNOWN_OP, "unknown protocol operation", line)
         return self._error_at(ERR_SILENT, what, line)
 
-    def _payload_size(self, size: int, line: bytes) -> None:
-        if size > self.max_payload:
-            raise self._error_at(
-                ERR_MAX_PAYLOAD, f"payload of {size} bytes over {self.max_payload}", line
-            )
+    def _too_large(self, size: int, line: bytes) -> RemoteProtocolError:
+        message = f"payload of {size} bytes over {self.max_payload}"
+        return self._error_at(ERR_MAX_PAYLOAD, message, line)
 
     # -- payload state --------------------------------------------------------
 
@@ -404,32 +459,26 @@ class Parser:
 # begins). The parser's position is already past the line.
 
 
-def _connect(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | None:
+def _json_arg(p: Parser, line: bytes) -> dict[str, object]:
+    """The CONNECT/INFO body, refused (silently, as nats-server does) unless an object."""
     head = line.split(None, 1)
     options = _json_object(head[1] if len(head) == 2 else b"")
     if options is None:
-        raise p._error_at(ERR_SILENT, "CONNECT is not a JSON object", line)
-    return Connect(options)
+        raise p._error_at(ERR_SILENT, "argument is not a JSON object", line)
+    return options
+
+
+def _connect(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | None:
+    return Connect(_json_arg(p, line))
 
 
 def _info(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | None:
-    head = line.split(None, 1)
-    options = _json_object(head[1] if len(head) == 2 else b"")
-    if options is None:
-        raise p._error_at(ERR_SILENT, "INFO is not a JSON object", line)
-    return Info(options)
+    return Info(_json_arg(p, line))
 
 
-def _ping(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | None:
-    return _PING
-
-
-def _pong(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | None:
-    return _PONG
-
-
-def _ok(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | None:
-    return _OK
+def _constant(event: Event) -> _Handler:
+    """Handler for PING/PONG/+OK: arguments are ignored, as nats-server does."""
+    return lambda p, parts, line, start: event
 
 
 def _err(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | None:
@@ -455,7 +504,7 @@ def _pub(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | None
         raise p._error_at(ERR_SILENT, "PUB size is not a number", line)
     size = int(size_b)
     if size > p.max_payload:
-        p._payload_size(size, line)
+        raise p._too_large(size, line)
     buf = p._buf
     end = start + size
     if end + 2 <= len(buf) and buf.startswith(_CRLF, end):
@@ -471,7 +520,7 @@ def _header_sizes(p: Parser, hdr_b: bytes, total_b: bytes, line: bytes) -> tuple
     if hdr > total:
         raise p._error_at(ERR_SILENT, "header size larger than total size", line)
     if total > p.max_payload:
-        p._payload_size(total, line)
+        raise p._too_large(total, line)
     return hdr, total
 
 
@@ -526,7 +575,7 @@ def _msg(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | None
     if size < 0:
         raise p._error_at(ERR_SILENT, "MSG size is not a number", line)
     if size > p.max_payload:
-        p._payload_size(size, line)
+        raise p._too_large(size, line)
     buf = p._buf
     end = start + size
     if end + 2 <= len(buf) and buf.startswith(_CRLF, end):
@@ -604,7 +653,7 @@ def _lmsg(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | Non
     if size < 0:
         raise p._error_at(ERR_SILENT, "LMSG size is not a number", line)
     if size > p.max_payload:
-        p._payload_size(size, line)
+        raise p._too_large(size, line)
     account = parts[1] if p._base == 2 else None
     buf = p._buf
     end = start + size
@@ -637,14 +686,14 @@ def _table(*groups: dict[bytes, _Handler]) -> dict[bytes, _Handler]:
     return table
 
 
-_COMMON: Final[dict[bytes, _Handler]] = {b"PING": _ping, b"PONG": _pong}
+_COMMON: Final[dict[bytes, _Handler]] = {b"PING": _constant(Ping()), b"PONG": _constant(Pong())}
 _LINK: Final[dict[bytes, _Handler]] = {
     b"LMSG": _lmsg,
     b"HMSG": _lhmsg,
     b"LS+": _lsub,
     b"LS-": _lunsub,
 }
-_CONTROL: Final[dict[bytes, _Handler]] = {b"INFO": _info, b"+OK": _ok, b"-ERR": _err}
+_CONTROL: Final[dict[bytes, _Handler]] = {b"INFO": _info, b"+OK": _constant(Ok()), b"-ERR": _err}
 _TABLES: Final[dict[Kind, dict[bytes, _Handler]]] = {
     Kind.CLIENT: _table(
         _COMMON,

@@ -13,12 +13,28 @@ from ._procs import (
     nats_server_binary,
     wait_for_port,
 )
+from ._uplink import (
+    HubProcess,
+    OperatorKeys,
+    TlsFiles,
+    UplinkProcess,
+    make_tls_files,
+    restart_process,
+    wait_for_log,
+)
 
 __all__ = [
+    "HubProcess",
     "NatsServerProcess",
+    "OperatorKeys",
     "RouterProcess",
+    "TlsFiles",
+    "UplinkProcess",
     "free_port",
     "hub_binaries",
+    "make_tls_files",
     "nats_server_binary",
+    "restart_process",
+    "wait_for_log",
     "wait_for_port",
 ]

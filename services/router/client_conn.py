@@ -81,6 +81,7 @@ class ClientConnection:
         )
         self.outbound = Outbound(
             stream,
+            server.flusher,
             max_pending=settings.max_pending,
             write_deadline_s=settings.write_deadline_s,
             on_slow_consumer=self._slow_consumer,
@@ -100,6 +101,8 @@ class ClientConnection:
         self.version = ""
         self.user: str | None = None
         self.pings_out = 0
+        # Any of verbose, pedantic, permissions: PUB takes the checked path.
+        self._checks = True
         self.in_msgs = 0
         self.in_bytes = 0
         self.out_msgs = 0
@@ -120,7 +123,7 @@ class ClientConnection:
         try:
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
-                self._send_info()
+                self.send_info()
                 nursery.start_soon(self._write_then_cancel)
                 nursery.start_soon(self._pinger)
                 if server.auth.auth_configured:
@@ -132,6 +135,7 @@ class ClientConnection:
         finally:
             self._drop_subscriptions()
             server.remove_client(self)
+            self.outbound.close_raw()
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
             log.debug("%s - Client connection closed", self)
@@ -164,6 +168,7 @@ class ClientConnection:
         """Read until EOF (returns True) or a protocol error (returns False)."""
         parser = self.parser
         receive = self.stream.receive_some
+        flusher = self.server.flusher
         on_pub = self._on_pub
         while not self.closing:
             try:
@@ -172,21 +177,41 @@ class ClientConnection:
                 return True
             if not data:
                 return True
+            flusher.batching = True
             try:
                 parser.feed(data)
-                while (event := parser.next_event()) is not None:
-                    kind = type(event)
-                    if kind is Pub and self.connected:
-                        on_pub(event.subject, event.reply, 0, event.payload)  # type: ignore[union-attr]
-                    elif kind is Connect:
-                        await self._on_connect(event)  # type: ignore[arg-type]
-                    elif not self.connected and self.server.auth.auth_configured:
-                        self.close_with_error("Authorization Violation")
-                        return False
-                    else:
-                        self._dispatch(event)
-                    if self._stopped():
-                        return False
+                while events := parser.drain():
+                    # Plain PUBs from a connected client without verbose, pedantic
+                    # or permissions are routed inline: this loop is the hot path.
+                    fast = self.connected and not self._checks
+                    account = self.account
+                    for event in events:
+                        kind = type(event)
+                        if kind is Pub and fast:
+                            payload = event.payload  # type: ignore[union-attr]
+                            reply = event.reply  # type: ignore[union-attr]
+                            self.in_msgs += 1
+                            self.in_bytes += len(payload)
+                            if (
+                                not route_local(self, account, event.subject, reply, 0, payload)  # type: ignore[union-attr]
+                                and reply is not None
+                                and self.no_responders
+                            ):
+                                self._send_no_responders(event.subject, reply)  # type: ignore[union-attr]
+                            continue
+                        if kind is Pub and self.connected:
+                            on_pub(event.subject, event.reply, 0, event.payload)  # type: ignore[union-attr]
+                        elif kind is Connect:
+                            await self._on_connect(event)  # type: ignore[arg-type]
+                        elif not self.connected and self.server.auth.auth_configured:
+                            self.close_with_error("Authorization Violation")
+                            return False
+                        else:
+                            self._dispatch(event)
+                        if self._stopped():
+                            return False
+                        fast = self.connected and not self._checks
+                        account = self.account
             except RemoteProtocolError as exc:
                 log.error("%s - Client parser ERROR: %s", self, exc)
                 if exc.err_text:
@@ -195,6 +220,9 @@ class ClientConnection:
                     # nats-server closes without an -ERR for malformed arguments.
                     self._close_now()
                 return False
+            finally:
+                flusher.batching = False
+                flusher.flush()
             parser.compact()
         return False
 
@@ -231,11 +259,19 @@ class ClientConnection:
     def _on_pub(self, subject: bytes, reply: bytes | None, hdr_len: int, data: bytes) -> None:
         self.in_msgs += 1
         self.in_bytes += len(data)
+        if self._checks and not self._pub_allowed(subject):
+            return
+        delivered = route_local(self, self.account, subject, reply, hdr_len, data)
+        if not delivered and reply is not None and self.no_responders:
+            self._send_no_responders(subject, reply)
+
+    def _pub_allowed(self, subject: bytes) -> bool:
+        """Verbose ack, pedantic subject check and publish permissions."""
         if self.verbose:
             self.outbound.write(OK)
         if self.pedantic and not is_valid_literal_subject(subject):
             self.send_error("Invalid Publish Subject")
-            return
+            return False
         perms = self.perms
         if (
             perms is not None
@@ -244,10 +280,8 @@ class ClientConnection:
         ):
             log.error("%s - Publish Violation - Subject %r", self, subject.decode(errors="replace"))
             self.send_error(publish_violation_text(subject))
-            return
-        delivered = route_local(self, self.account, subject, reply, hdr_len, data)
-        if not delivered and reply is not None and self.no_responders:
-            self._send_no_responders(subject, reply)
+            return False
+        return True
 
     def _send_no_responders(self, subject: bytes, reply: bytes) -> None:
         for sub in self.account.sublist.match(reply).psubs:
@@ -312,9 +346,13 @@ class ClientConnection:
             auth = server.auth
             try:
                 if auth.is_expensive(options):
+                    # Other tasks run while bcrypt hashes: end our batch first.
+                    server.flusher.batching = False
+                    server.flusher.flush()
                     identity = await trio.to_thread.run_sync(
                         auth.authenticate, options, self.nonce, limiter=server.auth_limiter
                     )
+                    server.flusher.batching = True
                 else:
                     identity = auth.authenticate(options, self.nonce)
             except AuthError as exc:
@@ -343,6 +381,7 @@ class ClientConnection:
             self.close_with_error("no responders requires headers support")
             return
         self.connected = True
+        self._checks = self.verbose or self.pedantic or self.perms is not None
         if self._auth_scope is not None:
             self._auth_scope.cancel()
         if self.verbose:
@@ -350,7 +389,7 @@ class ClientConnection:
 
     # --------------------------------------------------------------- output
 
-    def _send_info(self) -> None:
+    def send_info(self) -> None:
         info = dict(self.server.info_template)
         info["client_id"] = self.cid
         info["client_ip"] = self.host
@@ -380,9 +419,14 @@ class ClientConnection:
             frame = b"MSG %b %b %d\r\n%b\r\n" % (subject, sid, len(data), data)
         else:
             frame = b"MSG %b %b %b %d\r\n%b\r\n" % (subject, sid, reply, len(data), data)
-        self.outbound.write(frame)
         self.out_msgs += 1
         self.out_bytes += len(data)
+        # Outbound.write, inlined: this runs once per delivered message.
+        outbound = self.outbound
+        outbound.out.append(frame)
+        outbound.pending += len(frame)
+        if outbound.pending > outbound.max_pending or not outbound.dirty:
+            outbound.queued()
 
     def send_error(self, text: str) -> None:
         """``-ERR '<text>'`` that keeps the connection open."""

@@ -54,7 +54,8 @@ __all__ = ["DataLink"]
 
 log = logging.getLogger("leafnode.router")
 
-MAX_RECV = 256 * 1024
+# Must stay within the parser's read slack (BUFFER_SLACK, 64 KiB) per feed.
+MAX_RECV = 64 * 1024
 # The uplink drains the link as fast as the hub takes it; allow a deep queue
 # before treating it as stuck (it then reconnects and resynchronises).
 DATALINK_MAX_PENDING = 256 * 1024 * 1024
@@ -69,6 +70,7 @@ class DataLink:
         self.parser = Parser(Kind.INTERNAL, max_payload=server.settings.max_payload + 64 * 1024)
         self.outbound = Outbound(
             stream,
+            server.flusher,
             max_pending=DATALINK_MAX_PENDING,
             write_deadline_s=max(server.settings.write_deadline_s, 30.0),
             on_slow_consumer=self._stuck,
@@ -89,6 +91,7 @@ class DataLink:
                 nursery.cancel_scope.cancel()
         finally:
             self._detach()
+            self.outbound.close_raw()
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
             log.info("Uplink detached from %s", server.datalink_path)
@@ -140,6 +143,8 @@ class DataLink:
                 return
             if not data:
                 return
+            flusher = self.server.flusher
+            flusher.batching = True
             try:
                 parser.feed(data)
                 while (event := parser.next_event()) is not None:
@@ -183,6 +188,9 @@ class DataLink:
                 self.outbound.write(encode_err(exc.err_text))
                 self.outbound.close_after_flush()
                 return
+            finally:
+                flusher.batching = False
+                flusher.flush()
             parser.compact()
 
     def _on_info(self, options: dict[str, object]) -> None:

@@ -104,33 +104,36 @@ class HubInterestEntry:
 class HubInterest:
     """The hub's interest for one account, keyed as the hub keys it."""
 
-    __slots__ = ("_entries", "sublist")
+    __slots__ = ("entries", "sublist")
 
     def __init__(self) -> None:
-        self._entries: dict[tuple[bytes, bytes | None], HubInterestEntry] = {}
+        self.entries: dict[tuple[bytes, bytes | None], HubInterestEntry] = {}
         self.sublist: Sublist[HubInterestEntry] = Sublist()
 
     def add(self, subject: bytes, queue: bytes | None, weight: int | None) -> None:
         key = (subject, queue)
-        entry = self._entries.get(key)
+        entry = self.entries.get(key)
         if entry is not None:
             entry.weight = weight or 1
             return
         entry = HubInterestEntry(subject, queue, weight or 1)
         self.sublist.insert(entry)
-        self._entries[key] = entry
+        self.entries[key] = entry
 
     def remove(self, subject: bytes, queue: bytes | None) -> None:
-        entry = self._entries.pop((subject, queue), None)
+        entry = self.entries.pop((subject, queue), None)
         if entry is not None:
             self.sublist.remove(entry)
 
     def clear(self) -> None:
-        self._entries.clear()
+        self.entries.clear()
         self.sublist.clear()
 
     def match(self, subject: bytes) -> SublistResult[HubInterestEntry]:
         return self.sublist.match(subject)
 
     def __len__(self) -> int:
-        return len(self._entries)
+        return len(self.entries)
+
+    # The routing path tests ``entries`` directly (truthiness of a dict is a
+    # C call; ``len(self)`` would be a Python-level call per message).

@@ -150,12 +150,17 @@ def route_local(
     if result.psubs:
         echo = origin.echo
         for sub in result.psubs:
-            if sub.client is origin and not echo:
+            client = sub.client
+            if client is origin and not echo:
                 continue
             if sub.deliver_filter is not None and not sub.deliver_filter(subject):
                 continue
-            _deliver(sub, subject, reply, hdr_len, data)
+            client.send_msg(subject, sub.sid, reply, hdr_len, data)
             delivered += 1
+            if sub.max_msgs:
+                sub.delivered += 1
+                if sub.delivered >= sub.max_msgs:
+                    client.auto_unsubscribed(sub)
     local_groups: set[bytes] | None = None
     if result.qsubs:
         local_groups = set()
@@ -166,7 +171,7 @@ def route_local(
                 _deliver(chosen, subject, reply, hdr_len, data)
                 delivered += 1
     sink = account.hub_sink
-    if sink is not None and account.hub:
+    if sink is not None and account.hub.entries:
         hub = account.hub.match(subject)
         queues: list[bytes] = []
         for group in hub.qsubs:

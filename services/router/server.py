@@ -19,6 +19,7 @@ from leafnode.config import DEFAULT_ACCOUNT
 from .auth import Authenticator
 from .client_conn import ClientConnection
 from .datalink import DataLink
+from .outbound import Flusher
 from .routing import Account
 
 if TYPE_CHECKING:
@@ -57,6 +58,7 @@ class Server:
             self.account(remote.account)
         self.default_account = self.accounts[DEFAULT_ACCOUNT]
         self.clients: dict[int, ClientConnection] = {}
+        self.flusher = Flusher()
         self.datalink_path = str(Path(settings.run_dir) / DATALINK_SOCKET)
         self.slow_consumers = 0
         self.total_connections = 0
@@ -105,6 +107,7 @@ class Server:
         self.port = listeners[0].socket.getsockname()[1]
         self._build_info()
         async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.flusher.run)
             await nursery.start(trio.serve_listeners, self._handle_datalink, [datalink_listener])
             await nursery.start(trio.serve_listeners, self._handle_client, listeners)
             log.info("Listening for client connections on %s:%d", settings.host, self.port)
@@ -135,9 +138,12 @@ class Server:
         max_conn = self.settings.max_connections
         if max_conn and len(self.clients) >= max_conn:
             log.error("%s - maximum connections exceeded", client)
+            client.send_info()
             client.outbound.write(b"-ERR 'maximum connections exceeded'\r\n")
+            client.outbound.close_after_flush()
             with trio.move_on_after(1):
-                await stream.send_all(b"".join(client.outbound.out))
+                await client.outbound.run_writer()
+            client.outbound.close_raw()
             await stream.aclose()
             return
         self.clients[cid] = client

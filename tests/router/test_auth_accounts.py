@@ -7,7 +7,6 @@ from typing import TYPE_CHECKING
 
 import bcrypt
 import nats
-from nats.aio.msg import Msg
 import nkeys
 import pytest
 
@@ -15,6 +14,8 @@ from tests.conftest import RouterFactory, respond_ok, until_responding, wait_unt
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
+
+    from nats.aio.msg import Msg
 
 pytestmark = pytest.mark.asyncio
 

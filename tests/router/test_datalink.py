@@ -12,12 +12,13 @@ import json
 from typing import TYPE_CHECKING
 
 import nats
-from nats.aio.msg import Msg
 import pytest
 
 from tests.conftest import respond_ok, until_responding, wait_until
 
 if TYPE_CHECKING:
+    from nats.aio.msg import Msg
+
     from leafnode.testing import RouterProcess
 
 pytestmark = pytest.mark.asyncio

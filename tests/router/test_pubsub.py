@@ -4,17 +4,19 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
-from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING
 
 import nats
-from nats.aio.msg import Msg
 import pytest
 from nats.errors import NoRespondersError
 
 from tests.conftest import respond_ok, until_responding, wait_until
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from nats.aio.msg import Msg
+
     from leafnode.testing import RouterProcess
 
 pytestmark = pytest.mark.asyncio

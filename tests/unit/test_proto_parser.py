@@ -51,9 +51,13 @@ def parse(kind: Kind, data: bytes, **limits: int) -> list[Event]:
 
 def parse_error(kind: Kind, data: bytes, **limits: int) -> RemoteProtocolError:
     parser = Parser(kind, **limits)
-    with pytest.raises(RemoteProtocolError) as info:
+
+    def feed_and_drain() -> None:
         parser.feed(data)
         drain(parser)
+
+    with pytest.raises(RemoteProtocolError) as info:
+        feed_and_drain()
     return info.value
 
 
@@ -227,7 +231,7 @@ class TestCorpora:
     ) -> None:
         parser = Parser(kind)
         half = len(data) // 2
-        parser.feed(bytearray(data[:half]))
+        parser.feed(bytearray(data[:half]))  # type: ignore[arg-type]
         parser.feed(memoryview(data)[half:])  # type: ignore[arg-type]
         assert drain(parser) == expected
 
@@ -383,7 +387,10 @@ class TestVerbs:
             (b"-ERR ''", ""),
             (b"-ERR 'it's'", "it's"),
             (b"-ERR unquoted text", "unquoted text"),
-            (b"-ERR 'Permissions Violation for Publish to \"x\"'", 'Permissions Violation for Publish to "x"'),
+            (
+                b"-ERR 'Permissions Violation for Publish to \"x\"'",
+                'Permissions Violation for Publish to "x"',
+            ),
         ],
     )
     def test_err_text_is_unquoted(self, line: bytes, text: str) -> None:

@@ -149,7 +149,10 @@ class TestLeafVerbs:
 
     def test_lmsg_captured_from_a_real_hub(self) -> None:
         # leafnode-protocol.md §4.4 captures.
-        assert encode_lmsg(b"to.leafq", b"rr", [b"grp"], b"q1") == b"LMSG to.leafq + rr grp 2\r\nq1\r\n"
+        assert (
+            encode_lmsg(b"to.leafq", b"rr", [b"grp"], b"q1")
+            == b"LMSG to.leafq + rr grp 2\r\nq1\r\n"
+        )
         assert encode_lmsg(b"hub.q", None, [b"hq"], b"abcd") == b"LMSG hub.q | hq 4\r\nabcd\r\n"
         data = b"NATS/1.0\r\nH: v\r\n\r\nq1"
         assert encode_lhmsg(b"to.leafq", b"rr", (b"grp",), 18, data) == (
@@ -165,9 +168,7 @@ class TestLeafVerbs:
             (None, (b"q1",), b"HMSG s | q1 1 2\r\n"),
         ],
     )
-    def test_lhmsg_forms(
-        self, reply: bytes | None, queues: tuple[bytes, ...], line: bytes
-    ) -> None:
+    def test_lhmsg_forms(self, reply: bytes | None, queues: tuple[bytes, ...], line: bytes) -> None:
         data = encode_lhmsg(b"s", reply, queues, 1, b"hi")
         assert data == line + b"hi\r\n"
         assert parse_one(Kind.LEAF, data) == LHMsg(b"s", reply, queues, 1, b"hi")
@@ -176,7 +177,9 @@ class TestLeafVerbs:
 
 
 EVENTS = [
-    pytest.param(Kind.CLIENT, Connect({"verbose": True}), b'CONNECT {"verbose":true}\r\n', id="connect"),
+    pytest.param(
+        Kind.CLIENT, Connect({"verbose": True}), b'CONNECT {"verbose":true}\r\n', id="connect"
+    ),
     pytest.param(Kind.CLIENT, Pub(b"a", b"r", b"x"), b"PUB a r 1\r\nx\r\n", id="pub"),
     pytest.param(Kind.CLIENT, HPub(b"a", None, 1, b"xy"), b"HPUB a 1 2\r\nxy\r\n", id="hpub"),
     pytest.param(Kind.CLIENT, Sub(b"a", b"q", b"9"), b"SUB a q 9\r\n", id="sub"),
@@ -195,10 +198,16 @@ EVENTS = [
     pytest.param(Kind.INTERNAL, LSub(b"a", None, None, b"A"), b"LS+ A a\r\n", id="lsub-acc"),
     pytest.param(Kind.INTERNAL, LUnsub(b"a", None, b"A"), b"LS- A a\r\n", id="lunsub-acc"),
     pytest.param(
-        Kind.INTERNAL, LMsg(b"a", b"r", (b"q",), b"x", b"A"), b"LMSG A a + r q 1\r\nx\r\n", id="lmsg-acc"
+        Kind.INTERNAL,
+        LMsg(b"a", b"r", (b"q",), b"x", b"A"),
+        b"LMSG A a + r q 1\r\nx\r\n",
+        id="lmsg-acc",
     ),
     pytest.param(
-        Kind.INTERNAL, LHMsg(b"a", None, (), 1, b"x", b"A"), b"HMSG A a 1 1\r\nx\r\n", id="lhmsg-acc"
+        Kind.INTERNAL,
+        LHMsg(b"a", None, (), 1, b"x", b"A"),
+        b"HMSG A a 1 1\r\nx\r\n",
+        id="lhmsg-acc",
     ),
 ]
 

@@ -1,0 +1,88 @@
+"""In-process micro-benchmark of the router's hot path: parse, route, format.
+
+No network and no load generator: a real ``Server`` with two real
+``ClientConnection`` objects. The publisher's real ``_read_loop`` reads 64 KiB
+chunks of PUBs from an in-memory stream; the subscriber's direct-send socket
+is a sink that takes every byte. It isolates the Python cost per message, so
+changes to the hot path can be compared run to run (the end-to-end figures,
+against nats-server, come from ``router_bench``).
+
+Run: ``.venv/bin/python -m bench.bench_router_path``
+"""
+
+from __future__ import annotations
+
+import time
+
+import trio
+
+from leafnode.config import Settings
+from leafnode.proto import Connect, Sub
+from services.router.client_conn import ClientConnection
+from services.router.server import Server
+
+CHUNK = 64 * 1024
+
+
+class _ChunkStream(trio.abc.Stream):
+    """Returns the given chunks, then EOF; swallows writes."""
+
+    def __init__(self, chunks: list[bytes]) -> None:
+        self._chunks = iter(chunks)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        return None
+
+    async def wait_send_all_might_not_block(self) -> None:
+        return None
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        return next(self._chunks, b"")
+
+    async def aclose(self) -> None:
+        return None
+
+
+class _Sink:
+    """Stands in for a socket that accepts everything at once."""
+
+    def __init__(self) -> None:
+        self.bytes = 0
+
+    def send(self, data: bytes) -> int:
+        self.bytes += len(data)
+        return len(data)
+
+
+def _chunks(n: int, size: int) -> tuple[list[bytes], int]:
+    one = b"PUB bench.x %d\r\n%b\r\n" % (size, b"x" * size)
+    per_chunk = CHUNK // len(one)
+    count = n // per_chunk
+    return [one * per_chunk] * count, per_chunk * count
+
+
+async def _run(n: int, size: int) -> float:
+    server = Server(Settings())
+    chunks, total = _chunks(n, size)
+    pub = ClientConnection(server, _ChunkStream(chunks), 1, "127.0.0.1", 1)  # type: ignore[arg-type]
+    sub = ClientConnection(server, _ChunkStream([]), 2, "127.0.0.1", 2)  # type: ignore[arg-type]
+    sink = _Sink()
+    sub.outbound.raw = sink  # type: ignore[assignment]
+    for conn in (pub, sub):
+        await conn._on_connect(Connect({"verbose": False, "pedantic": False}))
+    sub._dispatch(Sub(b"bench.x", None, b"1"))
+    start = time.perf_counter()
+    await pub._read_loop()
+    elapsed = time.perf_counter() - start
+    assert sub.out_msgs == total, (sub.out_msgs, total)
+    return total / elapsed
+
+
+def main() -> None:
+    for size in (16, 1024):
+        rates = [trio.run(_run, 500_000, size) for _ in range(3)]
+        print(f"hot path, {size:5d} B: {max(rates) / 1e3:8.1f} k msgs/s (best of 3)")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,452 @@
+"""The store link: frame types spoken over ``run_dir/store.sock`` (DESIGN §2, §4, §8).
+
+This docstring is the contract the router, the uplink and the api code against.
+Framing is ``_codec``'s: ``u32 body_len | u32 json_len | JSON | blobs``; every
+frame has ``type`` and ``id``, binary parts are raw blobs listed in ``blobs``.
+
+Requests and responses
+----------------------
+A client sends requests with ids it chooses (unique among its pending
+requests; >= 1). Each request gets exactly one response with the same id,
+``type`` ``"ok"`` (``"pong"`` for ping) or ``"error"``. Requests may be
+pipelined; responses are matched by id, not by order. Times are integer
+microseconds since the Unix epoch (``*_us``); seqs are store-wide, start at 1,
+grow by one per stored message and are never reused, not even after a purge
+and a restart.
+
+``ping`` {} -> ``pong`` {leaf_id, last_seq, version}
+    Readiness probe; ``leaf_id`` is the store's random id (DESIGN §8).
+
+``append`` {msgs: [[remote, subject, reply|null, hdr_len, received_at_us,
+[queue, ...]], ...]}, one blob per message: its headers (``hdr_len`` bytes,
+0 = none) followed by its payload. -> ``ok`` {first_seq, last_seq, refused:
+[[index, reason], ...], dropped: {remote: {reason: n}}}
+    Answered after the commit, one transaction for the whole batch (and for
+    the batches of other connections that queued meanwhile). Accepted
+    messages got the seqs ``first_seq..last_seq`` in batch order (both 0 when
+    none was accepted); ``refused`` lists the batch indexes that were not
+    stored, with the reason (``discard: new``, or one message larger than
+    ``max_bytes``). ``dropped`` counts older messages deleted to make room
+    (``discard: old``). ``queue`` names are the local queue groups that
+    already got the message (DESIGN §3.3).
+
+``read`` {remote?: str, after?: seq=0, limit?: 1000, max_bytes?: 8 MiB,
+subjects?: [pattern], acked?: false, since_us?, until_us?} -> ``ok`` {msgs:
+[[seq, remote, subject, reply|null, hdr_len, received_at_us, [queue, ...],
+acked_at_us|null], ...], next, more}, one blob per message as in append.
+    Messages with seq > ``after`` in seq order, only pending (un-acked) ones
+    unless ``acked`` is true, matching any of ``subjects`` (NATS wildcards)
+    and the ``received_at`` bounds. At least one message is returned if any
+    matches, even above ``max_bytes``. ``next`` is the cursor for the next
+    read (the last seq examined, matching or not, so a reader skips over
+    messages it filtered out); ``more`` says the scan stopped early.
+    ``remote`` absent or null reads every remote (the api).
+
+``ack`` {remote, upto?: seq, seqs?: [seq]} -> ``ok`` {acked}
+    The pending messages of ``remote`` with seq <= ``upto`` and/or listed
+    in ``seqs`` leave the backlog: deleted, or kept as *retained* for the
+    remote's ``retain`` period (a later ``redrive`` can replay them).
+    ``acked`` counts the messages that were pending.
+
+``purge`` {remote?, subject?: pattern, until_us?, upto?: seq} -> ``ok`` {purged}
+    Deletes pending and retained messages matching every given filter (no
+    filter: everything). Pending ones are counted as dropped, reason
+    ``purged``.
+
+``redrive`` {remote, subject?: pattern, since_us?, until_us?} -> ``ok``
+{redriven, first_seq}
+    Retained (acked) messages become pending again; subscribers of the
+    remote get a ``rewind`` event so readers move their cursor back.
+
+``stats`` {} -> ``ok`` {leaf_id, last_seq, remotes: {name: {msgs, bytes,
+oldest_age_s|null, retained_msgs, retained_bytes, dropped: {reason: n}}},
+total: {msgs, bytes}}
+    ``msgs``/``bytes`` are the pending backlog, the quantities the limits
+    bound. ``size`` of a message is subject + reply + headers + payload.
+
+``subscribe`` {remote?: str} -> ``ok`` {last_seq}
+    From then on the store sends events with the id of this request:
+    ``appended`` {remote, last_seq} after each commit that stored messages
+    for ``remote`` (every remote when none was given), and ``rewind``
+    {remote, seq} after a redrive made messages from ``seq`` on pending
+    again. Events are coalesced: a slow reader sees the latest ``last_seq``,
+    not one event per commit.
+
+``unsubscribe`` {sub: id} -> ``ok`` {}
+
+Errors: ``error`` {error: text, code}; ``code`` is ``bad_request`` (the
+request was refused as malformed; nothing changed), ``unavailable`` (the
+database failed, e.g. disk full or Postgres down; nothing was committed, the
+request may be retried) or ``unknown_type``. A frame that breaks the framing
+closes the connection.
+
+Drop reasons (stats ``dropped`` and append ``refused``): ``max_msgs``,
+``max_bytes``, ``max_age``, ``purged``.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+from ._codec import DEFAULT_MAX_FRAME, Frame, IpcError, encode_frame
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping, Sequence
+
+__all__ = [
+    "DEFAULT_READ_LIMIT",
+    "DEFAULT_READ_MAX_BYTES",
+    "DROP_REASONS",
+    "MAX_READ_LIMIT",
+    "PROTOCOL_VERSION",
+    "STORE_SOCKET",
+    "AppendReply",
+    "BufferedMsg",
+    "ReadReply",
+    "RequestError",
+    "StoredMsg",
+    "decode_append",
+    "decode_append_reply",
+    "decode_read_reply",
+    "encode_append",
+    "encode_read_reply",
+    "field_bool",
+    "field_int",
+    "field_int_list",
+    "field_str",
+    "field_str_list",
+    "msg_id",
+    "rfc3339_us",
+    "stamp_headers",
+]
+
+PROTOCOL_VERSION: Final = 1
+STORE_SOCKET: Final = "store.sock"
+DEFAULT_READ_LIMIT: Final = 1000
+# A read answers at most this many messages, so one response stays far below
+# max_frame for small messages and a reader cannot pin the store for long.
+MAX_READ_LIMIT: Final = 10_000
+DEFAULT_READ_MAX_BYTES: Final = 8 * 1024 * 1024
+DROP_REASONS: Final = ("max_msgs", "max_bytes", "max_age", "purged")
+
+_HEADER_END: Final = b"\r\n\r\n"
+_NATS_HDR_LINE: Final = b"NATS/1.0\r\n"
+_MSG_ID_KEY: Final = b"\r\nnats-msg-id:"
+_BUFFERED_AT_KEY: Final = b"\r\nleafnode-buffered-at:"
+
+
+class RequestError(IpcError):
+    """A request was refused (an ``error`` response, or bad request fields).
+
+    Attributes:
+        code: ``bad_request``, ``unavailable`` or ``unknown_type``.
+    """
+
+    def __init__(self, message: str, *, code: str = "bad_request") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+@dataclass(slots=True)
+class BufferedMsg:
+    """A message the router hands to the store.
+
+    Attributes:
+        remote: the remote whose buffer it belongs to.
+        subject: the subject it was published on.
+        reply: its reply subject, if any.
+        hdr_len: length of the NATS header block at the start of ``data`` (0: none).
+        data: headers followed by payload, as in ``HPUB``.
+        received_at_us: when the router received it (``Leafnode-Buffered-At``).
+        queues: local queue groups that already got it.
+    """
+
+    remote: str
+    subject: str
+    reply: str | None
+    hdr_len: int
+    data: bytes
+    received_at_us: int
+    queues: tuple[str, ...] = ()
+
+
+@dataclass(slots=True)
+class StoredMsg:
+    """A message read back from the store (``BufferedMsg`` plus its seq)."""
+
+    seq: int
+    remote: str
+    subject: str
+    reply: str | None
+    hdr_len: int
+    data: bytes
+    received_at_us: int
+    queues: tuple[str, ...] = ()
+    acked_at_us: int | None = None
+
+    @property
+    def headers(self) -> bytes:
+        """The NATS header block (``b""`` when the message has none)."""
+        return self.data[: self.hdr_len]
+
+    @property
+    def payload(self) -> bytes:
+        """The payload without headers."""
+        return self.data[self.hdr_len :]
+
+
+@dataclass(frozen=True, slots=True)
+class AppendReply:
+    """The answer to an append: which seqs were assigned, what was refused."""
+
+    first_seq: int
+    last_seq: int
+    refused: tuple[tuple[int, str], ...] = ()
+    dropped: Mapping[str, Mapping[str, int]] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ReadReply:
+    """The answer to a read: messages, the next cursor, whether more may follow."""
+
+    msgs: list[StoredMsg]
+    next: int
+    more: bool
+
+
+# -- field accessors: validate JSON values, raise RequestError(bad_request) ---------
+
+
+def field_str(fields: Mapping[str, object], key: str, *, required: bool = False) -> str | None:
+    """``fields[key]`` as a string, ``None`` when absent or null (unless required)."""
+    value = fields.get(key)
+    if value is None:
+        if required:
+            raise RequestError(f"missing field {key!r}")
+        return None
+    if not isinstance(value, str):
+        raise RequestError(f"field {key!r} must be a string")
+    return value
+
+
+def field_int(
+    fields: Mapping[str, object], key: str, *, default: int | None = None, minimum: int = 0
+) -> int | None:
+    """``fields[key]`` as an integer >= ``minimum``, ``default`` when absent."""
+    value = fields.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, int) or isinstance(value, bool) or value < minimum:
+        raise RequestError(f"field {key!r} must be an integer >= {minimum}")
+    return value
+
+
+def field_bool(fields: Mapping[str, object], key: str, *, default: bool = False) -> bool:
+    """``fields[key]`` as a boolean, ``default`` when absent."""
+    value = fields.get(key)
+    if value is None:
+        return default
+    if not isinstance(value, bool):
+        raise RequestError(f"field {key!r} must be a boolean")
+    return value
+
+
+def field_int_list(fields: Mapping[str, object], key: str) -> list[int] | None:
+    """``fields[key]`` as a list of non-negative integers, ``None`` when absent."""
+    value = fields.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(
+        isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in value
+    ):
+        raise RequestError(f"field {key!r} must be a list of integers >= 0")
+    return value
+
+
+def field_str_list(fields: Mapping[str, object], key: str) -> list[str] | None:
+    """``fields[key]`` as a list of strings, ``None`` when absent."""
+    value = fields.get(key)
+    if value is None:
+        return None
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise RequestError(f"field {key!r} must be a list of strings")
+    return value
+
+
+# -- append ---------------------------------------------------------------------------
+
+
+def encode_append(
+    id: int, msgs: Sequence[BufferedMsg], *, max_frame: int = DEFAULT_MAX_FRAME
+) -> bytes:
+    """Encode an ``append`` request for ``msgs`` (one frame, one transaction)."""
+    rows = [
+        [m.remote, m.subject, m.reply, m.hdr_len, m.received_at_us, list(m.queues)] for m in msgs
+    ]
+    return encode_frame("append", id, {"msgs": rows}, [m.data for m in msgs], max_frame=max_frame)
+
+
+def decode_append(frame: Frame) -> list[BufferedMsg]:
+    """The messages of an ``append`` request.
+
+    Raises:
+        RequestError: malformed rows; nothing of the batch may be stored.
+    """
+    rows = frame.fields.get("msgs")
+    blobs = frame.blobs
+    if not isinstance(rows, list) or len(rows) != len(blobs):
+        raise RequestError("'msgs' must be a list with one blob per message")
+    out: list[BufferedMsg] = []
+    append = out.append
+    for row, data in zip(rows, blobs, strict=True):
+        try:
+            remote, subject, reply, hdr_len, received_at_us, queues = row
+        except (TypeError, ValueError):
+            raise RequestError("an append row must have 6 fields") from None
+        if (
+            type(remote) is not str
+            or type(subject) is not str
+            or not subject
+            or (reply is not None and type(reply) is not str)
+            or type(hdr_len) is not int
+            or not 0 <= hdr_len <= len(data)
+            or type(received_at_us) is not int
+            or type(queues) is not list
+        ):
+            raise RequestError(f"malformed append row {str(row)[:64]}")
+        append(
+            BufferedMsg(
+                remote,
+                subject,
+                reply,
+                hdr_len,
+                data,
+                received_at_us,
+                tuple(queues) if queues else (),
+            )
+        )
+    return out
+
+
+def decode_append_reply(frame: Frame) -> AppendReply:
+    """The ``ok`` answer to an append as an ``AppendReply``."""
+    f = frame.fields
+    refused: list[tuple[int, str]] = []
+    refused_raw = f.get("refused")
+    if isinstance(refused_raw, list):
+        for item in refused_raw:
+            if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int)):
+                raise RequestError("append answer: malformed 'refused'")
+            refused.append((item[0], str(item[1])))
+    dropped = f.get("dropped")
+    return AppendReply(
+        first_seq=field_int(f, "first_seq", default=0) or 0,
+        last_seq=field_int(f, "last_seq", default=0) or 0,
+        refused=tuple(refused),
+        dropped=dropped if isinstance(dropped, dict) else None,
+    )
+
+
+# -- read -----------------------------------------------------------------------------
+
+
+def encode_read_reply(
+    id: int, msgs: Sequence[StoredMsg], *, next: int, more: bool, max_frame: int = DEFAULT_MAX_FRAME
+) -> bytes:
+    """Encode the ``ok`` answer to a read."""
+    rows = [
+        [
+            m.seq,
+            m.remote,
+            m.subject,
+            m.reply,
+            m.hdr_len,
+            m.received_at_us,
+            list(m.queues),
+            m.acked_at_us,
+        ]
+        for m in msgs
+    ]
+    return encode_frame(
+        "ok",
+        id,
+        {"msgs": rows, "next": next, "more": more},
+        [m.data for m in msgs],
+        max_frame=max_frame,
+    )
+
+
+def decode_read_reply(frame: Frame) -> ReadReply:
+    """The ``ok`` answer to a read as a ``ReadReply``.
+
+    Raises:
+        RequestError: the answer is malformed.
+    """
+    rows = frame.fields.get("msgs")
+    if not isinstance(rows, list) or len(rows) != len(frame.blobs):
+        raise RequestError("read answer: 'msgs' must have one blob per message")
+    msgs: list[StoredMsg] = []
+    try:
+        for row, data in zip(rows, frame.blobs, strict=True):
+            seq, remote, subject, reply, hdr_len, received_at_us, queues, acked_at_us = row
+            msgs.append(
+                StoredMsg(
+                    seq,
+                    remote,
+                    subject,
+                    reply,
+                    hdr_len,
+                    data,
+                    received_at_us,
+                    tuple(queues) if queues else (),
+                    acked_at_us,
+                )
+            )
+    except (TypeError, ValueError):
+        raise RequestError("read answer: malformed message row") from None
+    nxt = field_int(frame.fields, "next", default=0) or 0
+    return ReadReply(msgs, nxt, field_bool(frame.fields, "more"))
+
+
+# -- headers on buffered messages (DESIGN §8) -----------------------------------------
+
+
+def msg_id(leaf_id: str, seq: int) -> str:
+    """``Nats-Msg-Id`` of a buffered message: ``<leaf id>-<seq>``."""
+    return f"{leaf_id}-{seq}"
+
+
+def rfc3339_us(t_us: int) -> str:
+    """RFC 3339 UTC with microseconds, e.g. ``2026-11-28T01:02:03.000004Z``."""
+    secs, micros = divmod(t_us, 1_000_000)
+    return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(secs)) + f".{micros:06d}Z"
+
+
+def stamp_headers(headers: bytes, *, msg_id: str, buffered_at_us: int) -> bytes:
+    """Add ``Nats-Msg-Id`` and ``Leafnode-Buffered-At`` to a NATS header block.
+
+    Each header is added only when the block does not already carry it (a
+    client's own ``Nats-Msg-Id`` is kept; names compare case-insensitively).
+
+    Args:
+        headers: the message's header block, ``b""`` when it has none.
+        msg_id: the id to add (see ``msg_id``).
+        buffered_at_us: the router's receive time.
+
+    Returns:
+        The new header block (``hdr_len`` is its length).
+    """
+    lower = headers.lower()
+    extra = b""
+    if _MSG_ID_KEY not in lower:
+        extra += b"Nats-Msg-Id: " + msg_id.encode() + b"\r\n"
+    if _BUFFERED_AT_KEY not in lower:
+        extra += b"Leafnode-Buffered-At: " + rfc3339_us(buffered_at_us).encode() + b"\r\n"
+    if not headers:
+        return _NATS_HDR_LINE + extra + b"\r\n"
+    if not extra or not headers.endswith(_HEADER_END):
+        # Not a block we can extend (the router validated it; keep it as is).
+        return headers
+    return headers[:-2] + extra + b"\r\n"

@@ -1,93 +1,90 @@
-"""``leafnode router``: the local NATS server process."""
+"""``leafnode router``: the local NATS server process.
+
+Signals, as nats-server: SIGINT/SIGTERM stop; SIGHUP reloads the config file;
+SIGUSR2 enters lame-duck mode (stop accepting, tell clients with ``ldm``,
+close them over the lame-duck duration, exit).
+"""
 
 from __future__ import annotations
 
-import argparse
-import dataclasses
+import contextlib
 import logging
+import os
 import signal
 import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 import trio
 
-from leafnode import SERVER_VERSION
-from leafnode.config import ConfigError, Settings, UserSettings, load
+from leafnode import SERVER_VERSION, __version__
+from leafnode.config import ConfigError, load
+from leafnode.flags import apply_server_flags, load_with_flags
 from leafnode.runtime import setup_logging, write_pid_file
 
 from .server import Server
 
+if TYPE_CHECKING:
+    import argparse
+
+    from leafnode.config import Settings
+
 log = logging.getLogger("leafnode.router")
 
 
-def build_arg_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="leafnode router", description="Run the local NATS server."
-    )
-    parser.add_argument("-c", "--config", help="configuration file")
-    parser.add_argument("-a", "--addr", "--net", dest="host", help="client listen address")
-    parser.add_argument("-p", "--port", type=int, help="client port (-1 for a random port)")
-    parser.add_argument("-n", "--name", "--server_name", dest="name", help="server name")
-    parser.add_argument("--user", help="user required for connections")
-    parser.add_argument("--pass", dest="password", help="password required for connections")
-    parser.add_argument("--auth", help="token required for connections")
-    parser.add_argument("--run-dir", dest="run_dir", help="directory for the service sockets")
-    parser.add_argument("-D", "--debug", action="store_true", help="enable debug log lines")
-    parser.add_argument("-V", "--trace", action="store_true", help="enable protocol trace lines")
-    parser.add_argument("-DV", dest="debug_trace", action="store_true", help="debug and trace")
-    parser.add_argument("-l", "--log", dest="log_file", help="log file")
-    parser.add_argument("-P", "--pid", dest="pid_file", help="pid file")
-    return parser
+def ports_file_path(directory: str) -> Path:
+    # nats-server names it <executable>_<pid>.ports; tools look for this name.
+    return Path(directory) / f"nats-server_{os.getpid()}.ports"
 
 
-def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
-    """Command-line flags override the file, as with nats-server."""
-    router = settings.router
-    changes: dict[str, object] = {}
-    if args.host is not None:
-        changes["host"] = args.host
-    if args.port is not None:
-        changes["port"] = 0 if args.port == -1 else args.port
-    if args.name is not None:
-        changes["server_name"] = args.name
-    if args.user is not None:
-        changes["users"] = (UserSettings(user=args.user, password=args.password),)
-    if args.auth is not None:
-        changes["token"] = args.auth
-    if changes:
-        router = dataclasses.replace(router, **changes)  # type: ignore[arg-type]
-    log_settings = settings.log
-    if args.debug or args.trace or args.debug_trace or args.log_file or args.pid_file:
-        log_settings = dataclasses.replace(
-            log_settings,
-            debug=log_settings.debug or args.debug or args.debug_trace,
-            trace=log_settings.trace or args.trace or args.debug_trace,
-            log_file=args.log_file or log_settings.log_file,
-            pid_file=args.pid_file or log_settings.pid_file,
-        )
-    run_dir = args.run_dir or settings.run_dir
-    return dataclasses.replace(settings, router=router, log=log_settings, run_dir=run_dir)
-
-
-async def serve(settings: Settings) -> None:
+async def serve(settings: Settings, args: argparse.Namespace) -> None:
     server = Server(settings)
+    ports_file: Path | None = None
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-            async for signum in signals:
-                log.info("Trapped %s signal", signal.Signals(signum).name)
-                nursery.cancel_scope.cancel()
-                break
+        if settings.ports_file_dir:
+            ports_file = ports_file_path(settings.ports_file_dir)
+            server.write_ports_file(ports_file)
+        try:
+            with trio.open_signal_receiver(
+                signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2
+            ) as signals:
+                async for signum in signals:
+                    if signum == signal.SIGHUP:
+                        _reload(server, args)
+                        continue
+                    if signum == signal.SIGUSR2:
+                        log.info("Entering lame duck mode, stop accepting new clients")
+                        nursery.start_soon(server.lame_duck, nursery.cancel_scope)
+                        continue
+                    log.info("Trapped %s signal", signal.Signals(signum).name)
+                    nursery.cancel_scope.cancel()
+                    break
+        finally:
+            if ports_file is not None:
+                with contextlib.suppress(OSError):
+                    ports_file.unlink()
     log.info("Server Exiting..")
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_arg_parser().parse_args(argv)
+def _reload(server: Server, args: argparse.Namespace) -> None:
+    if not args.config:
+        log.info("Reloaded: no configuration file to re-read")
+        return
     try:
-        settings = load(args.config) if args.config else Settings()
+        settings = apply_server_flags(load(args.config), args)
     except ConfigError as exc:
-        print(f"leafnode router: {exc}", file=sys.stderr)
-        return 1
-    settings = apply_flags(settings, args)
+        log.error("Failed to reload server configuration: %s", exc)
+        return
+    server.reload(settings)
+    log.info("Reloaded server configuration")
+
+
+def main(argv: list[str] | None = None) -> int:
+    loaded = load_with_flags("leafnode router", sys.argv[1:] if argv is None else argv)
+    if isinstance(loaded, int):
+        return loaded
+    settings, args = loaded
     log_settings = settings.log
     setup_logging(
         debug=log_settings.debug,
@@ -100,9 +97,11 @@ def main(argv: list[str] | None = None) -> int:
     if log_settings.pid_file:
         write_pid_file(log_settings.pid_file)
     log.info("Starting leafnode router")
-    log.info("  Version:  %s (nats-server protocol %s)", "0.1.0", SERVER_VERSION)
+    log.info("  Version:  %s (nats-server protocol %s)", __version__, SERVER_VERSION)
+    if args.config:
+        log.info("  Using configuration file: %s", args.config)
     try:
-        trio.run(serve, settings)
+        trio.run(serve, settings, args)
     except OSError as exc:
         log.error("Error listening: %s", exc)
         return 1

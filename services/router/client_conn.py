@@ -33,11 +33,13 @@ from leafnode.proto import (
     Sub,
     Unsub,
     encode_err,
+    encode_event,
     encode_info,
     is_valid_literal_subject,
     is_valid_queue,
     is_valid_subject,
 )
+from leafnode.runtime import TRACE
 
 from .auth import AuthError
 from .outbound import Outbound
@@ -109,6 +111,8 @@ class ClientConnection:
         self.out_bytes = 0
         self.start = trio.current_time()
         self.nonce: str | None = None
+        self.connect_options: dict[str, object] = {}
+        self._tls_first = False
         self._scope: trio.CancelScope | None = None
         self._auth_scope: trio.CancelScope | None = None
 
@@ -121,9 +125,14 @@ class ClientConnection:
         """Serve the connection until it closes; always releases its resources."""
         server = self.server
         try:
+            if server.ssl_context is not None and not await self._start_tls():
+                return
+            if server.trace:
+                self.send_msg = self._send_msg_traced  # type: ignore[method-assign]
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
-                self.send_info()
+                if server.ssl_context is None or self._tls_first:
+                    self.send_info()
                 nursery.start_soon(self._write_then_cancel)
                 nursery.start_soon(self._pinger)
                 if server.auth.auth_configured:
@@ -140,6 +149,35 @@ class ClientConnection:
                 await self.stream.aclose()
             log.debug("%s - Client connection closed", self)
 
+    async def _start_tls(self) -> bool:
+        """TLS on the client port: INFO in clear text first, or TLS first.
+
+        nats-server sends INFO (with ``tls_required``) before the handshake,
+        unless ``handshake_first`` is set; then the handshake comes first and
+        INFO follows inside TLS (leafnode-protocol.md §6).
+        """
+        server = self.server
+        tls = server.settings.tls
+        assert tls is not None
+        assert server.ssl_context is not None
+        self._tls_first = tls.handshake_first
+        if not self._tls_first:
+            info = self._info_bytes()
+            with trio.move_on_after(tls.timeout_s):
+                await self.stream.send_all(info)
+        stream = trio.SSLStream(self.stream, server.ssl_context, server_side=True)
+        try:
+            with trio.fail_after(tls.timeout_s):
+                await stream.do_handshake()
+        except (trio.TooSlowError, trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            cause = exc.__cause__ or exc
+            log.error("%s - TLS handshake error: %s", self, cause)
+            return False
+        self.stream = stream  # type: ignore[assignment]
+        self.outbound.stream = stream
+        self.outbound.close_raw()
+        return True
+
     async def _write_then_cancel(self) -> None:
         await self.outbound.run_writer()
         if self._scope is not None:
@@ -154,7 +192,7 @@ class ClientConnection:
                 self.close_with_error("Stale Connection")
                 return
             self.pings_out += 1
-            self.outbound.write(PING)
+            self._proto(PING)
 
     async def _auth_timer(self) -> None:
         assert self._auth_scope is not None
@@ -183,9 +221,12 @@ class ClientConnection:
                 while events := parser.drain():
                     # Plain PUBs from a connected client without verbose, pedantic
                     # or permissions are routed inline: this loop is the hot path.
-                    fast = self.connected and not self._checks
+                    trace = self.server.trace
+                    fast = self.connected and not self._checks and not trace
                     account = self.account
                     for event in events:
+                        if trace:
+                            self._trace_in(event)
                         kind = type(event)
                         if kind is Pub and fast:
                             payload = event.payload  # type: ignore[union-attr]
@@ -210,7 +251,7 @@ class ClientConnection:
                             self._dispatch(event)
                         if self._stopped():
                             return False
-                        fast = self.connected and not self._checks
+                        fast = self.connected and not self._checks and not trace
                         account = self.account
             except RemoteProtocolError as exc:
                 log.error("%s - Client parser ERROR: %s", self, exc)
@@ -218,7 +259,7 @@ class ClientConnection:
                     self.close_with_error(exc.err_text)
                 else:
                     # nats-server closes without an -ERR for malformed arguments.
-                    self._close_now()
+                    self.close_now()
                 return False
             finally:
                 flusher.batching = False
@@ -239,7 +280,7 @@ class ClientConnection:
             if not self.headers:
                 # nats-server closes such a client without an -ERR (§2).
                 log.error("%s - Header support not enabled by client", self)
-                self._close_now()
+                self.close_now()
                 return
             self._on_pub(event.subject, event.reply, event.hdr_len, event.data)
         elif kind is Sub:
@@ -249,7 +290,7 @@ class ClientConnection:
             assert isinstance(event, Unsub)
             self._on_unsub(event)
         elif kind is Ping:
-            self.outbound.write(PONG)
+            self._proto(PONG)
         elif kind is Pong:
             self.pings_out = 0
         elif kind is Pub:
@@ -268,7 +309,7 @@ class ClientConnection:
     def _pub_allowed(self, subject: bytes) -> bool:
         """Verbose ack, pedantic subject check and publish permissions."""
         if self.verbose:
-            self.outbound.write(OK)
+            self._proto(OK)
         if self.pedantic and not is_valid_literal_subject(subject):
             self.send_error("Invalid Publish Subject")
             return False
@@ -314,13 +355,13 @@ class ClientConnection:
         if sid in self.subs:
             # nats-server ignores a SUB that reuses a live sid.
             if self.verbose:
-                self.outbound.write(OK)
+                self._proto(OK)
             return
         sub = Subscription(self, subject, queue, sid, deliver_filter)
         self.subs[sid] = sub
         self.account.add_subscription(sub)
         if self.verbose:
-            self.outbound.write(OK)
+            self._proto(OK)
 
     def _on_unsub(self, event: Unsub) -> None:
         sub = self.subs.get(event.sid)
@@ -331,7 +372,7 @@ class ClientConnection:
                 del self.subs[event.sid]
                 self.account.remove_subscription(sub)
         if self.verbose:
-            self.outbound.write(OK)
+            self._proto(OK)
 
     def auto_unsubscribed(self, sub: Subscription) -> None:
         """A subscription reached its UNSUB max: remove it."""
@@ -342,6 +383,7 @@ class ClientConnection:
     async def _on_connect(self, event: Connect) -> None:
         options = event.options
         server = self.server
+        self.connect_options = options
         if not self.connected:
             auth = server.auth
             try:
@@ -385,18 +427,49 @@ class ClientConnection:
         if self._auth_scope is not None:
             self._auth_scope.cancel()
         if self.verbose:
-            self.outbound.write(OK)
+            self._proto(OK)
 
     # --------------------------------------------------------------- output
 
-    def send_info(self) -> None:
+    def _info_bytes(self, *, update: bool = False) -> bytes:
         info = dict(self.server.info_template)
         info["client_id"] = self.cid
         info["client_ip"] = self.host
-        if self.server.auth.nonce_required:
+        if self.server.auth.nonce_required and not update:
             self.nonce = self.server.auth.new_nonce()
+        if self.nonce is not None:
             info["nonce"] = self.nonce
-        self.outbound.write(encode_info(info))
+        return encode_info(info)
+
+    def send_info(self, *, update: bool = False) -> None:
+        """INFO for this client; ``update`` re-sends it (e.g. lame duck) keeping the nonce."""
+        if self._tls_first or self.server.ssl_context is None or update:
+            self._proto(self._info_bytes(update=update))
+
+    def _proto(self, data: bytes) -> None:
+        """Queue a protocol line (not MSG); traced with -V."""
+        if self.server.trace:
+            log.log(
+                TRACE, "%s - ->> [%s]", self, data.split(b"\r\n", 1)[0].decode(errors="replace")
+            )
+        self.outbound.write(data)
+
+    def _send_msg_traced(
+        self, subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
+    ) -> None:
+        parts = [subject, sid] + ([reply] if reply is not None else [])
+        verb = b"HMSG" if hdr_len and self.headers else b"MSG"
+        sizes = [b"%d" % hdr_len, b"%d" % len(data)] if verb == b"HMSG" else [b"%d" % len(data)]
+        line = b" ".join([verb, *parts, *sizes]).decode(errors="replace")
+        log.log(TRACE, "%s - ->> [%s]", self, line)
+        ClientConnection.send_msg(self, subject, sid, reply, hdr_len, data)
+
+    def _trace_in(self, event: Event) -> None:
+        wire = encode_event(event)
+        line, _, rest = wire.partition(b"\r\n")
+        log.log(TRACE, "%s - <<- [%s]", self, line.decode(errors="replace"))
+        if rest:
+            log.log(TRACE, "%s - <<- MSG_PAYLOAD: [%r]", self, rest[:-2])
 
     def send_msg(
         self, subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
@@ -430,7 +503,30 @@ class ClientConnection:
 
     def send_error(self, text: str) -> None:
         """``-ERR '<text>'`` that keeps the connection open."""
-        self.outbound.write(encode_err(text))
+        self._proto(encode_err(text))
+
+    def recheck_auth(self) -> None:
+        """After a reload: close this client if its credentials no longer pass."""
+        if not self.connected:
+            return
+        auth = self.server.auth
+        try:
+            identity = auth.authenticate(self.connect_options, self.nonce)
+        except AuthError as exc:
+            log.info("%s - closed on reload: %s", self, exc)
+            self.close_with_error("Authorization Violation")
+            return
+        if identity.account != self.account.name:
+            log.info("%s - closed on reload: account changed", self)
+            self.close_with_error("Authorization Violation")
+            return
+        self.user = identity.user
+        self.perms = (
+            PermissionChecker(identity.permissions, clock=trio.current_time)
+            if identity.permissions is not None
+            else None
+        )
+        self._checks = self.verbose or self.pedantic or self.perms is not None
 
     def close_with_error(self, text: str) -> None:
         """``-ERR '<text>'``, then close once it is written."""
@@ -438,10 +534,10 @@ class ClientConnection:
             return
         self.closing = True
         self._drop_subscriptions()
-        self.outbound.write(encode_err(text))
+        self._proto(encode_err(text))
         self.outbound.close_after_flush()
 
-    def _close_now(self) -> None:
+    def close_now(self) -> None:
         self.closing = True
         self._drop_subscriptions()
         if self._scope is not None:

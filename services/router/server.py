@@ -3,9 +3,12 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
+import json
 import logging
 import os
 import socket as _stdsocket
+import ssl
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -15,6 +18,7 @@ import trio
 
 from leafnode import SERVER_VERSION
 from leafnode.config import DEFAULT_ACCOUNT
+from leafnode.runtime import TRACE
 
 from .auth import Authenticator
 from .client_conn import ClientConnection
@@ -23,7 +27,7 @@ from .outbound import Flusher
 from .routing import Account
 
 if TYPE_CHECKING:
-    from leafnode.config import Settings
+    from leafnode.config import RouterSettings, Settings
 
 __all__ = ["Server"]
 
@@ -38,6 +42,21 @@ def _new_server_id() -> str:
     return public.decode()
 
 
+def build_ssl_context(settings: RouterSettings) -> ssl.SSLContext | None:
+    """The server-side TLS context for the client port, or None without TLS."""
+    tls = settings.tls
+    if tls is None:
+        return None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    assert tls.cert_file is not None
+    assert tls.key_file is not None
+    context.load_cert_chain(tls.cert_file, tls.key_file)
+    if tls.ca_file:
+        context.load_verify_locations(tls.ca_file)
+    context.verify_mode = ssl.CERT_REQUIRED if tls.verify else ssl.CERT_NONE
+    return context
+
+
 class Server:
     """Everything the router process owns."""
 
@@ -49,22 +68,29 @@ class Server:
         self.auth = Authenticator(self.settings)
         # bcrypt hashing runs in threads; bound how many at once.
         self.auth_limiter = trio.CapacityLimiter(2)
+        self.ssl_context = build_ssl_context(self.settings)
+        self.trace = settings.log.trace
         self.accounts: dict[str, Account] = {}
         self.accounts_by_bytes: dict[bytes, Account] = {}
         self.datalink: DataLink | None = None
-        for name in (DEFAULT_ACCOUNT, *self.auth.accounts):
-            self.account(name)
-        for remote in settings.leafnodes.remotes:
-            self.account(remote.account)
+        self._add_accounts(settings)
         self.default_account = self.accounts[DEFAULT_ACCOUNT]
         self.clients: dict[int, ClientConnection] = {}
         self.flusher = Flusher()
         self.datalink_path = str(Path(settings.run_dir) / DATALINK_SOCKET)
         self.slow_consumers = 0
         self.total_connections = 0
+        self.lame_duck_mode = False
         self._next_cid = 0
         self.port = self.settings.port
         self.info_template: dict[str, object] = {}
+        self._listen_scope: trio.CancelScope | None = None
+
+    def _add_accounts(self, settings: Settings) -> None:
+        for name in (DEFAULT_ACCOUNT, *self.auth.accounts):
+            self.account(name)
+        for remote in settings.leafnodes.remotes:
+            self.account(remote.account)
 
     def account(self, name: str) -> Account:
         account = self.accounts.get(name)
@@ -91,10 +117,71 @@ class Server:
         }
         if self.auth.auth_required:
             info["auth_required"] = True
+        if settings.tls is not None:
+            info["tls_required"] = True
+            if settings.tls.verify:
+                info["tls_verify"] = True
+        if self.lame_duck_mode:
+            info["ldm"] = True
         self.info_template = info
 
     def remove_client(self, client: ClientConnection) -> None:
         self.clients.pop(client.cid, None)
+
+    def write_ports_file(self, path: Path) -> None:
+        """``nats-server_<pid>.ports``: the URLs clients and tools can use."""
+        host = self.settings.host
+        if host in ("", "0.0.0.0", "::"):
+            host = "127.0.0.1"
+        scheme = "tls" if self.settings.tls is not None else "nats"
+        ports = {"nats": [f"{scheme}://{host}:{self.port}"]}
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps(ports))
+
+    # ------------------------------------------------------------ operations
+
+    def reload(self, settings: Settings) -> None:
+        """Apply a re-read config: users, permissions, accounts and limits.
+
+        Listen address and port do not change without a restart (nats-server
+        refuses those on reload too). Connected clients are checked again with
+        the credentials they presented; a client no longer allowed, or now
+        bound to another account, is closed.
+        """
+        router = settings.router
+        if (router.host, router.port) != (self.settings.host, self.settings.port):
+            log.warning("Reload: listen address changes need a restart; keeping the old one")
+            router = dataclasses.replace(router, host=self.settings.host, port=self.settings.port)
+        self.full_settings = settings
+        self.settings = router
+        self.trace = settings.log.trace
+        self.auth = Authenticator(router)
+        self.ssl_context = build_ssl_context(router) if router.tls else None
+        self._add_accounts(settings)
+        self._build_info()
+        for client in list(self.clients.values()):
+            client.recheck_auth()
+
+    async def lame_duck(self, stop_scope: trio.CancelScope) -> None:
+        """Stop accepting, announce ``ldm``, close clients over the duration, exit."""
+        settings = self.settings
+        self.lame_duck_mode = True
+        if self._listen_scope is not None:
+            self._listen_scope.cancel()
+        self._build_info()
+        for client in list(self.clients.values()):
+            client.send_info(update=True)
+        self.flusher.flush()
+        await trio.sleep(settings.lame_duck_grace_period_s)
+        clients = list(self.clients.values())
+        if clients:
+            pause = max(settings.lame_duck_duration_s - settings.lame_duck_grace_period_s, 0.0)
+            pause /= len(clients)
+            for client in clients:
+                client.close_now()
+                await trio.sleep(pause)
+        log.info("Lame duck mode done; exiting")
+        stop_scope.cancel()
 
     # ------------------------------------------------------------- serving
 
@@ -109,10 +196,44 @@ class Server:
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self.flusher.run)
             await nursery.start(trio.serve_listeners, self._handle_datalink, [datalink_listener])
-            await nursery.start(trio.serve_listeners, self._handle_client, listeners)
+            self._listen_scope = trio.CancelScope()
+            await nursery.start(self._serve_clients, listeners, nursery)
             log.info("Listening for client connections on %s:%d", settings.host, self.port)
+            if settings.tls is not None:
+                log.info("TLS required for client connections")
+            log.info("Server id is %s", self.server_id)
+            log.info("Server name is %s", self.server_name)
             log.info("Server is ready")
             task_status.started(self.port)
+
+    async def _serve_clients(
+        self,
+        listeners: list[trio.SocketListener],
+        handlers: trio.Nursery,
+        *,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        # Connections run in ``handlers`` (the server's nursery), not here, so
+        # lame duck can stop the listeners (this scope) while clients stay.
+        assert self._listen_scope is not None
+        with self._listen_scope:
+            async with trio.open_nursery() as accept_nursery:
+                for listener in listeners:
+                    accept_nursery.start_soon(self._accept_loop, listener, handlers)
+                task_status.started()
+        for listener in listeners:
+            await listener.aclose()
+
+    async def _accept_loop(self, listener: trio.SocketListener, handlers: trio.Nursery) -> None:
+        while True:
+            try:
+                stream = await listener.accept()
+            except OSError as exc:
+                # EMFILE and friends: back off a little, as trio's serve_listeners.
+                log.error("Error accepting client connection: %s", exc)
+                await trio.sleep(0.1)
+                continue
+            handlers.start_soon(self._handle_client, stream)
 
     async def _bind_datalink(self) -> trio.SocketListener:
         path = self.datalink_path
@@ -149,6 +270,8 @@ class Server:
         self.clients[cid] = client
         self.total_connections += 1
         log.debug("%s - Client connection created", client)
+        if self.trace:
+            log.log(TRACE, "%s - tracing the client protocol", client)
         await client.run()
 
     async def _handle_datalink(self, stream: trio.SocketStream) -> None:

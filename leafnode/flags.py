@@ -1,0 +1,190 @@
+"""nats-server's command-line flags, shared by ``leafnode run`` and ``leafnode router``.
+
+People and scripts that start ``nats-server`` start leafnode the same way:
+the flags keep nats-server's spelling and meaning, and override the config
+file (DESIGN §5). ``-p -1`` and ``-m -1`` pick free ports, as in nats-server.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import hashlib
+import sys
+from typing import TYPE_CHECKING
+
+from leafnode import SERVER_VERSION, __version__
+from leafnode.config import ConfigError, Settings, TlsSettings, UserSettings, load
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["add_server_flags", "apply_server_flags", "load_with_flags"]
+
+
+def add_server_flags(parser: argparse.ArgumentParser) -> None:
+    """Add nats-server's client-side flags (and ours) to ``parser``."""
+    server = parser.add_argument_group("server options")
+    server.add_argument("-c", "--config", metavar="FILE", help="configuration file")
+    server.add_argument(
+        "-a",
+        "--addr",
+        "--net",
+        dest="host",
+        metavar="HOST",
+        help="bind to host address (default: 0.0.0.0)",
+    )
+    server.add_argument(
+        "-p",
+        "--port",
+        type=int,
+        metavar="PORT",
+        help="use port for clients (default: 4222; -1 for a random port)",
+    )
+    server.add_argument(
+        "-n",
+        "--name",
+        "--server_name",
+        dest="name",
+        metavar="NAME",
+        help="server name (default: auto)",
+    )
+    server.add_argument(
+        "-m",
+        "--http_port",
+        type=int,
+        metavar="PORT",
+        help="use port for http monitoring (-1 for a random port)",
+    )
+    server.add_argument("-P", "--pid", dest="pid_file", metavar="FILE", help="file to store PID")
+    server.add_argument(
+        "--ports_file_dir",
+        metavar="DIR",
+        help="create a ports file in DIR (nats-server_<pid>.ports)",
+    )
+    server.add_argument(
+        "-t", dest="test_config", action="store_true", help="test configuration and exit"
+    )
+    server.add_argument(
+        "-v",
+        "--version",
+        action="version",
+        version=f"leafnode: v{__version__} (nats-server v{SERVER_VERSION} protocol)",
+    )
+    logs = parser.add_argument_group("logging options")
+    logs.add_argument("-l", "--log", dest="log_file", metavar="FILE", help="log file")
+    logs.add_argument("-D", "--debug", action="store_true", help="enable debugging output")
+    logs.add_argument("-V", "--trace", action="store_true", help="trace the raw protocol")
+    logs.add_argument("-DV", dest="debug_trace", action="store_true", help="debug and trace")
+    auth = parser.add_argument_group("authorization options")
+    auth.add_argument("--user", metavar="USER", help="user required for connections")
+    auth.add_argument(
+        "--pass", dest="password", metavar="PASSWORD", help="password required for connections"
+    )
+    auth.add_argument("--auth", metavar="TOKEN", help="token required for connections")
+    tls = parser.add_argument_group("TLS options")
+    tls.add_argument("--tls", action="store_true", help="enable TLS, do not verify clients")
+    tls.add_argument("--tlscert", metavar="FILE", help="server certificate file")
+    tls.add_argument("--tlskey", metavar="FILE", help="private key for server certificate")
+    tls.add_argument("--tlsverify", action="store_true", help="enable TLS, verify clients")
+    tls.add_argument("--tlscacert", metavar="FILE", help="client certificate CA for verification")
+    leaf = parser.add_argument_group("leaf node options")
+    leaf.add_argument("--run-dir", dest="run_dir", metavar="DIR", help="service socket directory")
+    leaf.add_argument("--store", dest="store_url", metavar="URL", help="buffer database URL")
+
+
+def apply_server_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Flags override the file, as with nats-server."""
+    router = settings.router
+    changes: dict[str, object] = {}
+    if args.host is not None:
+        changes["host"] = args.host
+    if args.port is not None:
+        changes["port"] = args.port
+    if args.name is not None:
+        changes["server_name"] = args.name
+    if args.user is not None:
+        changes["users"] = (UserSettings(user=args.user, password=args.password),)
+    if args.auth is not None:
+        changes["token"] = args.auth
+    if args.tls or args.tlsverify or args.tlscert or args.tlskey:
+        base = router.tls or TlsSettings()
+        changes["tls"] = dataclasses.replace(
+            base,
+            cert_file=args.tlscert or base.cert_file,
+            key_file=args.tlskey or base.key_file,
+            ca_file=args.tlscacert or base.ca_file,
+            verify=base.verify or args.tlsverify,
+        )
+    if changes:
+        router = dataclasses.replace(router, **changes)  # type: ignore[arg-type]
+    log = settings.log
+    log = dataclasses.replace(
+        log,
+        debug=log.debug or args.debug or args.debug_trace,
+        trace=log.trace or args.trace or args.debug_trace,
+        log_file=args.log_file or log.log_file,
+        pid_file=args.pid_file or log.pid_file,
+    )
+    api = settings.api
+    if args.http_port is not None:
+        api = dataclasses.replace(api, port=args.http_port)
+    store = settings.store
+    if args.store_url is not None:
+        store = dataclasses.replace(store, url=args.store_url)
+    return dataclasses.replace(
+        settings,
+        router=router,
+        log=log,
+        api=api,
+        store=store,
+        run_dir=args.run_dir or settings.run_dir,
+        ports_file_dir=args.ports_file_dir or settings.ports_file_dir,
+    )
+
+
+def _check_tls_flags(settings: Settings) -> str | None:
+    tls = settings.router.tls
+    if tls is not None and (not tls.cert_file or not tls.key_file):
+        return (
+            "TLS needs a certificate and a key "
+            "(--tlscert and --tlskey, or tls { cert_file, key_file })"
+        )
+    if tls is not None and tls.verify and not tls.ca_file:
+        return "TLS client verification needs a CA (--tlscacert, or tls { ca_file })"
+    return None
+
+
+def load_with_flags(prog: str, argv: Sequence[str]) -> tuple[Settings, argparse.Namespace] | int:
+    """Parse ``argv``, load the config, apply the flags.
+
+    Returns the settings and the parsed arguments, or an exit status when the
+    process should stop now: 0 after ``-t`` on a valid file, 1 on a config
+    error (``FILE:LINE:COL: reason`` on stderr). Unknown flags are a usage
+    error (argparse exits with status 2).
+    """
+    parser = argparse.ArgumentParser(prog=prog)
+    add_server_flags(parser)
+    args = parser.parse_args(list(argv))
+    try:
+        settings = load(args.config) if args.config else Settings()
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
+    settings = apply_server_flags(settings, args)
+    problem = _check_tls_flags(settings)
+    if problem is not None:
+        print(f"{prog}: {problem}", file=sys.stderr)
+        return 1
+    if args.test_config:
+        if args.config:
+            with open(args.config, "rb") as fh:
+                digest = hashlib.sha256(fh.read()).hexdigest()
+            print(
+                f"{prog}: configuration file {args.config} is valid (sha256:{digest})",
+                file=sys.stderr,
+            )
+        for warning in settings.warnings:
+            print(f"{prog}: warning: {warning}", file=sys.stderr)
+        return 0
+    return settings, args

@@ -173,13 +173,16 @@ class Server:
             client.send_info(update=True)
         self.flusher.flush()
         await trio.sleep(settings.lame_duck_grace_period_s)
+        # Spread the closes over what is left of the duration, so clients do
+        # not all reconnect elsewhere at the same instant; exit after the last.
         clients = list(self.clients.values())
         if clients:
-            pause = max(settings.lame_duck_duration_s - settings.lame_duck_grace_period_s, 0.0)
-            pause /= len(clients)
-            for client in clients:
+            spread = max(settings.lame_duck_duration_s - settings.lame_duck_grace_period_s, 0.0)
+            pause = spread / len(clients)
+            for i, client in enumerate(clients):
+                if i:
+                    await trio.sleep(pause)
                 client.close_now()
-                await trio.sleep(pause)
         log.info("Lame duck mode done; exiting")
         stop_scope.cancel()
 

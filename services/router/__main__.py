@@ -20,8 +20,10 @@ import trio
 from leafnode import SERVER_VERSION, __version__
 from leafnode.config import ConfigError, load
 from leafnode.flags import apply_server_flags, load_with_flags
+from leafnode.ipc import serve_unix_socket
 from leafnode.runtime import setup_logging, write_pid_file
 
+from .control import CONTROL_SOCKET, ControlHandler
 from .server import Server
 
 if TYPE_CHECKING:
@@ -42,6 +44,8 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
     ports_file: Path | None = None
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
+        control = ControlHandler(server, lambda: _reload(server, args))
+        await nursery.start(serve_unix_socket, Path(settings.run_dir) / CONTROL_SOCKET, control)
         if settings.ports_file_dir:
             ports_file = ports_file_path(settings.ports_file_dir)
             server.write_ports_file(ports_file)
@@ -67,17 +71,19 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
     log.info("Server Exiting..")
 
 
-def _reload(server: Server, args: argparse.Namespace) -> None:
+def _reload(server: Server, args: argparse.Namespace) -> str | None:
+    """Re-read the config file; returns the error text, or None when applied."""
     if not args.config:
         log.info("Reloaded: no configuration file to re-read")
-        return
+        return None
     try:
         settings = apply_server_flags(load(args.config), args)
     except ConfigError as exc:
         log.error("Failed to reload server configuration: %s", exc)
-        return
+        return str(exc)
     server.reload(settings)
     log.info("Reloaded server configuration")
+    return None
 
 
 def main(argv: list[str] | None = None) -> int:

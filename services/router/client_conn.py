@@ -14,6 +14,7 @@ subscriptions first (no further deliveries) and then closes.
 from __future__ import annotations
 
 import logging
+import time
 from typing import TYPE_CHECKING
 
 import trio
@@ -110,6 +111,8 @@ class ClientConnection:
         self.out_msgs = 0
         self.out_bytes = 0
         self.start = trio.current_time()
+        self.started_at = time.time()
+        self.last_activity = self.started_at
         self.nonce: str | None = None
         self.connect_options: dict[str, object] = {}
         self._tls_first = False
@@ -216,6 +219,7 @@ class ClientConnection:
             if not data:
                 return True
             flusher.batching = True
+            self.last_activity = time.time()
             try:
                 parser.feed(data)
                 while events := parser.drain():

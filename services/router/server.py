@@ -10,6 +10,7 @@ import os
 import socket as _stdsocket
 import ssl
 import sys
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -80,6 +81,10 @@ class Server:
         self.datalink_path = str(Path(settings.run_dir) / DATALINK_SOCKET)
         self.slow_consumers = 0
         self.total_connections = 0
+        self.closed_in_msgs = self.closed_in_bytes = 0
+        self.closed_out_msgs = self.closed_out_bytes = 0
+        self.started_at = time.time()
+        self.config_loaded_at = self.started_at
         self.lame_duck_mode = False
         self._next_cid = 0
         self.port = self.settings.port
@@ -126,7 +131,12 @@ class Server:
         self.info_template = info
 
     def remove_client(self, client: ClientConnection) -> None:
-        self.clients.pop(client.cid, None)
+        if self.clients.pop(client.cid, None) is not None:
+            # Keep the totals of closed clients for /varz.
+            self.closed_in_msgs += client.in_msgs
+            self.closed_in_bytes += client.in_bytes
+            self.closed_out_msgs += client.out_msgs
+            self.closed_out_bytes += client.out_bytes
 
     def write_ports_file(self, path: Path) -> None:
         """``nats-server_<pid>.ports``: the URLs clients and tools can use."""
@@ -159,6 +169,7 @@ class Server:
         self.ssl_context = build_ssl_context(router) if router.tls else None
         self._add_accounts(settings)
         self._build_info()
+        self.config_loaded_at = time.time()
         for client in list(self.clients.values()):
             client.recheck_auth()
 

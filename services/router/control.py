@@ -1,0 +1,108 @@
+"""``router.ctl``: the router's control socket (api -> router), ipc frames.
+
+Requests (``leafnode.ipc`` framing; every answer carries the request's id):
+
+``ping`` {} -> ``pong`` {server_id, server_name, port}
+    Readiness: the router is ready when this answers.
+``varz`` / ``connz`` / ``subsz`` / ``accountz`` {query: {name: value}} -> ``ok`` {data}
+    nats-server's monitoring objects (``services.router.monitor``); ``query``
+    holds the HTTP query parameters as strings. A bad value answers
+    ``error`` {error, code: "bad_request"}.
+``reload`` {} -> ``ok`` {reloaded: bool, error?}
+    Re-read the config file, as SIGHUP does.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from leafnode.ipc import FrameDecoder, FrameError, encode_frame
+
+from . import monitor
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+    from leafnode.ipc import Frame
+
+    from .server import Server
+
+__all__ = ["CONTROL_SOCKET", "ControlHandler"]
+
+log = logging.getLogger("leafnode.router")
+
+CONTROL_SOCKET = "router.ctl"
+_VIEWS = {
+    "varz": lambda server, query: monitor.varz(server),
+    "connz": monitor.connz,
+    "subsz": monitor.subsz,
+    "accountz": monitor.accountz,
+}
+
+
+class ControlHandler:
+    """Serves one control connection at a time per stream."""
+
+    def __init__(self, server: Server, reload: Callable[[], str | None]) -> None:
+        self.server = server
+        self.reload = reload
+
+    async def __call__(self, stream: trio.SocketStream) -> None:
+        decoder = FrameDecoder()
+        while True:
+            try:
+                data = await stream.receive_some(64 * 1024)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not data:
+                return
+            try:
+                decoder.feed(data)
+                while (frame := decoder.next_frame()) is not None:
+                    await stream.send_all(self._answer(frame))
+            except FrameError as exc:
+                log.error("router.ctl: bad frame from a client: %s", exc)
+                return
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            decoder.compact()
+
+    def _answer(self, frame: Frame) -> bytes:
+        server = self.server
+        if frame.type == "ping":
+            return encode_frame(
+                "pong",
+                frame.id,
+                {
+                    "server_id": server.server_id,
+                    "server_name": server.server_name,
+                    "port": server.port,
+                },
+            )
+        if frame.type == "reload":
+            error = self.reload()
+            fields: dict[str, object] = {"reloaded": error is None}
+            if error is not None:
+                fields["error"] = error
+            return encode_frame("ok", frame.id, fields)
+        view = _VIEWS.get(frame.type)
+        if view is None:
+            return encode_frame(
+                "error",
+                frame.id,
+                {"error": f"unknown request {frame.type!r}", "code": "bad_request"},
+            )
+        raw_query = frame.fields.get("query") or {}
+        if not isinstance(raw_query, dict):
+            return encode_frame(
+                "error", frame.id, {"error": "query must be an object", "code": "bad_request"}
+            )
+        query = {str(k): str(v) for k, v in raw_query.items()}
+        try:
+            data = view(server, query)
+        except monitor.MonitorError as exc:
+            return encode_frame("error", frame.id, {"error": str(exc), "code": "bad_request"})
+        return encode_frame("ok", frame.id, {"data": data})

@@ -1,0 +1,331 @@
+"""Monitoring data in nats-server's shapes (leafnode-protocol.md §9).
+
+The api serves these over HTTP with nats-server's field names, so
+prometheus-nats-exporter and surveyor work unchanged; the router computes
+them because it owns the connections and the subject tries. Durations are
+nanoseconds where nats-server uses Go durations in JSON, strings like
+``"1m2s"`` where it formats them.
+"""
+
+from __future__ import annotations
+
+import os
+import resource
+import time
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING
+
+from leafnode import SERVER_VERSION
+from leafnode.proto import subject_matches
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    from .client_conn import ClientConnection
+    from .server import Server
+
+__all__ = ["MonitorError", "accountz", "connz", "subsz", "varz"]
+
+NS = 1_000_000_000
+# nats-server's default and largest page for /connz.
+CONNZ_DEFAULT_LIMIT = 1024
+CONNZ_SORTS = {
+    "cid": lambda c: c.cid,
+    "start": lambda c: c.started_at,
+    "subs": lambda c: -len(c.subs),
+    "pending": lambda c: -c.outbound.pending,
+    "msgs_to": lambda c: -c.out_msgs,
+    "msgs_from": lambda c: -c.in_msgs,
+    "bytes_to": lambda c: -c.out_bytes,
+    "bytes_from": lambda c: -c.in_bytes,
+    "last": lambda c: -c.last_activity,
+    "idle": lambda c: c.last_activity,
+    "uptime": lambda c: c.started_at,
+}
+
+
+class MonitorError(ValueError):
+    """A bad query value; the api answers 400 with this text."""
+
+
+def rfc3339(t: float) -> str:
+    return datetime.fromtimestamp(t, UTC).isoformat().replace("+00:00", "Z")
+
+
+def go_duration(seconds: float) -> str:
+    """``1h2m3s`` / ``4.5s`` / ``12ms``, as Go prints a time.Duration (rounded)."""
+    if seconds < 1:
+        return f"{round(seconds * 1000)}ms"
+    whole = int(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    days, hours = divmod(hours, 24)
+    out = f"{days}d" if days else ""
+    if hours or days:
+        out += f"{hours}h"
+    if minutes or hours or days:
+        out += f"{minutes}m"
+    return out + f"{secs}s"
+
+
+def varz(server: Server) -> dict[str, object]:
+    settings = server.settings
+    full = server.full_settings
+    clients = server.clients.values()
+    now = time.time()
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    api = full.api
+    return {
+        "server_id": server.server_id,
+        "server_name": server.server_name,
+        "version": SERVER_VERSION,
+        "proto": 1,
+        "go": server.info_template.get("go", ""),
+        "host": settings.host,
+        "port": server.port,
+        "auth_required": server.auth.auth_required,
+        "tls_required": settings.tls is not None,
+        "tls_verify": bool(settings.tls and settings.tls.verify),
+        "max_connections": settings.max_connections,
+        "max_subscriptions": settings.max_subscriptions,
+        "ping_interval": int(settings.ping_interval_s * NS),
+        "ping_max": settings.ping_max,
+        "http_host": api.host,
+        "http_port": api.port or 0,
+        "https_port": 0,
+        "auth_timeout": settings.auth_timeout_s,
+        "max_control_line": settings.max_control_line,
+        "max_payload": settings.max_payload,
+        "max_pending": settings.max_pending,
+        "tls_timeout": settings.tls.timeout_s if settings.tls else 2.0,
+        "write_deadline": int(settings.write_deadline_s * NS),
+        "lame_duck_duration": int(settings.lame_duck_duration_s * NS),
+        "lame_duck_grace_period": int(settings.lame_duck_grace_period_s * NS),
+        "start": rfc3339(server.started_at),
+        "now": rfc3339(now),
+        "uptime": go_duration(now - server.started_at),
+        "mem": usage.ru_maxrss * 1024,
+        "cores": os.cpu_count() or 1,
+        "cpu": 0.0,
+        "connections": len(server.clients),
+        "total_connections": server.total_connections,
+        "routes": 0,
+        "remotes": 0,
+        "leafnodes": 1 if server.datalink is not None else 0,
+        "in_msgs": server.closed_in_msgs + sum(c.in_msgs for c in clients),
+        "out_msgs": server.closed_out_msgs + sum(c.out_msgs for c in clients),
+        "in_bytes": server.closed_in_bytes + sum(c.in_bytes for c in clients),
+        "out_bytes": server.closed_out_bytes + sum(c.out_bytes for c in clients),
+        "slow_consumers": server.slow_consumers,
+        "slow_consumer_stats": {
+            "clients": server.slow_consumers,
+            "routes": 0,
+            "gateways": 0,
+            "leafs": 0,
+        },
+        "subscriptions": sum(a.sublist.count() for a in server.accounts.values()),
+        "config_load_time": rfc3339(server.config_loaded_at),
+        "system_account": "",
+        "leaf": {
+            "remotes": [
+                {"local_account": r.account, "urls": list(r.urls), "deny": {}}
+                for r in full.leafnodes.remotes
+            ]
+        },
+    }
+
+
+def _flag(query: Mapping[str, str], key: str) -> bool:
+    value = query.get(key, "")
+    if value in ("", "0", "false"):
+        return False
+    if value in ("1", "true", "detail"):
+        return True
+    raise MonitorError(f"{key}: expected 1, true, 0 or false, got {value!r}")
+
+
+def _int(query: Mapping[str, str], key: str, default: int) -> int:
+    value = query.get(key)
+    if value is None or value == "":
+        return default
+    try:
+        number = int(value)
+    except ValueError:
+        raise MonitorError(f"{key}: expected an integer, got {value!r}") from None
+    if number < 0:
+        raise MonitorError(f"{key}: must not be negative")
+    return number
+
+
+def _connection(client: ClientConnection, now: float, subs: str, auth: bool) -> dict[str, object]:
+    entry: dict[str, object] = {
+        "cid": client.cid,
+        "kind": "Client",
+        "type": "nats",
+        "ip": client.host,
+        "port": client.port,
+        "start": rfc3339(client.started_at),
+        "last_activity": rfc3339(client.last_activity),
+        "rtt": "0s",
+        "uptime": go_duration(now - client.started_at),
+        "idle": go_duration(now - client.last_activity),
+        "pending_bytes": client.outbound.pending,
+        "in_msgs": client.in_msgs,
+        "out_msgs": client.out_msgs,
+        "in_bytes": client.in_bytes,
+        "out_bytes": client.out_bytes,
+        "subscriptions": len(client.subs),
+        "name": client.name,
+        "lang": client.lang,
+        "version": client.version,
+    }
+    if client.server.settings.tls is not None:
+        entry["tls_version"] = "1.3"
+    if auth:
+        if client.user:
+            entry["authorized_user"] = client.user
+        entry["account"] = client.account.name
+    if subs == "detail":
+        entry["subscriptions_list_detail"] = [
+            {
+                "account": client.account.name,
+                "subject": sub.subject.decode(errors="replace"),
+                **({"qgroup": sub.queue.decode(errors="replace")} if sub.queue else {}),
+                "sid": sub.sid.decode(errors="replace"),
+                "msgs": sub.delivered,
+                "max": sub.max_msgs,
+                "cid": client.cid,
+            }
+            for sub in client.subs.values()
+        ]
+    elif subs:
+        entry["subscriptions_list"] = [
+            s.subject.decode(errors="replace") for s in client.subs.values()
+        ]
+    return entry
+
+
+def connz(server: Server, query: Mapping[str, str]) -> dict[str, object]:
+    """``/connz``: ``subs=1|detail``, ``cid``, ``offset``, ``limit``, ``sort``, ``auth``."""
+    subs_value = query.get("subs", "")
+    subs = "detail" if subs_value == "detail" else ("1" if _flag(query, "subs") else "")
+    auth = _flag(query, "auth")
+    offset = _int(query, "offset", 0)
+    limit = _int(query, "limit", CONNZ_DEFAULT_LIMIT) or CONNZ_DEFAULT_LIMIT
+    sort = query.get("sort") or "cid"
+    key = CONNZ_SORTS.get(sort)
+    if key is None:
+        raise MonitorError(f"sort: unknown sort option {sort!r} (one of {', '.join(CONNZ_SORTS)})")
+    state = query.get("state") or "open"
+    if state not in ("open", "any", "all"):
+        raise MonitorError(f"state: only 'open' connections are tracked, got {state!r}")
+    clients = list(server.clients.values())
+    cid_value = query.get("cid")
+    if cid_value:
+        cid = _int(query, "cid", 0)
+        clients = [c for c in clients if c.cid == cid]
+    clients.sort(key=key)
+    now = time.time()
+    page = clients[offset : offset + limit]
+    return {
+        "server_id": server.server_id,
+        "now": rfc3339(now),
+        "num_connections": len(page),
+        "total": len(clients),
+        "offset": offset,
+        "limit": limit,
+        "connections": [_connection(c, now, subs, auth) for c in page],
+    }
+
+
+def subsz(server: Server, query: Mapping[str, str]) -> dict[str, object]:
+    """``/subsz``: match statistics; ``subs=1`` lists them, ``test=SUBJECT`` filters."""
+    detail = _flag(query, "subs")
+    offset = _int(query, "offset", 0)
+    limit = _int(query, "limit", CONNZ_DEFAULT_LIMIT) or CONNZ_DEFAULT_LIMIT
+    test = query.get("test")
+    test_subject = test.encode() if test else None
+    totals = {
+        "num_subscriptions": 0,
+        "num_cache": 0,
+        "num_inserts": 0,
+        "num_removes": 0,
+        "num_matches": 0,
+    }
+    hits = 0.0
+    max_fanout = 0
+    fanout_sum = 0.0
+    entries: list[dict[str, object]] = []
+    for account in server.accounts.values():
+        stats = account.sublist.stats()
+        totals["num_subscriptions"] += stats.num_subs
+        totals["num_cache"] += stats.num_cache
+        totals["num_inserts"] += stats.num_inserts
+        totals["num_removes"] += stats.num_removes
+        totals["num_matches"] += stats.num_matches
+        hits += stats.cache_hit_rate * stats.num_matches
+        max_fanout = max(max_fanout, stats.max_fanout)
+        fanout_sum += stats.avg_fanout * stats.num_cache
+        if detail:
+            for sub in account.sublist.subscribers():
+                if test_subject is not None and not subject_matches(sub.subject, test_subject):
+                    continue
+                entries.append(
+                    {
+                        "account": account.name,
+                        "subject": sub.subject.decode(errors="replace"),
+                        **({"qgroup": sub.queue.decode(errors="replace")} if sub.queue else {}),
+                        "sid": sub.sid.decode(errors="replace"),
+                        "msgs": sub.delivered,
+                        "cid": getattr(sub.client, "cid", 0),
+                    }
+                )
+    result: dict[str, object] = {
+        "server_id": server.server_id,
+        "now": rfc3339(time.time()),
+        **totals,
+        "cache_hit_rate": hits / totals["num_matches"] if totals["num_matches"] else 0.0,
+        "max_fanout": max_fanout,
+        "avg_fanout": fanout_sum / totals["num_cache"] if totals["num_cache"] else 0.0,
+    }
+    if detail:
+        result.update(
+            total=len(entries),
+            offset=offset,
+            limit=limit,
+            subscriptions_list=entries[offset : offset + limit],
+        )
+    return result
+
+
+def accountz(server: Server, query: Mapping[str, str]) -> dict[str, object]:
+    """``/accountz``: the account names; ``acc=NAME`` adds that account's detail."""
+    now = rfc3339(time.time())
+    name = query.get("acc")
+    if not name:
+        return {
+            "server_id": server.server_id,
+            "now": now,
+            "system_account": "",
+            "accounts": sorted(server.accounts),
+        }
+    account = server.accounts.get(name)
+    if account is None:
+        raise MonitorError(f"acc: no account named {name!r}")
+    clients = [c for c in server.clients.values() if c.account is account]
+    return {
+        "server_id": server.server_id,
+        "now": now,
+        "system_account": "",
+        "account_detail": {
+            "account_name": account.name,
+            "update_time": rfc3339(server.config_loaded_at),
+            "is_system": False,
+            "expired": False,
+            "complete": True,
+            "jetstream_enabled": False,
+            "leafnode_connections": 1 if account.hub_sink is not None else 0,
+            "client_connections": len(clients),
+            "subscriptions": account.sublist.count(),
+        },
+    }

@@ -43,9 +43,11 @@ async def serve(settings: Settings, args: argparse.Namespace) -> None:
     server = Server(settings)
     ports_file: Path | None = None
     async with trio.open_nursery() as nursery:
-        await nursery.start(server.serve)
+        # The control socket first: once the client port accepts, router.ctl
+        # answers too (readiness as DESIGN §2 defines it).
         control = ControlHandler(server, lambda: _reload(server, args))
         await nursery.start(serve_unix_socket, Path(settings.run_dir) / CONTROL_SOCKET, control)
+        await nursery.start(server.serve)
         if settings.ports_file_dir:
             ports_file = ports_file_path(settings.ports_file_dir)
             server.write_ports_file(ports_file)

@@ -14,11 +14,16 @@ Theory of operation (``processClientOrLeafAuthentication``, 2.15):
   (and ``nkey``, when nkey users exist) becomes that user, with its account and
   permissions. INFO then says ``auth_required: false``, yet credentials that
   are sent are still checked.
+* Operator mode (``RouterSettings.operator``; the config loader guarantees no
+  users, token, accounts or ``no_auth_user`` then): every client must send a
+  user JWT and the nonce signature; :mod:`services.router.jwt` checks them.
+  The client's account is the account public key (``A...``), so accounts are
+  isolated per account JWT.
 
 Differences from nats-server 2.15.1, on purpose:
 
-* A CONNECT carrying ``jwt`` is refused whenever auth is configured (no
-  operator mode here), even where nats-server would ignore the JWT and apply
+* Outside operator mode, a CONNECT carrying ``jwt`` is refused whenever auth
+  is configured, even where nats-server would ignore the JWT and apply
   ``no_auth_user`` or other credentials.
 * ``authorization { permissions }`` (``RouterSettings.default_permissions``)
   applies to the token user and to top-level users without their own
@@ -32,7 +37,6 @@ Differences from nats-server 2.15.1, on purpose:
 from __future__ import annotations
 
 import base64
-import binascii
 import hmac
 import re
 import secrets
@@ -42,12 +46,17 @@ from typing import TYPE_CHECKING
 import bcrypt
 import nkeys
 from nacl.exceptions import BadSignatureError
-from nacl.signing import VerifyKey
 
-from leafnode.config import DEFAULT_ACCOUNT, Permissions, RouterSettings
+from leafnode.config import DEFAULT_ACCOUNT, JwtError, nkey_verify_key
+
+from .jwt import JwtAuthError, OperatorTrust, decode_signature
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
+
+    from nacl.signing import VerifyKey
+
+    from leafnode.config import Permissions, RouterSettings
 
 __all__ = ["AuthError", "Authenticator", "Identity"]
 
@@ -56,9 +65,6 @@ _NONCE_RAW_LEN = 11
 
 # nats-server's validBcryptPrefix.
 _BCRYPT_RE = re.compile(r"\$2[abxy]\$\d{2}\$")
-
-# A user public nkey: prefix byte, 32-byte Ed25519 key, CRC16 (little-endian).
-_NKEY_RAW_LEN = 35
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,6 +76,12 @@ class Identity:
     user: str | None
     """User name, nkey public key, or None (no auth, token)."""
     permissions: Permissions | None
+    expires_at: float | None = None
+    """Unix time at which the credentials expire (a user JWT's ``exp``), or None.
+
+    nats-server closes the connection then, with ``-ERR 'User Authentication
+    Expired'``.
+    """
 
 
 class AuthError(Exception):
@@ -114,25 +126,17 @@ def _secrets_match(configured: str, given: str) -> bool:
 def _verify_key(public_key: str) -> VerifyKey:
     """Decode a user public nkey (``U...``); raises ValueError when invalid."""
     try:
-        raw = base64.b32decode(public_key.encode("ascii"))
-    except ValueError as exc:  # binascii.Error and UnicodeEncodeError included
-        raise ValueError(f"not a valid nkey: {public_key!r}") from exc
-    if (
-        len(raw) != _NKEY_RAW_LEN
-        or raw[0] != nkeys.PREFIX_BYTE_USER
-        or nkeys.crc16(raw[:-2]).to_bytes(2, "little") != raw[-2:]
-    ):
-        raise ValueError(f"not a valid user nkey: {public_key!r}")
-    return VerifyKey(raw[1:-2])
+        return nkey_verify_key(public_key, nkeys.PREFIX_BYTE_USER)
+    except JwtError as exc:
+        raise ValueError(f"not a valid user nkey: {public_key!r}") from exc
 
 
 def _decode_sig(sig: str) -> bytes:
     """Base64 in any flavour, padding optional; raises AuthError when invalid."""
-    std = sig.rstrip("=").replace("-", "+").replace("_", "/")
     try:
-        return base64.b64decode(std + "=" * (-len(std) % 4), validate=True)
-    except (binascii.Error, ValueError) as exc:
-        raise AuthError("signature not valid base64") from exc
+        return decode_signature(sig)
+    except ValueError as exc:
+        raise AuthError(str(exc)) from exc
 
 
 def _option(options: Mapping[str, object], key: str) -> str:
@@ -149,11 +153,13 @@ class Authenticator:
 
     Args:
         settings: The router settings (``users``, ``token``,
-            ``default_permissions``, ``accounts``, ``no_auth_user``).
+            ``default_permissions``, ``accounts``, ``no_auth_user``,
+            ``operator``).
 
     Raises:
-        ValueError: A configured nkey is not a valid user public key, or
-            ``no_auth_user`` names no configured user or nkey.
+        ValueError: A configured nkey is not a valid user public key,
+            ``no_auth_user`` names no configured user or nkey, or an operator
+            or preloaded account JWT does not verify.
     """
 
     def __init__(self, settings: RouterSettings) -> None:
@@ -189,11 +195,16 @@ class Authenticator:
                 " in authorization block or account configuration"
             )
         self._no_auth_user = no_auth_user
+        self._trust: OperatorTrust | None = None
+        if settings.operator is not None:
+            self._trust = OperatorTrust(settings.operator)
+            accounts.extend(self._trust.accounts)
+            self._configured = True
         self._accounts = tuple(dict.fromkeys(accounts))
 
     @property
     def auth_configured(self) -> bool:
-        """Credentials are checked (users, nkeys or a token exist).
+        """Credentials are checked (users, nkeys, a token or an operator exist).
 
         Unlike :attr:`auth_required`, this stays True with ``no_auth_user``:
         nats-server still arms the auth timer then.
@@ -211,12 +222,17 @@ class Authenticator:
 
     @property
     def nonce_required(self) -> bool:
-        """Any nkey user configured: INFO must carry a ``nonce``."""
-        return bool(self._nkeys)
+        """Any nkey user configured, or operator mode: INFO must carry a ``nonce``."""
+        return bool(self._nkeys) or self._trust is not None
+
+    @property
+    def operator_mode(self) -> bool:
+        """Clients authenticate with user JWTs (``operator`` is configured)."""
+        return self._trust is not None
 
     @property
     def accounts(self) -> tuple[str, ...]:
-        """Every account name, ``$G`` first."""
+        """Every account name, ``$G`` first; in operator mode the preloaded account keys."""
         return self._accounts
 
     def new_nonce(self) -> str:
@@ -228,7 +244,7 @@ class Authenticator:
 
         The caller should then run :meth:`authenticate` in a worker thread.
         """
-        if not self._configured:
+        if not self._configured or self._trust is not None:
             return False
         user = options.get("user")
         if isinstance(user, str) and user:
@@ -237,7 +253,13 @@ class Authenticator:
                 return _is_bcrypt(found.password)
         return _is_bcrypt(self._token)
 
-    def authenticate(self, options: Mapping[str, object], nonce: str | None) -> Identity:
+    def authenticate(
+        self,
+        options: Mapping[str, object],
+        nonce: str | None,
+        *,
+        client_host: str | None = None,
+    ) -> Identity:
         """Authenticate a client from its CONNECT options.
 
         Synchronous. When :meth:`is_expensive` says so (bcrypt), run it in a
@@ -247,15 +269,20 @@ class Authenticator:
         Args:
             options: The client's CONNECT JSON object.
             nonce: The nonce sent in this client's INFO, if any.
+            client_host: The client's IP address; user JWTs restricted by
+                ``src`` are refused without it.
 
         Returns:
-            The client's account, user name and permissions.
+            The client's account, user name and permissions (and, for a user
+            JWT with ``exp``, when the credentials expire).
 
         Raises:
             AuthError: The credentials are missing, unknown or wrong.
         """
         if not self._configured:
             return Identity(DEFAULT_ACCOUNT, None, None)
+        if self._trust is not None:
+            return self._authenticate_jwt(options, nonce, client_host)
         if options.get("jwt"):
             raise AuthError("user JWT presented, but no operator is configured")
         user = _option(options, "user")
@@ -287,6 +314,21 @@ class Authenticator:
                 raise AuthError("wrong or missing auth_token")
             return Identity(DEFAULT_ACCOUNT, None, self._token_permissions)
         raise AuthError("no credentials")
+
+    def _authenticate_jwt(
+        self, options: Mapping[str, object], nonce: str | None, client_host: str | None
+    ) -> Identity:
+        assert self._trust is not None
+        user_jwt = _option(options, "jwt")
+        if not user_jwt:
+            raise AuthError("operator mode: a user JWT is required")
+        try:
+            grant = self._trust.authenticate(
+                user_jwt, _option(options, "sig"), nonce, client_host=client_host
+            )
+        except JwtAuthError as exc:
+            raise AuthError(str(exc)) from None
+        return Identity(grant.account, grant.user, grant.permissions, grant.expires or None)
 
     def _authenticate_nkey(self, nkey: str, sig: str, nonce: str | None) -> Identity:
         found = self._nkeys.get(nkey)

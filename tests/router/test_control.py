@@ -65,7 +65,9 @@ async def test_varz_connz_subsz_reflect_traffic(router: RouterProcess) -> None:
     assert varz["max_payload"] == 1024 * 1024
     assert varz["ping_interval"] == 120 * 10**9
     connz = ctl.view("connz", subs="1")
-    (conn,) = connz["connections"]  # type: ignore[misc]
+    connections = connz["connections"]
+    assert isinstance(connections, list)
+    (conn,) = connections
     assert conn["name"] == "watcher"
     assert conn["lang"] == "python3"
     assert "mon.>" in conn["subscriptions_list"]

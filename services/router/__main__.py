@@ -7,7 +7,7 @@ close them over the lame-duck duration, exit).
 
 from __future__ import annotations
 
-import contextlib
+import functools
 import logging
 import os
 import signal
@@ -39,37 +39,31 @@ def ports_file_path(directory: str) -> Path:
     return Path(directory) / f"nats-server_{os.getpid()}.ports"
 
 
-async def serve(settings: Settings, args: argparse.Namespace) -> None:
+async def serve(settings: Settings, args: argparse.Namespace, *, defer_listen: bool) -> None:
     server = Server(settings)
-    ports_file: Path | None = None
+    ports_file = ports_file_path(settings.ports_file_dir) if settings.ports_file_dir else None
     async with trio.open_nursery() as nursery:
         # The control socket first: once the client port accepts, router.ctl
         # answers too (readiness as DESIGN §2 defines it).
         control = ControlHandler(server, lambda: _reload(server, args))
         await nursery.start(serve_unix_socket, Path(settings.run_dir) / CONTROL_SOCKET, control)
-        await nursery.start(server.serve)
-        if settings.ports_file_dir:
-            ports_file = ports_file_path(settings.ports_file_dir)
-            server.write_ports_file(ports_file)
-        try:
-            with trio.open_signal_receiver(
-                signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2
-            ) as signals:
-                async for signum in signals:
-                    if signum == signal.SIGHUP:
-                        _reload(server, args)
-                        continue
-                    if signum == signal.SIGUSR2:
-                        log.info("Entering lame duck mode, stop accepting new clients")
-                        nursery.start_soon(server.lame_duck, nursery.cancel_scope)
-                        continue
-                    log.info("Trapped %s signal", signal.Signals(signum).name)
-                    nursery.cancel_scope.cancel()
-                    break
-        finally:
-            if ports_file is not None:
-                with contextlib.suppress(OSError):
-                    ports_file.unlink()
+        await nursery.start(
+            functools.partial(server.serve, defer_listen=defer_listen, ports_file=ports_file)
+        )
+        with trio.open_signal_receiver(
+            signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2
+        ) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    _reload(server, args)
+                    continue
+                if signum == signal.SIGUSR2:
+                    log.info("Entering lame duck mode, stop accepting new clients")
+                    nursery.start_soon(server.lame_duck, nursery.cancel_scope)
+                    continue
+                log.info("Trapped %s signal", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
     log.info("Server Exiting..")
 
 
@@ -89,7 +83,13 @@ def _reload(server: Server, args: argparse.Namespace) -> str | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    loaded = load_with_flags("leafnode router", sys.argv[1:] if argv is None else argv)
+    arglist = list(sys.argv[1:] if argv is None else argv)
+    # Internal flag for `leafnode run`: open the client port on router.ctl's
+    # `listen` request, once the other services are ready.
+    defer_listen = "--defer-listen" in arglist
+    if defer_listen:
+        arglist.remove("--defer-listen")
+    loaded = load_with_flags("leafnode router", arglist)
     if isinstance(loaded, int):
         return loaded
     settings, args = loaded
@@ -109,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.config:
         log.info("  Using configuration file: %s", args.config)
     try:
-        trio.run(serve, settings, args)
+        trio.run(functools.partial(serve, settings, args, defer_listen=defer_listen))
     except OSError as exc:
         log.error("Error listening: %s", exc)
         return 1

@@ -8,6 +8,9 @@ Requests (``leafnode.ipc`` framing; every answer carries the request's id):
     nats-server's monitoring objects (``services.router.monitor``); ``query``
     holds the HTTP query parameters as strings. A bad value answers
     ``error`` {error, code: "bad_request"}.
+``listen`` {} -> ``ok`` {port}
+    Open the client port (a router started with ``--defer-listen`` by
+    ``leafnode run`` waits for this); answered once clients can connect.
 ``reload`` {} -> ``ok`` {reloaded: bool, error?}
     Re-read the config file, as SIGHUP does.
 """
@@ -62,7 +65,13 @@ class ControlHandler:
             try:
                 decoder.feed(data)
                 while (frame := decoder.next_frame()) is not None:
-                    await stream.send_all(self._answer(frame))
+                    if frame.type == "listen":
+                        self.server.listen_now.set()
+                        await self.server.listening.wait()
+                        answer = encode_frame("ok", frame.id, {"port": self.server.port})
+                    else:
+                        answer = self._answer(frame)
+                    await stream.send_all(answer)
             except FrameError as exc:
                 log.error("router.ctl: bad frame from a client: %s", exc)
                 return

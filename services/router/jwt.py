@@ -176,21 +176,19 @@ def permissions_from_claims(nats: Mapping[str, object]) -> Permissions | None:
     resp = nats.get("resp")
     if resp is not None and not isinstance(resp, dict):
         raise JwtAuthError("nats.resp is not an object")
-    if publish is None and subscribe is None and resp is None:
-        return None
-    responses_max = 0
-    responses_expires_s = 0.0
-    if resp is not None:
-        max_msgs, ttl = resp.get("max", 0), resp.get("ttl", 0)
-        if not isinstance(max_msgs, int) or not isinstance(ttl, int):
-            raise JwtAuthError("nats.resp max/ttl are not integers")
-        responses_max, responses_expires_s = max_msgs, ttl / _NS_PER_S
+    if resp is None:
+        if publish is None and subscribe is None:
+            return None
+        return Permissions(publish=publish, subscribe=subscribe)
+    max_msgs, ttl = resp.get("max", 0), resp.get("ttl", 0)
+    if not isinstance(max_msgs, int) or not isinstance(ttl, int):
+        raise JwtAuthError("nats.resp max/ttl are not integers")
     return Permissions(
         publish=publish,
         subscribe=subscribe,
-        allow_responses=resp is not None,
-        responses_max=responses_max,
-        responses_expires_s=responses_expires_s,
+        allow_responses=True,
+        responses_max=max_msgs,
+        responses_expires_s=ttl / _NS_PER_S,
     )
 
 

@@ -90,6 +90,8 @@ class Server:
         self.port = self.settings.port
         self.info_template: dict[str, object] = {}
         self._listen_scope: trio.CancelScope | None = None
+        self.listen_now = trio.Event()
+        self.listening = trio.Event()
 
     def _add_accounts(self, settings: Settings) -> None:
         for name in (DEFAULT_ACCOUNT, *self.auth.accounts):
@@ -199,26 +201,52 @@ class Server:
 
     # ------------------------------------------------------------- serving
 
-    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
-        """Bind the data-link socket and the client port, then serve forever."""
+    async def serve(
+        self,
+        *,
+        defer_listen: bool = False,
+        ports_file: Path | None = None,
+        task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
+    ) -> None:
+        """Bind the data-link socket, then the client port, then serve forever.
+
+        With ``defer_listen`` the client port opens only when ``listen_now`` is
+        set (``router.ctl``'s ``listen`` request): ``leafnode run`` opens it
+        once every other service is ready, so the first client already finds
+        the store, the uplink and the monitoring port (DESIGN §2).
+        """
         settings = self.settings
         datalink_listener = await self._bind_datalink()
-        port = 0 if settings.port == -1 else settings.port
-        listeners = await trio.open_tcp_listeners(port, host=settings.host or None)
-        self.port = listeners[0].socket.getsockname()[1]
-        self._build_info()
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self.flusher.run)
-            await nursery.start(trio.serve_listeners, self._handle_datalink, [datalink_listener])
-            self._listen_scope = trio.CancelScope()
-            await nursery.start(self._serve_clients, listeners, nursery)
-            log.info("Listening for client connections on %s:%d", settings.host, self.port)
-            if settings.tls is not None:
-                log.info("TLS required for client connections")
-            log.info("Server id is %s", self.server_id)
-            log.info("Server name is %s", self.server_name)
-            log.info("Server is ready")
-            task_status.started(self.port)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self.flusher.run)
+                await nursery.start(
+                    trio.serve_listeners, self._handle_datalink, [datalink_listener]
+                )
+                task_status.started()
+                if not defer_listen:
+                    self.listen_now.set()
+                await self.listen_now.wait()
+                port = 0 if settings.port == -1 else settings.port
+                listeners = await trio.open_tcp_listeners(port, host=settings.host or None)
+                self.port = listeners[0].socket.getsockname()[1]
+                self._build_info()
+                self._listen_scope = trio.CancelScope()
+                await nursery.start(self._serve_clients, listeners, nursery)
+                if ports_file is not None:
+                    self.write_ports_file(ports_file)
+                log.info("Listening for client connections on %s:%d", settings.host, self.port)
+                if settings.tls is not None:
+                    log.info("TLS required for client connections")
+                log.info("Server id is %s", self.server_id)
+                log.info("Server name is %s", self.server_name)
+                log.info("Server is ready")
+                self.listening.set()
+        finally:
+            if ports_file is not None:
+                # Shutdown path, one small file: a blocking unlink is fine.
+                with contextlib.suppress(OSError):
+                    ports_file.unlink()  # noqa: ASYNC240
 
     async def _serve_clients(
         self,

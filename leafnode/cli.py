@@ -26,6 +26,7 @@ SERVICES = {
     "router": "the local NATS server (client port, accounts, routing)",
     "uplink": "the hub connections (leafnode protocol, auth, reconnect)",
     "store": "the durable buffer (the only process that opens the database)",
+    "api": "the control plane (monitoring, config, buffer, replay over HTTP)",
 }
 # `leafnode run` supervises every service; until the other services exist it
 # runs the router in the foreground.

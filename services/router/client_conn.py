@@ -104,6 +104,8 @@ class ClientConnection:
         self.version = ""
         self.user: str | None = None
         self.pings_out = 0
+        # Number of the store batch holding our latest buffered message.
+        self.buffer_batch = 0
         # Any of verbose, pedantic, permissions: PUB takes the checked path.
         self._checks = True
         self.in_msgs = 0
@@ -294,7 +296,11 @@ class ClientConnection:
             assert isinstance(event, Unsub)
             self._on_unsub(event)
         elif kind is Ping:
-            self._proto(PONG)
+            link = self.server.store_link
+            # flush() is a durability barrier: PONG once our buffered
+            # messages are committed (DESIGN §4).
+            if link is None or link.pong_now(self):
+                self._proto(PONG)
         elif kind is Pong:
             self.pings_out = 0
         elif kind is Pub:
@@ -504,6 +510,11 @@ class ClientConnection:
         outbound.pending += len(frame)
         if outbound.pending > outbound.max_pending or not outbound.dirty:
             outbound.queued()
+
+    def send_pong(self) -> None:
+        """A PONG deferred until the store committed (buffering.StoreLink)."""
+        if not self.closing:
+            self._proto(PONG)
 
     def send_error(self, text: str) -> None:
         """``-ERR '<text>'`` that keeps the connection open."""

@@ -31,6 +31,8 @@ from .interest import HubInterest, LocalInterest
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from .buffering import BufferRule, StoreLink
+
 __all__ = ["Account", "Delivery", "Subscription", "route_from_hub", "route_local"]
 
 
@@ -38,6 +40,12 @@ class Delivery(Protocol):
     """What a subscription delivers to: a client connection."""
 
     echo: bool
+    verbose: bool
+    buffer_batch: int
+
+    def send_error(self, text: str) -> None: ...
+
+    def send_pong(self) -> None: ...
 
     def send_msg(
         self, subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
@@ -80,7 +88,16 @@ class Subscription:
 class Account:
     """One account: its subscriptions, its local interest, the hub's interest."""
 
-    __slots__ = ("hub", "hub_sink", "interest", "name", "name_bytes", "sublist")
+    __slots__ = (
+        "buffer_rules",
+        "hub",
+        "hub_sink",
+        "interest",
+        "name",
+        "name_bytes",
+        "store_link",
+        "sublist",
+    )
 
     def __init__(self, name: str) -> None:
         self.name = name
@@ -91,6 +108,9 @@ class Account:
         # Set while an uplink is attached; interest changes and hub-bound
         # messages are written there.
         self.hub_sink: HubSink | None = None
+        # Subjects whose hub-bound messages are stored (buffering.py), if any.
+        self.buffer_rules: Sublist[BufferRule] | None = None
+        self.store_link: StoreLink | None = None
 
     def add_subscription(self, sub: Subscription) -> None:
         self.sublist.insert(sub)
@@ -186,6 +206,13 @@ def route_local(
             else:
                 line = encode_lmsg(subject, reply, tuple(queues), data, account=account.name_bytes)
             sink.write(line)
+            delivered += 1
+    rules = account.buffer_rules
+    if rules is not None and account.store_link is not None:
+        buffered = rules.match(subject).psubs
+        if buffered:
+            got = tuple(q.decode() for q in local_groups) if local_groups else ()
+            account.store_link.append(origin, buffered, subject, reply, hdr_len, data, got)
             delivered += 1
     return delivered
 

@@ -22,6 +22,7 @@ from leafnode.config import DEFAULT_ACCOUNT
 from leafnode.runtime import TRACE
 
 from .auth import Authenticator
+from .buffering import StoreLink, build_buffer_rules
 from .client_conn import ClientConnection
 from .datalink import DataLink
 from .outbound import Flusher
@@ -74,7 +75,9 @@ class Server:
         self.accounts: dict[str, Account] = {}
         self.accounts_by_bytes: dict[bytes, Account] = {}
         self.datalink: DataLink | None = None
+        self.store_link: StoreLink | None = None
         self._add_accounts(settings)
+        self._setup_buffering(settings)
         self.default_account = self.accounts[DEFAULT_ACCOUNT]
         self.clients: dict[int, ClientConnection] = {}
         self.flusher = Flusher()
@@ -98,6 +101,18 @@ class Server:
             self.account(name)
         for remote in settings.leafnodes.remotes:
             self.account(remote.account)
+
+    def _setup_buffering(self, settings: Settings) -> None:
+        rules = build_buffer_rules(settings)
+        if rules and self.store_link is None:
+            self.store_link = StoreLink(settings)
+        for account in self.accounts.values():
+            account.buffer_rules = rules.get(account.name)
+            account.store_link = self.store_link if account.buffer_rules is not None else None
+        if self.store_link is not None:
+            self.store_link.limits = {
+                r.name: r.buffer for r in settings.leafnodes.remotes if r.buffer is not None
+            }
 
     def account(self, name: str) -> Account:
         account = self.accounts.get(name)
@@ -170,6 +185,7 @@ class Server:
         self.auth = Authenticator(router)
         self.ssl_context = build_ssl_context(router) if router.tls else None
         self._add_accounts(settings)
+        self._setup_buffering(settings)
         self._build_info()
         self.config_loaded_at = time.time()
         for client in list(self.clients.values()):
@@ -220,6 +236,8 @@ class Server:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.flusher.run)
+                if self.store_link is not None:
+                    nursery.start_soon(self.store_link.run)
                 await nursery.start(
                     trio.serve_listeners, self._handle_datalink, [datalink_listener]
                 )

@@ -3,11 +3,22 @@
 ``load(path)`` reads a config file into ``Settings``; ``loads(text)`` does the
 same for text; ``parse(text)`` returns the syntax tree as plain values. Every
 problem is a ``ConfigError`` whose ``str()`` is ``file:line:column: reason``.
+
+``decode_jwt`` (with ``nkey_verify_key`` and ``operator_signing_keys``) is the
+one NATS JWT verifier: the loader checks operator-mode JWTs with it, and the
+router checks user JWTs with it.
 """
 
 from __future__ import annotations
 
 from ._build import load, loads
+from ._build_auth import (
+    DecodedJwt,
+    JwtError,
+    decode_jwt,
+    nkey_verify_key,
+    operator_signing_keys,
+)
 from ._errors import ConfigError
 from ._parser import parse
 from ._settings import (
@@ -17,6 +28,7 @@ from ._settings import (
     BufferSettings,
     LeafnodeSettings,
     LogSettings,
+    OperatorSettings,
     Permissions,
     RemoteSettings,
     RouterSettings,
@@ -33,8 +45,11 @@ __all__ = [
     "ApiSettings",
     "BufferSettings",
     "ConfigError",
+    "DecodedJwt",
+    "JwtError",
     "LeafnodeSettings",
     "LogSettings",
+    "OperatorSettings",
     "Permissions",
     "RemoteSettings",
     "RouterSettings",
@@ -43,7 +58,10 @@ __all__ = [
     "SubjectPermission",
     "TlsSettings",
     "UserSettings",
+    "decode_jwt",
     "load",
     "loads",
+    "nkey_verify_key",
+    "operator_signing_keys",
     "parse",
 ]

@@ -8,27 +8,50 @@ only to be used as a ``$variable``.
 
 Blocks that depend on each other (``accounts`` and ``authorization``, both and
 ``no_auth_user``, ``tls`` and the auth timeout, ``leafnodes`` and the account
-names) are collected first and built in dependency order, so their order in
-the file does not matter.
+names, the four operator-mode keys) are collected first and built in
+dependency order, so their order in the file does not matter.
+
+Operator mode (``operator`` + ``resolver: MEMORY`` + ``resolver_preload``,
+optional ``system_account``) follows nats-server's ``validateTrustedOperators``:
+``accounts``, ``authorization { users }`` and ``no_auth_user`` are errors with
+it, a single user or token is accepted and ignored (with a warning here; it
+cannot authenticate anyone there). Stricter than nats-server, which only
+refuses clients later: a preloaded account JWT that is not signed by a
+trusted operator key, or whose key is not the one it is listed under, is a
+config error.
 """
 
 from __future__ import annotations
 
 import os
+import re
+import time
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from ._build_auth import Authorization, build_accounts, build_authorization
+import nkeys
+
+from ._build_auth import (
+    Authorization,
+    DecodedJwt,
+    JwtError,
+    build_accounts,
+    build_authorization,
+    decode_jwt,
+    nkey_verify_key,
+    operator_signing_keys,
+)
 from ._build_leaf import build_leafnodes, build_tls
 from ._errors import ConfigError
-from ._parser import parse_tree
+from ._parser import Entry, Value, parse_tree
 from ._settings import (
     DEFAULT_ACCOUNT,
     AccountSettings,
     ApiSettings,
     LeafnodeSettings,
     LogSettings,
+    OperatorSettings,
     RouterSettings,
     Settings,
     StoreSettings,
@@ -42,12 +65,14 @@ from ._values import (
     want_map,
     want_port,
     want_str,
+    want_str_list,
 )
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from ._parser import Entry, Tree
+    from ._errors import Pos
+    from ._parser import Tree
 
 __all__ = ["build_settings", "load", "loads"]
 
@@ -72,21 +97,31 @@ _UNSUPPORTED_TOP_LEVEL = frozenset(
         "ws",
         "mqtt",
         "server_tags",
-        "system_account",
-        "system",
-        "operator",
-        "operators",
-        "root",
-        "roots",
-        "root_operator",
-        "root_operators",
-        "resolver",
-        "account_resolver",
-        "accounts_resolver",
-        "resolver_preload",
     }
 )
 _SYNC_MODES = ("full", "normal")
+
+# nats-server's spellings of the operator-mode keys (opts.go), by our name.
+_OPERATOR_KEYS = {
+    "operator": "operator",
+    "operators": "operator",
+    "root": "operator",
+    "roots": "operator",
+    "root_operator": "operator",
+    "root_operators": "operator",
+    "system_account": "system_account",
+    "system": "system_account",
+    "resolver": "resolver",
+    "account_resolver": "resolver",
+    "accounts_resolver": "resolver",
+    "resolver_preload": "resolver_preload",
+}
+_MEMORY_RESOLVERS = ("MEM", "MEMORY")
+# A JWT file written by nsc frames the JWT between lines of dashes
+# (nats-io/jwt's userConfigRE); without a frame the whole file is the JWT.
+_DECORATED_JWT = re.compile(r"-{3,}[^\n]*-{3,}\r?\n([\w\-.=]+)\r?\n-{3,}[^\n]*-{3,}")
+# An inline JWT starts with the base64 of '{"' (nats-server's jwtPrefix).
+_JWT_PREFIX = "eyJ"
 
 
 def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = None) -> Settings:
@@ -223,6 +258,8 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
                 store = _build_store(entry, ctx)
             case "authorization" | "accounts" | "no_auth_user" | "tls" | "leafnodes" | "leaf":
                 later["leafnodes" if key == "leaf" else key] = entry
+            case _ if key in _OPERATOR_KEYS:
+                later[_OPERATOR_KEYS[key]] = entry
             case _ if key in _UNSUPPORTED_TOP_LEVEL:
                 ctx.ignored(entry, name)
             case _:
@@ -240,6 +277,15 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
         accounts = build_accounts(later["accounts"], ctx)
     router = replace(router, accounts=tuple(accounts))
     auth = _build_auth(later.get("authorization"), accounts, ctx)
+    if "operator" in later:
+        auth = _operator_mode_auth(later, accounts, auth, ctx)
+        router = replace(router, operator=_build_operator(later, ctx))
+    else:
+        if "resolver" in later:
+            _want_memory_resolver(later["resolver"])
+        for key in ("system_account", "resolver", "resolver_preload"):
+            if key in later:
+                ctx.ignored(later[key], later[key].key, "only used with an operator")
     if auth is not None:
         router = replace(
             router,
@@ -256,7 +302,10 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
         router = replace(router, no_auth_user=_no_auth_user(later["no_auth_user"], auth, accounts))
     leafnodes = LeafnodeSettings()
     if "leafnodes" in later:
-        leafnodes = build_leafnodes(later["leafnodes"], ctx, {acc.name for acc in accounts})
+        known = {acc.name for acc in accounts}
+        if router.operator is not None:
+            known.update(key for key, _ in router.operator.preload)
+        leafnodes = build_leafnodes(later["leafnodes"], ctx, known)
     return replace(
         settings,
         router=router,
@@ -312,6 +361,180 @@ def _no_auth_user(entry: Entry, auth: Authorization | None, accounts: list[Accou
     if not any(name in (user.user, user.nkey) for user in users):
         raise ConfigError.at(entry.pos, f"no_auth_user: {name!r} is not a configured user")
     return name
+
+
+# -- operator mode -------------------------------------------------------------------
+
+
+def _operator_mode_auth(
+    later: Mapping[str, Entry],
+    accounts: list[AccountSettings],
+    auth: Authorization | None,
+    ctx: Context,
+) -> Authorization | None:
+    """nats-server's ``validateTrustedOperators`` rules for auth options next to ``operator``."""
+    if accounts:
+        raise ConfigError.at(
+            later["accounts"].pos,
+            "accounts: operator mode does not allow accounts to be configured directly "
+            "(preload account JWTs with resolver_preload)",
+        )
+    if "no_auth_user" in later:
+        raise ConfigError.at(
+            later["no_auth_user"].pos, "no_auth_user is not compatible with operator mode"
+        )
+    if auth is None:
+        return None
+    if auth.users and not auth.single_user:
+        raise ConfigError.at(
+            auth.pos,
+            "authorization: operator mode does not allow users to be configured directly "
+            "(issue user JWTs instead)",
+        )
+    if auth.single_user or auth.token or auth.permissions is not None:
+        # nats-server starts with these, then refuses every client without a user JWT.
+        pos = auth.pos
+        ctx.warnings.append(
+            f"{pos.source}:{pos.line}:{pos.column}: authorization: user, password, token and "
+            "permissions are ignored in operator mode (clients must present a user JWT)"
+        )
+        return replace(auth, users=[], single_user=False, token=None, permissions=None)
+    return auth
+
+
+def _build_operator(later: Mapping[str, Entry], ctx: Context) -> OperatorSettings:
+    """``operator`` with ``resolver: MEMORY``, ``resolver_preload`` and ``system_account``."""
+    op_entry = later["operator"]
+    operators = [
+        _operator_jwt(text, pos, op_entry, ctx)
+        for text, pos in want_str_list(op_entry, op_entry.key)
+    ]
+    if not operators:
+        raise ConfigError.at(op_entry.pos, f"{op_entry.key}: no operator JWT given")
+    resolver_entry = later.get("resolver")
+    if resolver_entry is None:
+        raise ConfigError.at(
+            op_entry.pos,
+            f"{op_entry.key}: operator mode needs 'resolver: MEMORY' "
+            "(the only account resolver leafnode supports)",
+        )
+    resolver = _want_memory_resolver(resolver_entry)
+    trusted = {key for _, claims in operators for key in operator_signing_keys(claims)}
+    preload = _build_preload(later.get("resolver_preload"), trusted, ctx)
+    system, system_pos = _system_account(later.get("system_account"), operators, op_entry)
+    if system is not None and system not in dict(preload):
+        # nats-server: "error resolving system account: account missing".
+        raise ConfigError.at(
+            system_pos, f"system_account: account {system} is not in resolver_preload"
+        )
+    return OperatorSettings(
+        operator_jwts=tuple(token for token, _ in operators),
+        system_account=system,
+        resolver=resolver,
+        preload=preload,
+    )
+
+
+def _operator_jwt(text: str, pos: Pos, entry: Entry, ctx: Context) -> tuple[str, DecodedJwt]:
+    """One operator JWT, inline or read from a (possibly nsc-decorated) file."""
+    name = entry.key
+    token = text.strip()
+    if not token.startswith(_JWT_PREFIX):
+        path = ctx.file_path(Entry(name, pos, Value(text, pos)), name)
+        try:
+            contents = Path(path).read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError.at(pos, f"{name}: cannot read {text!r}: {exc}") from None
+        framed = _DECORATED_JWT.search(contents)
+        token = framed.group(1) if framed else contents.strip()
+    try:
+        claims = decode_jwt(token, "operator")
+    except JwtError as exc:
+        raise ConfigError.at(pos, f"{name}: invalid operator JWT: {exc}") from None
+    if claims.issuer != claims.subject and claims.issuer not in operator_signing_keys(claims):
+        raise ConfigError.at(
+            pos, f"{name}: the operator JWT is not signed by the operator or its signing keys"
+        )
+    return token, claims
+
+
+def _want_memory_resolver(entry: Entry) -> str:
+    name = entry.key
+    data = entry.value.data
+    if not isinstance(data, str) or data.strip().upper() not in _MEMORY_RESOLVERS:
+        shown = repr(data) if isinstance(data, str) else "a block"
+        raise ConfigError.at(
+            entry.pos,
+            f"{name}: only MEMORY is supported by leafnode (preloaded accounts), got {shown}",
+        )
+    return "MEMORY"
+
+
+def _is_account_key(key: str) -> bool:
+    try:
+        nkey_verify_key(key, nkeys.PREFIX_BYTE_ACCOUNT)
+    except JwtError:
+        return False
+    return True
+
+
+def _build_preload(
+    entry: Entry | None, trusted: set[str], ctx: Context
+) -> tuple[tuple[str, str], ...]:
+    """``resolver_preload { ACCOUNT_KEY: account JWT }``, each JWT verified."""
+    if entry is None:
+        return ()
+    name = entry.key
+    now = time.time()
+    preload: list[tuple[str, str]] = []
+    for item in want_map(entry, name).values():
+        if item.used:
+            continue  # only there to be a $variable
+        key = item.key
+        sub = f"{name}.{key}"
+        if not _is_account_key(key):
+            raise ConfigError.at(item.pos, f"{name}: {key!r} is not a valid account public key")
+        token = want_str(item, sub)
+        try:
+            account = decode_jwt(token, "account")
+        except JwtError as exc:
+            raise ConfigError.at(item.pos, f"{sub}: invalid account JWT: {exc}") from None
+        if account.subject != key:
+            raise ConfigError.at(item.pos, f"{sub}: the JWT is for account {account.subject}")
+        if account.issuer not in trusted:
+            raise ConfigError.at(
+                item.pos,
+                f"{sub}: the account JWT is not signed by the operator or one of its signing keys",
+            )
+        problem = account.time_problem(now)
+        if problem is not None:
+            # nats-server warns too ("has validation issues") and refuses its users.
+            pos = item.pos
+            ctx.warnings.append(
+                f"{pos.source}:{pos.line}:{pos.column}: {sub}: the account JWT is {problem}; "
+                "its users will be refused"
+            )
+        preload.append((key, token))
+    return tuple(preload)
+
+
+def _system_account(
+    entry: Entry | None, operators: list[tuple[str, DecodedJwt]], op_entry: Entry
+) -> tuple[str | None, Pos]:
+    """The system account: from the config, else from the only operator JWT (nats-server)."""
+    in_jwts = [claims.nats.get("system_account") for _, claims in operators]
+    named = [key for key in in_jwts if isinstance(key, str) and key]
+    if entry is None:
+        return (named[0] if len(operators) == 1 and named else None), op_entry.pos
+    name = entry.key
+    value = want_str(entry, name)
+    if not _is_account_key(value):
+        raise ConfigError.at(entry.pos, f"{name}: {value!r} is not a valid account public key")
+    if named and value not in named:
+        raise ConfigError.at(
+            entry.pos, f"{name}: system_account in config and operator JWT must be identical"
+        )
+    return value, entry.pos
 
 
 def _build_api(entry: Entry, api: ApiSettings, ctx: Context) -> ApiSettings:

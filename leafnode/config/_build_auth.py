@@ -1,16 +1,30 @@
-"""``authorization``, ``accounts`` and ``permissions`` blocks -> settings.
+"""``authorization``, ``accounts``, ``permissions`` and operator-mode blocks -> settings.
 
 The rules follow nats-server's ``parseAuthorization``/``parseUsers``/
 ``parseAccounts``/``parseUserPermissions``: ``publish``/``subscribe`` are a
 subject, a list (both mean ``allow``) or ``{allow, deny}``; a single
 user/password excludes a ``users`` list and a token; ``authorization {
 permissions }`` applies to every user that has none of its own.
+
+Operator mode (``operator``, ``system_account``, ``resolver``,
+``resolver_preload``; nats-server's ``opts.go`` and ``validateTrustedOperators``)
+is built in ``_build.py``, which verifies every JWT with :func:`decode_jwt`.
+The router verifies user JWTs with the same function, so there is one
+implementation of JWT signature checking.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
+import json
+import re
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
+
+import nkeys
+from nacl.exceptions import BadSignatureError, CryptoError
+from nacl.signing import VerifyKey
 
 from ._errors import ConfigError
 from ._settings import (
@@ -37,7 +51,17 @@ if TYPE_CHECKING:
     from ._parser import Entry
     from ._values import Context
 
-__all__ = ["Authorization", "build_accounts", "build_authorization", "build_permissions"]
+__all__ = [
+    "Authorization",
+    "DecodedJwt",
+    "JwtError",
+    "build_accounts",
+    "build_authorization",
+    "build_permissions",
+    "decode_jwt",
+    "nkey_verify_key",
+    "operator_signing_keys",
+]
 
 # Account names nats-server reserves ("$G" is the global account).
 _RESERVED_ACCOUNTS = frozenset({DEFAULT_ACCOUNT})
@@ -308,3 +332,192 @@ def _allow_responses(entry: Entry, name: str, ctx: Context) -> tuple[int, float]
             case _:
                 ctx.unknown(item, sub)
     return responses_max, expires_s
+
+
+# -- operator mode: JWTs (leafnode-protocol.md §5 "Hand-made JWTs"; nats-io/jwt v2) ------
+
+# nats-io/jwt's MaxTokenSize.
+MAX_JWT_LEN = 1024 * 1024
+_JWT_PART = re.compile(r"[A-Za-z0-9_-]*")
+# A public nkey: prefix byte, 32-byte Ed25519 key, CRC16 (little-endian).
+_NKEY_RAW_LEN = 35
+_NKEY_KINDS = {
+    nkeys.PREFIX_BYTE_OPERATOR: "operator",
+    nkeys.PREFIX_BYTE_ACCOUNT: "account",
+    nkeys.PREFIX_BYTE_USER: "user",
+}
+# For each JWT type: the nkey kinds of its issuer and of its subject.
+_JWT_KEYS = {
+    "operator": (nkeys.PREFIX_BYTE_OPERATOR, nkeys.PREFIX_BYTE_OPERATOR),
+    "account": (nkeys.PREFIX_BYTE_OPERATOR, nkeys.PREFIX_BYTE_ACCOUNT),
+    "user": (nkeys.PREFIX_BYTE_ACCOUNT, nkeys.PREFIX_BYTE_USER),
+}
+
+
+class JwtError(ValueError):
+    """A JWT or nkey is malformed, wrongly signed or of the wrong kind; ``str()`` says why."""
+
+
+@dataclass(frozen=True, slots=True)
+class DecodedJwt:
+    """The claims of a JWT whose signature verified with its issuer's key."""
+
+    kind: str
+    """``nats.type``: ``operator``, ``account`` or ``user``."""
+    issuer: str
+    subject: str
+    name: str
+    issued_at: int
+    expires: int
+    """``exp`` in Unix seconds; 0 means never."""
+    not_before: int
+    """``nbf`` in Unix seconds; 0 means always."""
+    nats: dict[str, object]
+    """The ``nats`` object of the claims (type-specific fields)."""
+
+    def time_problem(self, now: float) -> str | None:
+        """Why the JWT is not valid at ``now`` (Unix seconds), or None when it is.
+
+        As nats-io/jwt ``ClaimsData.Validate``, in whole seconds: expired once
+        past ``exp``, not yet valid before ``nbf``.
+        """
+        second = int(now)
+        if self.expires and second > self.expires:
+            return "expired"
+        if self.not_before and second < self.not_before:
+            return "not yet valid"
+        return None
+
+
+def nkey_verify_key(public_key: str, prefix: int) -> VerifyKey:
+    """The Ed25519 verify key of a public nkey of kind ``prefix`` (``nkeys.PREFIX_BYTE_*``).
+
+    Raises:
+        JwtError: not a public nkey of that kind (base32, length, prefix or CRC wrong).
+    """
+    try:
+        raw = base64.b32decode(public_key.encode("ascii"))
+    except ValueError:  # binascii.Error and UnicodeEncodeError included
+        raw = b""
+    if (
+        len(raw) != _NKEY_RAW_LEN
+        or raw[0] != prefix
+        or int(nkeys.crc16(raw[:-2])) != int.from_bytes(raw[-2:], "little")
+    ):
+        kind = _NKEY_KINDS.get(prefix, "")
+        raise JwtError(f"{public_key[:60]!r} is not a valid public {kind} nkey")
+    return VerifyKey(raw[1:-2])
+
+
+def _b64url(part: str, what: str) -> bytes:
+    # nats-io/jwt decodes with RawURLEncoding: no padding, no '+' or '/'.
+    if _JWT_PART.fullmatch(part) is None:
+        raise JwtError(f"{what} is not URL-safe base64 without padding")
+    try:
+        return base64.urlsafe_b64decode(part + "=" * (-len(part) % 4))
+    except (binascii.Error, ValueError) as exc:
+        raise JwtError(f"{what} is not valid base64") from exc
+
+
+def _json_object(data: bytes, what: str) -> dict[str, object]:
+    try:
+        value = json.loads(data)
+    except (ValueError, RecursionError) as exc:  # JSONDecodeError, UnicodeDecodeError
+        raise JwtError(f"{what} is not valid JSON") from exc
+    if not isinstance(value, dict):
+        raise JwtError(f"{what} is not a JSON object")
+    return value
+
+
+def _int_claim(claims: dict[str, object], key: str) -> int:
+    value = claims.get(key)
+    if value is None:
+        return 0
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise JwtError(f"claim {key!r} is not an integer")
+    return value
+
+
+def _str_claim(claims: dict[str, object], key: str) -> str:
+    value = claims.get(key)
+    if value is None:
+        return ""
+    if not isinstance(value, str):
+        raise JwtError(f"claim {key!r} is not a string")
+    return value
+
+
+def decode_jwt(token: str, kind: str) -> DecodedJwt:
+    """Decode a NATS JWT of type ``kind`` and verify its signature (nats-io/jwt v2 ``Decode``).
+
+    Checks: three URL-safe base64 parts; the header ``{"typ":"JWT",
+    "alg":"ed25519-nkey"}``; claims that are a JSON object with ``nats.type``
+    equal to ``kind`` and ``nats.version`` 2; an ``iss`` that is a public
+    operator key (operator and account JWTs) or account key (user JWTs); a
+    ``sub`` that is a public key of ``kind``; and the Ed25519 signature of
+    ``iss`` over ``header.claims``. Times are not checked here (see
+    :meth:`DecodedJwt.time_problem`), nor who may issue (the caller's trust).
+
+    Args:
+        token: The JWT text.
+        kind: ``"operator"``, ``"account"`` or ``"user"``.
+
+    Raises:
+        JwtError: Any check fails; the message says which.
+    """
+    issuer_prefix, subject_prefix = _JWT_KEYS[kind]
+    if len(token) > MAX_JWT_LEN:
+        raise JwtError(f"longer than {MAX_JWT_LEN} bytes")
+    parts = token.split(".")
+    if len(parts) != 3:
+        raise JwtError("expected three parts separated by '.'")
+    header = _json_object(_b64url(parts[0], "header"), "header")
+    typ, alg = header.get("typ"), header.get("alg")
+    if not (isinstance(typ, str) and typ.upper() == "JWT") or not (
+        isinstance(alg, str) and alg.lower() == "ed25519-nkey"
+    ):
+        raise JwtError(f'header must be {{"typ":"JWT","alg":"ed25519-nkey"}}, got {header!r}')
+    claims = _json_object(_b64url(parts[1], "claims"), "claims")
+    signature = _b64url(parts[2], "signature")
+    nats = claims.get("nats", {})
+    if not isinstance(nats, dict):
+        raise JwtError("claim 'nats' is not an object")
+    # Version 1 JWTs sign the claims part only; nobody has issued them since 2020.
+    if "type" in claims or nats.get("version") != 2:
+        raise JwtError("not a version 2 NATS JWT (nats.version must be 2)")
+    if nats.get("type") != kind:
+        raise JwtError(f"expected a JWT of type {kind!r}, got type {nats.get('type')!r}")
+    issuer = _str_claim(claims, "iss")
+    subject = _str_claim(claims, "sub")
+    try:
+        verify_key = nkey_verify_key(issuer, issuer_prefix)
+        nkey_verify_key(subject, subject_prefix)
+    except JwtError as exc:
+        raise JwtError(f"{kind} JWT: {exc}") from None
+    try:
+        verify_key.verify(f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+    except (BadSignatureError, CryptoError, ValueError) as exc:
+        raise JwtError(f"signature does not verify with the issuer key {issuer}") from exc
+    return DecodedJwt(
+        kind=kind,
+        issuer=issuer,
+        subject=subject,
+        name=_str_claim(claims, "name"),
+        issued_at=_int_claim(claims, "iat"),
+        expires=_int_claim(claims, "exp"),
+        not_before=_int_claim(claims, "nbf"),
+        nats=nats,
+    )
+
+
+def operator_signing_keys(operator: DecodedJwt) -> list[str]:
+    """Keys whose account JWTs this operator trusts (nats-server ``validateTrustedOperators``).
+
+    The operator's own key, unless ``strict_signing_key_usage``, and its
+    ``signing_keys``.
+    """
+    keys = [] if operator.nats.get("strict_signing_key_usage") is True else [operator.subject]
+    extra = operator.nats.get("signing_keys")
+    if isinstance(extra, list):
+        keys.extend(key for key in extra if isinstance(key, str))
+    return keys

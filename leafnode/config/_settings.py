@@ -19,6 +19,7 @@ __all__ = [
     "BufferSettings",
     "LeafnodeSettings",
     "LogSettings",
+    "OperatorSettings",
     "Permissions",
     "RemoteSettings",
     "RouterSettings",
@@ -142,6 +143,26 @@ class LogSettings:
 
 
 @dataclass(frozen=True)
+class OperatorSettings:
+    """Operator mode: ``operator``, ``system_account``, ``resolver``, ``resolver_preload``.
+
+    Clients then authenticate with a user JWT issued by one of the preloaded
+    accounts. The config loader has verified every JWT here: each operator
+    JWT is signed by its own key (or one of its signing keys), and each
+    preloaded account JWT by a trusted operator key.
+    """
+
+    operator_jwts: tuple[str, ...]
+    """The operator JWTs, read from their files or given inline."""
+    system_account: str | None = None
+    """Public key (``A...``) of the system account, from the config or the operator JWT."""
+    resolver: str = "MEMORY"
+    """The account resolver; only ``MEMORY`` (preloaded accounts) is supported."""
+    preload: tuple[tuple[str, str], ...] = ()
+    """``(account public key, account JWT)`` pairs, in config order."""
+
+
+@dataclass(frozen=True)
 class RouterSettings:
     """The local NATS server: client port, auth, limits."""
 
@@ -165,6 +186,8 @@ class RouterSettings:
     default_permissions: Permissions | None = None
     accounts: tuple[AccountSettings, ...] = ()
     no_auth_user: str | None = None
+    # Operator mode (user JWTs); excludes users, accounts and no_auth_user.
+    operator: OperatorSettings | None = None
     tls: TlsSettings | None = None
     lame_duck_duration_s: float = 120.0
     lame_duck_grace_period_s: float = 10.0

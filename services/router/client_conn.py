@@ -13,6 +13,7 @@ subscriptions first (no further deliveries) and then closes.
 
 from __future__ import annotations
 
+import functools
 import logging
 import time
 from typing import TYPE_CHECKING
@@ -119,6 +120,7 @@ class ClientConnection:
         self.connect_options: dict[str, object] = {}
         self._tls_first = False
         self._scope: trio.CancelScope | None = None
+        self._nursery: trio.Nursery | None = None
         self._auth_scope: trio.CancelScope | None = None
 
     # ----------------------------------------------------------------- tasks
@@ -136,6 +138,7 @@ class ClientConnection:
                 self.send_msg = self._send_msg_traced  # type: ignore[method-assign]
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
+                self._nursery = nursery
                 if server.ssl_context is None or self._tls_first:
                     self.send_info()
                 nursery.start_soon(self._write_then_cancel)
@@ -198,6 +201,12 @@ class ClientConnection:
                 return
             self.pings_out += 1
             self._proto(PING)
+
+    async def _expire_at(self, wall_time: float) -> None:
+        """Close the client when its user JWT expires, as nats-server does."""
+        await trio.sleep(max(wall_time - time.time(), 0.0))
+        log.info("%s - User Authentication Expired", self)
+        self.close_with_error("User Authentication Expired")
 
     async def _auth_timer(self) -> None:
         assert self._auth_scope is not None
@@ -402,11 +411,14 @@ class ClientConnection:
                     server.flusher.batching = False
                     server.flusher.flush()
                     identity = await trio.to_thread.run_sync(
-                        auth.authenticate, options, self.nonce, limiter=server.auth_limiter
+                        functools.partial(
+                            auth.authenticate, options, self.nonce, client_host=self.host
+                        ),
+                        limiter=server.auth_limiter,
                     )
                     server.flusher.batching = True
                 else:
-                    identity = auth.authenticate(options, self.nonce)
+                    identity = auth.authenticate(options, self.nonce, client_host=self.host)
             except AuthError as exc:
                 log.error(
                     '%s - "%s" - authentication error: %s', self, self._client_desc(options), exc
@@ -415,6 +427,8 @@ class ClientConnection:
                 return
             self.account = server.account(identity.account)
             self.user = identity.user
+            if identity.expires_at is not None and self._nursery is not None:
+                self._nursery.start_soon(self._expire_at, identity.expires_at)
             if identity.permissions is not None:
                 self.perms = PermissionChecker(identity.permissions, clock=trio.current_time)
         self.verbose = _flag(options, "verbose", _DEFAULT_VERBOSE)
@@ -526,7 +540,7 @@ class ClientConnection:
             return
         auth = self.server.auth
         try:
-            identity = auth.authenticate(self.connect_options, self.nonce)
+            identity = auth.authenticate(self.connect_options, self.nonce, client_host=self.host)
         except AuthError as exc:
             log.info("%s - closed on reload: %s", self, exc)
             self.close_with_error("Authorization Violation")

@@ -434,10 +434,6 @@ class TestWarnings:
             "ws",
             "mqtt",
             "server_tags",
-            "system_account",
-            "operator",
-            "resolver",
-            "resolver_preload",
         ],
     )
     def test_unsupported_top_level_option(self, key: str) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 from ._procs import (
     NatsServerProcess,
     RouterProcess,
+    ServiceProcess,
     free_port,
     hub_binaries,
     nats_server_binary,
@@ -28,6 +29,7 @@ __all__ = [
     "NatsServerProcess",
     "OperatorKeys",
     "RouterProcess",
+    "ServiceProcess",
     "TlsFiles",
     "UplinkProcess",
     "free_port",

@@ -14,6 +14,7 @@ from pathlib import Path
 __all__ = [
     "NatsServerProcess",
     "RouterProcess",
+    "ServiceProcess",
     "free_port",
     "hub_binaries",
     "nats_server_binary",
@@ -193,3 +194,55 @@ class RouterProcess(_Process):
     @property
     def datalink_path(self) -> Path:
         return self.run_dir / "router.sock"
+
+
+class ServiceProcess(_Process):
+    """``leafnode <service> -c CONF --run-dir RUN`` sharing a run dir with others.
+
+    ``port`` is 0: services other than the router listen on Unix sockets only.
+    """
+
+    def __init__(
+        self,
+        service: str,
+        conf: Path,
+        run_dir: Path,
+        *,
+        workdir: Path,
+        extra_args: tuple[str, ...] = (),
+    ) -> None:
+        workdir.mkdir(parents=True, exist_ok=True)
+        self.service = service
+        self.run_dir = run_dir
+        argv = [
+            sys.executable,
+            "-m",
+            "leafnode",
+            service,
+            "-c",
+            str(conf),
+            "--run-dir",
+            str(run_dir),
+            *extra_args,
+        ]
+        super().__init__(argv, workdir, 0)
+
+    def wait_socket(self, name: str, timeout: float = 15.0) -> None:
+        """Wait until ``run_dir/name`` accepts a connection."""
+        path = self.run_dir / name
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise RuntimeError(
+                    f"{self.service} exited with {self.proc.returncode}:\n{self.log_text()}"
+                )
+            try:
+                with socket.socket(socket.AF_UNIX) as sock:
+                    sock.connect(str(path))
+                    return
+            except OSError:
+                if time.monotonic() > deadline:
+                    raise TimeoutError(
+                        f"{path} not accepting after {timeout}s:\n{self.log_text()}"
+                    ) from None
+                time.sleep(0.02)

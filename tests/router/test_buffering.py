@@ -1,0 +1,136 @@
+"""The router's half of store-and-forward: buffered publishes reach a real store.
+
+A real ``leafnode store`` (SQLite file) and a real router share a run dir.
+The uplink is not running: a buffered publish must be stored whatever the
+state of the hub link (DESIGN §3.3), and a client's PING is answered only once
+its buffered messages are committed (flush is a durability barrier, §4).
+"""
+
+from __future__ import annotations
+
+import signal
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from leafnode.ipc import STORE_SOCKET
+from leafnode.testing import RouterProcess, ServiceProcess
+from tests.ipcclient import IpcClient
+from tests.rawclient import RawClient
+
+QUIET = b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'
+
+
+class Site:
+    def __init__(self, base: Path, *, discard: str = "old", max_msgs: str = "") -> None:
+        self.base = base
+        self.run_dir = base / "run"
+        limits = f"max_msgs: {max_msgs}" if max_msgs else ""
+        self.conf = base / "leaf.conf"
+        self.conf.write_text(
+            f"""
+            store {{ url: "sqlite:///{base}/buffer.db" }}
+            leafnodes {{
+              remotes: [
+                {{ name: central, url: "nats-leaf://127.0.0.1:1",
+                   buffer {{ subjects: ["tele.>"], discard: {discard} {limits} }} }}
+              ]
+            }}
+            """
+        )
+        self.store = self.start_store()
+        # A later --run-dir wins: the router shares the store's run dir.
+        self.router = RouterProcess(
+            self.conf.read_text(),
+            workdir=base / "router",
+            extra_args=("--run-dir", str(self.run_dir)),
+        )
+        self.router.wait_ready()
+
+    def start_store(self) -> ServiceProcess:
+        store = ServiceProcess("store", self.conf, self.run_dir, workdir=self.base / "store")
+        store.wait_socket(STORE_SOCKET)
+        return store
+
+    def stored(self) -> list[tuple[str, bytes]]:
+        client = IpcClient(self.run_dir / STORE_SOCKET)
+        try:
+            frame = client.request("read", remote="central", limit=10_000)
+        finally:
+            client.close()
+        assert frame.type == "ok", frame
+        rows = frame.fields["msgs"]
+        assert isinstance(rows, list)
+        return [(str(row[2]), blob[row[4] :]) for row, blob in zip(rows, frame.blobs, strict=True)]
+
+    def stop(self) -> None:
+        self.router.kill()
+        self.store.kill()
+
+
+def _local_round_trip(site: Site) -> bytes:
+    """A plain (not buffered) publish to a local subscriber, then PING."""
+    return RawClient(site.router.port).exchange(QUIET + b"SUB l 1\r\nPUB l 1\r\nz\r\n")[0]
+
+
+@pytest.fixture
+def site(tmp_path: Path) -> Iterator[Site]:
+    s = Site(tmp_path)
+    yield s
+    s.stop()
+
+
+def test_buffered_publishes_are_stored_in_order_before_the_pong(site: Site) -> None:
+    client = RawClient(site.router.port)
+    pubs = b"".join(
+        b"PUB tele.a.%d %d\r\n%s\r\n" % (i, len(b"m%d" % i), b"m%d" % i) for i in range(200)
+    )
+    out, closed = client.exchange(QUIET + pubs + b"PUB other 1\r\nx\r\n")
+    assert (out, closed) == (b"PONG\r\n", False)
+    # The PONG came after the commit: everything is in the store already.
+    stored = site.stored()
+    assert stored == [(f"tele.a.{i}", b"m%d" % i) for i in range(200)]
+
+
+def test_local_subscribers_still_get_buffered_messages_at_once(site: Site) -> None:
+    sub = RawClient(site.router.port)
+    sub.exchange(QUIET + b"SUB tele.> 1\r\n")
+    pub = RawClient(site.router.port)
+    pub.exchange(QUIET + b"HPUB tele.x 12 14\r\nNATS/1.0\r\n\r\nhi\r\n")
+    assert sub.read_until(b"hi\r\n") == b"HMSG tele.x 1 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
+    assert site.stored() == [("tele.x", b"hi")]
+
+
+def test_pong_waits_for_the_store(site: Site) -> None:
+    client = RawClient(site.router.port)
+    client.exchange(QUIET)
+    site.store.proc.send_signal(signal.SIGSTOP)
+    try:
+        client.send(b"PUB tele.held 4\r\nheld\r\nPING\r\n")
+        with pytest.raises(AssertionError, match="not seen"):
+            client.read_until(b"PONG\r\n", timeout=0.5)
+        # Local traffic goes on meanwhile.
+        assert (
+            other.exchange(QUIET + b"SUB l 1\r\nPUB l 1\r\nz\r\n")[0]
+            == b"MSG l 1 1\r\nz\r\nPONG\r\n"
+        )
+    finally:
+        site.store.proc.send_signal(signal.SIGCONT)
+    assert client.read_until(b"PONG\r\n", timeout=10) == b"PONG\r\n"
+    assert site.stored() == [("tele.held", b"held")]
+
+
+def test_store_down_then_back_loses_nothing_flushed_later(site: Site) -> None:
+    client = RawClient(site.router.port)
+    client.exchange(QUIET + b"PUB tele.before 1\r\nb\r\n")
+    site.store.kill()
+    client.send(b"PUB tele.during 1\r\nd\r\nPING\r\n")
+    other = RawClient(site.router.port)
+    assert (
+        other.exchange(QUIET + b"SUB l 1\r\nPUB l 1\r\nz\r\n")[0] == b"MSG l 1 1\r\nz\r\nPONG\r\n"
+    )
+    site.store = site.start_store()
+    assert client.read_until(b"PONG\r\n", timeout=15) == b"PONG\r\n"
+    assert site.stored() == [("tele.before", b"b"), ("tele.during", b"d")]
+    assert "Store unavailable" in site.router.log_text()

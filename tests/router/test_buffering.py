@@ -111,10 +111,7 @@ def test_pong_waits_for_the_store(site: Site) -> None:
         with pytest.raises(AssertionError, match="not seen"):
             client.read_until(b"PONG\r\n", timeout=0.5)
         # Local traffic goes on meanwhile.
-        assert (
-            other.exchange(QUIET + b"SUB l 1\r\nPUB l 1\r\nz\r\n")[0]
-            == b"MSG l 1 1\r\nz\r\nPONG\r\n"
-        )
+        assert _local_round_trip(site) == b"MSG l 1 1\r\nz\r\nPONG\r\n"
     finally:
         site.store.proc.send_signal(signal.SIGCONT)
     assert client.read_until(b"PONG\r\n", timeout=10) == b"PONG\r\n"
@@ -126,10 +123,7 @@ def test_store_down_then_back_loses_nothing_flushed_later(site: Site) -> None:
     client.exchange(QUIET + b"PUB tele.before 1\r\nb\r\n")
     site.store.kill()
     client.send(b"PUB tele.during 1\r\nd\r\nPING\r\n")
-    other = RawClient(site.router.port)
-    assert (
-        other.exchange(QUIET + b"SUB l 1\r\nPUB l 1\r\nz\r\n")[0] == b"MSG l 1 1\r\nz\r\nPONG\r\n"
-    )
+    assert _local_round_trip(site) == b"MSG l 1 1\r\nz\r\nPONG\r\n"
     site.store = site.start_store()
     assert client.read_until(b"PONG\r\n", timeout=15) == b"PONG\r\n"
     assert site.stored() == [("tele.before", b"b"), ("tele.during", b"d")]

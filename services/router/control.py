@@ -8,6 +8,11 @@ Requests (``leafnode.ipc`` framing; every answer carries the request's id):
     nats-server's monitoring objects (``services.router.monitor``); ``query``
     holds the HTTP query parameters as strings. A bad value answers
     ``error`` {error, code: "bad_request"}.
+``bufferz`` {} -> ``ok`` {data: {enabled, store_available, waiting, appended,
+dropped: {remote: {reason: n}}}}
+    The router's side of buffering: messages waiting in memory for the store
+    and what was dropped before reaching it (reason ``store_unavailable``, or
+    the store's refusal reasons).
 ``listen`` {} -> ``ok`` {port}
     Open the client port (a router started with ``--defer-listen`` by
     ``leafnode run`` waits for this); answered once clients can connect.
@@ -40,6 +45,7 @@ log = logging.getLogger("leafnode.router")
 CONTROL_SOCKET = "router.ctl"
 _VIEWS = {
     "varz": lambda server, query: monitor.varz(server),
+    "bufferz": lambda server, query: monitor.bufferz(server),
     "connz": monitor.connz,
     "subsz": monitor.subsz,
     "accountz": monitor.accountz,

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
     from .client_conn import ClientConnection
     from .server import Server
 
-__all__ = ["MonitorError", "accountz", "connz", "subsz", "varz"]
+__all__ = ["MonitorError", "accountz", "bufferz", "connz", "subsz", "varz"]
 
 NS = 1_000_000_000
 # nats-server's default and largest page for /connz.
@@ -328,4 +328,27 @@ def accountz(server: Server, query: Mapping[str, str]) -> dict[str, object]:
             "client_connections": len(clients),
             "subscriptions": account.sublist.count(),
         },
+    }
+
+
+def bufferz(server: Server) -> dict[str, object]:
+    """The router's side of buffering (see ``buffering.StoreLink``)."""
+    link = server.store_link
+    if link is None:
+        return {
+            "enabled": False,
+            "store_available": False,
+            "waiting": 0,
+            "appended": 0,
+            "dropped": {},
+        }
+    dropped: dict[str, dict[str, int]] = {}
+    for (remote, reason), count in link.dropped.items():
+        dropped.setdefault(remote, {})[reason] = count
+    return {
+        "enabled": True,
+        "store_available": link.available,
+        "waiting": len(link.pending),
+        "appended": link.appended,
+        "dropped": dropped,
     }

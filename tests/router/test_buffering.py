@@ -23,10 +23,9 @@ QUIET = b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'
 
 
 class Site:
-    def __init__(self, base: Path, *, discard: str = "old", max_msgs: str = "") -> None:
+    def __init__(self, base: Path, *, discard: str = "old", limits: str = "") -> None:
         self.base = base
         self.run_dir = base / "run"
-        limits = f"max_msgs: {max_msgs}" if max_msgs else ""
         self.conf = base / "leaf.conf"
         self.conf.write_text(
             f"""
@@ -34,7 +33,7 @@ class Site:
             leafnodes {{
               remotes: [
                 {{ name: central, url: "nats-leaf://127.0.0.1:1",
-                   buffer {{ subjects: ["tele.>"], discard: {discard} {limits} }} }}
+                   buffer {{ subjects: ["tele.>"], discard: {discard}, {limits} }} }}
               ]
             }}
             """
@@ -128,3 +127,29 @@ def test_store_down_then_back_loses_nothing_flushed_later(site: Site) -> None:
     assert client.read_until(b"PONG\r\n", timeout=15) == b"PONG\r\n"
     assert site.stored() == [("tele.before", b"b"), ("tele.during", b"d")]
     assert "Store unavailable" in site.router.log_text()
+
+
+def test_discard_new_while_the_store_is_down(tmp_path: Path) -> None:
+    site = Site(tmp_path, discard="new", limits="max_bytes: 100")
+    try:
+        site.store.kill()
+        client = RawClient(site.router.port)
+        payload = b"p" * 60
+        pubs = b"".join(b"PUB tele.%d 60\r\n%s\r\n" % (i, payload) for i in range(3))
+        client.send(b'CONNECT {"verbose":true,"pedantic":false}\r\n' + pubs)
+        # +OK for CONNECT and each PUB, then -ERR for each one that did not fit.
+        out = client.read_until(b"+OK\r\n-ERR 'Leafnode Buffer Full'\r\n+OK\r\n-ERR")
+        assert out == b"+OK\r\n+OK\r\n+OK\r\n-ERR 'Leafnode Buffer Full'\r\n+OK\r\n-ERR"
+        ctl = IpcClient(site.run_dir / "router.ctl")
+        frame = ctl.request("bufferz")
+        data = frame.fields["data"]
+        assert isinstance(data, dict)
+        assert data["store_available"] is False
+        assert data["waiting"] == 1
+        assert data["dropped"] == {"central": {"store_unavailable": 2}}
+        site.store = site.start_store()
+        client.send(b"PING\r\n")
+        assert client.read_until(b"PONG\r\n", timeout=15).endswith(b"PONG\r\n")
+        assert site.stored() == [("tele.0", payload)]
+    finally:
+        site.stop()

@@ -27,10 +27,8 @@ SERVICES = {
     "uplink": "the hub connections (leafnode protocol, auth, reconnect)",
     "store": "the durable buffer (the only process that opens the database)",
     "api": "the control plane (monitoring, config, buffer, replay over HTTP)",
+    "migrate": "upgrade the store's database schema (alembic upgrade head)",
 }
-# `leafnode run` supervises every service; until the other services exist it
-# runs the router in the foreground.
-RUN_TARGET = "router"
 
 __all__ = ["build_parser", "main"]
 
@@ -72,16 +70,21 @@ def build_parser() -> argparse.ArgumentParser:
     check.set_defaults(func=_cmd_check)
     commands.add_parser("run", help="run the leaf node", add_help=False)
     for name, summary in SERVICES.items():
-        commands.add_parser(name, help=f"run one service: {summary}", add_help=False)
+        commands.add_parser(name, help=summary, add_help=False)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``leafnode`` command line; returns the process exit status."""
     arglist = list(sys.argv[1:] if argv is None else argv)
-    if arglist and (arglist[0] in SERVICES or arglist[0] == "run"):
-        name = RUN_TARGET if arglist[0] == "run" else arglist[0]
-        return _service_main(name)(arglist[1:])
+    if arglist and arglist[0] == "run":
+        # The supervisor lives in the shared library: it starts the services
+        # as child processes and never imports them.
+        from leafnode.supervisor import main as run_main
+
+        return run_main(arglist[1:])
+    if arglist and arglist[0] in SERVICES:
+        return _service_main(arglist[0])(arglist[1:])
     args = build_parser().parse_args(arglist)
     status: int = args.func(args)
     return status

@@ -79,6 +79,9 @@ class AnyioIpcClient:
             async with self._send_lock:
                 try:
                     await self._stream.send(data)
+                except (anyio.BrokenResourceError, anyio.ClosedResourceError, OSError) as exc:
+                    self._close(IpcClosedError(f"connection lost: {exc!r}"))
+                    raise IpcClosedError(f"connection lost: {exc!r}") from exc
                 except BaseException:
                     self._close(IpcClosedError("connection broken while sending"))
                     raise
@@ -144,6 +147,11 @@ async def open_anyio_client(
                 yield client
             finally:
                 tg.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The reader never raises: a group holds the body's one exception.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
     finally:
         with anyio.CancelScope(shield=True):
             await client.aclose()

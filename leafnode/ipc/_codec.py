@@ -129,7 +129,7 @@ def encode_frame(
         lengths = [len(blob) for blob in blobs]
         blob_total = sum(lengths)
         header["blobs"] = lengths
-    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False).encode()
+    text = json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
     body_len = 4 + len(text) + blob_total
     if body_len > max_frame:
         raise ValueError(f"frame body of {body_len} bytes exceeds max_frame {max_frame}")

@@ -20,15 +20,17 @@ and a restart.
 ``append`` {msgs: [[remote, subject, reply|null, hdr_len, received_at_us,
 [queue, ...]], ...]}, one blob per message: its headers (``hdr_len`` bytes,
 0 = none) followed by its payload. -> ``ok`` {first_seq, last_seq, refused:
-[[index, reason], ...], dropped: {remote: {reason: n}}}
+[[index, reason], ...]}
     Answered after the commit, one transaction for the whole batch (and for
     the batches of other connections that queued meanwhile). Accepted
     messages got the seqs ``first_seq..last_seq`` in batch order (both 0 when
     none was accepted); ``refused`` lists the batch indexes that were not
     stored, with the reason (``discard: new``, or one message larger than
-    ``max_bytes``). ``dropped`` counts older messages deleted to make room
-    (``discard: old``). ``queue`` names are the local queue groups that
-    already got the message (DESIGN §3.3).
+    ``max_bytes``); refused messages take no seq. With ``discard: old`` the
+    oldest pending messages of the remote are deleted to make room (older
+    batches first; if this batch alone is too big, its own earliest, which
+    keep their seq but are gone) and counted in ``stats``. ``queue`` names
+    are the local queue groups that already got the message (DESIGN §3.3).
 
 ``read`` {remote?: str, after?: seq=0, limit?: 1000, max_bytes?: 8 MiB,
 subjects?: [pattern], acked?: false, since_us?, until_us?} -> ``ok`` {msgs:
@@ -67,7 +69,8 @@ total: {msgs, bytes}}
 ``subscribe`` {remote?: str} -> ``ok`` {last_seq}
     From then on the store sends events with the id of this request:
     ``appended`` {remote, last_seq} after each commit that stored messages
-    for ``remote`` (every remote when none was given), and ``rewind``
+    for ``remote`` (every remote when none was given; ``last_seq`` is the
+    highest seq stored for that remote), and ``rewind``
     {remote, seq} after a redrive made messages from ``seq`` on pending
     again. Events are coalesced: a slow reader sees the latest ``last_seq``,
     not one event per commit.
@@ -204,7 +207,6 @@ class AppendReply:
     first_seq: int
     last_seq: int
     refused: tuple[tuple[int, str], ...] = ()
-    dropped: Mapping[str, Mapping[str, int]] | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -340,12 +342,10 @@ def decode_append_reply(frame: Frame) -> AppendReply:
             if not (isinstance(item, list) and len(item) == 2 and isinstance(item[0], int)):
                 raise RequestError("append answer: malformed 'refused'")
             refused.append((item[0], str(item[1])))
-    dropped = f.get("dropped")
     return AppendReply(
         first_seq=field_int(f, "first_seq", default=0) or 0,
         last_seq=field_int(f, "last_seq", default=0) or 0,
         refused=tuple(refused),
-        dropped=dropped if isinstance(dropped, dict) else None,
     )
 
 

@@ -99,6 +99,9 @@ class TrioIpcClient:
             async with self._send_lock:
                 try:
                     await self._stream.send_all(data)
+                except (trio.BrokenResourceError, trio.ClosedResourceError, OSError) as exc:
+                    self._close(IpcClosedError(f"connection lost: {exc!r}"))
+                    raise IpcClosedError(f"connection lost: {exc!r}") from exc
                 except BaseException:
                     # A partial frame may be on the wire: nothing after it can be trusted.
                     self._close(IpcClosedError("connection broken while sending"))
@@ -166,6 +169,12 @@ async def open_trio_client(
                 yield client
             finally:
                 nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        # The reader never raises, so a group holds the body's one exception:
+        # hand it back as it was raised, not wrapped.
+        if len(group.exceptions) == 1:
+            raise group.exceptions[0] from None
+        raise
     finally:
         with trio.CancelScope(shield=True):
             await client.aclose()

@@ -1,0 +1,133 @@
+"""``leafnode store``: the durable buffer, the only process that opens the database.
+
+Start-up order: read the config, open the engine, bring the schema to head
+(SQLite) or verify it (PostgreSQL, see ``migrate.py``), load the counters, and
+only then bind ``run_dir/store.sock``: a client that can connect can append.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+from pathlib import Path
+
+import trio
+from sqlalchemy.exc import SQLAlchemyError
+
+from leafnode.config import ConfigError, Settings, load
+from leafnode.ipc import STORE_SOCKET
+from leafnode.runtime import setup_logging, write_pid_file
+
+from .engine import create_store_engine
+from .migrate import SchemaError, ensure_schema
+from .server import HOUSEKEEPING_INTERVAL_S, StoreServer
+from .service import StoreService
+
+log = logging.getLogger("leafnode.store")
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="leafnode store", description="Run the durable buffer.")
+    parser.add_argument("-c", "--config", help="configuration file")
+    parser.add_argument("--store", dest="store_url", help="database URL (overrides store.url)")
+    parser.add_argument("--run-dir", dest="run_dir", help="directory for the service sockets")
+    parser.add_argument("-D", "--debug", action="store_true", help="enable debug log lines")
+    parser.add_argument("-V", "--trace", action="store_true", help="enable trace log lines")
+    parser.add_argument("-DV", dest="debug_trace", action="store_true", help="debug and trace")
+    parser.add_argument("-l", "--log", dest="log_file", help="log file")
+    parser.add_argument("-P", "--pid", dest="pid_file", help="pid file")
+    parser.add_argument(
+        "--housekeeping-interval",
+        type=float,
+        default=HOUSEKEEPING_INTERVAL_S,
+        help=argparse.SUPPRESS,  # tests shorten it; max_age/retain checks run this often
+    )
+    return parser
+
+
+def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Command-line flags override the file, as with nats-server."""
+    store = settings.store
+    if args.store_url:
+        store = dataclasses.replace(store, url=args.store_url)
+    log_settings = dataclasses.replace(
+        settings.log,
+        debug=settings.log.debug or args.debug or args.debug_trace,
+        trace=settings.log.trace or args.trace or args.debug_trace,
+        log_file=args.log_file or settings.log.log_file,
+        pid_file=args.pid_file or settings.log.pid_file,
+    )
+    return dataclasses.replace(
+        settings, store=store, log=log_settings, run_dir=args.run_dir or settings.run_dir
+    )
+
+
+async def serve(server: StoreServer) -> None:
+    async with trio.open_nursery() as nursery:
+        await nursery.start(server.serve)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("Trapped %s signal", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+    log.info("Store exiting")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_arg_parser().parse_args(argv)
+    try:
+        settings = load(args.config) if args.config else Settings()
+    except ConfigError as exc:
+        print(f"leafnode store: {exc}", file=sys.stderr)
+        return 1
+    settings = apply_flags(settings, args)
+    ls = settings.log
+    setup_logging(debug=ls.debug, trace=ls.trace, logtime=ls.logtime, log_file=ls.log_file)
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    # alembic narrates every step at INFO; our own line says what happened.
+    logging.getLogger("alembic").setLevel(logging.DEBUG if ls.debug else logging.WARNING)
+    if ls.pid_file:
+        write_pid_file(ls.pid_file)
+    buffers = {r.name: r.buffer for r in settings.leafnodes.remotes if r.buffer is not None}
+    log.info("Starting leafnode store")
+    try:
+        engine = create_store_engine(settings.store)
+    except Exception as exc:  # a bad URL or a missing driver: say so, exit 1
+        log.error("Bad store url %r: %s", settings.store.url, exc)
+        return 1
+    log.info("  Database: %s (sync %s)", engine.url.render_as_string(), settings.store.sync)
+    try:
+        if ensure_schema(settings.store, engine):
+            log.info("Upgraded the store schema to the current revision")
+        service = StoreService(engine, buffers)
+        service.open()
+    except SchemaError as exc:
+        log.error("Store schema: %s", exc)
+        return 1
+    except SQLAlchemyError as exc:
+        log.error("Cannot open the store database: %s", str(exc).splitlines()[0])
+        return 1
+    log.info("  Leaf id:  %s, last seq %d", service.leaf_id, service.last_seq)
+    server = StoreServer(
+        service,
+        Path(settings.run_dir) / STORE_SOCKET,
+        housekeeping_interval_s=args.housekeeping_interval,
+    )
+    try:
+        trio.run(serve, server)
+    except OSError as exc:
+        log.error("Error listening: %s", exc)
+        return 1
+    except KeyboardInterrupt:
+        pass
+    finally:
+        engine.dispose()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,347 @@
+"""Repository functions: one SQL concern each, ``*, session`` in, never commit.
+
+``service.py`` owns the transaction (STYLE §3.6): it opens a session, calls
+these, and commits once. Every function here runs in the DB worker thread.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+from sqlalchemy import ColumnElement, Table, and_, delete, func, insert, select, update
+
+from .models import BufferDrop, BufferedMessage, StoreMeta
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Mapping, Sequence
+
+    from psycopg import Connection as PgConnection
+    from sqlalchemy.engine import Dialect
+    from sqlalchemy.orm import Session
+
+__all__ = [
+    "INSERT_COLUMNS",
+    "MessageFilter",
+    "add_drops",
+    "chunked",
+    "delete_matching",
+    "get_meta",
+    "insert_messages",
+    "load_drops",
+    "max_seq",
+    "oldest_pending",
+    "oldest_pending_received",
+    "read_rows",
+    "select_matching",
+    "set_acked",
+    "set_meta",
+    "totals",
+]
+
+M = BufferedMessage
+# Keep IN lists well below SQLite's bound-parameter limit (32766) and
+# Postgres' statement sizes; 500 seqs per statement is plenty.
+SEQ_CHUNK: Final = 500
+# Column order of the tuples ``insert_messages`` takes.
+INSERT_COLUMNS: Final = (
+    "seq",
+    "remote",
+    "subject",
+    "reply",
+    "headers",
+    "payload",
+    "received_at_us",
+    "acked_at_us",
+    "queues",
+    "size",
+)
+InsertRow = tuple[int, str, str, str | None, bytes | None, bytes, int, int | None, str | None, int]
+ReadRow = tuple[int, str, str, str | None, bytes | None, bytes, int, str | None, int | None, int]
+
+# PostgreSQL types of INSERT_COLUMNS, for binary COPY.
+_PG_COPY_TYPES: Final = (
+    "int8",
+    "varchar",
+    "text",
+    "text",
+    "bytea",
+    "bytea",
+    "int8",
+    "int8",
+    "text",
+    "int4",
+)
+_insert_cache: dict[tuple[str, str], tuple[str, bool]] = {}
+
+
+class MessageFilter:
+    """Conditions on buffered messages, turned into one SQL ``WHERE``.
+
+    Args:
+        remote: only this remote.
+        pending: True = not acked, False = retained (acked), None = both.
+        upto: seq <= upto.
+        since_us / until_us: received_at bounds, inclusive.
+        subject: an exact subject (wildcard patterns are matched in Python).
+        seqs: only these seqs (at most ``SEQ_CHUNK``; see ``chunked``).
+        acked_before_us: retained rows acked before this time.
+    """
+
+    __slots__ = (
+        "acked_before_us",
+        "pending",
+        "remote",
+        "seqs",
+        "since_us",
+        "subject",
+        "until_us",
+        "upto",
+    )
+
+    def __init__(
+        self,
+        *,
+        remote: str | None = None,
+        pending: bool | None = None,
+        upto: int | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+        subject: str | None = None,
+        seqs: Sequence[int] | None = None,
+        acked_before_us: int | None = None,
+    ) -> None:
+        self.remote = remote
+        self.seqs = seqs
+        self.acked_before_us = acked_before_us
+        self.pending = pending
+        self.upto = upto
+        self.since_us = since_us
+        self.until_us = until_us
+        self.subject = subject
+
+    def where(self) -> ColumnElement[bool]:
+        conds: list[ColumnElement[bool]] = []
+        if self.remote is not None:
+            conds.append(M.remote == self.remote)
+        if self.pending is True:
+            conds.append(M.acked_at_us.is_(None))
+        elif self.pending is False:
+            conds.append(M.acked_at_us.is_not(None))
+        if self.upto is not None:
+            conds.append(M.seq <= self.upto)
+        if self.since_us is not None:
+            conds.append(M.received_at_us >= self.since_us)
+        if self.until_us is not None:
+            conds.append(M.received_at_us <= self.until_us)
+        if self.subject is not None:
+            conds.append(M.subject == self.subject)
+        if self.seqs is not None:
+            conds.append(M.seq.in_(self.seqs))
+        if self.acked_before_us is not None:
+            conds.append(M.acked_at_us < self.acked_before_us)
+        return and_(*conds) if conds else M.seq.is_not(None)
+
+
+# -- meta and drop counters -------------------------------------------------------
+
+
+def get_meta(key: str, *, session: Session) -> str | None:
+    """The value stored under ``key`` in ``store_meta``, or None."""
+    return session.scalar(select(StoreMeta.value).where(StoreMeta.key == key))
+
+
+def set_meta(key: str, value: str, *, session: Session) -> None:
+    """Insert or replace ``key`` in ``store_meta`` (the store is the only writer)."""
+    done = session.execute(
+        update(StoreMeta).where(StoreMeta.key == key).values(value=value),
+        execution_options={"synchronize_session": False},
+    )
+    if done.rowcount == 0:  # type: ignore[attr-defined]
+        session.execute(insert(StoreMeta).values(key=key, value=value))
+
+
+def load_drops(*, session: Session) -> dict[str, dict[str, int]]:
+    """Every drop counter, as ``{remote: {reason: count}}``."""
+    out: dict[str, dict[str, int]] = {}
+    for remote, reason, count in session.execute(
+        select(BufferDrop.remote, BufferDrop.reason, BufferDrop.count)
+    ):
+        out.setdefault(remote, {})[reason] = count
+    return out
+
+
+def add_drops(delta: Mapping[tuple[str, str], int], *, session: Session) -> None:
+    """Add ``delta[(remote, reason)]`` to the persistent drop counters."""
+    for (remote, reason), n in delta.items():
+        done = session.execute(
+            update(BufferDrop)
+            .where(BufferDrop.remote == remote, BufferDrop.reason == reason)
+            .values(count=BufferDrop.count + n),
+            execution_options={"synchronize_session": False},
+        )
+        if done.rowcount == 0:  # type: ignore[attr-defined]
+            session.execute(insert(BufferDrop).values(remote=remote, reason=reason, count=n))
+
+
+# -- totals ------------------------------------------------------------------------
+
+
+def max_seq(*, session: Session) -> int:
+    """The highest seq present (0 for an empty table)."""
+    return session.scalar(select(func.max(M.seq))) or 0
+
+
+def totals(flt: MessageFilter, *, session: Session) -> list[tuple[str, bool, int, int]]:
+    """``(remote, pending, count, bytes)`` of the rows matching ``flt``."""
+    pending = M.acked_at_us.is_(None)
+    stmt = (
+        select(M.remote, pending, func.count(), func.coalesce(func.sum(M.size), 0))
+        .where(flt.where())
+        .group_by(M.remote, pending)
+    )
+    return [(r, bool(p), int(n), int(b)) for r, p, n, b in session.execute(stmt)]
+
+
+def oldest_pending_received(remote: str, *, session: Session) -> int | None:
+    """``received_at_us`` of the remote's oldest pending message."""
+    stmt = (
+        select(M.received_at_us)
+        .where(M.remote == remote, M.acked_at_us.is_(None))
+        .order_by(M.seq)
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def oldest_pending(
+    remote: str, *, after: int, limit: int, session: Session
+) -> list[tuple[int, int, int]]:
+    """``(seq, size, received_at_us)`` of the oldest pending rows after ``after``."""
+    stmt = (
+        select(M.seq, M.size, M.received_at_us)
+        .where(M.remote == remote, M.acked_at_us.is_(None), M.seq > after)
+        .order_by(M.seq)
+        .limit(limit)
+    )
+    return [(s, z, t) for s, z, t in session.execute(stmt)]
+
+
+# -- writes --------------------------------------------------------------------------
+
+
+def _compiled_insert(dialect: Dialect) -> tuple[str, bool]:
+    """The INSERT statement as driver SQL, and whether it takes tuples.
+
+    Compiled once per dialect from the model's table: executing driver SQL
+    with plain tuples skips SQLAlchemy's per-row parameter processing, which
+    measured at about 40% of the append cost (120k vs 220k rows/s on SQLite).
+    """
+    key = (dialect.name, str(dialect.paramstyle))
+    cached = _insert_cache.get(key)
+    if cached is None:
+        table = M.__table__
+        assert isinstance(table, Table)
+        compiled = insert(table).compile(dialect=dialect, column_keys=list(INSERT_COLUMNS))
+        positional = bool(dialect.positional) and list(compiled.positiontup or ()) == list(
+            INSERT_COLUMNS
+        )
+        cached = _insert_cache[key] = (compiled.string, positional)
+    return cached
+
+
+def insert_messages(rows: Sequence[InsertRow], *, session: Session) -> None:
+    """Insert rows given as tuples in ``INSERT_COLUMNS`` order.
+
+    One executemany; on PostgreSQL with psycopg 3 one ``COPY FROM STDIN``
+    instead, inside the same transaction: one statement for the whole batch
+    rather than a Bind/Execute round per row (measured 3-4x faster).
+    """
+    if not rows:
+        return
+    conn = session.connection()
+    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+        pg = conn.connection.driver_connection
+        assert pg is not None  # a checked-out connection always has one
+        _copy_rows(pg, rows)
+        return
+    sql, positional = _compiled_insert(conn.dialect)
+    if positional:
+        conn.exec_driver_sql(sql, list(rows))
+    else:
+        conn.exec_driver_sql(sql, [dict(zip(INSERT_COLUMNS, row, strict=True)) for row in rows])
+
+
+def _copy_rows(pg: PgConnection[tuple[object, ...]], rows: Sequence[InsertRow]) -> None:
+    """``COPY buffered_messages FROM STDIN`` with psycopg 3's row writer."""
+    columns = ", ".join(INSERT_COLUMNS)
+    with (
+        pg.cursor() as cur,
+        cur.copy(f"COPY {M.__tablename__} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+    ):
+        # Binary COPY sends bytea as is (text COPY would hex-escape every byte).
+        copy.set_types(_PG_COPY_TYPES)
+        write = copy.write_row
+        for row in rows:
+            write(row)
+
+
+def delete_matching(flt: MessageFilter, *, session: Session) -> int:
+    """Delete every row matching ``flt``; returns how many."""
+    done = session.execute(
+        delete(M).where(flt.where()), execution_options={"synchronize_session": False}
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]
+
+
+def set_acked(flt: MessageFilter, acked_at_us: int | None, *, session: Session) -> int:
+    """Set ``acked_at_us`` (None: pending again) on the rows matching ``flt``."""
+    done = session.execute(
+        update(M).where(flt.where()).values(acked_at_us=acked_at_us),
+        execution_options={"synchronize_session": False},
+    )
+    return int(done.rowcount)  # type: ignore[attr-defined]
+
+
+# -- reads ---------------------------------------------------------------------------
+
+
+def read_rows(flt: MessageFilter, *, after: int, limit: int, session: Session) -> list[ReadRow]:
+    """Rows matching ``flt`` with seq > ``after``, in seq order, at most ``limit``."""
+    stmt = (
+        select(
+            M.seq,
+            M.remote,
+            M.subject,
+            M.reply,
+            M.headers,
+            M.payload,
+            M.received_at_us,
+            M.queues,
+            M.acked_at_us,
+            M.size,
+        )
+        .where(flt.where(), M.seq > after)
+        .order_by(M.seq)
+        .limit(limit)
+    )
+    return [tuple(row) for row in session.execute(stmt)]
+
+
+def select_matching(
+    flt: MessageFilter, *, session: Session
+) -> list[tuple[int, str, str, bool, int]]:
+    """``(seq, remote, subject, pending, size)`` of every row matching ``flt``."""
+    stmt = select(M.seq, M.remote, M.subject, M.acked_at_us.is_(None), M.size).where(flt.where())
+    return [(s, r, subj, bool(p), z) for s, r, subj, p, z in session.execute(stmt)]
+
+
+def chunked(seqs: Iterable[int]) -> Iterable[list[int]]:
+    """``seqs`` in lists of at most ``SEQ_CHUNK``, for ``MessageFilter(seqs=...)``."""
+    chunk: list[int] = []
+    for seq in seqs:
+        chunk.append(seq)
+        if len(chunk) >= SEQ_CHUNK:
+            yield chunk
+            chunk = []
+    if chunk:
+        yield chunk

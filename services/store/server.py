@@ -1,0 +1,435 @@
+"""The store's socket side: connections, the single DB worker, notifications.
+
+Theory of operation
+-------------------
+Each connection has a reader task and a writer task (STYLE §3.5). The reader
+decodes frames (``leafnode.ipc``), validates requests and queues them as
+operations on one bounded channel; a full channel blocks the readers, which
+is the back-pressure. ``ping``, ``subscribe`` and ``unsubscribe`` are
+answered at once; everything touching the database goes through the channel.
+
+One worker task takes operations in arrival order and runs each in trio's
+worker thread under ``CapacityLimiter(1)``. Consecutive ``append`` requests
+(from any connection) that are already queued are merged into one
+transaction (group commit), so a commit's fsync is paid once per group and
+every request is answered only after that commit. A database error answers
+each request of the group with ``error``/``unavailable``; nothing was
+committed and the store goes on (the next request tries again).
+
+Answers and events are queued on the connection's outbox and written by its
+writer task, coalesced into one ``send_all`` per wake-up; a client that
+stops reading is closed once its outbox exceeds ``MAX_OUTBOX_BYTES``.
+Notifications are coalesced per (subscription, remote) until written.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final
+
+import trio
+from sqlalchemy.exc import SQLAlchemyError
+
+from leafnode.ipc import (
+    DEFAULT_READ_LIMIT,
+    DEFAULT_READ_MAX_BYTES,
+    MAX_READ_LIMIT,
+    PROTOCOL_VERSION,
+    FrameDecoder,
+    FrameError,
+    RequestError,
+    decode_append,
+    encode_frame,
+    encode_read_reply,
+    field_bool,
+    field_int,
+    field_int_list,
+    field_str,
+    field_str_list,
+    serve_unix_socket,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from pathlib import Path
+
+    from leafnode.ipc import BufferedMsg, Frame
+
+    from .service import StoreService
+
+__all__ = ["HOUSEKEEPING_INTERVAL_S", "StoreServer"]
+
+log = logging.getLogger("leafnode.store")
+
+MAX_RECV: Final = 256 * 1024
+# Operations waiting for the DB worker before readers stop reading.
+MAX_QUEUED_OPS: Final = 256
+# Appends merged into one transaction stop growing past this many messages.
+MAX_GROUP_MSGS: Final = 20_000
+# A client that does not read its answers is cut off past this.
+MAX_OUTBOX_BYTES: Final = 256 * 1024 * 1024
+# How often max_age and retain are enforced.
+HOUSEKEEPING_INTERVAL_S: Final = 1.0
+
+
+class _Conn:
+    """One client connection: its outbox and its subscriptions."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        self.stream = stream
+        self.out: list[bytes] = []
+        self.out_bytes = 0
+        self.wake = trio.Event()
+        self.closed = False
+        self.subs: dict[int, str | None] = {}
+        # (sub id, remote) -> latest event fields; coalesced until written.
+        self.notes: dict[tuple[int, str, str], int] = {}
+
+    def send(self, data: bytes) -> None:
+        if self.closed:
+            return
+        self.out.append(data)
+        self.out_bytes += len(data)
+        if self.out_bytes > MAX_OUTBOX_BYTES:
+            log.warning("Closing a store client that does not read its answers")
+            self.close()
+        self.wake.set()
+
+    def note(self, kind: str, remote: str, seq: int) -> None:
+        for sid, want in self.subs.items():
+            if want is None or want == remote:
+                key = (sid, kind, remote)
+                old = self.notes.get(key)
+                # appended: the newest last_seq; rewind: the lowest seq.
+                if old is None or (seq > old if kind == "appended" else seq < old):
+                    self.notes[key] = seq
+                self.wake.set()
+
+    def close(self) -> None:
+        self.closed = True
+        self.wake.set()
+
+    async def writer(self) -> None:
+        while not self.closed:
+            await self.wake.wait()
+            self.wake = trio.Event()
+            for (sid, kind, remote), seq in self.notes.items():
+                key = "last_seq" if kind == "appended" else "seq"
+                self.out.append(encode_frame(kind, sid, {"remote": remote, key: seq}))
+            self.notes.clear()
+            if self.out and not self.closed:
+                data = b"".join(self.out)
+                self.out.clear()
+                self.out_bytes = 0
+                await self.stream.send_all(data)
+
+
+@dataclass(slots=True)
+class _Append:
+    conn: _Conn | None
+    rid: int
+    msgs: list[BufferedMsg]
+
+
+@dataclass(slots=True)
+class _Call:
+    conn: _Conn | None
+    rid: int
+    # Runs in the DB thread; returns the answer's fields (and blobs via frame).
+    run: Callable[[int], bytes]
+    after: Callable[[], None] | None = None
+
+
+class StoreServer:
+    """Serve a ``StoreService`` on ``run_dir/store.sock``.
+
+    Args:
+        service: the opened service.
+        path: the socket path.
+        housekeeping_interval_s: period of max_age/retain enforcement.
+    """
+
+    def __init__(
+        self,
+        service: StoreService,
+        path: Path,
+        *,
+        housekeeping_interval_s: float = HOUSEKEEPING_INTERVAL_S,
+    ) -> None:
+        self.service = service
+        self.path = path
+        self.housekeeping_interval_s = housekeeping_interval_s
+        self.limiter = trio.CapacityLimiter(1)
+        self._send_op, self._recv_op = trio.open_memory_channel[_Append | _Call](MAX_QUEUED_OPS)
+        self._conns: set[_Conn] = set()
+        # Whether the last database operation failed: an outage is logged
+        # when it starts and when it ends, not once per housekeeping tick.
+        self._db_down = False
+
+    async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Run until cancelled; ``started()`` once the socket accepts."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._worker)
+            nursery.start_soon(self._housekeeper)
+            await nursery.start(serve_unix_socket, self.path, self._handle)
+            log.info("Listening for store clients on %s", self.path)
+            task_status.started()
+
+    # -- connections ---------------------------------------------------------------
+
+    async def _handle(self, stream: trio.SocketStream) -> None:
+        conn = _Conn(stream)
+        self._conns.add(conn)
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, conn, nursery.cancel_scope)
+                await self._reader(conn)
+                # EOF or a broken frame: the client is gone, so is its outbox.
+                nursery.cancel_scope.cancel()
+        finally:
+            self._conns.discard(conn)
+            conn.closed = True
+
+    async def _writer(self, conn: _Conn, scope: trio.CancelScope) -> None:
+        try:
+            await conn.writer()
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        scope.cancel()
+
+    async def _reader(self, conn: _Conn) -> None:
+        decoder = FrameDecoder()
+        while not conn.closed:
+            try:
+                data = await conn.stream.receive_some(MAX_RECV)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return
+            if not data:
+                return
+            decoder.feed(data)
+            while True:
+                try:
+                    frame = decoder.next_frame()
+                except FrameError as exc:
+                    log.warning("Closing a store client: %s", exc)
+                    return
+                if frame is None:
+                    break
+                try:
+                    await self._dispatch(conn, frame)
+                except RequestError as exc:
+                    conn.send(
+                        encode_frame("error", frame.id, {"error": str(exc), "code": exc.code})
+                    )
+            decoder.compact()
+
+    async def _dispatch(self, conn: _Conn, frame: Frame) -> None:
+        kind, rid, f = frame.type, frame.id, frame.fields
+        svc = self.service
+        if kind == "append":
+            await self._send_op.send(_Append(conn, rid, decode_append(frame)))
+        elif kind == "ping":
+            conn.send(
+                encode_frame(
+                    "pong",
+                    rid,
+                    {"leaf_id": svc.leaf_id, "last_seq": svc.last_seq, "version": PROTOCOL_VERSION},
+                )
+            )
+        elif kind == "subscribe":
+            conn.subs[rid] = field_str(f, "remote")
+            conn.send(encode_frame("ok", rid, {"last_seq": svc.last_seq}))
+        elif kind == "unsubscribe":
+            sid = field_int(f, "sub")
+            conn.subs.pop(sid or 0, None)
+            conn.send(encode_frame("ok", rid))
+        elif kind == "read":
+            await self._send_op.send(_Call(conn, rid, self._read_call(f)))
+        elif kind == "ack":
+            ack_remote = _required_str(f, "remote")
+            upto = field_int(f, "upto")
+            seqs = field_int_list(f, "seqs")
+
+            def ack(rid: int) -> bytes:
+                n = svc.ack(ack_remote, upto=upto, seqs=seqs)
+                return encode_frame("ok", rid, {"acked": n})
+
+            await self._send_op.send(_Call(conn, rid, ack))
+        elif kind == "purge":
+            remote, subject = field_str(f, "remote"), field_str(f, "subject")
+            until_us, upto = field_int(f, "until_us"), field_int(f, "upto")
+
+            def purge(rid: int) -> bytes:
+                n = svc.purge(remote=remote, subject=subject, until_us=until_us, upto=upto)
+                return encode_frame("ok", rid, {"purged": n})
+
+            await self._send_op.send(_Call(conn, rid, purge))
+        elif kind == "redrive":
+            await self._send_op.send(self._redrive_call(conn, rid, f))
+        elif kind == "stats":
+            await self._send_op.send(
+                _Call(conn, rid, lambda rid: encode_frame("ok", rid, svc.stats()))
+            )
+        else:
+            raise RequestError(f"unknown request type {kind!r}", code="unknown_type")
+
+    def _read_call(self, f: dict[str, object]) -> Callable[[int], bytes]:
+        remote = field_str(f, "remote")
+        after = field_int(f, "after", default=0) or 0
+        limit = min(
+            field_int(f, "limit", default=DEFAULT_READ_LIMIT, minimum=1) or 1, MAX_READ_LIMIT
+        )
+        max_bytes = field_int(f, "max_bytes", default=DEFAULT_READ_MAX_BYTES, minimum=1) or 1
+        subjects = field_str_list(f, "subjects")
+        acked = field_bool(f, "acked")
+        since_us, until_us = field_int(f, "since_us"), field_int(f, "until_us")
+        svc = self.service
+
+        def read(rid: int) -> bytes:
+            got = svc.read(
+                remote=remote,
+                after=after,
+                limit=limit,
+                max_bytes=max_bytes,
+                subjects=subjects,
+                acked=acked,
+                since_us=since_us,
+                until_us=until_us,
+            )
+            return encode_read_reply(rid, got.msgs, next=got.next, more=got.more)
+
+        return read
+
+    def _redrive_call(self, conn: _Conn, rid: int, f: dict[str, object]) -> _Call:
+        remote = _required_str(f, "remote")
+        subject = field_str(f, "subject")
+        since_us, until_us = field_int(f, "since_us"), field_int(f, "until_us")
+        result: list[int] = []
+
+        def redrive(rid: int) -> bytes:
+            n, first = self.service.redrive(
+                remote, subject=subject, since_us=since_us, until_us=until_us
+            )
+            result.append(first)
+            return encode_frame("ok", rid, {"redriven": n, "first_seq": first})
+
+        def after() -> None:
+            if result and result[0]:
+                self._notify("rewind", remote, result[0])
+
+        return _Call(conn, rid, redrive, after)
+
+    def _notify(self, kind: str, remote: str, seq: int) -> None:
+        for conn in self._conns:
+            if conn.subs:
+                conn.note(kind, remote, seq)
+
+    # -- the DB worker -------------------------------------------------------------
+
+    async def _worker(self) -> None:
+        carry: _Append | _Call | None = None
+        while True:
+            op = carry if carry is not None else await self._recv_op.receive()
+            carry = None
+            if isinstance(op, _Call):
+                await self._run_call(op)
+                continue
+            group = [op]
+            count = len(op.msgs)
+            while count < MAX_GROUP_MSGS:
+                try:
+                    nxt = self._recv_op.receive_nowait()
+                except trio.WouldBlock:
+                    break
+                if isinstance(nxt, _Call):
+                    carry = nxt
+                    break
+                group.append(nxt)
+                count += len(nxt.msgs)
+            await self._run_appends(group)
+
+    async def _run_call(self, op: _Call) -> None:
+        try:
+            answer = await trio.to_thread.run_sync(op.run, op.rid, limiter=self.limiter)
+        except SQLAlchemyError as exc:
+            if op.conn is not None or not self._db_down:
+                log.error("Store operation failed: %s", _short(exc))
+            self._db_down = True
+            answer = _unavailable(op.rid, exc)
+        else:
+            self._db_up()
+            if op.after is not None:
+                op.after()
+        if op.conn is not None:
+            op.conn.send(answer)
+
+    async def _run_appends(self, group: list[_Append]) -> None:
+        svc = self.service
+        try:
+            outcomes = await trio.to_thread.run_sync(
+                svc.append, [op.msgs for op in group], limiter=self.limiter
+            )
+        except SQLAlchemyError as exc:
+            log.error(
+                "Append of %d messages failed: %s", sum(len(op.msgs) for op in group), _short(exc)
+            )
+            self._db_down = True
+            for op in group:
+                if op.conn is not None:
+                    op.conn.send(_unavailable(op.rid, exc))
+            return
+        self._db_up()
+        touched: dict[str, int] = {}
+        for op, out in zip(group, outcomes, strict=True):
+            if op.conn is not None:
+                op.conn.send(
+                    encode_frame(
+                        "ok",
+                        op.rid,
+                        {
+                            "first_seq": out.first_seq,
+                            "last_seq": out.last_seq,
+                            "refused": [list(r) for r in out.refused],
+                        },
+                    )
+                )
+            for remote, seq in out.remotes.items():
+                touched[remote] = max(touched.get(remote, 0), seq)
+        for remote, seq in touched.items():
+            self._notify("appended", remote, seq)
+
+    def _db_up(self) -> None:
+        if self._db_down:
+            self._db_down = False
+            log.info("Store database is available again")
+
+    async def _housekeeper(self) -> None:
+        svc = self.service
+
+        def housekeep(rid: int) -> bytes:
+            expired = svc.housekeep()
+            for remote, n in expired.items():
+                log.info("Expired %d buffered messages of %s (max_age)", n, remote)
+            return b""
+
+        while True:
+            await trio.sleep(self.housekeeping_interval_s)
+            await self._send_op.send(_Call(None, 0, housekeep))
+
+
+def _required_str(fields: dict[str, object], key: str) -> str:
+    value = field_str(fields, key, required=True)
+    assert value is not None  # field_str raised otherwise
+    return value
+
+
+def _short(exc: BaseException) -> str:
+    """The first line of a database error (SQLAlchemy appends SQL and links)."""
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
+def _unavailable(rid: int, exc: BaseException) -> bytes:
+    return encode_frame(
+        "error", rid, {"error": f"store unavailable: {_short(exc)}", "code": "unavailable"}
+    )

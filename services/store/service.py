@@ -1,0 +1,596 @@
+"""The unit of work of the durable buffer (DESIGN §4, STYLE §3.6).
+
+Theory of operation
+-------------------
+``StoreService`` is synchronous: every public method is one transaction and
+runs in trio's worker thread, one at a time (``server.py`` holds
+``CapacityLimiter(1)``). It keeps, per remote, the pending backlog (msgs and
+bytes, what the limits bound), the retained rows, and the drop counters in
+memory, loaded once by ``open()``. Each method works on a copy of the counters
+it changes and installs the copy only after ``commit()`` returned, so a
+failed transaction (disk full, Postgres down) leaves memory and database
+agreeing and the store keeps serving.
+
+Seqs come from ``last_seq`` in memory, persisted in ``store_meta`` within
+each append transaction, so they are never reused (a reused seq would give a
+new message an old ``Nats-Msg-Id``, and the hub's de-duplication would drop it).
+
+Limits (per remote ``buffer`` block; unknown remotes get the defaults):
+a message larger than ``max_bytes`` is refused. ``discard: new`` refuses
+messages that would push the backlog past ``max_msgs``/``max_bytes``.
+``discard: old`` accepts them and deletes the oldest pending messages, older
+rows first and then the batch's own earliest rows if the batch alone is too
+big. ``max_age`` expires the head of the backlog in ``housekeep()``, as
+JetStream does, whatever ``discard`` says. Retained (acked) rows do not count
+against the limits; they live ``retain`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Final
+
+from sqlalchemy.orm import Session
+
+from leafnode.config import BufferSettings
+from leafnode.ipc import StoredMsg
+from leafnode.proto import is_literal, subject_matches
+
+from . import repo
+from .repo import MessageFilter
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+    from sqlalchemy.engine import Engine
+
+    from leafnode.ipc import BufferedMsg
+
+__all__ = ["AppendOutcome", "ReadOutcome", "StoreService", "subject_filter"]
+
+log = logging.getLogger("leafnode.store")
+
+# Rows fetched per query when a read filters by subject or limits drop old rows.
+SCAN_CHUNK: Final = 1000
+# A filtered read stops after examining this many rows and answers with
+# ``more``, so one read never pins the single DB thread for long.
+MAX_SCAN_ROWS: Final = 100_000
+DEFAULT_BUFFER: Final = BufferSettings()
+
+
+@dataclass
+class _Counts:
+    """Per-remote counters: the pending backlog and the retained rows."""
+
+    msgs: int = 0
+    bytes: int = 0
+    retained_msgs: int = 0
+    retained_bytes: int = 0
+
+    def copy(self) -> _Counts:
+        return _Counts(self.msgs, self.bytes, self.retained_msgs, self.retained_bytes)
+
+
+@dataclass(slots=True)
+class AppendOutcome:
+    """What one append request got: its seqs, refusals, and drops it caused."""
+
+    first_seq: int = 0
+    last_seq: int = 0
+    refused: list[tuple[int, str]] = field(default_factory=list)
+    # remote -> the highest seq this request stored for it (for ``appended``).
+    remotes: dict[str, int] = field(default_factory=dict)
+
+
+@dataclass(slots=True)
+class ReadOutcome:
+    """A read's messages, the next cursor and whether the scan stopped early."""
+
+    msgs: list[StoredMsg]
+    next: int
+    more: bool
+
+
+def subject_filter(patterns: Sequence[str] | None) -> Callable[[str], bool] | None:
+    """A predicate for NATS subject patterns (None = everything matches)."""
+    if not patterns:
+        return None
+    literals = frozenset(p for p in patterns if is_literal(p.encode()))
+    wild = [p.encode() for p in patterns if p not in literals]
+    if not wild:
+        return literals.__contains__
+
+    def match(subject: str) -> bool:
+        if subject in literals:
+            return True
+        raw = subject.encode()
+        return any(subject_matches(p, raw) for p in wild)
+
+    return match
+
+
+class StoreService:
+    """The buffer's operations, each one transaction (run them in the DB thread).
+
+    Args:
+        engine: the store's engine (``engine.create_store_engine``).
+        buffers: ``BufferSettings`` per remote name.
+        clock_us: the wall clock in microseconds (tests may pass another).
+    """
+
+    def __init__(
+        self,
+        engine: Engine,
+        buffers: Mapping[str, BufferSettings],
+        *,
+        clock_us: Callable[[], int] | None = None,
+    ) -> None:
+        self.engine = engine
+        self.buffers = dict(buffers)
+        self._clock_us = clock_us or (lambda: time.time_ns() // 1000)
+        self.leaf_id = ""
+        self.last_seq = 0
+        self._counts: dict[str, _Counts] = {name: _Counts() for name in self.buffers}
+        self._drops: dict[str, dict[str, int]] = {}
+        self._warned: set[str] = set()
+
+    # -- lifecycle -----------------------------------------------------------------
+
+    def open(self) -> None:
+        """Load the leaf id, the seq high-water mark and the counters (once, at start)."""
+        with Session(self.engine) as session, session.begin():
+            leaf_id = repo.get_meta("leaf_id", session=session)
+            if leaf_id is None:
+                leaf_id = secrets.token_hex(10)
+                repo.set_meta("leaf_id", leaf_id, session=session)
+                log.info("Created store leaf id %s", leaf_id)
+            meta_seq = int(repo.get_meta("last_seq", session=session) or 0)
+            last_seq = max(meta_seq, repo.max_seq(session=session))
+            totals = repo.totals(MessageFilter(), session=session)
+            drops = repo.load_drops(session=session)
+        self.leaf_id, self.last_seq, self._drops = leaf_id, last_seq, drops
+        for remote, pending, n, nbytes in totals:
+            c = self._counts.setdefault(remote, _Counts())
+            if pending:
+                c.msgs, c.bytes = n, nbytes
+            else:
+                c.retained_msgs, c.retained_bytes = n, nbytes
+
+    def limits(self, remote: str) -> BufferSettings:
+        """The buffer settings of ``remote`` (the defaults for an unknown one)."""
+        found = self.buffers.get(remote)
+        if found is None:
+            if remote not in self._warned:
+                self._warned.add(remote)
+                log.warning("Buffering for unknown remote %r with default limits", remote)
+            return DEFAULT_BUFFER
+        return found
+
+    # -- append --------------------------------------------------------------------
+
+    def append(self, batches: Sequence[Sequence[BufferedMsg]]) -> list[AppendOutcome]:
+        """Store several append requests in one transaction.
+
+        Returns:
+            One ``AppendOutcome`` per request, in order.
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: nothing was stored; state unchanged.
+        """
+        counts: dict[str, _Counts] = {}
+        drops: Counter[tuple[str, str]] = Counter()
+        rows: list[repo.InsertRow | None] = []
+        # remote -> (counters, max_bytes, max_msgs if discard new else None, discard new)
+        per_remote: dict[str, tuple[_Counts, int | None, int | None, bool]] = {}
+        seq = self.last_seq
+        outcomes: list[AppendOutcome] = []
+        for batch in batches:
+            out = AppendOutcome()
+            outcomes.append(out)
+            last_by_remote = out.remotes
+            for index, m in enumerate(batch):
+                remote = m.remote
+                known = per_remote.get(remote)
+                if known is None:
+                    lim = self.limits(remote)
+                    c = counts[remote] = self._counts.get(remote, _Counts()).copy()
+                    new = lim.discard == "new"
+                    known = per_remote[remote] = (c, lim.max_bytes, lim.max_msgs, new)
+                c, max_bytes, max_msgs, discard_new = known
+                data = m.data
+                reply = m.reply
+                size = len(data) + len(m.subject) + (len(reply) if reply else 0)
+                if max_bytes is not None and (
+                    size > max_bytes or (discard_new and c.bytes + size > max_bytes)
+                ):
+                    out.refused.append((index, "max_bytes"))
+                    drops[remote, "max_bytes"] += 1
+                    continue
+                if discard_new and max_msgs is not None and c.msgs >= max_msgs:
+                    out.refused.append((index, "max_msgs"))
+                    drops[remote, "max_msgs"] += 1
+                    continue
+                seq += 1
+                last_by_remote[remote] = seq
+                c.msgs += 1
+                c.bytes += size
+                hdr_len = m.hdr_len
+                queues = m.queues
+                rows.append(
+                    (
+                        seq,
+                        remote,
+                        m.subject,
+                        reply,
+                        data[:hdr_len] if hdr_len else None,
+                        data[hdr_len:] if hdr_len else data,
+                        m.received_at_us,
+                        None,
+                        " ".join(queues) if queues else None,
+                        size,
+                    )
+                )
+            if last_by_remote:
+                out.last_seq = seq
+                out.first_seq = seq - (len(batch) - len(out.refused)) + 1
+        with Session(self.engine) as session, session.begin():
+            for remote, (c, _mb, _mm, discard_new) in per_remote.items():
+                if not discard_new:
+                    self._discard_old(remote, self.limits(remote), c, rows, drops, session)
+            repo.insert_messages([r for r in rows if r is not None], session=session)
+            if seq != self.last_seq:
+                repo.set_meta("last_seq", str(seq), session=session)
+            if drops:
+                repo.add_drops(drops, session=session)
+        self._install(counts, drops)
+        self.last_seq = seq
+        return outcomes
+
+    def _discard_old(
+        self,
+        remote: str,
+        lim: BufferSettings,
+        c: _Counts,
+        rows: list[repo.InsertRow | None],
+        drops: Counter[tuple[str, str]],
+        session: Session,
+    ) -> None:
+        """Delete the oldest pending messages until ``remote`` is within its limits."""
+        need_msgs = c.msgs - lim.max_msgs if lim.max_msgs is not None else 0
+        need_bytes = c.bytes - lim.max_bytes if lim.max_bytes is not None else 0
+        if need_msgs <= 0 and need_bytes <= 0:
+            return
+        cutoff = 0
+        while need_msgs > 0 or need_bytes > 0:
+            oldest = repo.oldest_pending(remote, after=cutoff, limit=SCAN_CHUNK, session=session)
+            for seq, size, _received in oldest:
+                if need_msgs <= 0 and need_bytes <= 0:
+                    break
+                drops[remote, "max_msgs" if need_msgs > 0 else "max_bytes"] += 1
+                need_msgs -= 1
+                need_bytes -= size
+                c.msgs -= 1
+                c.bytes -= size
+                cutoff = seq
+            if len(oldest) < SCAN_CHUNK:
+                break
+        if cutoff:
+            repo.delete_matching(
+                MessageFilter(remote=remote, pending=True, upto=cutoff), session=session
+            )
+        # The batch alone is over the limit: its earliest messages go too.
+        for index, row in enumerate(rows):
+            if need_msgs <= 0 and need_bytes <= 0:
+                break
+            if row is None or row[1] != remote:
+                continue
+            size = row[9]
+            drops[remote, "max_msgs" if need_msgs > 0 else "max_bytes"] += 1
+            need_msgs -= 1
+            need_bytes -= size
+            c.msgs -= 1
+            c.bytes -= size
+            rows[index] = None
+
+    # -- read ----------------------------------------------------------------------
+
+    def read(
+        self,
+        *,
+        remote: str | None,
+        after: int,
+        limit: int,
+        max_bytes: int,
+        subjects: Sequence[str] | None = None,
+        acked: bool = False,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> ReadOutcome:
+        """Messages after the cursor ``after``, in seq order (see the protocol docs)."""
+        match = subject_filter(subjects)
+        literal = subjects[0] if subjects and len(subjects) == 1 and match else None
+        if literal is not None and not is_literal(literal.encode()):
+            literal = None
+        flt = MessageFilter(
+            remote=remote,
+            pending=None if acked else True,
+            since_us=since_us,
+            until_us=until_us,
+            subject=literal,
+        )
+        out: list[StoredMsg] = []
+        total = scanned = 0
+        cursor = after
+        more = False
+        chunk = min(max(limit, 1), SCAN_CHUNK) if match is None else SCAN_CHUNK
+        with Session(self.engine) as session, session.begin():
+            while True:
+                rows = repo.read_rows(flt, after=cursor, limit=chunk, session=session)
+                for (
+                    seq,
+                    rem,
+                    subject,
+                    reply,
+                    headers,
+                    payload,
+                    received,
+                    queues,
+                    acked_at,
+                    size,
+                ) in rows:
+                    cursor = seq
+                    scanned += 1
+                    if match is not None and not match(subject):
+                        continue
+                    out.append(
+                        StoredMsg(
+                            seq,
+                            rem,
+                            subject,
+                            reply,
+                            len(headers) if headers else 0,
+                            headers + payload if headers else payload,
+                            received,
+                            tuple(queues.split()) if queues else (),
+                            acked_at,
+                        )
+                    )
+                    total += size
+                    if len(out) >= limit or total >= max_bytes:
+                        break
+                if len(out) >= limit or total >= max_bytes or scanned >= MAX_SCAN_ROWS:
+                    more = True
+                    break
+                if len(rows) < chunk:
+                    break
+        return ReadOutcome(out, cursor, more)
+
+    # -- ack, purge, redrive -----------------------------------------------------------
+
+    def ack(self, remote: str, *, upto: int | None, seqs: Sequence[int] | None) -> int:
+        """Acknowledge pending messages of ``remote``; returns how many were pending.
+
+        They are deleted, or marked acked (retained) when the remote has ``retain``.
+        """
+        parts: list[MessageFilter] = []
+        if upto is not None:
+            parts.append(MessageFilter(remote=remote, pending=True, upto=upto))
+        for chunk in repo.chunked(sorted(set(seqs or ()))):
+            parts.append(MessageFilter(remote=remote, pending=True, seqs=chunk))
+        if not parts:
+            return 0
+        retain = self.limits(remote).retain_s > 0
+        now = self._clock_us()
+        c = self._counts.get(remote, _Counts()).copy()
+        acked = 0
+        with Session(self.engine) as session, session.begin():
+            # Parts run in order, so a seq both <= upto and listed counts once.
+            for flt in parts:
+                n, nbytes = _sum(repo.totals(flt, session=session))
+                if not n:
+                    continue
+                if retain:
+                    repo.set_acked(flt, now, session=session)
+                    c.retained_msgs += n
+                    c.retained_bytes += nbytes
+                else:
+                    repo.delete_matching(flt, session=session)
+                c.msgs -= n
+                c.bytes -= nbytes
+                acked += n
+        self._install({remote: c}, Counter())
+        return acked
+
+    def purge(
+        self,
+        *,
+        remote: str | None = None,
+        subject: str | None = None,
+        until_us: int | None = None,
+        upto: int | None = None,
+    ) -> int:
+        """Delete pending and retained messages matching every filter; returns how many.
+
+        Pending ones count as dropped with reason ``purged``.
+        """
+        wild = subject is not None and not is_literal(subject.encode())
+        flt = MessageFilter(
+            remote=remote, until_us=until_us, upto=upto, subject=None if wild else subject
+        )
+        counts: dict[str, _Counts] = {}
+        drops: Counter[tuple[str, str]] = Counter()
+        purged = 0
+
+        def account(rem: str, pending: bool, n: int, nbytes: int) -> None:
+            c = counts.get(rem)
+            if c is None:
+                c = counts[rem] = self._counts.get(rem, _Counts()).copy()
+            if pending:
+                c.msgs -= n
+                c.bytes -= nbytes
+                drops[rem, "purged"] += n
+            else:
+                c.retained_msgs -= n
+                c.retained_bytes -= nbytes
+
+        with Session(self.engine) as session, session.begin():
+            if not wild:
+                for rem, pending, n, nbytes in repo.totals(flt, session=session):
+                    account(rem, pending, n, nbytes)
+                    purged += n
+                repo.delete_matching(flt, session=session)
+            else:
+                assert subject is not None
+                pattern = subject.encode()
+                picked: list[int] = []
+                for seq, rem, subj, pending, size in repo.select_matching(flt, session=session):
+                    if subject_matches(pattern, subj.encode()):
+                        picked.append(seq)
+                        account(rem, pending, 1, size)
+                for chunk in repo.chunked(picked):
+                    repo.delete_matching(MessageFilter(seqs=chunk), session=session)
+                purged = len(picked)
+            if drops:
+                repo.add_drops(drops, session=session)
+        self._install(counts, drops)
+        return purged
+
+    def redrive(
+        self,
+        remote: str,
+        *,
+        subject: str | None = None,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> tuple[int, int]:
+        """Make retained messages of ``remote`` pending again.
+
+        Returns:
+            How many, and the lowest seq among them (0 when none).
+        """
+        flt = MessageFilter(remote=remote, pending=False, since_us=since_us, until_us=until_us)
+        match = subject_filter([subject] if subject else None)
+        c = self._counts.get(remote, _Counts()).copy()
+        picked: list[int] = []
+        with Session(self.engine) as session, session.begin():
+            for seq, _rem, subj, _pending, size in repo.select_matching(flt, session=session):
+                if match is None or match(subj):
+                    picked.append(seq)
+                    c.retained_msgs -= 1
+                    c.retained_bytes -= size
+                    c.msgs += 1
+                    c.bytes += size
+            for chunk in repo.chunked(picked):
+                repo.set_acked(MessageFilter(seqs=chunk), None, session=session)
+        self._install({remote: c}, Counter())
+        return len(picked), min(picked, default=0)
+
+    # -- housekeeping and stats ------------------------------------------------------
+
+    def housekeep(self) -> dict[str, int]:
+        """Expire pending messages older than ``max_age`` and retained ones past ``retain``.
+
+        Returns:
+            Expired pending messages per remote (only remotes with some).
+        """
+        now = self._clock_us()
+        counts: dict[str, _Counts] = {}
+        drops: Counter[tuple[str, str]] = Counter()
+        with Session(self.engine) as session, session.begin():
+            for remote, current in self._counts.items():
+                lim = self.limits(remote) if remote in self.buffers else DEFAULT_BUFFER
+                c = current.copy()
+                if lim.max_age_s is not None and c.msgs:
+                    cutoff_us = now - int(lim.max_age_s * 1_000_000)
+                    n, nbytes, last = self._expired_head(remote, cutoff_us, session)
+                    if n:
+                        repo.delete_matching(
+                            MessageFilter(remote=remote, pending=True, upto=last),
+                            session=session,
+                        )
+                        c.msgs -= n
+                        c.bytes -= nbytes
+                        drops[remote, "max_age"] += n
+                        counts[remote] = c
+                if c.retained_msgs:
+                    flt = MessageFilter(
+                        remote=remote,
+                        pending=False,
+                        acked_before_us=now - int(lim.retain_s * 1_000_000),
+                    )
+                    n, nbytes = _sum(repo.totals(flt, session=session))
+                    if n:
+                        repo.delete_matching(flt, session=session)
+                        c.retained_msgs -= n
+                        c.retained_bytes -= nbytes
+                        counts[remote] = c
+            if drops:
+                repo.add_drops(drops, session=session)
+        self._install(counts, drops)
+        return {remote: n for (remote, _reason), n in drops.items()}
+
+    @staticmethod
+    def _expired_head(remote: str, cutoff_us: int, session: Session) -> tuple[int, int, int]:
+        """Count the oldest pending rows received before ``cutoff_us`` (head expiry)."""
+        n = nbytes = last = 0
+        while True:
+            rows = repo.oldest_pending(remote, after=last, limit=SCAN_CHUNK, session=session)
+            for seq, size, received in rows:
+                if received >= cutoff_us:
+                    return n, nbytes, last
+                n += 1
+                nbytes += size
+                last = seq
+            if len(rows) < SCAN_CHUNK:
+                return n, nbytes, last
+
+    def stats(self) -> dict[str, object]:
+        """The ``stats`` answer: backlog, retained rows and drops per remote."""
+        now = self._clock_us()
+        remotes: dict[str, object] = {}
+        total_msgs = total_bytes = 0
+        with Session(self.engine) as session, session.begin():
+            for remote, c in sorted(self._counts.items()):
+                oldest = repo.oldest_pending_received(remote, session=session) if c.msgs else None
+                remotes[remote] = {
+                    "msgs": c.msgs,
+                    "bytes": c.bytes,
+                    "oldest_age_s": None if oldest is None else max(0, now - oldest) / 1e6,
+                    "retained_msgs": c.retained_msgs,
+                    "retained_bytes": c.retained_bytes,
+                    "dropped": dict(self._drops.get(remote, {})),
+                }
+                total_msgs += c.msgs
+                total_bytes += c.bytes
+        for remote, reasons in self._drops.items():
+            if remote not in remotes:
+                remotes[remote] = {
+                    "msgs": 0,
+                    "bytes": 0,
+                    "oldest_age_s": None,
+                    "retained_msgs": 0,
+                    "retained_bytes": 0,
+                    "dropped": dict(reasons),
+                }
+        return {
+            "leaf_id": self.leaf_id,
+            "last_seq": self.last_seq,
+            "remotes": remotes,
+            "total": {"msgs": total_msgs, "bytes": total_bytes},
+        }
+
+    def _install(self, counts: Mapping[str, _Counts], drops: Counter[tuple[str, str]]) -> None:
+        """Make committed counter changes visible (only after the commit)."""
+        self._counts.update(counts)
+        for (remote, reason), n in drops.items():
+            per = self._drops.setdefault(remote, {})
+            per[reason] = per.get(reason, 0) + n
+
+
+def _sum(rows: Sequence[tuple[str, bool, int, int]]) -> tuple[int, int]:
+    """Total count and bytes over ``repo.totals`` rows."""
+    return sum(r[2] for r in rows), sum(r[3] for r in rows)

@@ -175,6 +175,20 @@ class LHMsg:
 
 
 Event = (
-    Info | Connect | Pub | HPub | Sub | Unsub | Msg | HMsg | Ping | Pong | Ok | Err
-    | LSub | LUnsub | LMsg | LHMsg
+    Info
+    | Connect
+    | Pub
+    | HPub
+    | Sub
+    | Unsub
+    | Msg
+    | HMsg
+    | Ping
+    | Pong
+    | Ok
+    | Err
+    | LSub
+    | LUnsub
+    | LMsg
+    | LHMsg
 )

@@ -231,7 +231,7 @@ class TestCorpora:
     ) -> None:
         parser = Parser(kind)
         half = len(data) // 2
-        parser.feed(bytearray(data[:half]))  # type: ignore[arg-type]
+        parser.feed(bytearray(data[:half]))
         parser.feed(memoryview(data)[half:])  # type: ignore[arg-type]
         assert drain(parser) == expected
 

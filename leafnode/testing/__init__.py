@@ -5,6 +5,7 @@ Used by ``tests/`` and ``bench/``; never by the services.
 
 from __future__ import annotations
 
+from ._postgres import PG_USER, PgCluster, pg_bin_dir
 from ._procs import (
     NatsServerProcess,
     RouterProcess,
@@ -14,6 +15,12 @@ from ._procs import (
     nats_server_binary,
     wait_for_port,
 )
+from ._site import ApiProcess as ApiProcess
+from ._site import SiteProcess as SiteProcess
+from ._site import http_get as http_get
+from ._site import pid_alive as pid_alive
+from ._site import ping_socket as ping_socket
+from ._site import wait_for_socket as wait_for_socket
 from ._uplink import (
     HubProcess,
     OperatorKeys,
@@ -25,9 +32,11 @@ from ._uplink import (
 )
 
 __all__ = [
+    "PG_USER",
     "HubProcess",
     "NatsServerProcess",
     "OperatorKeys",
+    "PgCluster",
     "RouterProcess",
     "ServiceProcess",
     "TlsFiles",
@@ -36,6 +45,7 @@ __all__ = [
     "hub_binaries",
     "make_tls_files",
     "nats_server_binary",
+    "pg_bin_dir",
     "restart_process",
     "wait_for_log",
     "wait_for_port",

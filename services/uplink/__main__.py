@@ -1,0 +1,122 @@
+"""``leafnode uplink``: the hub connections of this site."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import ssl
+import sys
+
+import trio
+
+from leafnode import SERVER_VERSION, __version__
+from leafnode.config import ConfigError, Settings, load
+from leafnode.runtime import setup_logging, write_pid_file
+
+from .auth import CredentialsError, check_credentials
+from .dialer import tls_context
+from .service import Uplink
+
+log = logging.getLogger("leafnode.uplink")
+
+
+def build_arg_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="leafnode uplink", description="Run the leafnode connections to the hubs."
+    )
+    parser.add_argument("-c", "--config", help="configuration file")
+    parser.add_argument("--run-dir", dest="run_dir", help="directory for the service sockets")
+    parser.add_argument("-D", "--debug", action="store_true", help="enable debug log lines")
+    parser.add_argument("-V", "--trace", action="store_true", help="enable protocol trace lines")
+    parser.add_argument("-DV", dest="debug_trace", action="store_true", help="debug and trace")
+    parser.add_argument("-l", "--log", dest="log_file", help="log file")
+    parser.add_argument("-P", "--pid", dest="pid_file", help="pid file")
+    return parser
+
+
+def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Command-line flags override the file, as with nats-server."""
+    log_settings = settings.log
+    if args.debug or args.trace or args.debug_trace or args.log_file or args.pid_file:
+        log_settings = dataclasses.replace(
+            log_settings,
+            debug=log_settings.debug or args.debug or args.debug_trace,
+            trace=log_settings.trace or args.trace or args.debug_trace,
+            log_file=args.log_file or log_settings.log_file,
+            pid_file=args.pid_file or log_settings.pid_file,
+        )
+    run_dir = args.run_dir or settings.run_dir
+    return dataclasses.replace(settings, log=log_settings, run_dir=run_dir)
+
+
+def check_remotes(settings: Settings) -> str | None:
+    """Start-up checks the config parser cannot do: creds contents, TLS files.
+
+    Returns the error line to print, or None when every remote is usable.
+    """
+    for remote in settings.leafnodes.remotes:
+        try:
+            check_credentials(remote)
+        except CredentialsError as exc:
+            return f"{exc} (remote {remote.name!r})"
+        try:
+            tls_context(remote.tls)
+        except (OSError, ssl.SSLError) as exc:
+            return f"{settings.source}: remote {remote.name!r}: cannot load TLS files: {exc}"
+    return None
+
+
+async def serve(settings: Settings) -> None:
+    uplink = Uplink(settings)
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(uplink.run)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+            async for signum in signals:
+                log.info("Trapped %s signal", signal.Signals(signum).name)
+                nursery.cancel_scope.cancel()
+                break
+    log.info("Uplink exiting..")
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_arg_parser().parse_args(argv)
+    try:
+        settings = load(args.config) if args.config else Settings()
+    except ConfigError as exc:
+        print(f"leafnode uplink: {exc}", file=sys.stderr)
+        return 1
+    error = check_remotes(settings)
+    if error is not None:
+        print(f"leafnode uplink: {error}", file=sys.stderr)
+        return 1
+    settings = apply_flags(settings, args)
+    log_settings = settings.log
+    setup_logging(
+        debug=log_settings.debug,
+        trace=log_settings.trace,
+        logtime=log_settings.logtime,
+        log_file=log_settings.log_file,
+    )
+    for warning in settings.warnings:
+        log.warning("%s", warning)
+    if log_settings.pid_file:
+        write_pid_file(log_settings.pid_file)
+    log.info("Starting leafnode uplink")
+    log.info("  Version:  %s (nats-server protocol %s)", __version__, SERVER_VERSION)
+    if not settings.leafnodes.remotes:
+        log.warning("No leafnodes remotes configured; nothing to connect to")
+    for remote in settings.leafnodes.remotes:
+        log.info(
+            '  Remote "%s": account %s, %d URL(s)', remote.name, remote.account, len(remote.urls)
+        )
+    try:
+        trio.run(serve, settings)
+    except KeyboardInterrupt:
+        pass
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,208 @@
+"""The data link to the router over ``run_dir/router.sock`` (DESIGN §2).
+
+The protocol is documented in ``services/router/datalink.py``; in short the
+router sends a hello INFO, its whole local interest, then interest changes and
+hub-bound messages, all as leaf verbs with the account first; we send the
+hubs' interest, messages from the hubs, ``INFO {"hub_reset": acc}`` and
+PING/PONG.
+
+Resynchronisation. Either process may restart alone:
+
+* When we (re)attach, the router forgets all hub interest and sends its full
+  local interest. We send it the hubs' current interest at once.
+* We do not know which local interest disappeared while we were away, so the
+  snapshot is collected into fresh tables, and our ``PING`` written right on
+  connect marks its end: the router answers it only after it queued the
+  snapshot. At that ``PONG`` the fresh tables replace the old ones and the
+  hubs get only the difference (``Uplink.local_resync``).
+
+The router may be absent (not started yet, restarting): we retry every
+``RETRY_S`` and log once per outage. Lines for the router while it is away are
+dropped; the resynchronisation above makes up for them.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from leafnode.proto import (
+    PING,
+    PONG,
+    Err,
+    Info,
+    Kind,
+    LSub,
+    LUnsub,
+    Ping,
+    Pong,
+    RemoteProtocolError,
+)
+from leafnode.runtime import TRACE
+
+from .framing import LINK_MAX_CONTROL_LINE, LINK_MAX_PAYLOAD, MessageFramer
+from .interest import LocalInterest
+from .outbound import Outbound, raw_socket
+
+if TYPE_CHECKING:
+    from leafnode.proto import Event
+
+    from .service import Uplink
+
+__all__ = ["RouterLink"]
+
+log = logging.getLogger("leafnode.uplink")
+
+RETRY_S: Final = 0.1
+MAX_RECV: Final = 256 * 1024
+# Hub messages queued for a router that does not drain before they are dropped.
+MAX_PENDING: Final = 128 * 1024 * 1024
+
+
+class RouterLink:
+    """Our connection to the router, re-established whenever it drops."""
+
+    def __init__(self, path: str, uplink: Uplink) -> None:
+        self.path = path
+        self.uplink = uplink
+        self.outbound: Outbound | None = None
+        self.router_name = ""
+        self.accounts: tuple[str, ...] = ()
+        self.attaches = 0
+        # Local interest being collected from the snapshot, until our PONG.
+        self._resync: dict[bytes, LocalInterest] | None = None
+
+    @property
+    def attached(self) -> bool:
+        return self.outbound is not None
+
+    def write(self, line: bytes) -> None:
+        """Queue a control line for the router (dropped while detached)."""
+        outbound = self.outbound
+        if outbound is not None:
+            outbound.write(line)
+
+    def write_msg(self, data: bytes) -> None:
+        """Queue a message for the router (dropped while detached or backed up)."""
+        outbound = self.outbound
+        if outbound is not None:
+            outbound.write_msg(data)
+
+    async def run(self) -> None:
+        """Stay attached to the router; returns only when cancelled."""
+        waiting_logged = False
+        while True:
+            try:
+                stream = await trio.open_unix_socket(self.path)
+            except OSError as exc:
+                if not waiting_logged:
+                    log.info("Waiting for the router at %s (%s)", self.path, exc.strerror or exc)
+                    waiting_logged = True
+                await trio.sleep(RETRY_S)
+                continue
+            waiting_logged = False
+            log.info("Connected to the router at %s", self.path)
+            try:
+                await self._serve(stream)
+            finally:
+                self.outbound = None
+                self._resync = None
+                with trio.CancelScope(shield=True):
+                    await trio.aclose_forcefully(stream)
+            log.warning("Lost the router link at %s; reconnecting", self.path)
+            await trio.sleep(RETRY_S)
+
+    async def _serve(self, stream: trio.abc.Stream) -> None:
+        raw = raw_socket(stream)
+        outbound = Outbound(max_pending=MAX_PENDING, raw=raw)
+        outbound.write(PING)  # its PONG marks the end of the interest snapshot
+        self._resync = {}
+        self.outbound = outbound
+        self.attaches += 1
+        self.uplink.router_attached()
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._writer, outbound, stream, nursery.cancel_scope)
+                await self._reader(stream)
+                nursery.cancel_scope.cancel()
+        finally:
+            if raw is not None:
+                raw.close()
+
+    async def _writer(
+        self, outbound: Outbound, stream: trio.abc.Stream, scope: trio.CancelScope
+    ) -> None:
+        try:
+            await outbound.run_writer(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # The reader sees the same EOF and reports it.
+        scope.cancel()
+
+    async def _reader(self, stream: trio.abc.Stream) -> None:
+        framer = MessageFramer(
+            Kind.INTERNAL, max_payload=LINK_MAX_PAYLOAD, max_control_line=LINK_MAX_CONTROL_LINE
+        )
+        uplink = self.uplink
+        on_msg = uplink.local_msg
+        on_event = self._on_event
+        receive = stream.receive_some
+        try:
+            while True:
+                data = await receive(MAX_RECV)
+                if not data:
+                    return
+                framer.feed(data)
+                framer.drain(on_msg, on_event)
+                uplink.flush_hubs()
+        except RemoteProtocolError as exc:
+            log.error("Router data link protocol error: %s", exc)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            return
+
+    def _on_event(self, event: Event) -> None:
+        if log.isEnabledFor(TRACE):
+            log.log(TRACE, "Router: <<- %r", event)
+        if isinstance(event, LSub):
+            self._local_sub(event)
+        elif isinstance(event, LUnsub):
+            self._local_unsub(event)
+        elif isinstance(event, Ping):
+            self.write(PONG)
+        elif isinstance(event, Pong):
+            if self._resync is not None:
+                tables, self._resync = self._resync, None
+                self.uplink.local_resync(tables)
+        elif isinstance(event, Info):
+            self._hello(event.options)
+        elif isinstance(event, Err):
+            log.error("Router data link error: %s", event.text)
+
+    def _local_sub(self, event: LSub) -> None:
+        account = event.account or b""
+        if self._resync is not None:
+            table = self._resync.get(account)
+            if table is None:
+                table = self._resync[account] = LocalInterest()
+            table.add(event.subject, event.queue, event.weight)
+        else:
+            self.uplink.local_sub(account, event.subject, event.queue, event.weight)
+
+    def _local_unsub(self, event: LUnsub) -> None:
+        account = event.account or b""
+        if self._resync is not None:
+            table = self._resync.get(account)
+            if table is not None:
+                table.remove(event.subject, event.queue)
+        else:
+            self.uplink.local_unsub(account, event.subject, event.queue)
+
+    def _hello(self, options: dict[str, object]) -> None:
+        name = options.get("server_name")
+        accounts = options.get("accounts")
+        if isinstance(name, str):
+            self.router_name = name
+        if isinstance(accounts, list):
+            self.accounts = tuple(a for a in accounts if isinstance(a, str))
+            self.uplink.router_accounts(self.accounts)

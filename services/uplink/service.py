@@ -1,0 +1,380 @@
+"""The uplink process: its remotes, the router link, and what flows between them.
+
+Theory of operation (DESIGN §2-§3, leafnode-protocol.md §4.5-§4.7)
+-----------------------------------------------------------------
+Each remote is bound to one local account; several remotes may share one.
+``AccountState`` holds, per account, the local interest (from the router), the
+union of its hubs' interest (for the router) and the account's loop-detection
+subject ``$LDS.<random>``.
+
+* Local interest -> hubs: every ``LS+``/``LS-`` from the router goes to each
+  connected remote of that account that may announce it (``filters.py``); a
+  remote that connects gets ``LS+ $LDS.<id>`` and the whole table.
+* Hub interest -> router: each remote's ``LS+``/``LS-`` updates its own table
+  and the account's union; the router sees a key appear and disappear once.
+  A hub's ``$LDS`` subjects are not local interest: they go to the sibling
+  remotes of the account only (so the hubs can detect a loop through us), and
+  our own ``$LDS`` coming back means a loop: the link is closed and retried
+  after 30 s.
+* Messages router -> hub: the router only sends what some hub of the account
+  wants and names the hub queue groups it picked. With one remote the
+  message goes straight to it; with several, each remote gets it when its own
+  table matches, and each named group goes to the first remote that has it.
+  The export filter (deny_exports, the hub's export permission, JetStream
+  denies) and the hub's max_payload are checked before sending, so a hub never
+  has a reason to close the link.
+* Messages hub -> router (``Session._on_msg``): checked against the import
+  filter, then passed on with the account added.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import string
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import nkeys
+import trio
+
+from leafnode.proto import encode_info, encode_lhmsg, encode_lmsg, encode_lsub, encode_lunsub
+
+from .dialer import tls_context
+from .framing import HMSG
+from .handshake import LONG_BACKOFF_S, Identity
+from .interest import AccountHubInterest, LocalInterest
+from .remote import Remote
+from .routerlink import RouterLink
+
+if TYPE_CHECKING:
+    from leafnode.config import Settings
+
+    from .session import Session
+
+__all__ = ["AccountState", "Uplink", "new_identity"]
+
+log = logging.getLogger("leafnode.uplink")
+
+DATALINK_SOCKET: Final = "router.sock"
+LDS_PREFIX: Final = b"$LDS."
+_SPACE: Final = 32
+_ID_ALPHABET: Final = string.ascii_letters + string.digits
+
+
+def _random_id(length: int = 22) -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+def new_identity(settings: Settings) -> Identity:
+    """A fresh server id; the leaf name is ``server_name`` when configured."""
+    seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_SERVER)
+    public: bytes = nkeys.from_seed(seed).public_key
+    server_id = public.decode()
+    return Identity(server_id=server_id, name=settings.router.server_name or server_id)
+
+
+class AccountState:
+    """Everything the uplink keeps for one local account."""
+
+    __slots__ = ("hub", "lds", "local", "name", "name_bytes", "remotes", "single")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.name_bytes = name.encode()
+        self.lds = LDS_PREFIX + _random_id().encode()
+        self.local = LocalInterest()
+        self.hub = AccountHubInterest(self.name_bytes)
+        self.remotes: list[Remote] = []
+        # The only remote of the account, when there is exactly one (hot path).
+        self.single: Remote | None = None
+
+    def connected(self) -> list[Session]:
+        return [r.session for r in self.remotes if r.session is not None]
+
+
+class Uplink:
+    """The uplink service: one task per remote plus the router link."""
+
+    def __init__(self, settings: Settings, identity: Identity | None = None) -> None:
+        self.settings = settings
+        self.identity = identity or new_identity(settings)
+        self.reconnect_s = settings.leafnodes.reconnect_s
+        self.ping_interval_s = settings.router.ping_interval_s
+        self.ping_max = settings.router.ping_max
+        self.accounts: dict[bytes, AccountState] = {}
+        self.remotes: list[Remote] = []
+        self.dropped_to_hub = 0
+        for index, remote_settings in enumerate(settings.leafnodes.remotes):
+            account = self._account(remote_settings.account)
+            remote = Remote(
+                index,
+                remote_settings,
+                account,
+                self,
+                self.identity,
+                tls_context(remote_settings.tls),
+            )
+            account.remotes.append(remote)
+            self.remotes.append(remote)
+        for account in self.accounts.values():
+            account.single = account.remotes[0] if len(account.remotes) == 1 else None
+        self.router = RouterLink(str(Path(settings.run_dir) / DATALINK_SOCKET), self)
+
+    def _account(self, name: str) -> AccountState:
+        state = self.accounts.get(name.encode())
+        if state is None:
+            state = self.accounts[name.encode()] = AccountState(name)
+        return state
+
+    async def run(self) -> None:
+        """Run the router link and every remote until cancelled."""
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self.router.run)
+            for remote in self.remotes:
+                nursery.start_soon(remote.run)
+
+    def flush_hubs(self) -> None:
+        """Send what the hub links have queued now (see ``Outbound.flush_now``)."""
+        for remote in self.remotes:
+            session = remote.session
+            if session is not None:
+                session.outbound.flush_now()
+        router_out = self.router.outbound
+        if router_out is not None:
+            router_out.flush_now()
+
+    # -- router -> uplink ------------------------------------------------------
+
+    def router_accounts(self, accounts: tuple[str, ...]) -> None:
+        missing = [a.name for a in self.accounts.values() if a.name not in accounts]
+        if missing:
+            log.warning("The router does not know account(s) %s used by remotes", missing)
+
+    def router_attached(self) -> None:
+        """A router (re)attached: tell it every hub's current interest."""
+        router = self.router
+        for state in self.accounts.values():
+            for line in state.hub.snapshot():
+                router.write(line)
+
+    def local_sub(
+        self, account: bytes, subject: bytes, queue: bytes | None, weight: int | None
+    ) -> None:
+        state = self.accounts.get(account)
+        if state is None:
+            return
+        state.local.add(subject, queue, weight)
+        line = encode_lsub(subject) if queue is None else encode_lsub(subject, queue, weight or 1)
+        for remote in state.remotes:
+            session = remote.session
+            if session is not None and session.import_filter.allows_interest(subject):
+                session.outbound.write(line)
+
+    def local_unsub(self, account: bytes, subject: bytes, queue: bytes | None) -> None:
+        state = self.accounts.get(account)
+        if state is None or not state.local.remove(subject, queue):
+            return
+        line = encode_lunsub(subject, queue)
+        for remote in state.remotes:
+            session = remote.session
+            if session is not None and session.import_filter.allows_interest(subject):
+                session.outbound.write(line)
+
+    def local_resync(self, tables: dict[bytes, LocalInterest]) -> None:
+        """The router's snapshot is complete: send the hubs only what changed."""
+        for account, state in self.accounts.items():
+            fresh = tables.get(account) or LocalInterest()
+            old = state.local.keys
+            lines: list[tuple[bytes, bytes]] = []
+            for key in old.keys() - fresh.keys.keys():
+                lines.append((key[0], encode_lunsub(key[0], key[1])))
+            for key, weight in fresh.keys.items():
+                if old.get(key) != weight:
+                    subject, queue = key
+                    line = (
+                        encode_lsub(subject)
+                        if queue is None
+                        else encode_lsub(subject, queue, weight)
+                    )
+                    lines.append((subject, line))
+            state.local = fresh
+            if not lines:
+                continue
+            for session in state.connected():
+                allows = session.import_filter.allows_interest
+                for subject, line in lines:
+                    if allows(subject):
+                        session.outbound.write(line)
+
+    def local_msg(
+        self, verb: bytes, args: list[bytes], buf: bytes, start: int, body: int, end: int
+    ) -> None:
+        """A local message for the hubs (``framing.py`` explains the arguments).
+
+        Hot path: with one remote for the account, the line is forwarded as it
+        came, minus the account, without decoding the rest of it.
+        """
+        account = args[0]
+        state = self.accounts.get(account)
+        if state is None:
+            return
+        remote = state.single
+        if remote is not None:
+            session = remote.session
+            if session is None:
+                self.dropped_to_hub += 1
+                return
+            if not session.export_filter.allows(args[1]) or end - body > session.max_payload:
+                self.dropped_to_hub += 1
+                return
+            subject_at = start + len(account) + 1
+            if buf[subject_at - 1] == _SPACE and buf.startswith(account, start):
+                session.outbound.write_msg2(verb, buf[subject_at : end + 2])
+                return
+        self._local_msg_decoded(state, verb, args, buf[body:end])
+
+    def _local_msg_decoded(
+        self, state: AccountState, verb: bytes, args: list[bytes], data: bytes
+    ) -> None:
+        """The general case: several remotes, or an unusual spacing of the line."""
+        headers = verb == HMSG
+        subject = args[1]
+        reply, queues = _reply_and_queues(args[2 : len(args) - (2 if headers else 1)])
+        hdr_len = int(args[-2]) if headers else 0
+        for session, names in self._fan_out(state, subject, queues):
+            if len(data) > session.max_payload:
+                self.dropped_to_hub += 1
+            elif headers:
+                session.outbound.write_msg(encode_lhmsg(subject, reply, names, hdr_len, data))
+            else:
+                session.outbound.write_msg(encode_lmsg(subject, reply, names, data))
+
+    def _fan_out(
+        self, state: AccountState, subject: bytes, queues: tuple[bytes, ...]
+    ) -> list[tuple[Session, tuple[bytes, ...]]]:
+        """Several remotes share the account: which gets the message, naming which groups."""
+        targets: list[tuple[Session, tuple[bytes, ...]]] = []
+        if state.single is not None:
+            session = state.single.session
+            if session is not None and session.export_filter.allows(subject):
+                targets.append((session, queues))
+            return targets
+        unassigned = set(queues)
+        for remote in state.remotes:
+            session = remote.session
+            if session is None or not session.export_filter.allows(subject):
+                continue
+            result = remote.hub.match(subject)
+            mine: tuple[bytes, ...] = ()
+            if unassigned and result.qsubs:
+                names = {group[0].queue for group in result.qsubs}
+                mine = tuple(q for q in queues if q in unassigned and q in names)
+                unassigned.difference_update(mine)
+            if result.psubs or mine:
+                targets.append((session, mine))
+        return targets
+
+    # -- hubs -> uplink ---------------------------------------------------------
+
+    def hub_up(self, remote: Remote) -> None:
+        """A link finished its handshake: announce $LDS and the local interest."""
+        session = remote.session
+        assert session is not None
+        state = remote.account
+        write = session.outbound.write
+        write(encode_lsub(state.lds))
+        allows = session.import_filter.allows_interest
+        for (subject, queue), weight in state.local.keys.items():
+            if allows(subject):
+                write(
+                    encode_lsub(subject) if queue is None else encode_lsub(subject, queue, weight)
+                )
+        for sibling in state.remotes:
+            if sibling is not remote:
+                for subject, queue in sibling.hub.entries:
+                    if queue is None and subject.startswith(LDS_PREFIX):
+                        write(encode_lsub(subject))
+
+    def hub_down(self, remote: Remote) -> None:
+        """A link dropped: withdraw what only its hub wanted."""
+        state = remote.account
+        keys = list(remote.hub.entries)
+        remote.hub.clear()
+        lds = [
+            subject for subject, queue in keys if queue is None and subject.startswith(LDS_PREFIX)
+        ]
+        for session in state.connected():
+            for subject in lds:
+                session.outbound.write(encode_lunsub(subject))
+        lines = state.hub.drop_remote(remote.index, keys)
+        if not state.connected():
+            if lines:
+                self.router.write(encode_info({"hub_reset": state.name}))
+            return
+        for line in lines:
+            self.router.write(line)
+
+    def hub_sub(
+        self, remote: Remote, subject: bytes, queue: bytes | None, weight: int | None
+    ) -> None:
+        session = remote.session
+        if session is None:
+            return
+        state = remote.account
+        if queue is None and subject.startswith(LDS_PREFIX):
+            self._hub_lds(remote, session, subject)
+            return
+        if not remote.hub.add(subject, queue, weight):
+            return
+        if not session.export_filter.allows_interest(subject):
+            return
+        line = state.hub.add(remote.index, subject, queue, (weight or 1) if queue else 1)
+        if line is not None:
+            self.router.write(line)
+
+    def _hub_lds(self, remote: Remote, session: Session, subject: bytes) -> None:
+        state = remote.account
+        if subject == state.lds:
+            log.error(
+                'Leafnode remote "%s": loop detected for account "%s" (our %s came back '
+                "from the hub); delaying reconnect for %gs",
+                remote.name,
+                state.name,
+                subject.decode(),
+                LONG_BACKOFF_S,
+            )
+            session.close("loop detected", LONG_BACKOFF_S)
+            return
+        if not remote.hub.add(subject, None, None):
+            return
+        for sibling in state.connected():
+            if sibling is not session:
+                sibling.outbound.write(encode_lsub(subject))
+
+    def hub_unsub(self, remote: Remote, subject: bytes, queue: bytes | None) -> None:
+        if not remote.hub.remove(subject, queue):
+            return
+        state = remote.account
+        if queue is None and subject.startswith(LDS_PREFIX):
+            for sibling in state.connected():
+                if sibling is not remote.session:
+                    sibling.outbound.write(encode_lunsub(subject))
+            return
+        line = state.hub.remove(remote.index, subject, queue)
+        if line is not None:
+            self.router.write(line)
+
+
+def _reply_and_queues(rest: list[bytes]) -> tuple[bytes | None, tuple[bytes, ...]]:
+    """What follows the subject of LMSG/HMSG, without the sizes (§4.4)."""
+    if not rest:
+        return None, ()
+    if len(rest) == 1:
+        return rest[0], ()
+    if rest[0] == b"+":
+        return rest[1], tuple(rest[2:])
+    if rest[0] == b"|":
+        return None, tuple(rest[1:])
+    return rest[0], ()

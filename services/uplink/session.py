@@ -1,0 +1,218 @@
+"""One established hub link: reader, writer and keepalive tasks (§4.4, §4.8).
+
+A ``Session`` starts from a finished handshake (``HubLink``) and runs until the
+link drops. Its reader turns the hub's lines into calls on the ``Uplink``
+(interest and messages); everything the uplink sends to this hub goes through
+``outbound``. It owns the permission filters of the link (``filters.py``),
+built from the remote's deny lists and the hub's ``connect_info``.
+
+Keepalive (§4.8): the first PING goes out one second after the handshake,
+then one every ``ping_interval``; when ``ping_max`` PINGs are unanswered the
+hub is presumed dead ("Stale Leaf Node Connection"). The hub's PINGs are
+answered at once.
+
+Why the link ended is kept in ``close_reason`` (for the log) and the back-off
+the hub asked for in ``backoff_s`` (loop, permission and cluster-name errors
+mean 30 s, §4.7/§4.11).
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from leafnode.proto import (
+    PING,
+    PONG,
+    Err,
+    Info,
+    LSub,
+    LUnsub,
+    Ping,
+    Pong,
+    RemoteProtocolError,
+)
+from leafnode.runtime import TRACE
+
+from .filters import JS_DENIES, SubjectFilter, permission_lists
+from .framing import LMSG
+from .handshake import backoff_for_error
+from .outbound import Outbound, raw_socket
+
+if TYPE_CHECKING:
+    from leafnode.config import RemoteSettings
+    from leafnode.proto import Event
+
+    from .handshake import HubLink
+    from .remote import Remote
+
+__all__ = ["Session", "build_filters"]
+
+log = logging.getLogger("leafnode.uplink")
+
+MAX_RECV: Final = 256 * 1024
+# Bytes queued for a hub that does not drain before messages are dropped.
+MAX_PENDING: Final = 64 * 1024 * 1024
+# A real leaf sends its first PING about one second after connecting (§4.8).
+FIRST_PING_S: Final = 1.0
+DEFAULT_MAX_PAYLOAD: Final = 1024 * 1024
+
+
+def build_filters(
+    remote: RemoteSettings, connect_info: dict[str, object]
+) -> tuple[SubjectFilter, SubjectFilter]:
+    """``(export, import)`` filters of a link (``filters.py`` explains them)."""
+    export_allow, export_deny = permission_lists(connect_info.get("export"))
+    import_allow, import_deny = permission_lists(connect_info.get("import"))
+    export = SubjectFilter(
+        (export_allow,) if export_allow is not None else (),
+        (*JS_DENIES, *(s.encode() for s in remote.deny_exports), *export_deny),
+    )
+    import_ = SubjectFilter(
+        (import_allow,) if import_allow is not None else (),
+        (*JS_DENIES, *(s.encode() for s in remote.deny_imports), *import_deny),
+    )
+    return export, import_
+
+
+class Session:
+    """A live link to one hub."""
+
+    def __init__(self, remote: Remote, link: HubLink) -> None:
+        self.remote = remote
+        self.link = link
+        self.stream = link.stream
+        self.framer = link.framer
+        account = remote.account.name_bytes
+        self._router = remote.uplink.router
+        self._lmsg_head = b"LMSG " + account + b" "
+        self._hmsg_head = b"HMSG " + account + b" "
+        self._raw = raw_socket(link.stream)
+        self.outbound = Outbound(max_pending=MAX_PENDING, raw=self._raw)
+        max_payload = link.info.get("max_payload")
+        self.max_payload = (
+            max_payload if isinstance(max_payload, int) and max_payload > 0 else DEFAULT_MAX_PAYLOAD
+        )
+        self.export_filter, self.import_filter = build_filters(remote.settings, link.connect_info)
+        self.pings_out = 0
+        self.close_reason = "connection closed by the hub"
+        self.backoff_s: float | None = None
+        self.hub_account = str(link.connect_info.get("remote_account", "?"))
+        self.hub_server = str(link.info.get("server_name") or link.info.get("server_id", "?"))
+        self._scope: trio.CancelScope | None = None
+
+    def close(self, reason: str, backoff_s: float | None = None) -> None:
+        """End the session (from any task): the reason is logged by the remote."""
+        self.close_reason = reason
+        if backoff_s is not None:
+            self.backoff_s = backoff_s
+        if self._scope is not None:
+            self._scope.cancel()
+
+    async def run(self, *, ping_interval_s: float, ping_max: int) -> None:
+        """Serve the link until it drops; always closes the stream."""
+        try:
+            async with trio.open_nursery() as nursery:
+                self._scope = nursery.cancel_scope
+                nursery.start_soon(self._writer)
+                nursery.start_soon(self._pinger, ping_interval_s, ping_max)
+                await self._reader()
+                nursery.cancel_scope.cancel()
+        finally:
+            self._scope = None
+            if self._raw is not None:
+                self._raw.close()
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self.stream)
+
+    async def _writer(self) -> None:
+        try:
+            await self.outbound.run_writer(self.stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.close(f"write failed: {exc}")
+
+    async def _pinger(self, interval_s: float, ping_max: int) -> None:
+        await trio.sleep(min(FIRST_PING_S, interval_s))
+        while True:
+            if self.pings_out >= ping_max:
+                self.close("Stale Leaf Node Connection (no PONG from the hub)")
+                return
+            self.pings_out += 1
+            self.outbound.write(PING)
+            await trio.sleep(interval_s)
+
+    async def _reader(self) -> None:
+        framer = self.framer
+        router = self.remote.uplink.router
+        outbound = self.outbound
+        on_msg = self._on_msg
+        on_event = self._on_event
+        receive = self.stream.receive_some
+        try:
+            while True:
+                framer.drain(on_msg, on_event)
+                outbound.flush_now()
+                router_out = router.outbound
+                if router_out is not None:
+                    router_out.flush_now()
+                data = await receive(MAX_RECV)
+                if not data:
+                    return
+                framer.feed(data)
+        except RemoteProtocolError as exc:
+            self.close(f"protocol error from the hub: {exc}")
+        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+            self.close(f"connection lost: {exc}")
+
+    def _on_msg(
+        self, verb: bytes, args: list[bytes], buf: bytes, start: int, body: int, end: int
+    ) -> None:
+        """A hub message: on to the router with our account added (hot path)."""
+        if not self.import_filter.allows(args[0]):
+            return
+        router_out = self._router.outbound
+        if router_out is not None:
+            head = self._lmsg_head if verb == LMSG else self._hmsg_head
+            router_out.write_msg2(head, buf[start : end + 2])
+
+    def _on_event(self, event: Event) -> None:
+        remote = self.remote
+        if log.isEnabledFor(TRACE):
+            log.log(TRACE, 'Leafnode remote "%s": <<- %r', remote.name, event)
+        if isinstance(event, LSub):
+            remote.uplink.hub_sub(remote, event.subject, event.queue, event.weight)
+        elif isinstance(event, LUnsub):
+            remote.uplink.hub_unsub(remote, event.subject, event.queue)
+        elif isinstance(event, Ping):
+            self.outbound.write(PONG)
+        elif isinstance(event, Pong):
+            self.pings_out = 0
+        elif isinstance(event, Info):
+            self._async_info(event.options)
+        elif isinstance(event, Err):
+            self._hub_error(event.text)
+
+    def _hub_error(self, text: str) -> None:
+        backoff_s = backoff_for_error(text)
+        if backoff_s is not None:
+            self.backoff_s = backoff_s
+        self.close_reason = f"hub answered -ERR '{text}'"
+        log.error(
+            'Leafnode remote "%s" (%s): hub error: %s',
+            self.remote.name,
+            self.link.url.redacted,
+            text,
+        )
+
+    def _async_info(self, options: dict[str, object]) -> None:
+        """Later INFOs update URLs and permissions; no new handshake (§4.12)."""
+        self.remote.learn_urls(options.get("leafnode_urls"), self.link.url.scheme)
+        if "import" in options or "export" in options:
+            merged = dict(self.link.connect_info)
+            for key in ("import", "export"):
+                if key in options:
+                    merged[key] = options[key]
+            self.link.connect_info = merged
+            self.export_filter, self.import_filter = build_filters(self.remote.settings, merged)

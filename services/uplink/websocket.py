@@ -1,0 +1,150 @@
+"""Leafnode over WebSocket: ``ws://`` and ``wss://`` remotes (leafnode-protocol.md §6).
+
+The hub needs ``websocket {}`` plus a ``leafnodes {}`` listener; a request
+whose path ends with ``/leafnode`` becomes a leaf connection (any other path a
+client connection). After the ``101`` every byte of the NATS stream travels in
+binary frames, ours masked (wsproto always masks client frames, which every
+hub accepts, so ``ws_no_masking`` is not needed). ``ws_compression`` offers
+permessage-deflate, which wsproto negotiates and applies itself.
+
+``WebSocketStream`` makes the framed connection look like any other
+``trio.abc.Stream``, so the leafnode code above it does not know about frames.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Final
+
+import trio
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    Ping,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.extensions import PerMessageDeflate
+from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+
+from .dialer import DialError
+
+if TYPE_CHECKING:
+    from wsproto.extensions import Extension
+
+    from .dialer import HubUrl
+
+__all__ = ["WebSocketStream", "leafnode_path", "websocket_connect"]
+
+MAX_RECV: Final = 64 * 1024
+LEAFNODE_PATH_SUFFIX: Final = "/leafnode"
+
+
+def leafnode_path(path: str) -> str:
+    """The request path: the URL path, ending with ``/leafnode``."""
+    if path.endswith(LEAFNODE_PATH_SUFFIX):
+        return path
+    return path.rstrip("/") + LEAFNODE_PATH_SUFFIX
+
+
+class WebSocketStream(trio.abc.Stream):
+    """A byte stream carried in binary WebSocket frames."""
+
+    def __init__(self, stream: trio.abc.Stream, ws: WSConnection, pending: list[bytes]) -> None:
+        self._stream = stream
+        self._ws = ws
+        self._pending = pending
+        self._send_lock = trio.Lock()
+        self._closed = False
+
+    async def _send_raw(self, data: bytes) -> None:
+        # Frames from the writer task and PONGs from the reader share the socket.
+        async with self._send_lock:
+            await self._stream.send_all(data)
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        if self._closed:
+            raise trio.ClosedResourceError("WebSocket closed")
+        await self._send_raw(self._ws.send(BytesMessage(data=bytes(data))))
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self._stream.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes:
+        while not self._pending:
+            if self._closed:
+                return b""
+            data = await self._stream.receive_some(MAX_RECV)
+            if not data:
+                self._closed = True
+                return b""
+            try:
+                self._ws.receive_data(bytes(data))
+                await self._handle_events()
+            except RemoteProtocolError as exc:
+                raise trio.BrokenResourceError(f"WebSocket protocol error: {exc}") from None
+        if len(self._pending) == 1:
+            return self._pending.pop()
+        data = b"".join(self._pending)
+        self._pending.clear()
+        return data
+
+    async def _handle_events(self) -> None:
+        for event in self._ws.events():
+            if isinstance(event, BytesMessage):
+                self._pending.append(bytes(event.data))
+            elif isinstance(event, TextMessage):
+                self._pending.append(event.data.encode())
+            elif isinstance(event, Ping):
+                await self._send_raw(self._ws.send(event.response()))
+            elif isinstance(event, CloseConnection):
+                self._closed = True
+                try:
+                    await self._send_raw(self._ws.send(event.response()))
+                except (LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
+                    pass  # The peer is gone already; the close is done either way.
+
+    async def aclose(self) -> None:
+        self._closed = True
+        await self._stream.aclose()
+
+
+async def websocket_connect(
+    stream: trio.abc.Stream, url: HubUrl, *, compression: bool, timeout_s: float
+) -> WebSocketStream:
+    """Upgrade ``stream`` to a leafnode WebSocket (HTTP/1.1 ``GET .../leafnode``).
+
+    Raises:
+        DialError: the hub refused the upgrade or did not answer in time.
+    """
+    ws = WSConnection(ConnectionType.CLIENT)
+    extensions: list[Extension] = []
+    if compression:
+        extensions.append(PerMessageDeflate(client_no_context_takeover=True))
+    host = url.address if url.port not in (80, 443) else url.host
+    request = Request(host=host, target=leafnode_path(url.path), extensions=extensions)
+    pending: list[bytes] = []
+    try:
+        with trio.fail_after(timeout_s):
+            await stream.send_all(ws.send(request))
+            while True:
+                data = await stream.receive_some(MAX_RECV)
+                if not data:
+                    raise DialError("connection closed during the WebSocket upgrade")
+                ws.receive_data(bytes(data))
+                for event in ws.events():
+                    if isinstance(event, AcceptConnection):
+                        result = WebSocketStream(stream, ws, pending)
+                        # Frames that came with the 101 (the hub's INFO) are queued.
+                        await result._handle_events()
+                        return result
+                    if isinstance(event, RejectConnection):
+                        raise DialError(f"WebSocket upgrade refused with HTTP {event.status_code}")
+    except trio.TooSlowError:
+        raise DialError(f"WebSocket upgrade timeout after {timeout_s:g}s") from None
+    except RemoteProtocolError as exc:
+        raise DialError(f"WebSocket upgrade failed: {exc}") from None
+    except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
+        raise DialError(f"connection lost during the WebSocket upgrade: {exc}") from None

@@ -19,6 +19,7 @@ import trio
 from leafnode.config import Settings
 from leafnode.proto import Connect, Sub
 from services.router.client_conn import ClientConnection
+from services.router.datalink import DataLink
 from services.router.server import Server
 
 CHUNK = 64 * 1024
@@ -78,10 +79,53 @@ async def _run(n: int, size: int) -> float:
     return total / elapsed
 
 
+async def _run_to_hub(n: int, size: int) -> float:
+    """Local publisher, no local subscriber, the hub wants the subject."""
+    server = Server(Settings())
+    chunks, total = _chunks(n, size)
+    link = DataLink(server, _ChunkStream([]))
+    sink = _Sink()
+    link.outbound.raw = sink  # type: ignore[assignment]
+    link._attach()
+    server.datalink = link
+    server.default_account.hub.add(b"bench.x", None, None)
+    pub = ClientConnection(server, _ChunkStream(chunks), 1, "127.0.0.1", 1)  # type: ignore[arg-type]
+    await pub._on_connect(Connect({"verbose": False, "pedantic": False}))
+    start = time.perf_counter()
+    await pub._read_loop()
+    elapsed = time.perf_counter() - start
+    assert sink.bytes > total * size, (sink.bytes, total)
+    return total / elapsed
+
+
+async def _run_from_hub(n: int, size: int) -> float:
+    """The uplink hands over hub messages; one local subscriber."""
+    server = Server(Settings())
+    one = b"LMSG $G bench.x %d\r\n%b\r\n" % (size, b"x" * size)
+    per_chunk = CHUNK // len(one)
+    count = n // per_chunk
+    chunks, total = [one * per_chunk] * count, per_chunk * count
+    sub = ClientConnection(server, _ChunkStream([]), 2, "127.0.0.1", 2)  # type: ignore[arg-type]
+    sink = _Sink()
+    sub.outbound.raw = sink  # type: ignore[assignment]
+    await sub._on_connect(Connect({"verbose": False, "pedantic": False}))
+    sub._dispatch(Sub(b"bench.x", None, b"1"))
+    link = DataLink(server, _ChunkStream(chunks))
+    link.outbound.raw = _Sink()  # type: ignore[assignment]
+    link._attach()
+    start = time.perf_counter()
+    await link._read_loop()
+    elapsed = time.perf_counter() - start
+    assert sub.out_msgs == total, (sub.out_msgs, total)
+    return total / elapsed
+
+
 def main() -> None:
-    for size in (16, 1024):
-        rates = [trio.run(_run, 500_000, size) for _ in range(3)]
-        print(f"hot path, {size:5d} B: {max(rates) / 1e3:8.1f} k msgs/s (best of 3)")
+    scenarios = (("local 1:1", _run), ("to hub", _run_to_hub), ("from hub", _run_from_hub))
+    for name, scenario in scenarios:
+        for size in (16, 1024):
+            rates = [trio.run(scenario, 300_000, size) for _ in range(3)]
+            print(f"{name:10s} {size:5d} B: {max(rates) / 1e3:8.1f} k msgs/s (best of 3)")
 
 
 if __name__ == "__main__":

@@ -43,10 +43,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ._errors import RemoteProtocolError
-from ._events import (
-    Ping,
-    Pub,
-)
+from ._events import LMsg, Ping, Pub
 from ._kinds import Kind
 from ._limits import MAX_CONTROL_LINE, MAX_CONTROL_LINE_LEAF, MAX_PAYLOAD
 from ._verbs import (
@@ -206,10 +203,15 @@ class Parser:
             raise self._error
         events: list[Event] = []
         append = events.append
-        fast = self.kind is Kind.CLIENT
+        kind = self.kind
+        fast = (
+            self._fast_pubs
+            if kind is Kind.CLIENT
+            else (self._fast_lmsgs if kind is Kind.INTERNAL else None)
+        )
         while True:
-            if fast and self._need < 0:
-                self._fast_pubs(append)
+            if fast is not None and self._need < 0:
+                fast(append)
             try:
                 event = self.next_event()
             except RemoteProtocolError:
@@ -253,6 +255,44 @@ class Parser:
             if size > max_payload or end + 2 > n or not startswith(_CRLF, end):
                 break
             append(Pub(subject, reply, buf[start:end]))
+            pos = end + 2
+        self._pos = self._scan = pos
+
+    def _fast_lmsgs(self, append: Callable[[Event], None]) -> None:
+        """Parse consecutive plain ``LMSG <acc> <subject> [reply] <size>`` lines.
+
+        The data link's hot path (hub messages for local subscribers); queue
+        lists, headers and anything unusual are left to ``next_event``.
+        """
+        buf = self._buf
+        pos = self._pos
+        n = len(buf)
+        startswith = buf.startswith
+        find = buf.find
+        max_payload = self.max_payload
+        max_line = self._max_line
+        while startswith(b"LMSG ", pos):
+            nl = find(b"\n", pos)
+            if nl < 0 or buf[nl - 1] != 13 or nl - pos > max_line:
+                break
+            parts = buf[pos + 5 : nl - 1].split()
+            if len(parts) == 3:
+                account, subject, size_b = parts
+                reply = None
+            elif len(parts) == 4:
+                account, subject, reply, size_b = parts
+                if reply in (b"+", b"|"):
+                    break
+            else:
+                break
+            if len(size_b) > _MAX_SIZE_DIGITS or not size_b.isdigit():
+                break
+            size = int(size_b)
+            start = nl + 1
+            end = start + size
+            if size > max_payload or end + 2 > n or not startswith(_CRLF, end):
+                break
+            append(LMsg(subject, reply, (), buf[start:end], account))
             pos = end + 2
         self._pos = self._scan = pos
 

@@ -48,6 +48,10 @@ from .outbound import Outbound
 from .routing import route_from_hub
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from leafnode.proto import Event
+
     from .server import Server
 
 __all__ = ["DataLink"]
@@ -114,7 +118,7 @@ class DataLink:
         }
         self.outbound.write(encode_info(hello))
         for account in server.accounts.values():
-            account.hub_sink = self
+            account.hub_sink = self.outbound
             account.hub.clear()
             for line in account.interest.snapshot():
                 self.outbound.write(line)
@@ -122,7 +126,7 @@ class DataLink:
 
     def _detach(self) -> None:
         for account in self.server.accounts.values():
-            if account.hub_sink is self:
+            if account.hub_sink is self.outbound:
                 account.hub_sink = None
                 account.hub.clear()
         if self.server.datalink is self:
@@ -147,7 +151,7 @@ class DataLink:
             flusher.batching = True
             try:
                 parser.feed(data)
-                while (event := parser.next_event()) is not None:
+                for event in _events(parser):
                     kind = type(event)
                     if kind is LMsg:
                         assert isinstance(event, LMsg)
@@ -199,3 +203,9 @@ class DataLink:
             account = self.server.accounts.get(reset)
             if account is not None:
                 account.hub.clear()
+
+
+def _events(parser: Parser) -> Iterator[Event]:
+    """Every complete event, in batches (``Parser.drain``)."""
+    while events := parser.drain():
+        yield from events

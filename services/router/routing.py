@@ -192,19 +192,26 @@ def route_local(
                 delivered += 1
     sink = account.hub_sink
     if sink is not None and account.hub.entries:
-        hub = account.hub.match(subject)
-        queues: list[bytes] = []
-        for group in hub.qsubs:
-            name = group[0].queue or b""
-            if local_groups is None or name not in local_groups:
-                queues.append(name)
+        hub = account.hub.sublist.match(subject)
+        if hub.qsubs:
+            queues = tuple(
+                name
+                for group in hub.qsubs
+                if (name := group[0].queue or b"")
+                and (local_groups is None or name not in local_groups)
+            )
+        else:
+            queues = ()
         if hub.psubs or queues:
             if hdr_len:
                 line = encode_lhmsg(
-                    subject, reply, tuple(queues), hdr_len, data, account=account.name_bytes
+                    subject, reply, queues, hdr_len, data, account=account.name_bytes
                 )
+            elif not queues and reply is None:
+                # The common case, formatted inline (one allocation).
+                line = b"LMSG %b %b %d\r\n%b\r\n" % (account.name_bytes, subject, len(data), data)
             else:
-                line = encode_lmsg(subject, reply, tuple(queues), data, account=account.name_bytes)
+                line = encode_lmsg(subject, reply, queues, data, account=account.name_bytes)
             sink.write(line)
             delivered += 1
     rules = account.buffer_rules

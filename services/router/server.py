@@ -121,7 +121,7 @@ class Server:
             self.accounts[name] = account
             self.accounts_by_bytes[account.name_bytes] = account
             if self.datalink is not None:
-                account.hub_sink = self.datalink
+                account.hub_sink = self.datalink.outbound
         return account
 
     def _build_info(self) -> None:

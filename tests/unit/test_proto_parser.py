@@ -693,3 +693,59 @@ class TestErrorState:
         assert parser.next_event() == Pub(b"a", None, b"x")
         with pytest.raises(RemoteProtocolError):
             parser.next_event()
+
+
+def batch_drain(parser: Parser) -> list[Event]:
+    """``Parser.drain`` until it returns nothing (the routers' batch form)."""
+    events: list[Event] = []
+    while batch := parser.drain():
+        events += batch
+    return events
+
+
+# Runs of PUB/LMSG in every form the fast paths must accept, or hand back.
+HOT_CLIENT = (
+    b"PUB a 1\r\nx\r\nPUB a r 2\r\nyy\r\nPUB  a\t3\r\nzzz\r\npub a 1\r\nq\r\n"
+    b"PUB a 1\nw\r\nPUB a 0\r\n\r\nSUB a 1\r\nPUB b 4\r\n\r\n\r\n\r\nPING\r\n"
+)
+HOT_INTERNAL = (
+    b"LMSG $G a 1\r\nx\r\nLMSG $G a r 2\r\nyy\r\nLMSG $G a | g 1\r\nq\r\n"
+    b"LMSG ACC a + r g 1\r\nq\r\nLMSG  $G\ta 1\r\nt\r\nlmsg $G a 1\r\nl\r\nPING\r\n"
+)
+
+
+class TestBatchDrain:
+    @pytest.mark.parametrize(
+        ("kind", "data"),
+        [
+            *[pytest.param(p.values[0], p.values[1], id=p.id) for p in CORPORA],
+            pytest.param(Kind.CLIENT, HOT_CLIENT, id="hot-client"),
+            pytest.param(Kind.INTERNAL, HOT_INTERNAL, id="hot-internal"),
+        ],
+    )
+    def test_same_events_as_next_event_at_every_split(self, kind: Kind, data: bytes) -> None:
+        reference = parse(kind, data)
+        for cut in range(len(data) + 1):
+            parser = Parser(kind)
+            parser.feed(data[:cut])
+            events = batch_drain(parser)
+            parser.compact()
+            parser.feed(data[cut:])
+            events += batch_drain(parser)
+            assert events == reference, cut
+
+    @pytest.mark.parametrize(
+        ("kind", "good", "bad"),
+        [
+            (Kind.CLIENT, b"PUB a 1\r\nx\r\nPUB b 1\r\ny\r\n", b"PUB c 1\r\nzz\r\n"),
+            (Kind.INTERNAL, b"LMSG $G a 1\r\nx\r\n", b"LMSG $G c 1\r\nzz\r\n"),
+        ],
+    )
+    def test_events_before_a_violation_come_first(
+        self, kind: Kind, good: bytes, bad: bytes
+    ) -> None:
+        parser = Parser(kind)
+        parser.feed(good + bad)
+        assert parser.drain() == parse(kind, good)
+        with pytest.raises(RemoteProtocolError):
+            parser.drain()

@@ -18,6 +18,24 @@
  *       One responder echoing the payload, one requester doing n
  *       sequential requests; reports latency percentiles.
  *
+ *   loadgen pub -s URL [-n 1000000] [-size 16] [-timeout 120]
+ *               [-subject bench.x]
+ *       One publisher connection, no subscribers: n core publishes, then
+ *       a flush.  The clock stops at the flush's PONG; on the leafnode
+ *       router with a buffered subject that PONG means "all committed".
+ *
+ *   loadgen jspub -s URL [-n 1000000] [-size 16] [-timeout 120]
+ *                 [-subject bench.x] [-window 4096]
+ *       JetStream async publishes with at most `window` unacknowledged,
+ *       then waits for every ack: the publish rate into a stream.
+ *
+ *   -s2 URL (pubsub, reqrep): the subscribers / the responder connect to
+ *       this second server instead (e.g. a hub, with the publisher on a
+ *       leaf).  Interest then has to travel between servers, so before the
+ *       clock starts the publisher probes `<subject>.ready` until every
+ *       subscriber saw a probe, and the requester retries its warm-up
+ *       requests until the responder answers.
+ *
  * On any failure the JSON line carries an "error" field and the exit code
  * is 1.
  */
@@ -159,12 +177,14 @@ static natsConnection *connect_to(const char *url, const char *role,
 
 typedef struct {
     const char *url;
+    const char *url2; /* subscribers / responder; NULL = url */
     const char *subject;
     int64_t n;
     int size;
     int subs;
     int64_t timeout_s;
     int64_t warmup;
+    int64_t window; /* jspub: max unacknowledged async publishes */
 } args_t;
 
 static int64_t parse_int(const char *flag, const char *v, int64_t min)
@@ -187,6 +207,8 @@ static void parse_args(int argc, char **argv, args_t *a)
         const char *v = argv[++i];
         if (strcmp(flag, "-s") == 0)
             a->url = v;
+        else if (strcmp(flag, "-s2") == 0)
+            a->url2 = v;
         else if (strcmp(flag, "-subject") == 0)
             a->subject = v;
         else if (strcmp(flag, "-n") == 0)
@@ -199,6 +221,8 @@ static void parse_args(int argc, char **argv, args_t *a)
             a->timeout_s = parse_int(flag, v, 1);
         else if (strcmp(flag, "-warmup") == 0)
             a->warmup = parse_int(flag, v, 0);
+        else if (strcmp(flag, "-window") == 0)
+            a->window = parse_int(flag, v, 1);
         else
             fail("unknown option %s", flag);
     }
@@ -224,6 +248,8 @@ static char *make_payload(int size)
 typedef struct {
     natsConnection *nc;
     natsSubscription *sub;
+    natsSubscription *ready_sub;
+    int ready; /* set by the ready-probe callback */
     int64_t target;
     int64_t count; /* only the sub's delivery thread writes; main reads */
     int64_t last_ns;
@@ -243,6 +269,15 @@ static void on_bench_msg(natsConnection *nc, natsSubscription *sub,
         pthread_cond_broadcast(&g_cv);
         pthread_mutex_unlock(&g_mu);
     }
+    natsMsg_Destroy(msg);
+}
+
+static void on_ready_msg(natsConnection *nc, natsSubscription *sub,
+                         natsMsg *msg, void *closure)
+{
+    (void)nc;
+    (void)sub;
+    __atomic_store_n(&((subscriber_t *)closure)->ready, 1, __ATOMIC_RELAXED);
     natsMsg_Destroy(msg);
 }
 
@@ -282,10 +317,17 @@ static int run_pubsub(const args_t *a)
     for (int i = 0; i < a->subs; i++) {
         subscriber_t *s = &subs[i];
         s->target = a->n;
-        s->nc = connect_to(a->url, "subscriber", false);
+        s->nc = connect_to(a->url2 ? a->url2 : a->url, "subscriber", false);
         snprintf(role, sizeof role, "subscribe %d", i);
         check(natsConnection_Subscribe(&s->sub, s->nc, a->subject, on_bench_msg, s),
               role);
+        if (a->url2) {
+            char ready_subject[256];
+            snprintf(ready_subject, sizeof ready_subject, "%s.ready", a->subject);
+            check(natsConnection_Subscribe(&s->ready_sub, s->nc, ready_subject,
+                                           on_ready_msg, s),
+                  "subscribe ready probe");
+        }
         /* Never drop client-side: a drop would hide as a timeout. */
         check(natsSubscription_SetPendingLimits(s->sub, -1, -1), "pending limits");
         /* The PONG proves the server has processed our SUB. */
@@ -297,6 +339,25 @@ static int run_pubsub(const args_t *a)
      * sub's own connection; a flush on the publisher too makes sure the
      * publisher's connection is fully established before the clock starts. */
     check(natsConnection_FlushTimeout(pub, 10000), "flush publisher");
+    if (a->url2) {
+        /* The subscribers sit on another server: wait until a probe from
+         * the publisher reaches every one of them (interest has arrived). */
+        char ready_subject[256];
+        snprintf(ready_subject, sizeof ready_subject, "%s.ready", a->subject);
+        int64_t ready_deadline = now_ns() + 20000000000LL;
+        for (;;) {
+            int ready = 0;
+            for (int i = 0; i < a->subs; i++)
+                ready += __atomic_load_n(&subs[i].ready, __ATOMIC_RELAXED);
+            if (ready == a->subs)
+                break;
+            if (now_ns() > ready_deadline)
+                fail("subscribers on %s never saw the ready probe", a->url2);
+            check(natsConnection_Publish(pub, ready_subject, "r", 1), "ready probe");
+            check(natsConnection_FlushTimeout(pub, 10000), "flush ready probe");
+            nats_Sleep(5);
+        }
+    }
 
     char *payload = make_payload(a->size);
     int64_t t0 = now_ns();
@@ -418,7 +479,7 @@ static int run_reqrep(const args_t *a)
 {
     /* SendAsap: the reply must leave now, not when the flusher wakes up;
      * otherwise we would measure libnats's buffering, not the server. */
-    natsConnection *resp = connect_to(a->url, "responder", true);
+    natsConnection *resp = connect_to(a->url2 ? a->url2 : a->url, "responder", true);
     natsSubscription *sub = NULL;
     check(natsConnection_Subscribe(&sub, resp, a->subject, on_request, NULL),
           "subscribe responder");
@@ -436,8 +497,18 @@ static int run_reqrep(const args_t *a)
     /* Warm-up: the first request creates the reply inbox subscription
      * (one extra round trip) and warms caches in both client and server. */
     for (int64_t i = 0; i < a->warmup; i++) {
-        check(natsConnection_Request(&reply, req, a->subject, payload, a->size, 5000),
-              "warm-up request");
+        natsStatus ws = natsConnection_Request(&reply, req, a->subject, payload,
+                                               a->size, 5000);
+        /* Across servers the responder's interest may not have arrived yet:
+         * retry (bounded by the overall deadline) instead of failing. */
+        if (a->url2 && i == 0 && ws != NATS_OK) {
+            if (now_ns() > deadline)
+                check(ws, "warm-up request");
+            nats_Sleep(10);
+            i--;
+            continue;
+        }
+        check(ws, "warm-up request");
         natsMsg_Destroy(reply);
     }
 
@@ -494,11 +565,131 @@ static int run_reqrep(const args_t *a)
 }
 
 /* ------------------------------------------------------------------ */
+/* pub: publish only, the final flush is the end of the clock          */
+/* ------------------------------------------------------------------ */
+
+/* Takes any async error recorded so far and stops recording more. */
+static void take_async_err(char *out)
+{
+    pthread_mutex_lock(&g_mu);
+    g_shutting_down = true;
+    memcpy(out, g_async_err, ERR_LEN);
+    pthread_mutex_unlock(&g_mu);
+}
+
+static int run_pub(const args_t *a)
+{
+    natsConnection *pub = connect_to(a->url, "publisher", false);
+    check(natsConnection_FlushTimeout(pub, 10000), "flush publisher");
+    char *payload = make_payload(a->size);
+    int64_t t0 = now_ns();
+    int64_t deadline = t0 + a->timeout_s * 1000000000LL;
+    for (int64_t i = 0; i < a->n; i++) {
+        natsStatus s = natsConnection_Publish(pub, a->subject, payload, a->size);
+        if (s != NATS_OK)
+            check(s, "publish");
+        if ((i & 4095) == 4095 && now_ns() > deadline)
+            fail("timeout after %" PRId64 " s while publishing (%" PRId64
+                 " of %" PRId64 " published)",
+                 a->timeout_s, i + 1, a->n);
+    }
+    int64_t t_sent = now_ns();
+    int64_t left_ms = (deadline - t_sent) / 1000000LL;
+    check(natsConnection_FlushTimeout(pub, left_ms > 1000 ? left_ms : 1000),
+          "flush publisher");
+    int64_t t_end = now_ns();
+
+    char async_err[ERR_LEN];
+    take_async_err(async_err);
+    if (async_err[0] != '\0')
+        fail("%s", async_err);
+
+    double elapsed = (double)(t_end - t0) / 1e9;
+    printf("{\"mode\": \"pub\", \"n\": %" PRId64 ", \"size\": %d, "
+           "\"msgs_per_sec\": %.1f, \"elapsed_s\": %.6f, "
+           "\"send_msgs_per_sec\": %.1f, \"flush_s\": %.6f}\n",
+           a->n, a->size, (double)a->n / elapsed, elapsed,
+           (double)a->n / ((double)(t_sent - t0) / 1e9),
+           (double)(t_end - t_sent) / 1e9);
+    fflush(stdout);
+    natsConnection_Destroy(pub);
+    free(payload);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* jspub: JetStream async publishes, acked                             */
+/* ------------------------------------------------------------------ */
+
+static int64_t g_js_errors;
+
+static void on_js_error(jsCtx *js, jsPubAckErr *pae, void *closure)
+{
+    (void)js;
+    (void)closure;
+    __atomic_add_fetch(&g_js_errors, 1, __ATOMIC_RELAXED);
+    set_async_err("publish ack error: %s%s%s", natsStatus_GetText(pae->Err),
+                  pae->ErrText ? ": " : "", pae->ErrText ? pae->ErrText : "");
+}
+
+static int run_jspub(const args_t *a)
+{
+    natsConnection *nc = connect_to(a->url, "publisher", false);
+    check(natsConnection_FlushTimeout(nc, 10000), "flush publisher");
+    jsOptions jo;
+    check(jsOptions_Init(&jo), "jetstream options");
+    jo.PublishAsync.MaxPending = a->window;
+    jo.PublishAsync.ErrHandler = on_js_error;
+    /* A full window waits for acks instead of failing the publish. */
+    jo.PublishAsync.StallWait = a->timeout_s * 1000;
+    jo.Wait = a->timeout_s * 1000;
+    jsCtx *js = NULL;
+    check(natsConnection_JetStream(&js, nc, &jo), "jetstream context");
+
+    char *payload = make_payload(a->size);
+    int64_t t0 = now_ns();
+    int64_t deadline = t0 + a->timeout_s * 1000000000LL;
+    for (int64_t i = 0; i < a->n; i++) {
+        natsStatus s = js_PublishAsync(js, a->subject, payload, a->size, NULL);
+        if (s != NATS_OK)
+            check(s, "jetstream publish");
+        if ((i & 4095) == 4095 && now_ns() > deadline)
+            fail("timeout after %" PRId64 " s while publishing (%" PRId64
+                 " of %" PRId64 " published)",
+                 a->timeout_s, i + 1, a->n);
+    }
+    int64_t t_sent = now_ns();
+    jsPubOptions po;
+    check(jsPubOptions_Init(&po), "publish options");
+    int64_t left_ms = (deadline - t_sent) / 1000000LL;
+    po.MaxWait = left_ms > 1000 ? left_ms : 1000;
+    check(js_PublishAsyncComplete(js, &po), "waiting for publish acks");
+    int64_t t_end = now_ns();
+
+    char async_err[ERR_LEN];
+    take_async_err(async_err);
+    int64_t errors = __atomic_load_n(&g_js_errors, __ATOMIC_RELAXED);
+    if (async_err[0] != '\0')
+        fail("%s (%" PRId64 " errors)", async_err, errors);
+
+    double elapsed = (double)(t_end - t0) / 1e9;
+    printf("{\"mode\": \"jspub\", \"n\": %" PRId64 ", \"size\": %d, "
+           "\"window\": %" PRId64 ", \"msgs_per_sec\": %.1f, \"elapsed_s\": %.6f, "
+           "\"errors\": %" PRId64 "}\n",
+           a->n, a->size, a->window, (double)a->n / elapsed, elapsed, errors);
+    fflush(stdout);
+    jsCtx_Destroy(js);
+    natsConnection_Destroy(nc);
+    free(payload);
+    return 0;
+}
+
+/* ------------------------------------------------------------------ */
 
 int main(int argc, char **argv)
 {
     if (argc < 2)
-        fail("usage: loadgen pubsub|reqrep -s nats://host:port [options]");
+        fail("usage: loadgen pubsub|reqrep|pub|jspub -s nats://host:port [options]");
 
     args_t a = {
         .url = "nats://127.0.0.1:4222",
@@ -508,6 +699,7 @@ int main(int argc, char **argv)
         .subs = 1,
         .timeout_s = 120,
         .warmup = 100,
+        .window = 4096,
     };
     const char *cmd = argv[1];
     int rc;
@@ -525,8 +717,16 @@ int main(int argc, char **argv)
         parse_args(argc, argv, &a);
         check(nats_Open(-1), "nats_Open");
         rc = run_reqrep(&a);
+    } else if (strcmp(cmd, "pub") == 0 || strcmp(cmd, "jspub") == 0) {
+        bool js = cmd[0] == 'j';
+        g_mode = js ? "jspub" : "pub";
+        a.subject = "bench.x";
+        a.n = 1000000;
+        parse_args(argc, argv, &a);
+        check(nats_Open(-1), "nats_Open");
+        rc = js ? run_jspub(&a) : run_pub(&a);
     } else {
-        fail("unknown subcommand '%s' (expected pubsub or reqrep)", cmd);
+        fail("unknown subcommand '%s' (expected pubsub, reqrep, pub or jspub)", cmd);
         return 1;
     }
     /* Wait briefly for library threads so teardown does not race exit. */

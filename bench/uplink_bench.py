@@ -17,28 +17,27 @@ Workloads, each measured on both sites with the repetitions interleaved
 * ``hub->leaf``: a publisher on the hub, a subscriber on the site;
 * ``reqrep``: a requester on the site, a responder on the hub, sequential.
 
-The clients are raw sockets, not a client library: the publisher sends
-pre-encoded ``PUB`` batches, the subscriber counts ``MSG`` lines with
-``bytes.count`` (C speed), so neither is the bottleneck of a Python server.
-Throughput clocks start at the first publish and stop when the subscriber has
-every message. Targets (issue #3): throughput at least 0.3x the nats-server
-leaf, request/reply p50 at most 1.5x.
+The clients are ``bench/loadgen`` (C, on Debian's libnats, as in
+``router_bench``), with ``-s2`` putting the subscriber or the responder on the
+other server; a Python client would be the bottleneck. Throughput clocks start
+at the first publish and stop when the subscriber has every message.
+Targets (issue #3): throughput at least 0.3x the nats-server leaf,
+request/reply p50 at most 1.5x.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import socket
 import statistics
+import subprocess
 import sys
 import tempfile
-import threading
-import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from bench.router_bench import LOADGEN, build_loadgen
 from leafnode.testing import (
     HubProcess,
     NatsServerProcess,
@@ -53,168 +52,38 @@ THROUGHPUT_TARGET: Final = 0.3
 LATENCY_P50_TARGET: Final = 1.5
 NATS: Final = "nats-server"
 LEAF: Final = "leafnode"
-PAYLOAD: Final = b"x" * 16
-BATCH: Final = 1000
-READY_TIMEOUT_S: Final = 20.0
 
 
-class RawClient:
-    """A blocking NATS client on a raw socket: just enough for the benchmark."""
-
-    def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=READY_TIMEOUT_S)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buf = b""
-        self.read_line()  # INFO
-        self.send(b'CONNECT {"verbose":false,"pedantic":false,"headers":false}\r\n')
-        self.flush()
-
-    def send(self, data: bytes) -> None:
-        self.sock.sendall(data)
-
-    def read_line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            self.buf += chunk
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line
-
-    def read_exact(self, size: int) -> bytes:
-        while len(self.buf) < size:
-            chunk = self.sock.recv(65536)
-            if not chunk:
-                raise ConnectionError("server closed the connection")
-            self.buf += chunk
-        data, self.buf = self.buf[:size], self.buf[size:]
-        return data
-
-    def flush(self) -> None:
-        """PING and wait for the PONG (skipping anything else)."""
-        self.send(b"PING\r\n")
-        while self.read_line() != b"PONG":
-            pass
-
-    def close(self) -> None:
-        self.sock.close()
+def _loadgen(mode: str, url: str, url2: str, *args: str) -> dict[str, object]:
+    """One ``bench/loadgen`` run (C, libnats): ``url`` publishes, ``url2`` receives."""
+    proc = subprocess.run(
+        [str(LOADGEN), mode, "-s", url, "-s2", url2, "-timeout", "120", *args],
+        capture_output=True,
+        text=True,
+        timeout=180,
+        check=False,
+    )
+    result = json.loads(proc.stdout.strip().splitlines()[-1]) if proc.stdout.strip() else {}
+    if proc.returncode != 0 or "error" in result:
+        raise RuntimeError(f"loadgen {mode} failed: {result or proc.stderr[-500:]}")
+    assert isinstance(result, dict)
+    return result
 
 
-def wait_ready(pub: RawClient, sub: RawClient, subject: bytes) -> None:
-    """Wait until ``sub``'s earlier subscriptions reached ``pub``'s server.
-
-    ``sub`` subscribes ``subject`` last; interest crosses the link in order,
-    so once a probe on it arrives, everything before it has crossed too.
-    """
-    sub.send(b"SUB %b 99\r\n" % subject)
-    sub.flush()
-    deadline = time.monotonic() + READY_TIMEOUT_S
-    sub.sock.settimeout(0.05)
-    try:
-        while True:
-            pub.send(b"PUB %b 0\r\n\r\n" % subject)
-            try:
-                line = sub.read_line()
-            except TimeoutError:
-                if time.monotonic() > deadline:
-                    raise TimeoutError("interest never crossed the link") from None
-                continue
-            if line.startswith(b"MSG " + subject):
-                break
-    finally:
-        sub.sock.settimeout(READY_TIMEOUT_S)
-    sub.send(b"UNSUB 99\r\n")
-    sub.flush()  # Probes still in flight are drained here and below.
+def throughput(pub_url: str, sub_url: str, n: int, tag: str) -> float:
+    """Publisher on one server, subscriber on the other: msgs/s end to end."""
+    result = _loadgen(
+        "pubsub", pub_url, sub_url, "-n", str(n), "-size", "16", "-subject", f"bench.{tag}"
+    )
+    return float(result["msgs_per_sec"])  # type: ignore[arg-type]
 
 
-def throughput(pub_port: int, sub_port: int, n: int, tag: str) -> float:
-    """Messages per second from a publisher on one server to a subscriber on another."""
-    subject = f"bench.data.{tag}".encode()
-    sub = RawClient(sub_port)
-    pub = RawClient(pub_port)
-    sub.send(b"SUB %b 1\r\n" % subject)
-    wait_ready(pub, sub, f"bench.ready.{tag}".encode())
-    marker = b"MSG " + subject + b" "
-    counted = 0
-    done = threading.Event()
-    leftover = sub.buf
-
-    def count() -> None:
-        nonlocal counted
-        # Carry len(marker) - 1 bytes over: a marker split across two reads is
-        # counted once, and the carried bytes alone can never hold a marker.
-        tail = len(marker) - 1
-        data = leftover
-        while True:
-            counted += data.count(marker)
-            if counted >= n:
-                break
-            chunk = sub.sock.recv(1 << 20)
-            if not chunk:
-                break
-            data = data[-tail:] + chunk
-        done.set()
-
-    batch = (b"PUB %b %d\r\n%b\r\n" % (subject, len(PAYLOAD), PAYLOAD)) * BATCH
-    reader = threading.Thread(target=count, daemon=True)
-    reader.start()
-    start = time.perf_counter()
-    for _ in range(n // BATCH):
-        pub.send(batch)
-    if not done.wait(120):
-        raise TimeoutError(f"subscriber got {counted} of {n} messages")
-    elapsed = time.perf_counter() - start
-    pub.close()
-    sub.close()
-    return n / elapsed
-
-
-def reqrep(req_port: int, resp_port: int, n: int, tag: str) -> tuple[float, float]:
-    """p50 and p99 round trip (µs) of sequential requests across the link."""
-    subject = f"bench.req.{tag}".encode()
-    responder = RawClient(resp_port)
-    requester = RawClient(req_port)
-    responder.send(b"SUB %b 1\r\n" % subject)
-    wait_ready(requester, responder, f"bench.rready.{tag}".encode())
-    inbox = f"_INBOX.bench.{tag}".encode()
-    requester.send(b"SUB %b 2\r\n" % inbox)
-    requester.flush()
-    stop = threading.Event()
-
-    def respond() -> None:
-        try:
-            while not stop.is_set():
-                line = responder.read_line()
-                if not line.startswith(b"MSG "):
-                    if line == b"PING":
-                        responder.send(b"PONG\r\n")
-                    continue
-                parts = line.split()
-                size = int(parts[-1])
-                data = responder.read_exact(size + 2)
-                responder.send(b"PUB %b %d\r\n%b" % (parts[3], size, data))
-        except (OSError, ConnectionError):
-            return
-
-    thread = threading.Thread(target=respond, daemon=True)
-    thread.start()
-    request = b"PUB %b %b %d\r\n%b\r\n" % (subject, inbox, len(PAYLOAD), PAYLOAD)
-    samples: list[float] = []
-    for i in range(n + 50):
-        start = time.perf_counter()
-        requester.send(request)
-        while True:
-            line = requester.read_line()
-            if line.startswith(b"MSG "):
-                requester.read_exact(int(line.split()[-1]) + 2)
-                break
-        if i >= 50:  # warm-up
-            samples.append((time.perf_counter() - start) * 1e6)
-    stop.set()
-    requester.close()
-    responder.close()
-    samples.sort()
-    return samples[len(samples) // 2], samples[int(len(samples) * 0.99)]
+def reqrep(req_url: str, resp_url: str, n: int, tag: str) -> tuple[float, float]:
+    """Requester on one server, responder on the other: p50 and p99 in µs."""
+    result = _loadgen(
+        "reqrep", req_url, resp_url, "-n", str(n), "-size", "16", "-subject", f"bench.req.{tag}"
+    )
+    return float(result["p50_us"]), float(result["p99_us"])  # type: ignore[arg-type]
 
 
 @dataclass
@@ -259,8 +128,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     reps = args.reps or (2 if args.quick else 3)
     workdir = Path(tempfile.mkdtemp(prefix="uplink-bench-"))
     sites = start_sites(workdir)
-    ports = {NATS: sites.nats_leaf.port, LEAF: sites.router.port}
-    hub_port = sites.hub.port
+    build_loadgen()
+    urls = {NATS: sites.nats_leaf.url, LEAF: sites.router.url}
+    hub_url = sites.hub.url
     raw: dict[str, dict[str, list[float]]] = {
         k: {NATS: [], LEAF: []} for k in ("leaf->hub", "hub->leaf", "p50", "p99")
     }
@@ -268,11 +138,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         for rep in range(reps):
             order = (NATS, LEAF) if rep % 2 == 0 else (LEAF, NATS)
             for target in order:
-                port = ports[target]
+                url = urls[target]
                 tag = f"{target.replace('-', '')}{rep}"
-                raw["leaf->hub"][target].append(throughput(port, hub_port, n, "u" + tag))
-                raw["hub->leaf"][target].append(throughput(hub_port, port, n, "d" + tag))
-                p50, p99 = reqrep(port, hub_port, requests, tag)
+                raw["leaf->hub"][target].append(throughput(url, hub_url, n, "u" + tag))
+                raw["hub->leaf"][target].append(throughput(hub_url, url, n, "d" + tag))
+                p50, p99 = reqrep(url, hub_url, requests, tag)
                 raw["p50"][target].append(p50)
                 raw["p99"][target].append(p99)
                 print(f"rep {rep + 1}/{reps} {target}: done", file=sys.stderr)

@@ -44,7 +44,7 @@ from leafnode.proto import (
 from leafnode.runtime import TRACE
 
 from .auth import AuthError
-from .outbound import Outbound
+from .outbound import Outbound, Receiver
 from .permissions import PermissionChecker, publish_violation_text, subscribe_violation_text
 from .routing import Subscription, route_local
 
@@ -219,14 +219,11 @@ class ClientConnection:
     async def _read_loop(self) -> bool:
         """Read until EOF (returns True) or a protocol error (returns False)."""
         parser = self.parser
-        receive = self.stream.receive_some
+        receive = Receiver(self.stream, self.outbound).receive
         flusher = self.server.flusher
         on_pub = self._on_pub
         while not self.closing:
-            try:
-                data = await receive(MAX_RECV)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return True
+            data = await receive(MAX_RECV)
             if not data:
                 return True
             flusher.batching = True

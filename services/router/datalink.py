@@ -44,7 +44,7 @@ from leafnode.proto import (
     encode_info,
 )
 
-from .outbound import Outbound
+from .outbound import Outbound, Receiver
 from .routing import route_from_hub
 
 if TYPE_CHECKING:
@@ -140,11 +140,9 @@ class DataLink:
     async def _read_loop(self) -> None:
         parser = self.parser
         accounts = self.server.accounts_by_bytes
+        receive = Receiver(self.stream, self.outbound).receive
         while True:
-            try:
-                data = await self.stream.receive_some(MAX_RECV)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
+            data = await receive(MAX_RECV)
             if not data:
                 return
             flusher = self.server.flusher

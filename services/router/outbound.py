@@ -222,3 +222,45 @@ class Outbound:
                     return
             if self._close_after_flush and not out:
                 return
+
+
+class Receiver:
+    """Reads a connection through its duplicate socket, one checkpoint per read.
+
+    trio's ``receive_some`` yields to the scheduler *after* a successful
+    ``recv`` as well as while waiting, so a message that arrives on an idle
+    connection costs two scheduler passes before it is parsed. Here a read
+    that had to wait for the socket returns at once; a read that found data
+    without waiting first yields once, so a busy connection cannot starve the
+    others. Streams without a raw socket (TLS) use ``receive_some``.
+    """
+
+    __slots__ = ("_waited", "outbound", "stream")
+
+    def __init__(self, stream: trio.abc.Stream, outbound: Outbound) -> None:
+        self.stream = stream
+        self.outbound = outbound
+        self._waited = False
+
+    async def receive(self, max_bytes: int) -> bytes | bytearray:
+        """The next bytes, ``b""`` at EOF or when the peer broke the connection."""
+        raw = self.outbound.raw
+        if raw is None:
+            try:
+                return await self.stream.receive_some(max_bytes)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return b""
+        if not self._waited:
+            await trio.lowlevel.checkpoint()
+        self._waited = False
+        while True:
+            try:
+                return raw.recv(max_bytes)
+            except (BlockingIOError, InterruptedError):
+                self._waited = True
+                await trio.lowlevel.wait_readable(raw)
+                raw = self.outbound.raw
+                if raw is None:
+                    return b""
+            except OSError:
+                return b""

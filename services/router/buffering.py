@@ -115,6 +115,8 @@ class StoreLink:
         self.dropped: collections.Counter[tuple[str, str]] = collections.Counter()
         self.appended = 0
         self.available = False
+        self._in_outage = False
+        self._delay = RETRY_FIRST_S
         self._wakeup = trio.Event()
 
     # ------------------------------------------------------------ routing side
@@ -185,32 +187,43 @@ class StoreLink:
     # -------------------------------------------------------------- the task
 
     async def run(self) -> None:
-        """Keep a connection to the store and feed it batches, forever."""
-        delay = RETRY_FIRST_S
-        warned = False
+        """Keep a connection to the store and feed it batches, forever.
+
+        Error handling: a store that cannot be reached, and a store that
+        answers ``unavailable`` (its database is down or its disk is full),
+        are retried with a doubling delay; each outage logs one line when it
+        starts and one when it ends, not one per retry.
+        """
+        self._delay = RETRY_FIRST_S
         while True:
             try:
                 async with open_trio_client(self.path) as client:
                     await client.request("ping")
-                    if warned:
-                        log.info("Store is back at %s; resuming buffered appends", self.path)
-                    self.available = True
-                    warned = False
-                    delay = RETRY_FIRST_S
                     await self._send_loop(client)
             except (OSError, IpcClosedError) as exc:
-                if not warned:
-                    log.error(
-                        "Store unavailable at %s (%s); buffered messages wait in memory",
-                        self.path,
-                        exc,
-                    )
-                    warned = True
-            self.available = False
-            await trio.sleep(delay)
-            delay = min(delay * 2, RETRY_MAX_S)
+                self._outage(f"cannot reach the store at {self.path} ({exc})")
+            await self._back_off()
+
+    def _outage(self, reason: str) -> None:
+        self.available = False
+        if not self._in_outage:
+            self._in_outage = True
+            log.error("Store unavailable: %s; buffered messages wait in memory", reason)
+
+    def _recovered(self) -> None:
+        self.available = True
+        self._delay = RETRY_FIRST_S
+        if self._in_outage:
+            self._in_outage = False
+            log.info("Store is back at %s; buffered appends resumed", self.path)
+
+    async def _back_off(self) -> None:
+        await trio.sleep(self._delay)
+        self._delay = min(self._delay * 2, RETRY_MAX_S)
 
     async def _send_loop(self, client: TrioIpcClient) -> None:
+        if not self.pending:
+            self._recovered()
         while True:
             while not self.pending:
                 await self._wakeup.wait()
@@ -223,11 +236,17 @@ class StoreLink:
                 frame = await client.request_prepared(functools.partial(encode_append, msgs=batch))
             except RequestError as exc:
                 self._put_back(batch, origins)
-                log.error("Store refused a batch of %d buffered messages: %s", len(batch), exc)
-                raise IpcClosedError(str(exc)) from exc
+                if exc.code != "unavailable":
+                    log.error("Store refused a batch of %d buffered messages: %s", len(batch), exc)
+                    raise IpcClosedError(str(exc)) from exc
+                # The database is down or full: same connection, later.
+                self._outage(str(exc))
+                await self._back_off()
+                continue
             except IpcClosedError:
                 self._put_back(batch, origins)
                 raise
+            self._recovered()
             reply = decode_append_reply(frame)
             for index, reason in reply.refused:
                 self.dropped[(batch[index].remote, reason)] += 1

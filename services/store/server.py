@@ -14,7 +14,10 @@ worker thread under ``CapacityLimiter(1)``. Consecutive ``append`` requests
 transaction (group commit), so a commit's fsync is paid once per group and
 every request is answered only after that commit. A database error answers
 each request of the group with ``error``/``unavailable``; nothing was
-committed and the store goes on (the next request tries again).
+committed and the store goes on (the next request tries again). An outage
+(disk full, PostgreSQL down) is logged at ERROR when it starts and at INFO
+when a request succeeds again, with the count of failed requests in between:
+clients retry, so the failures meanwhile are DEBUG lines, not a flood.
 
 Answers and events are queued on the connection's outbox and written by its
 writer task, coalesced into one ``send_all`` per wake-up; a client that
@@ -139,6 +142,9 @@ class _Call:
     # Runs in the DB thread; returns the answer's fields (and blobs via frame).
     run: Callable[[int], bytes]
     after: Callable[[], None] | None = None
+    # Whether success proves the database takes writes again (ends an
+    # outage): a read or an empty housekeeping pass succeeds on a full disk.
+    writes: bool = False
 
 
 class StoreServer:
@@ -164,8 +170,10 @@ class StoreServer:
         self._send_op, self._recv_op = trio.open_memory_channel[_Append | _Call](MAX_QUEUED_OPS)
         self._conns: set[_Conn] = set()
         # Whether the last database operation failed: an outage is logged
-        # when it starts and when it ends, not once per housekeeping tick.
+        # when it starts and when it ends, not once per retried request or
+        # housekeeping tick; _failures counts the requests it failed.
         self._db_down = False
+        self._failures = 0
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; ``started()`` once the socket accepts."""
@@ -255,7 +263,7 @@ class StoreServer:
                 n = svc.ack(ack_remote, upto=upto, seqs=seqs)
                 return encode_frame("ok", rid, {"acked": n})
 
-            await self._send_op.send(_Call(conn, rid, ack))
+            await self._send_op.send(_Call(conn, rid, ack, writes=True))
         elif kind == "purge":
             remote, subject = field_str(f, "remote"), field_str(f, "subject")
             until_us, upto = field_int(f, "until_us"), field_int(f, "upto")
@@ -264,7 +272,7 @@ class StoreServer:
                 n = svc.purge(remote=remote, subject=subject, until_us=until_us, upto=upto)
                 return encode_frame("ok", rid, {"purged": n})
 
-            await self._send_op.send(_Call(conn, rid, purge))
+            await self._send_op.send(_Call(conn, rid, purge, writes=True))
         elif kind == "redrive":
             await self._send_op.send(self._redrive_call(conn, rid, f))
         elif kind == "stats":
@@ -318,7 +326,7 @@ class StoreServer:
             if result and result[0]:
                 self._notify("rewind", remote, result[0])
 
-        return _Call(conn, rid, redrive, after)
+        return _Call(conn, rid, redrive, after, writes=True)
 
     def _notify(self, kind: str, remote: str, seq: int) -> None:
         for conn in self._conns:
@@ -353,12 +361,11 @@ class StoreServer:
         try:
             answer = await trio.to_thread.run_sync(op.run, op.rid, limiter=self.limiter)
         except SQLAlchemyError as exc:
-            if op.conn is not None or not self._db_down:
-                log.error("Store operation failed: %s", _short(exc))
-            self._db_down = True
+            self._db_failed("Store operation failed: %s", _short(exc))
             answer = _unavailable(op.rid, exc)
         else:
-            self._db_up()
+            if op.writes:
+                self._db_up()
             if op.after is not None:
                 op.after()
         if op.conn is not None:
@@ -371,10 +378,9 @@ class StoreServer:
                 svc.append, [op.msgs for op in group], limiter=self.limiter
             )
         except SQLAlchemyError as exc:
-            log.error(
+            self._db_failed(
                 "Append of %d messages failed: %s", sum(len(op.msgs) for op in group), _short(exc)
             )
-            self._db_down = True
             for op in group:
                 if op.conn is not None:
                     op.conn.send(_unavailable(op.rid, exc))
@@ -399,10 +405,25 @@ class StoreServer:
         for remote, seq in touched.items():
             self._notify("appended", remote, seq)
 
+    def _db_failed(self, message: str, *args: object) -> None:
+        self._failures += 1
+        if self._db_down:
+            log.debug(message, *args)
+            return
+        self._db_down = True
+        log.error(message, *args)
+        log.error(
+            "Store database unavailable: requests are answered 'unavailable' until it recovers"
+        )
+
     def _db_up(self) -> None:
         if self._db_down:
             self._db_down = False
-            log.info("Store database is available again")
+            log.info(
+                "Store database is available again (%d requests failed meanwhile)",
+                self._failures,
+            )
+            self._failures = 0
 
     async def _housekeeper(self) -> None:
         svc = self.service

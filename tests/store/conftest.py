@@ -2,124 +2,35 @@
 
 Every store test that takes ``store_factory`` runs twice: on a SQLite file in
 the test's temp dir and on a fresh database of a throwaway PostgreSQL cluster
-(``initdb``/``pg_ctl`` as the ``postgres`` user when we are root), started once
-per session on a free port with its Unix socket dir in its own temp dir.
+(``leafnode.testing.PgCluster``: ``initdb``/``pg_ctl`` as the ``postgres`` user
+when we are root), started once per session on a free port with its Unix
+socket dir in its own temp dir.
 """
 
 from __future__ import annotations
 
-import os
-import pwd
-import shutil
 import signal
 import socket
 import subprocess
 import sys
-import tempfile
 import time
-import uuid
 from collections.abc import Iterator
 from pathlib import Path
 
-import psycopg
 import pytest
 
 from leafnode.config import Settings, StoreSettings
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, encode_frame
-from leafnode.testing import free_port
-
-PG_BIN = Path("/usr/lib/postgresql/15/bin")
-PG_USER = "leafnode"
-
-
-def _pg_runner() -> list[str]:
-    """Prefix to run the PostgreSQL binaries as a non-root user."""
-    if os.geteuid() != 0:
-        return []
-    for name in ("postgres", "nobody"):
-        try:
-            pwd.getpwnam(name)
-        except KeyError:
-            continue
-        return ["runuser", "-u", name, "--"]
-    raise RuntimeError("running as root and no postgres/nobody user to run PostgreSQL as")
-
-
-class PgCluster:
-    """A throwaway PostgreSQL cluster: initdb in a temp dir, pg_ctl start/stop."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="leafnode-pg-"))
-        self.data = self.dir / "data"
-        self.port = free_port()
-        runner = _pg_runner()
-        if runner:
-            user = runner[2]
-            shutil.chown(self.dir, user=user)
-        self._runner = runner
-        self._run(
-            [
-                str(PG_BIN / "initdb"),
-                "-D",
-                str(self.data),
-                "-U",
-                PG_USER,
-                "-A",
-                "trust",
-                "--no-sync",
-                "-E",
-                "UTF8",
-            ]
-        )
-        opts = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-            "-c max_connections=200 -c shared_buffers=32MB"
-        )
-        self._run(
-            [
-                str(PG_BIN / "pg_ctl"),
-                "-D",
-                str(self.data),
-                "-l",
-                str(self.dir / "server.log"),
-                "-o",
-                opts,
-                "-w",
-                "start",
-            ]
-        )
-
-    def _run(self, argv: list[str]) -> None:
-        done = subprocess.run(
-            [*self._runner, *argv], capture_output=True, text=True, cwd=self.dir, check=False
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{argv[0]} failed: {done.stdout}\n{done.stderr}")
-
-    def admin(self) -> psycopg.Connection[tuple[object, ...]]:
-        return psycopg.connect(
-            host="127.0.0.1", port=self.port, user=PG_USER, dbname="postgres", autocommit=True
-        )
-
-    def create_database(self) -> str:
-        """A new empty database; returns its SQLAlchemy URL."""
-        name = f"t_{uuid.uuid4().hex[:12]}"
-        with self.admin() as conn:
-            conn.execute(f'CREATE DATABASE "{name}"')
-        return f"postgresql+psycopg://{PG_USER}@127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        self._run([str(PG_BIN / "pg_ctl"), "-D", str(self.data), "-m", "immediate", "stop"])
-        shutil.rmtree(self.dir, ignore_errors=True)
+from leafnode.testing import PgCluster as PgCluster  # re-exported for test modules
 
 
 @pytest.fixture(scope="session")
 def pg_cluster() -> Iterator[PgCluster]:
-    if not (PG_BIN / "initdb").exists():
-        pytest.skip(f"PostgreSQL binaries not found in {PG_BIN} (apt-get install postgresql)")
-    cluster = PgCluster()
-    yield cluster
-    cluster.stop()
+    """One throwaway cluster for the session (``leafnode.testing.PgCluster``)."""
+    if not PgCluster.available():
+        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
+    with PgCluster() as cluster:
+        yield cluster
 
 
 def leaf_conf(url: str, *, sync: str = "full", buffers: dict[str, str] | None = None) -> str:

@@ -41,7 +41,11 @@ def ports_file_path(directory: str) -> Path:
 
 async def serve(settings: Settings, args: argparse.Namespace, *, defer_listen: bool) -> None:
     server = Server(settings)
-    ports_file = ports_file_path(settings.ports_file_dir) if settings.ports_file_dir else None
+    ports_file = (
+        ports_file_path(settings.ports_file_dir)
+        if settings.ports_file_dir and not defer_listen
+        else None
+    )
     async with trio.open_nursery() as nursery:
         # The control socket first: once the client port accepts, router.ctl
         # answers too (readiness as DESIGN §2 defines it).
@@ -102,7 +106,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     for warning in settings.warnings:
         log.warning("%s", warning)
-    if log_settings.pid_file:
+    # Under `leafnode run` (--defer-listen) the supervisor owns the pid file,
+    # the ports file and the "Server is ready" line.
+    if log_settings.pid_file and not defer_listen:
         write_pid_file(log_settings.pid_file)
     log.info("Starting leafnode router")
     log.info("  Version:  %s (nats-server protocol %s)", __version__, SERVER_VERSION)

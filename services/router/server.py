@@ -258,7 +258,8 @@ class Server:
                     log.info("TLS required for client connections")
                 log.info("Server id is %s", self.server_id)
                 log.info("Server name is %s", self.server_name)
-                log.info("Server is ready")
+                if not defer_listen:
+                    log.info("Server is ready")
                 self.listening.set()
         finally:
             if ports_file is not None:

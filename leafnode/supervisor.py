@@ -1,0 +1,624 @@
+"""``leafnode run``: the four services under one supervisor (DESIGN §2, §5).
+
+Theory of operation
+-------------------
+The supervisor parses nats-server's flags like every service, then starts
+each service as a child process (``python -m leafnode <service> ...``), in
+order of readiness: all are launched at once (their interpreters' start-up
+overlaps), then the supervisor waits until each is *ready*, in this order:
+
+* ``store`` (only when some remote has a ``buffer``): ``store.sock`` answers ``ping``;
+* ``router``, started with ``--defer-listen``: ``router.ctl`` answers ``ping``;
+* ``uplink`` (only when remotes are configured): ``uplink.ctl`` answers ``ping``;
+* ``api`` (only when a monitoring port is configured: ``-m``, ``http_port``,
+  ``http``, ``api { listen }``, as nats-server binds none otherwise): an HTTP
+  request on the port is answered. The supervisor binds that port itself and
+  passes the socket (``--fd``), so ``-m -1`` is known before the api starts
+  and the port stays bound while a crashed api restarts.
+
+Then it sends ``router.ctl`` ``listen``: the client port opens last, so the
+first client finds the store, the uplink and the monitoring port ready. It
+writes the pid file and the ports file (``nats-server_<pid>.ports`` with the
+``nats`` and ``monitoring`` URLs) itself, under its own pid, and logs
+``Server is ready``.
+
+A child that exits while the site runs is restarted after a back-off that
+doubles from 0.25 s to 10 s (reset once it stayed up 10 s); a child that
+fails before its first readiness is a start-up error (exit 1), as a bad
+config is for nats-server. SIGINT/SIGTERM stop the children in reverse order
+(api and uplink, router, store), SIGKILL after 4.5 s in all. SIGHUP (or
+``supervisor.ctl`` ``reload``, used by the api) re-reads the file, starts a
+service the new config needs, and reloads the others over their sockets.
+SIGUSR2 puts the router in lame-duck mode; when it exits, so does the site.
+
+Children run in their own process group (a terminal's Ctrl-C reaches only
+the supervisor, which stops them in order) with ``PR_SET_PDEATHSIG`` =
+SIGTERM, so a SIGKILLed supervisor leaves no child behind. The death signal
+fires when the *thread* that forked exits, so children are forked from the
+main thread, never from a worker thread (``trio.run_process`` would use one).
+
+``supervisor.ctl`` requests (ipc frames): ``ping`` -> ``pong`` {pid, services:
+{name: pid}}; ``reload`` -> ``ok`` {reloaded, error?, services: {name:
+{reloaded, error?, started?}}}.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ctypes
+import errno
+import json
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+import trio
+
+from leafnode import SERVER_VERSION, __version__
+from leafnode.config import ConfigError, load
+from leafnode.flags import apply_server_flags, load_with_flags
+from leafnode.ipc import (
+    STORE_SOCKET,
+    FrameDecoder,
+    FrameError,
+    IpcError,
+    encode_frame,
+    open_trio_client,
+    serve_unix_socket,
+)
+from leafnode.runtime import setup_logging
+
+if TYPE_CHECKING:
+    import argparse
+    from collections.abc import Callable, Sequence
+
+    from leafnode.config import Settings
+    from leafnode.ipc import Frame
+
+__all__ = ["SUPERVISOR_SOCKET", "Supervisor", "main", "probe", "probe_main", "services_needed"]
+
+log = logging.getLogger("leafnode.run")
+
+SUPERVISOR_SOCKET: Final = "supervisor.ctl"
+SOCKETS: Final = {"store": STORE_SOCKET, "router": "router.ctl", "uplink": "uplink.ctl"}
+ORDER: Final = ("store", "router", "uplink", "api")
+# Postgres behind a slow network, a store applying migrations: be patient once.
+READY_TIMEOUT_S: Final = 30.0
+READY_POLL_S: Final = 0.02
+BACKOFF_FIRST_S: Final = 0.25
+BACKOFF_MAX_S: Final = 10.0
+STABLE_S: Final = 10.0
+# Stop budget: everything is gone within 5 s of SIGTERM (issue 5).
+STOP_DEADLINE_S: Final = 4.5
+PING_TIMEOUT_S: Final = 2.0
+PR_SET_PDEATHSIG: Final = 1
+# Flags only the supervisor acts on: children get no pid file or ports file.
+_SUPERVISOR_FLAGS: Final = ("-P", "--pid", "--ports_file_dir")
+
+
+def services_needed(settings: Settings) -> tuple[str, ...]:
+    """Which services ``leafnode run`` starts for ``settings``, in start order.
+
+    The store only when a remote buffers (no database file for a site that
+    buffers nothing, and 30-40 MB less), the uplink only when remotes exist,
+    the api only when a monitoring port is configured (nats-server binds
+    none by default, and two sites on one host must not fight over 8222).
+    """
+    remotes = settings.leafnodes.remotes
+    wanted = {
+        "store": any(r.buffer is not None for r in remotes),
+        "router": True,
+        "uplink": bool(remotes),
+        "api": settings.api.port is not None,
+    }
+    return tuple(name for name in ORDER if wanted[name])
+
+
+def strip_flags(argv: Sequence[str], flags: Sequence[str]) -> list[str]:
+    """``argv`` without ``flags`` and their values (``-P X``, ``--pid=X``, ``-PX``)."""
+    out: list[str] = []
+    skip = False
+    for arg in argv:
+        if skip:
+            skip = False
+            continue
+        name = arg.split("=", 1)[0]
+        if arg in flags:
+            skip = True
+            continue
+        if name in flags and "=" in arg:
+            continue
+        if any(f.startswith("-") and not f.startswith("--") and arg.startswith(f) for f in flags):
+            continue  # -PFILE
+        out.append(arg)
+    return out
+
+
+async def _request(path: Path, type: str, timeout: float = PING_TIMEOUT_S) -> Frame | None:
+    """One ipc request; None when nothing (or nothing sensible) answered."""
+    with trio.move_on_after(timeout):
+        try:
+            async with open_trio_client(path) as client:
+                return await client.request(type)
+        except (OSError, IpcError):
+            return None
+    return None
+
+
+async def _http_answers(host: str, port: int) -> bool:
+    """True when ``GET /healthz`` on ``host:port`` gets any HTTP status line."""
+    with trio.move_on_after(PING_TIMEOUT_S):
+        try:
+            stream = await trio.open_tcp_stream(host, port)
+        except OSError:
+            return False
+        async with stream:
+            try:
+                await stream.send_all(b"GET /healthz HTTP/1.0\r\nHost: leafnode\r\n\r\n")
+                return (await stream.receive_some(16)).startswith(b"HTTP/1.")
+            except (OSError, trio.BrokenResourceError):
+                return False
+    return False
+
+
+async def probe(name: str, run_dir: Path, api: tuple[str, int] | None = None) -> bool:
+    """Is service ``name`` ready? (The readiness rules of the module docstring.)
+
+    Args:
+        name: ``store``, ``router``, ``uplink`` or ``api``.
+        run_dir: where the service sockets are.
+        api: the api's ``(host, port)``; required for ``api``.
+    """
+    if name == "api":
+        assert api is not None
+        host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(api[0], api[0])
+        return await _http_answers(host, api[1])
+    answer = await _request(run_dir / SOCKETS[name], "ping")
+    return answer is not None and answer.type == "pong"
+
+
+def _preexec(parent: int) -> Callable[[], None]:
+    """Runs in the child between fork and exec: die with the supervisor."""
+    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
+
+    def setup() -> None:
+        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != parent:  # the supervisor died before prctl took effect
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    return setup
+
+
+class StartupError(Exception):
+    """A service did not become ready at start-up."""
+
+
+@dataclass
+class Child:
+    """One supervised service."""
+
+    name: str
+    proc: subprocess.Popen[bytes] | None = None
+    pidfd: int = -1
+    since: float = 0.0
+    returncode: int | None = None
+    exited: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def running(self) -> bool:
+        """Launched and not yet reaped."""
+        return self.proc is not None and self.returncode is None
+
+    def signal(self, signum: int) -> None:
+        """Send ``signum`` if the child still runs."""
+        if self.running:
+            assert self.proc is not None
+            with contextlib.suppress(ProcessLookupError):
+                self.proc.send_signal(signum)
+
+
+class Supervisor:
+    """Runs the site for ``settings`` (see the module docstring).
+
+    Args:
+        settings: the loaded settings with the flags applied.
+        args: the parsed flags (to re-apply on reload).
+        argv: the command line after ``run``, passed on to the router and api.
+    """
+
+    def __init__(self, settings: Settings, args: argparse.Namespace, argv: Sequence[str]) -> None:
+        self.settings = settings
+        self.args = args
+        self.argv = list(argv)
+        self.run_dir = Path(settings.run_dir)
+        self.children: dict[str, Child] = {}
+        self.stopping = False
+        self.lame_duck = False
+        self.exit_code = 0
+        self.client_port: int | None = None
+        self.api_socket: socket.socket | None = None
+        self.done = trio.Event()
+        self.ports_file: Path | None = None
+        self._nursery: trio.Nursery | None = None
+
+    def is_stopping(self) -> bool:
+        """True once a stop began (a method: the flag changes while a task sleeps)."""
+        return self.stopping
+
+    # -- children ---------------------------------------------------------------------
+
+    def _argv(self, name: str) -> tuple[list[str], tuple[int, ...]]:
+        head = [sys.executable, "-m", "leafnode", name]
+        args = self.args
+        if name in ("router", "api"):
+            tail = strip_flags(self.argv, _SUPERVISOR_FLAGS)
+        else:  # store and uplink take only the config, run dir and logging flags
+            tail = ["-c", args.config] if args.config else []
+            tail += ["--run-dir", str(self.run_dir)]
+            tail += [flag for flag, on in (("-D", args.debug), ("-V", args.trace)) if on]
+            tail += ["-DV"] if args.debug_trace else []
+            tail += ["-l", args.log_file] if args.log_file else []
+            if name == "store" and args.store_url:
+                tail += ["--store", args.store_url]
+        fds: tuple[int, ...] = ()
+        if name == "router":
+            tail.append("--defer-listen")
+            if self.client_port is not None:  # a restart keeps the port of -p -1
+                tail += ["-p", str(self.client_port)]
+        elif name == "api":
+            assert self.api_socket is not None
+            fds = (self.api_socket.fileno(),)
+            tail += ["--fd", str(fds[0])]
+        return head + tail, fds
+
+    def _spawn(self, child: Child) -> None:
+        argv, fds = self._argv(child.name)
+        # Forked from the main thread on purpose (PR_SET_PDEATHSIG, see above).
+        child.proc = subprocess.Popen(
+            argv,
+            stdin=subprocess.DEVNULL,
+            pass_fds=fds,
+            preexec_fn=_preexec(os.getpid()),
+            process_group=0,
+        )
+        child.pidfd = os.pidfd_open(child.proc.pid)
+        child.returncode = None
+        child.exited = trio.Event()
+        child.since = time.time()
+        log.debug("Started %s (pid %d)", child.name, child.proc.pid)
+
+    async def _reap(self, child: Child) -> None:
+        """Wait until the child exits; record its status."""
+        assert child.proc is not None
+        await trio.lowlevel.wait_readable(child.pidfd)
+        child.returncode = child.proc.wait()
+        os.close(child.pidfd)
+        child.pidfd = -1
+        child.exited.set()
+
+    async def _wait_ready(self, child: Child) -> None:
+        api = self.api_socket.getsockname()[:2] if self.api_socket is not None else None
+        with trio.move_on_after(READY_TIMEOUT_S):
+            while not child.exited.is_set():
+                if await probe(child.name, self.run_dir, api):
+                    await self._after_ready(child)
+                    return
+                await trio.sleep(READY_POLL_S)
+            raise StartupError(f"{child.name} exited with status {child.returncode}")
+        raise StartupError(f"{child.name} not ready after {READY_TIMEOUT_S:g}s")
+
+    async def _after_ready(self, child: Child) -> None:
+        if child.name == "router" and self.client_port is not None:
+            await self._listen()  # a restarted router: open its client port again
+        self._write_pid_file()
+
+    async def _supervise(
+        self, child: Child, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED
+    ) -> None:
+        """Start ``child``, report it ready, then restart it whenever it exits."""
+        assert self._nursery is not None
+        if child.proc is None:
+            self._launch(child)
+        await self._wait_ready(child)
+        task_status.started()
+        failures = 0
+        while True:
+            await child.exited.wait()
+            if self.stopping:
+                return
+            if child.name == "router" and self.lame_duck:
+                log.info("Router finished lame duck mode; stopping")
+                await self.shutdown()
+                return
+            uptime = time.time() - child.since
+            failures = 0 if uptime >= STABLE_S else failures + 1
+            delay = min(BACKOFF_FIRST_S * 2 ** max(failures - 1, 0), BACKOFF_MAX_S)
+            log.error(
+                "Service %s exited with status %s; restarting in %.2fs",
+                child.name,
+                child.returncode,
+                delay,
+            )
+            await trio.sleep(delay)
+            if self.is_stopping():
+                return
+            self._launch(child)
+            try:
+                await self._wait_ready(child)
+            except StartupError as exc:
+                log.error("Restarted %s did not become ready: %s", child.name, exc)
+                child.signal(signal.SIGKILL)
+                continue
+            log.info("Service %s restarted (pid %d)", child.name, child.proc.pid)  # type: ignore[union-attr]
+
+    def _launch(self, child: Child) -> None:
+        assert self._nursery is not None
+        self._spawn(child)
+        self._nursery.start_soon(self._reap, child)
+
+    async def start(self, names: Sequence[str]) -> None:
+        """Start services ``names`` and wait until each is ready, in order.
+
+        The processes are launched together, so their interpreters start up
+        on every core at once (about 0.2-0.5 s of imports each); readiness is
+        still awaited in order, and nothing is ready for clients before the
+        router's ``listen``. A service that comes up before the one it talks
+        to retries its socket (the uplink every 0.1 s), as after any restart.
+
+        Raises:
+            StartupError: one exited or did not become ready in time.
+        """
+        assert self._nursery is not None
+        if "api" in names and self.api_socket is None:
+            self.api_socket = self._bind_api()
+        children = [self.children.setdefault(name, Child(name)) for name in names]
+        for child in children:
+            self._launch(child)
+        for child in children:
+            await self._nursery.start(self._supervise, child)
+
+    def _bind_api(self) -> socket.socket:
+        api = self.settings.api
+        host = api.host or "0.0.0.0"
+        port = 0 if api.port in (-1, None) else api.port
+        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind((host, port))
+            sock.listen(128)
+        except OSError as exc:
+            sock.close()
+            raise StartupError(f"cannot listen for monitoring on {host}:{port}: {exc}") from exc
+        return sock
+
+    async def _listen(self) -> None:
+        answer = await _request(self.run_dir / SOCKETS["router"], "listen", READY_TIMEOUT_S)
+        port = answer.fields.get("port") if answer is not None else None
+        if not isinstance(port, int) or answer is None or answer.type != "ok":
+            raise StartupError("the router did not open its client port")
+        self.client_port = port
+
+    # -- stop, reload, signals ------------------------------------------------------------
+
+    async def shutdown(self) -> None:
+        """Stop every child in reverse start order, within ``STOP_DEADLINE_S``."""
+        if self.stopping:
+            await self.done.wait()
+            return
+        self.stopping = True
+        deadline = trio.current_time() + STOP_DEADLINE_S
+        for group in (("api", "uplink"), ("router",), ("store",)):
+            running = [c for n in group if (c := self.children.get(n)) and c.running]
+            for child in running:
+                child.signal(signal.SIGTERM)
+            with trio.move_on_at(deadline):
+                for child in running:
+                    await child.exited.wait()
+        left = [c for c in self.children.values() if c.running]
+        for child in left:
+            log.warning("Service %s did not stop in time; killing it", child.name)
+            child.signal(signal.SIGKILL)
+        with trio.move_on_after(1.0):
+            for child in left:
+                await child.exited.wait()
+        self.done.set()
+
+    async def reload(self) -> dict[str, object]:
+        """SIGHUP: re-read the file, start what it newly needs, reload the rest."""
+        if self.args.config:
+            try:
+                self.settings = apply_server_flags(load(self.args.config), self.args)
+            except ConfigError as exc:
+                log.error("Failed to reload configuration: %s", exc)
+                return {"reloaded": False, "error": str(exc), "services": {}}
+        results: dict[str, dict[str, object]] = {}
+        for name in services_needed(self.settings):
+            if name not in self.children and not self.stopping:
+                try:
+                    await self.start([name])
+                except StartupError as exc:
+                    results[name] = {"reloaded": False, "error": f"could not start: {exc}"}
+                    continue
+                results[name] = {"reloaded": True, "started": True}
+        for name, child in self.children.items():
+            if name in results:
+                continue
+            if name == "api":
+                child.signal(signal.SIGHUP)  # the api re-reads its own settings
+                results[name] = {"reloaded": True}
+                continue
+            answer = await _request(self.run_dir / SOCKETS[name], "reload", READY_TIMEOUT_S)
+            if answer is None:
+                results[name] = {"reloaded": False, "error": f"{name} did not answer"}
+            elif answer.type == "error":
+                results[name] = {"reloaded": False, "error": str(answer.fields.get("error"))}
+            else:
+                entry: dict[str, object] = {"reloaded": answer.fields.get("reloaded") is not False}
+                if isinstance(answer.fields.get("error"), str):
+                    entry["error"] = answer.fields["error"]
+                results[name] = entry
+        ok = all(entry["reloaded"] for entry in results.values())
+        log.info("Reloaded configuration%s", "" if ok else " (not every service applied it)")
+        return {"reloaded": ok, "services": results}
+
+    async def _signals(self) -> None:
+        with trio.open_signal_receiver(
+            signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2
+        ) as signals:
+            async for signum in signals:
+                if signum == signal.SIGHUP:
+                    await self.reload()
+                elif signum == signal.SIGUSR2:
+                    log.info("Entering lame duck mode, stop accepting new clients")
+                    self.lame_duck = True
+                    if "router" in self.children:
+                        self.children["router"].signal(signal.SIGUSR2)
+                else:
+                    log.info("Trapped %s signal", signal.Signals(signum).name)
+                    await self.shutdown()
+
+    async def _control(self, stream: trio.SocketStream) -> None:
+        decoder = FrameDecoder()
+        while data := await stream.receive_some(65536):
+            try:
+                decoder.feed(data)
+                while (frame := decoder.next_frame()) is not None:
+                    await stream.send_all(await self._answer(frame))
+            except FrameError as exc:
+                log.error("supervisor.ctl: bad frame: %s", exc)
+                return
+            decoder.compact()
+
+    async def _answer(self, frame: Frame) -> bytes:
+        if frame.type == "ping":
+            pids = {n: c.proc.pid for n, c in self.children.items() if c.proc is not None}
+            return encode_frame("pong", frame.id, {"pid": os.getpid(), "services": pids})
+        if frame.type == "reload":
+            return encode_frame("ok", frame.id, await self.reload())
+        return encode_frame(
+            "error", frame.id, {"error": f"unknown request {frame.type!r}", "code": "unknown_type"}
+        )
+
+    # -- files ----------------------------------------------------------------------------
+
+    def _write_pid_file(self) -> None:
+        # Written again after each child start: a child given `pid_file` by the
+        # config file writes its own pid there; the file must name us.
+        path = self.settings.log.pid_file
+        if path:
+            with contextlib.suppress(OSError), open(path, "w", encoding="ascii") as fh:
+                fh.write(str(os.getpid()))
+
+    def _write_ports_file(self) -> None:
+        directory = self.settings.ports_file_dir
+        if not directory:
+            return
+        router = self.settings.router
+        host = router.host if router.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        scheme = "tls" if router.tls is not None else "nats"
+        ports: dict[str, list[str]] = {"nats": [f"{scheme}://{host}:{self.client_port}"]}
+        if self.api_socket is not None:
+            api_host, api_port = self.api_socket.getsockname()[:2]
+            api_host = "127.0.0.1" if api_host in ("0.0.0.0", "::") else api_host
+            ports["monitoring"] = [f"http://{api_host}:{api_port}"]
+        path = Path(directory) / f"nats-server_{os.getpid()}.ports"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        # Renamed into place: a tool polling for the file never reads half of it.
+        partial = path.with_name(f".{path.name}.tmp")
+        partial.write_text(json.dumps(ports))
+        partial.replace(path)
+        self.ports_file = path
+
+    # -- the whole run --------------------------------------------------------------------
+
+    async def run(self) -> int:
+        """Start the site, serve until stopped; returns the exit status."""
+        async with trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._signals)
+            try:
+                await nursery.start(
+                    serve_unix_socket, self.run_dir / SUPERVISOR_SOCKET, self._control
+                )
+            except OSError as exc:
+                if exc.errno == errno.EADDRINUSE:
+                    log.error("Another leafnode runs with run_dir %s", self.run_dir)
+                else:
+                    log.error("Cannot create %s: %s", SUPERVISOR_SOCKET, exc)
+                nursery.cancel_scope.cancel()
+                return 1
+            try:
+                await self.start(services_needed(self.settings))
+                await self._listen()
+            except StartupError as exc:
+                if not self.stopping:
+                    log.error("Startup failed: %s", exc)
+                    self.exit_code = 1
+                await self.shutdown()
+            else:
+                self._write_ports_file()
+                self._write_pid_file()
+                log.info("Server is ready")
+                await self.done.wait()
+            nursery.cancel_scope.cancel()
+        if self.ports_file is not None:
+            with contextlib.suppress(OSError):
+                self.ports_file.unlink()
+        if self.api_socket is not None:
+            self.api_socket.close()
+        return self.exit_code
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``leafnode run [-c FILE] [nats-server flags]``; returns the exit status."""
+    arglist = list(sys.argv[1:] if argv is None else argv)
+    loaded = load_with_flags("leafnode run", arglist)
+    if isinstance(loaded, int):
+        return loaded
+    settings, args = loaded
+    ls = settings.log
+    setup_logging(debug=ls.debug, trace=ls.trace, logtime=ls.logtime, log_file=ls.log_file)
+    log.info("Starting leafnode")
+    log.info("  Version:  %s (nats-server protocol %s)", __version__, SERVER_VERSION)
+    if args.config:
+        log.info("  Using configuration file: %s", args.config)
+    log.info("  Services: %s", ", ".join(services_needed(settings)))
+    supervisor = Supervisor(settings, args, arglist)
+    try:
+        code = trio.run(supervisor.run)
+    except KeyboardInterrupt:
+        code = 0
+    log.info("Server Exiting..")
+    return code
+
+
+def probe_main(argv: Sequence[str]) -> int:
+    """``python -m leafnode.supervisor probe SERVICE RUN_DIR|HOST:PORT``: a health check.
+
+    Exit 0 when the service is ready by the rules ``leafnode run`` uses
+    (docker-compose's healthchecks run this), 1 when not, 2 on bad usage.
+    """
+    usage = "usage: python -m leafnode.supervisor probe store|router|uplink RUN_DIR | api HOST:PORT"
+    if len(argv) != 3 or argv[0] != "probe" or argv[1] not in ORDER:
+        print(usage, file=sys.stderr)
+        return 2
+    name, target = argv[1], argv[2]
+    api: tuple[str, int] | None = None
+    if name == "api":
+        host, _, port = target.rpartition(":")
+        if not port.isdigit():
+            print(usage, file=sys.stderr)
+            return 2
+        api = (host.strip("[]") or "127.0.0.1", int(port))
+    return 0 if trio.run(probe, name, Path(target), api) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(probe_main(sys.argv[1:]))

@@ -1,0 +1,183 @@
+"""``/config``: read the settings (redacted), replace the file, reload every service.
+
+A reload is DESIGN's SIGHUP: under ``leafnode run`` the supervisor does it
+(``supervisor.ctl`` ``reload``: it re-reads the file, starts a service the new
+config needs, and reloads each running one); otherwise (docker-compose, one
+container per service) the api asks each service's socket for ``reload``
+itself. A service that does not support ``reload`` is reported, not hidden.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import dataclasses
+import os
+import tempfile
+from typing import TYPE_CHECKING, Final
+
+import anyio
+from fastapi import APIRouter, Request
+
+from leafnode.config import ConfigError, load, loads
+
+from ..deps import Authorized, State, expects_store, expects_uplink
+from ..errors import ApiError
+from ..links import ServiceRefusedError, ServiceUnavailableError
+from ..redact import redact_settings
+from ..schemas import ConfigView, ReloadResult
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+    from leafnode.config import Settings
+
+    from ..deps import ApiState
+
+__all__ = ["reload_everything", "router"]
+
+router = APIRouter(tags=["config"], dependencies=[Authorized])
+
+MAX_CONFIG_BYTES: Final = 1024 * 1024
+# A supervisor may start a service during the reload and wait for it.
+SUPERVISOR_RELOAD_TIMEOUT_S: Final = 30.0
+_CONFIG_BODY: Final = {
+    "requestBody": {
+        "required": True,
+        "content": {"text/plain": {"schema": {"type": "string", "maxLength": MAX_CONFIG_BYTES}}},
+    }
+}
+
+
+def _config_error(exc: ConfigError) -> ApiError:
+    return ApiError(422, exc.reason, line=exc.line, column=exc.column, file=exc.source)
+
+
+def _config_path(state: ApiState) -> Path:
+    path = state.settings.source
+    if path is None:
+        raise ApiError(409, "the api was started without a config file (-c FILE)")
+    return path
+
+
+async def _reload_service(state: ApiState, service: str, expected: bool) -> dict[str, object]:
+    try:
+        frame = await state.links.request(service, "reload")
+    except ServiceUnavailableError as exc:
+        if not expected and not exc.unsupported:
+            return {"reloaded": False, "status": "not running"}
+        return {"reloaded": False, "error": str(exc)}
+    except ServiceRefusedError as exc:
+        return {"reloaded": False, "error": str(exc)}
+    fields = frame.fields
+    entry: dict[str, object] = {"reloaded": fields.get("reloaded", True) is not False}
+    if isinstance(fields.get("error"), str):
+        entry["error"] = fields["error"]
+    return entry
+
+
+async def reload_everything(state: ApiState, settings: Settings) -> dict[str, object]:
+    """Apply ``settings`` (already validated) to the api, then reload the services."""
+    state.settings = state.reapply(settings)
+    try:
+        frame = await state.links.request(
+            "supervisor", "reload", timeout_s=SUPERVISOR_RELOAD_TIMEOUT_S
+        )
+    except (ServiceUnavailableError, ServiceRefusedError):
+        pass  # not under `leafnode run`: ask each service ourselves
+    else:
+        services = frame.fields.get("services")
+        if isinstance(services, dict):
+            return {
+                "reloaded": frame.fields.get("reloaded") is True,
+                "services": services,
+                "warnings": list(settings.warnings),
+            }
+    services = {
+        "router": await _reload_service(state, "router", True),
+        "uplink": await _reload_service(state, "uplink", expects_uplink(settings)),
+        "store": await _reload_service(state, "store", expects_store(settings)),
+    }
+    ok = all(
+        entry["reloaded"] or entry.get("status") == "not running" for entry in services.values()
+    )
+    return {"reloaded": ok, "services": services, "warnings": list(settings.warnings)}
+
+
+def _write_file(path: Path, text: str) -> None:
+    """Replace ``path`` atomically when possible.
+
+    A config bind-mounted as a single file (docker) cannot be renamed over:
+    then it is rewritten in place.
+    """
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        with contextlib.suppress(OSError):
+            os.chmod(tmp, path.stat().st_mode & 0o7777)
+        try:
+            os.replace(tmp, path)
+            return
+        except OSError:
+            pass
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
+
+
+@router.get("/config", summary="The running configuration, secrets redacted")
+async def get_config(state: State) -> ConfigView:
+    settings = state.settings
+    public = dataclasses.replace(settings, source=None, warnings=())
+    config = redact_settings(public)
+    config.pop("source", None)
+    config.pop("warnings", None)
+    return ConfigView(
+        file=str(settings.source) if settings.source else None,
+        config=config,
+        warnings=list(settings.warnings),
+    )
+
+
+@router.put(
+    "/config",
+    summary="Replace the config file (text/plain), then reload",
+    openapi_extra=_CONFIG_BODY,
+    responses={422: {"description": "the file is invalid: error, line, column"}},
+)
+async def put_config(state: State, request: Request) -> ReloadResult:
+    path = _config_path(state)
+    body = b""
+    async for chunk in request.stream():
+        body += chunk
+        if len(body) > MAX_CONFIG_BYTES:
+            raise ApiError(413, f"config larger than {MAX_CONFIG_BYTES} bytes")
+    try:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise ApiError(422, "the config is not UTF-8 text", line=0, column=0) from exc
+    async with state.reload_lock:
+        try:
+            settings = await anyio.to_thread.run_sync(
+                lambda: loads(text, source=str(path), base_dir=path.parent)
+            )
+        except ConfigError as exc:
+            raise _config_error(exc) from None
+        await anyio.to_thread.run_sync(_write_file, path, text)
+        settings = dataclasses.replace(settings, source=path)
+        return ReloadResult.model_validate(await reload_everything(state, settings))
+
+
+@router.post("/config/reload", summary="Re-read the config file and reload (as SIGHUP)")
+async def reload_config(state: State) -> ReloadResult:
+    path = _config_path(state)
+    async with state.reload_lock:
+        try:
+            settings = await anyio.to_thread.run_sync(load, path)
+        except ConfigError as exc:
+            raise _config_error(exc) from None
+        return ReloadResult.model_validate(await reload_everything(state, settings))

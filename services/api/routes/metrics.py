@@ -1,0 +1,189 @@
+"""``/metrics``: Prometheus text (prometheus-client), built fresh on each scrape.
+
+A new registry per request with one collector holding this scrape's answers:
+no global registry, no import-time state, and a service that does not answer
+shows as ``leafnode_service_up{service} 0`` instead of failing the scrape.
+Counters come from the services' own totals (they restart at 0 when a
+service restarts, which Prometheus' ``rate()`` handles).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from fastapi import APIRouter, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
+from ..deps import State, expects_store, expects_uplink
+from ..site import SiteView, collect
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from prometheus_client.core import Metric
+
+__all__ = ["router"]
+
+router = APIRouter(tags=["monitoring"])
+
+
+def _num(mapping: object, key: str) -> float | None:
+    if not isinstance(mapping, dict):
+        return None
+    value = mapping.get(key)
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+class _SiteCollector:
+    """Turns one ``SiteView`` into metric families."""
+
+    def __init__(self, view: SiteView) -> None:
+        self.view = view
+
+    def collect(self) -> Iterator[Metric]:
+        view = self.view
+        up = GaugeMetricFamily(
+            "leafnode_service_up", "1 when the service answers on its socket", labels=["service"]
+        )
+        settings = view.state.settings
+        for name, status in view.service_status().items():
+            expected = (
+                name == "router"
+                or (name == "store" and expects_store(settings))
+                or (name == "uplink" and expects_uplink(settings))
+            )
+            if expected or status["status"] == "ok":
+                up.add_metric([name], 1.0 if status["status"] == "ok" else 0.0)
+        yield up
+        yield from self._router()
+        yield from self._remotes()
+
+    def _router(self) -> Iterator[Metric]:
+        varz = self.view.varz
+        if not isinstance(varz, dict):
+            return
+        for name, key, doc in (
+            ("leafnode_connections", "connections", "open client connections"),
+            ("leafnode_subscriptions", "subscriptions", "local subscriptions"),
+        ):
+            value = _num(varz, key)
+            if value is not None:
+                yield GaugeMetricFamily(name, doc, value=value)
+        for name, key, doc in (
+            ("leafnode_accepted_connections", "total_connections", "client connections accepted"),
+            ("leafnode_slow_consumers", "slow_consumers", "clients closed as slow consumers"),
+        ):
+            value = _num(varz, key)
+            if value is not None:
+                yield CounterMetricFamily(name, doc, value=value)
+        msgs = CounterMetricFamily(
+            "leafnode_client_messages",
+            "messages from clients (in) and to clients (out)",
+            labels=["direction"],
+        )
+        size = CounterMetricFamily(
+            "leafnode_client_bytes", "payload bytes from and to clients", labels=["direction"]
+        )
+        for direction in ("in", "out"):
+            value = _num(varz, f"{direction}_msgs")
+            if value is not None:
+                msgs.add_metric([direction], value)
+            value = _num(varz, f"{direction}_bytes")
+            if value is not None:
+                size.add_metric([direction], value)
+        yield msgs
+        yield size
+
+    def _remotes(self) -> Iterator[Metric]:
+        labels = ["remote"]
+        connected = GaugeMetricFamily(
+            "leafnode_remote_connected", "1 while the link to the hub is up", labels=labels
+        )
+        reconnects = CounterMetricFamily(
+            "leafnode_remote_reconnects", "links re-established after a drop", labels=labels
+        )
+        msgs = CounterMetricFamily(
+            "leafnode_remote_messages",
+            "messages sent to (to_hub) and received from (from_hub) the hub",
+            labels=["remote", "direction"],
+        )
+        size = CounterMetricFamily(
+            "leafnode_remote_bytes", "bytes to and from the hub", labels=["remote", "direction"]
+        )
+        dropped = CounterMetricFamily(
+            "leafnode_dropped_messages", "messages dropped, by reason", labels=["remote", "reason"]
+        )
+        backlog = GaugeMetricFamily(
+            "leafnode_buffer_backlog_messages", "buffered messages not yet acked", labels=labels
+        )
+        backlog_bytes = GaugeMetricFamily(
+            "leafnode_buffer_backlog_bytes", "size of the backlog", labels=labels
+        )
+        oldest = GaugeMetricFamily(
+            "leafnode_buffer_oldest_age_seconds", "age of the oldest backlog message", labels=labels
+        )
+        rate = GaugeMetricFamily(
+            "leafnode_replay_rate_messages_per_second",
+            "backlog messages sent to the hub per second",
+            labels=labels,
+        )
+        paused = GaugeMetricFamily(
+            "leafnode_replay_paused", "1 while the replay is paused", labels=labels
+        )
+        for remote in self.view.remotes():
+            label = [remote.name]
+            link = remote.link or {}
+            if remote.connected is not None:
+                connected.add_metric(label, 1.0 if remote.connected else 0.0)
+            value = _num(link, "reconnects")
+            if value is not None:
+                reconnects.add_metric(label, value)
+            for direction, prefix in (("to_hub", "out"), ("from_hub", "in")):
+                value = _num(link, f"{prefix}_msgs")
+                if value is not None:
+                    msgs.add_metric([remote.name, direction], value)
+                value = _num(link, f"{prefix}_bytes")
+                if value is not None:
+                    size.add_metric([remote.name, direction], value)
+            for reason, count in remote.all_drops().items():
+                dropped.add_metric([remote.name, reason], float(count))
+            if remote.backlog is not None:
+                summary = remote.backlog_summary()
+                backlog.add_metric(label, float(summary["msgs"]))  # type: ignore[arg-type]
+                backlog_bytes.add_metric(label, float(summary["bytes"]))  # type: ignore[arg-type]
+                age = summary["oldest_age_s"]
+                oldest.add_metric(label, float(age) if isinstance(age, float) else 0.0)
+            value = _num(remote.drain, "rate_msgs_s")
+            if value is not None:
+                rate.add_metric(label, value)
+            flag = (remote.drain or {}).get("paused")
+            if isinstance(flag, bool):
+                paused.add_metric(label, 1.0 if flag else 0.0)
+        yield from (
+            connected,
+            reconnects,
+            msgs,
+            size,
+            dropped,
+            backlog,
+            backlog_bytes,
+            oldest,
+            rate,
+            paused,
+        )
+
+
+@router.get(
+    "/metrics",
+    summary="Prometheus metrics",
+    response_class=Response,
+    responses={200: {"content": {"text/plain": {}}}},
+)
+async def metrics(state: State) -> Response:
+    view = await collect(state)
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(_SiteCollector(view))
+    return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,0 +1,151 @@
+"""Pydantic models of the api's JSON bodies (DESIGN §7); never ORM rows.
+
+The response models document the shapes in OpenAPI; fields a service could
+not tell us are ``null`` ("unknown"), never guessed.
+"""
+
+from __future__ import annotations
+
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+__all__ = [
+    "Backlog",
+    "BufferMessage",
+    "BufferMessages",
+    "BufferRemote",
+    "BufferView",
+    "ConfigView",
+    "Purged",
+    "RedriveResult",
+    "ReloadResult",
+    "ReplayControl",
+    "ReplayControlResult",
+    "ReplayRemote",
+    "ReplayView",
+    "Totals",
+]
+
+
+class ConfigView(BaseModel):
+    """``GET /config``."""
+
+    file: str | None = Field(description="the config file the site runs from")
+    config: dict[str, object] = Field(description="the settings, secrets redacted")
+    warnings: list[str] = Field(description="options accepted but not implemented")
+
+
+class ReloadResult(BaseModel):
+    """``PUT /config`` and ``POST /config/reload``."""
+
+    reloaded: bool = Field(description="every running service applied the new config")
+    services: dict[str, dict[str, object]] = Field(
+        description="per service: reloaded, and error or status"
+    )
+    warnings: list[str] = []
+
+
+class Backlog(BaseModel):
+    msgs: int
+    bytes: int
+    oldest_age_s: float | None
+    waiting_for_interest: int | None = Field(
+        description="backlog messages the hub has no interest in yet (null: unknown)"
+    )
+
+
+class BufferRemote(BaseModel):
+    name: str
+    account: str | None
+    urls: list[str]
+    connected: bool | None = Field(description="link state (null: the uplink did not say)")
+    backlog: Backlog
+    dropped: dict[str, int]
+
+
+class Totals(BaseModel):
+    msgs: int
+    bytes: int
+
+
+class BufferView(BaseModel):
+    """``GET /buffer``."""
+
+    remotes: list[BufferRemote]
+    total: Totals
+
+
+class BufferMessage(BaseModel):
+    seq: int
+    remote: str
+    subject: str
+    reply: str | None
+    received_at: str = Field(description="RFC 3339, when the router received it")
+    acked_at: str | None = Field(description="set for retained (already delivered) messages")
+    size: int
+    headers: str | None = Field(description="the NATS header block, as text")
+    msg_id: str = Field(description="the Nats-Msg-Id the hub gets (the client's, if it set one)")
+    payload: str = Field(description="base64")
+
+
+class BufferMessages(BaseModel):
+    """``GET /buffer/messages``: one page; pass ``next`` as ``after`` for the next."""
+
+    messages: list[BufferMessage]
+    next: int
+    more: bool
+
+
+class Purged(BaseModel):
+    """``DELETE /buffer``."""
+
+    purged: int
+
+
+class ReplayControl(BaseModel):
+    """``POST /replay``: pause or resume draining, or redrive retained messages."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    action: Literal["pause", "resume", "redrive"]
+    remote: str | None = Field(None, max_length=256, description="default: every remote")
+    subject: str | None = Field(None, max_length=4096, description="redrive: a subject filter")
+    since: str | None = Field(
+        None, max_length=64, description="redrive: RFC 3339, epoch seconds, or a duration ago (1h)"
+    )
+    until: str | None = Field(None, max_length=64, description="redrive: as since")
+
+
+class ReplayRemote(BaseModel):
+    name: str
+    state: str = Field(
+        description="draining, idle, paused, waiting_for_interest, no_link, "
+        "store_unavailable, or unknown (the uplink did not answer)"
+    )
+    connected: bool | None
+    paused: bool | None
+    remaining_msgs: int = Field(description="the backlog, from the store")
+    remaining_bytes: int
+    waiting_for_interest: int | None
+    sent_msgs: int | None = Field(description="sent to the hub since the uplink started")
+    sent_bytes: int | None
+    rate_msgs_s: float | None = Field(description="over the last seconds")
+    eta_s: float | None = Field(description="remaining / rate; 0 when nothing remains")
+
+
+class ReplayView(BaseModel):
+    """``GET /replay``."""
+
+    remotes: list[ReplayRemote]
+
+
+class ReplayControlResult(BaseModel):
+    action: str
+    remotes: list[dict[str, object]]
+
+
+class RedriveResult(BaseModel):
+    action: Literal["redrive"] = "redrive"
+    redriven: int
+    remotes: dict[str, int]

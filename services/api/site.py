@@ -1,0 +1,231 @@
+"""What the site looks like right now, gathered from every service at once.
+
+Several endpoints (``/healthz``, ``/buffer``, ``/replay``, ``/metrics``) need the
+same answers: the router's ``varz`` and ``bufferz``, the store's ``stats`` and
+the uplink's per-remote ``status`` (``uplink.ctl``; its ``buffer`` object is
+the drain's progress). ``collect`` asks for them concurrently and keeps each
+failure as a value, so every endpoint decides for itself whether a missing
+answer is an error (the service is expected) or just absent (it is not
+configured: ``leafnode run`` starts the store only when some remote buffers,
+the uplink only when remotes exist).
+
+Remote link state the uplink did not give is ``None`` ("unknown"), never
+guessed. An uplink whose control socket does not answer still counts as up
+when the router reports it attached to the data link.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import time
+from typing import TYPE_CHECKING
+
+from .deps import expects_store, expects_uplink
+from .links import ServiceRefusedError, ServiceUnavailableError, gather
+from .redact import redact_url
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable
+
+    from leafnode.config import RemoteSettings
+
+    from .deps import ApiState
+
+__all__ = ["RemoteView", "SiteView", "collect"]
+
+Failure = ServiceUnavailableError | ServiceRefusedError
+
+
+def _dict(value: object) -> dict[str, object]:
+    return value if isinstance(value, dict) else {}
+
+
+def _int(value: object) -> int | None:
+    return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+
+def _float(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value)
+
+
+def _str(value: object) -> str | None:
+    return value if isinstance(value, str) else None
+
+
+def _add_counts(out: dict[str, int], counts: object) -> None:
+    for reason, count in _dict(counts).items():
+        if isinstance(count, int) and count:
+            out[reason] = out.get(reason, 0) + count
+
+
+@dataclasses.dataclass
+class RemoteView:
+    """One remote as the api reports it; ``None`` means unknown.
+
+    Attributes:
+        link: the uplink's ``status`` entry (None: the uplink did not answer).
+        backlog: the store's ``stats`` entry (None: no store answer).
+        router_drops: the router's buffering drops (``bufferz``) by reason.
+    """
+
+    name: str
+    account: str | None
+    urls: list[str]
+    buffered: bool
+    link: dict[str, object] | None = None
+    backlog: dict[str, object] | None = None
+    router_drops: dict[str, object] = dataclasses.field(default_factory=dict)
+
+    @property
+    def connected(self) -> bool | None:
+        value = (self.link or {}).get("connected")
+        return value if isinstance(value, bool) else None
+
+    @property
+    def drain(self) -> dict[str, object] | None:
+        """The uplink's drain progress (``buffer`` of its status), if known."""
+        value = (self.link or {}).get("buffer")
+        return value if isinstance(value, dict) else None
+
+    def link_summary(self) -> dict[str, object]:
+        """``connected``, ``url``, ``since``, ``reconnects``, ``last_error``."""
+        link = self.link or {}
+        return {
+            "connected": self.connected,
+            "url": _str(link.get("url")),
+            "since": _str(link.get("since")),
+            "reconnects": _int(link.get("reconnects")),
+            "last_error": _str(link.get("last_error")),
+        }
+
+    def backlog_summary(self) -> dict[str, object]:
+        """``msgs``, ``bytes``, ``oldest_age_s``, ``waiting_for_interest``."""
+        backlog = self.backlog or {}
+        return {
+            "msgs": _int(backlog.get("msgs")) or 0,
+            "bytes": _int(backlog.get("bytes")) or 0,
+            "oldest_age_s": _float(backlog.get("oldest_age_s")),
+            "waiting_for_interest": _int((self.drain or {}).get("waiting_for_interest")),
+        }
+
+    def buffer_drops(self) -> dict[str, int]:
+        """Buffered messages dropped, by reason: by the store (limits, purges), the
+        router (before the store: ``store_unavailable``, refusals) and the drain."""
+        out: dict[str, int] = {}
+        _add_counts(out, (self.backlog or {}).get("dropped"))
+        _add_counts(out, self.router_drops)
+        _add_counts(out, (self.drain or {}).get("dropped"))
+        return out
+
+    def all_drops(self) -> dict[str, int]:
+        """``buffer_drops`` plus the live (not buffered) messages the uplink dropped."""
+        out = self.buffer_drops()
+        _add_counts(out, (self.link or {}).get("dropped"))
+        return out
+
+
+@dataclasses.dataclass
+class SiteView:
+    """The answers of one ``collect``; a failure is kept as its exception."""
+
+    state: ApiState
+    varz: dict[str, object] | Failure
+    stats: dict[str, object] | Failure | None = None
+    links: list[dict[str, object]] | Failure | None = None
+    bufferz: dict[str, object] | Failure | None = None
+    taken_at: float = dataclasses.field(default_factory=time.time)
+
+    def service_status(self) -> dict[str, dict[str, object]]:
+        """``{service: {"status": "ok" | "unavailable" | "not running", ...}}``."""
+        settings = self.state.settings
+        out: dict[str, dict[str, object]] = {
+            "router": _status(self.varz, expected=True),
+            "store": _status(self.stats, expected=expects_store(settings)),
+        }
+        uplink = _status(self.links, expected=expects_uplink(settings))
+        if uplink["status"] != "ok" and self.uplink_attached():
+            uplink = {
+                "status": "ok",
+                "detail": "attached to the router; its control socket did not answer "
+                f"({uplink.get('error', 'no answer')}), remote state unknown",
+            }
+        out["uplink"] = uplink
+        return out
+
+    def uplink_attached(self) -> bool:
+        """The router reports an uplink on its data link."""
+        return isinstance(self.varz, dict) and (_int(self.varz.get("leafnodes")) or 0) > 0
+
+    def down(self) -> list[tuple[str, str]]:
+        """``(service, error)`` for every expected service that did not answer."""
+        return [
+            (name, str(entry.get("error", "")))
+            for name, entry in self.service_status().items()
+            if entry["status"] == "unavailable"
+        ]
+
+    def remotes(self) -> list[RemoteView]:
+        """Configured remotes, then remotes only the store still knows (old backlog)."""
+        links = {str(r.get("name")): r for r in self.links} if isinstance(self.links, list) else {}
+        stats = _dict(self.stats.get("remotes")) if isinstance(self.stats, dict) else {}
+        drops = _dict(self.bufferz.get("dropped")) if isinstance(self.bufferz, dict) else {}
+        views = [self._view(r, stats) for r in self.state.settings.leafnodes.remotes]
+        known = {v.name for v in views}
+        views += [
+            RemoteView(name, None, [], True, backlog=_dict(backlog))
+            for name, backlog in stats.items()
+            if name not in known
+        ]
+        for view in views:
+            view.link = links.get(view.name)
+            view.router_drops = _dict(drops.get(view.name))
+        return views
+
+    def _view(self, remote: RemoteSettings, stats: dict[str, object]) -> RemoteView:
+        backlog = stats.get(remote.name)
+        if backlog is None and remote.buffer is not None and isinstance(self.stats, dict):
+            backlog = {"msgs": 0, "bytes": 0, "oldest_age_s": None}
+        return RemoteView(
+            name=remote.name,
+            account=remote.account,
+            urls=[redact_url(u) for u in remote.urls],
+            buffered=remote.buffer is not None,
+            backlog=_dict(backlog) if backlog is not None else None,
+        )
+
+
+def _status(value: object, *, expected: bool) -> dict[str, object]:
+    if not isinstance(value, ServiceUnavailableError | ServiceRefusedError):
+        return {"status": "ok"} if value is not None else {"status": "not running"}
+    if expected:
+        return {"status": "unavailable", "error": str(value)}
+    return {"status": "not running"}
+
+
+async def collect(state: ApiState, *, store: bool = True, uplink: bool = True) -> SiteView:
+    """Ask the services concurrently (see the module docstring)."""
+    links = state.links
+    calls: dict[str, Callable[[], Awaitable[object]]] = {
+        "varz": lambda: links.data("router", "varz"),
+    }
+    if store:
+
+        async def stats() -> object:
+            return (await links.request("store", "stats")).fields
+
+        calls["stats"] = stats
+        calls["bufferz"] = lambda: links.data("router", "bufferz")
+    if uplink:
+
+        async def status() -> object:
+            remotes = (await links.request("uplink", "status")).fields.get("remotes")
+            return [r for r in remotes if isinstance(r, dict)] if isinstance(remotes, list) else []
+
+        calls["links"] = status
+    results = await gather(calls)
+    view = SiteView(state=state, varz=ServiceUnavailableError("router", "no answer"))
+    for key, value in results.items():
+        setattr(view, key, value)
+    return view

@@ -1,0 +1,286 @@
+"""``leafnode run``: start order and readiness, restarts, signals, files (issues 5 and 6).
+
+Every test runs the real supervisor with real children; a hub is a real
+nats-server. Pids come from /proc, signals are real signals.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from leafnode.testing import HubProcess, SiteProcess, free_port, http_get, pid_alive
+
+_ids = itertools.count()
+SiteStarter = Callable[..., SiteProcess]
+
+
+def site_config(workdir: Path, hub: HubProcess | None = None, extra: str = "") -> str:
+    text = f'store {{ url: "sqlite:///{workdir}/buffer.db" }}\n{extra}\n'
+    if hub is not None:
+        text += (
+            'leafnodes { reconnect: "100ms", remotes: [ { name: central, '
+            f'url: "{hub.leaf_url}", buffer {{ subjects: ["tele.>"] }} }} ] }}\n'
+        )
+    return text
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _accepts(port: int) -> bool:
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+            return True
+    except OSError:
+        return False
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[HubProcess]:
+    proc = HubProcess(workdir=tmp_path / "hub")
+    proc.wait_ready()
+    yield proc
+    proc.kill()
+
+
+@pytest.fixture
+def start_site(tmp_path: Path) -> Iterator[SiteStarter]:
+    started: list[SiteProcess] = []
+
+    def start(config: str = "", *, wait: bool = True, **options: object) -> SiteProcess:
+        workdir = options.pop("workdir", None) or tmp_path / f"site{next(_ids)}"
+        assert isinstance(workdir, Path)
+        site = SiteProcess(config, workdir=workdir, **options)  # type: ignore[arg-type]
+        started.append(site)
+        if wait:
+            site.wait_ready()
+        return site
+
+    yield start
+    for site in started:
+        children = site.children() if site.proc.poll() is None else {}
+        site.stop()
+        for pid in children.values():
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_start_order_and_the_client_port_opens_last(
+    start_site: SiteStarter, hub: HubProcess, tmp_path: Path
+) -> None:
+    port, http_port = free_port(), free_port()
+    workdir = tmp_path / "ordered"
+    site = start_site(
+        site_config(workdir, hub),
+        wait=False,
+        workdir=workdir,
+        extra_args=("-p", str(port), "-m", str(http_port)),
+    )
+    _until(lambda: _accepts(port) or site.proc.poll() is not None, "the client port", 30)
+    assert site.proc.poll() is None, site.log_text()
+    # The first moment a client can connect, monitoring already answers.
+    status, body = http_get(http_port, "/varz")
+    assert status == 200
+    assert json.loads(body)["port"] == port
+    site.wait_ready()
+    assert set(site.children()) == {"store", "router", "uplink", "api"}
+
+    log = site.log_text()
+    client_port = log.index("Listening for client connections")
+    assert log.index("Listening for store clients") < client_port
+    assert log.index("Listening for monitoring on http://127.0.0.1") < client_port
+    assert log.rindex("Server is ready") > client_port
+    status, body = http_get(http_port, "/healthz")
+    assert status == 200, body
+
+    nc = await nats.connect(site.url)
+    await nc.publish("tele.x", b"durable from the first connection")
+    await nc.flush()
+    await nc.close()
+
+
+def test_ports_and_pid_files(start_site: SiteStarter, tmp_path: Path) -> None:
+    pid_file = tmp_path / "leafnode.pid"
+    site = start_site(extra_args=("-p", "-1", "-m", "-1", "-P", str(pid_file)))
+    ports = json.loads(site.ports_file.read_text())
+    assert ports == {
+        "nats": [f"nats://127.0.0.1:{site.port}"],
+        "monitoring": [f"http://127.0.0.1:{site.http_port}"],
+    }
+    assert pid_file.read_text() == str(site.proc.pid)
+    # Only the supervisor's ports file: the children got no -P/--ports_file_dir.
+    assert [p.name for p in site.ports_dir.iterdir()] == [site.ports_file.name]
+    site.signal(signal.SIGTERM)
+    assert site.proc.wait(5) == 0
+    assert not site.ports_file.exists()
+
+
+def test_without_a_monitoring_port_only_the_router_runs(start_site: SiteStarter) -> None:
+    site = start_site(extra_args=("-p", "-1"))
+    assert set(site.children()) == {"router"}
+    assert "monitoring" not in json.loads(site.ports_file.read_text())
+
+
+@pytest.mark.asyncio
+async def test_a_crashed_child_is_restarted_on_the_same_ports(start_site: SiteStarter) -> None:
+    site = start_site()
+    old = site.children()
+    os.kill(old["router"], signal.SIGKILL)
+    _until(lambda: site.children().get("router", old["router"]) != old["router"], "new router")
+    _until(lambda: "Service router restarted" in site.log_text(), "the restart")
+    nc = await nats.connect(site.url)  # same port as before the crash
+    await nc.close()
+
+    os.kill(old["api"], signal.SIGKILL)
+    _until(lambda: "Service api restarted" in site.log_text(), "the api restart")
+    assert http_get(site.http_port, "/varz")[0] == 200
+    assert "exited with status -9; restarting" in site.log_text()
+
+
+@pytest.mark.e2e
+def test_sigterm_stops_everything_within_5s(start_site: SiteStarter, hub: HubProcess) -> None:
+    site = start_site(site_config(Path(hub.workdir), hub))
+    children = site.children()
+    assert set(children) == {"store", "router", "uplink", "api"}
+    site.signal(signal.SIGTERM)
+    assert site.proc.wait(5) == 0
+    assert [name for name, pid in children.items() if pid_alive(pid)] == []
+
+
+@pytest.mark.e2e
+def test_sigkill_of_the_supervisor_leaves_no_child(
+    start_site: SiteStarter, hub: HubProcess, tmp_path: Path
+) -> None:
+    port = free_port()
+    workdir = tmp_path / "killed"
+    site = start_site(
+        site_config(workdir, hub), workdir=workdir, extra_args=("-p", str(port), "-m", "-1")
+    )
+    children = site.children()
+    assert len(children) == 4
+    site.proc.kill()
+    site.proc.wait(5)
+    deadline = time.monotonic() + 2.0
+    while any(pid_alive(pid) for pid in children.values()):
+        alive = [name for name, pid in children.items() if pid_alive(pid)]
+        assert time.monotonic() < deadline, f"still running 2 s after SIGKILL: {alive}"
+        time.sleep(0.02)
+    # Nothing keeps the port: a new site starts on it at once.
+    again = start_site(
+        site_config(workdir, hub), workdir=tmp_path / "again", extra_args=("-p", str(port))
+    )
+    assert again.port == port
+
+
+@pytest.mark.e2e
+def test_sighup_reloads_and_starts_what_the_new_config_needs(
+    start_site: SiteStarter, hub: HubProcess
+) -> None:
+    site = start_site()
+    assert set(site.children()) == {"router", "api"}
+    site.config_path.write_text(site_config(site.workdir, hub))
+    site.signal(signal.SIGHUP)
+    _until(lambda: set(site.children()) == {"store", "router", "uplink", "api"}, "new services")
+    _until(lambda: http_get(site.http_port, "/healthz")[0] == 200, "a healthy site")
+
+    # The api's reload goes through the supervisor (supervisor.ctl).
+    conn_status, body = _post(site.http_port, "/config/reload")
+    assert conn_status == 200, body
+    result = json.loads(body)
+    assert result["services"]["router"]["reloaded"] is True
+    assert "api" in result["services"]
+
+
+def _post(port: int, path: str) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", path)
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+def test_lame_duck_ends_the_site(start_site: SiteStarter) -> None:
+    site = start_site('lame_duck_grace_period: "100ms"\n')
+    children = site.children()
+    site.signal(signal.SIGUSR2)
+    assert site.proc.wait(15) == 0
+    assert "Entering lame duck mode" in site.log_text()
+    assert [name for name, pid in children.items() if pid_alive(pid)] == []
+
+
+def test_a_service_that_cannot_start_fails_the_run(start_site: SiteStarter, tmp_path: Path) -> None:
+    config = (
+        'store { url: "nosuchdb://x" }\n'
+        'leafnodes { remotes: [ { url: "nats-leaf://127.0.0.1:1", '
+        'buffer { subjects: ["a"] } } ] }\n'
+    )
+    site = start_site(config, wait=False)
+    assert site.proc.wait(30) == 1
+    assert "Startup failed: store exited with status 1" in site.log_text()
+
+
+def test_a_second_site_on_the_same_run_dir_is_refused(
+    start_site: SiteStarter, tmp_path: Path
+) -> None:
+    first = start_site()
+    second = start_site(wait=False, extra_args=("-p", "-1", "--run-dir", str(first.run_dir)))
+    assert second.proc.wait(15) == 1
+    assert "Another leafnode runs with run_dir" in second.log_text()
+    assert first.proc.poll() is None
+
+
+def test_flags_are_checked_like_nats_server(tmp_path: Path) -> None:
+    conf = tmp_path / "ok.conf"
+    conf.write_text("port: 4222\n")
+    run = [sys.executable, "-m", "leafnode", "run"]
+    checked = subprocess.run([*run, "-c", str(conf), "-t"], capture_output=True, timeout=30)
+    assert checked.returncode == 0
+    assert b"is valid" in checked.stderr
+    bad = subprocess.run([*run, "--no-such-flag"], capture_output=True, timeout=30)
+    assert bad.returncode == 2
+
+
+def test_log_file_collects_every_service(start_site: SiteStarter, tmp_path: Path) -> None:
+    log_file = tmp_path / "leafnode.log"
+    config = (
+        f'store {{ url: "sqlite:///{tmp_path}/b.db" }}\n'
+        'leafnodes { remotes: [ { url: "nats-leaf://127.0.0.1:1", '
+        'buffer { subjects: ["a"] } } ] }\n'
+    )
+    site = start_site(config, wait=False, extra_args=("-p", "-1", "-m", "-1", "-l", str(log_file)))
+    _until(lambda: log_file.exists() and "Server is ready" in log_file.read_text(), "ready")
+    text = log_file.read_text()
+    for line in (
+        "Starting leafnode store",
+        "Starting leafnode router",
+        "Starting leafnode uplink",
+        "Starting leafnode api",
+        "Listening for client connections",
+        "Listening for monitoring on",
+    ):
+        assert line in text
+    pids = {line.split("]", 1)[0] for line in text.splitlines() if line.startswith("[")}
+    assert len(pids) == 5  # the supervisor and its four children
+    assert site.proc.poll() is None

@@ -343,6 +343,8 @@ class TestAuthenticate:
     @pytest.mark.parametrize(
         ("expires", "not_before", "reason"),
         [(NOW - 5, None, "user JWT expired"), (None, NOW + 3600, "user JWT not yet valid")],
+        # Stable ids: pytest-xdist workers must collect the same names.
+        ids=["expired", "not-yet-valid"],
     )
     def test_user_times(self, expires: int | None, not_before: int | None, reason: str) -> None:
         op = JwtOperator()
@@ -353,6 +355,7 @@ class TestAuthenticate:
     @pytest.mark.parametrize(
         ("expires", "not_before", "reason"),
         [(NOW - 5, None, "account JWT expired"), (None, NOW + 3600, "account JWT not yet valid")],
+        ids=["expired", "not-yet-valid"],
     )
     def test_account_times(self, expires: int | None, not_before: int | None, reason: str) -> None:
         op = JwtOperator()

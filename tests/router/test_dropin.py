@@ -299,3 +299,66 @@ async def test_lame_duck_mode_seen_by_client(router_factory: RouterFactory) -> N
     assert "Entering lame duck mode" in log
     assert "Server Exiting.." in log
     await nc.close()
+
+
+def test_listen_and_host_keys(tmp_path: Path) -> None:
+    port = free_port()
+    conf = tmp_path / "listen.conf"
+    conf.write_text(f'listen: "127.0.0.1:{port}"\n')
+    proc = _start(["-c", str(conf)], tmp_path)
+    try:
+        wait_for_port(port, proc=proc)  # type: ignore[arg-type]
+        assert RawClient(port).info["host"] == "127.0.0.1"
+    finally:
+        _stop(proc)
+    port = free_port()
+    conf.write_text(f"host: 127.0.0.1\nport: {port}\n")
+    proc = _start(["-c", str(conf)], tmp_path)
+    try:
+        wait_for_port(port, proc=proc)  # type: ignore[arg-type]
+        assert RawClient(port).info["port"] == port
+    finally:
+        _stop(proc)
+
+
+@pytest.mark.asyncio
+async def test_tls_flags(tmp_path: Path) -> None:
+    certs = make_tls_files(tmp_path / "certs")
+    port = free_port()
+    proc = _start(
+        [
+            "-a",
+            "127.0.0.1",
+            "-p",
+            str(port),
+            "--tlsverify",
+            "--tlscert",
+            str(certs.server_cert),
+            "--tlskey",
+            str(certs.server_key),
+            "--tlscacert",
+            str(certs.ca_cert),
+        ],
+        tmp_path,
+    )
+    try:
+        wait_for_port(port, proc=proc)  # type: ignore[arg-type]
+        info = RawClient(port).info
+        assert info["tls_required"] is True
+        assert info["tls_verify"] is True
+        ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
+        ctx.load_cert_chain(str(certs.client_cert), str(certs.client_key))
+        nc = await nats.connect(f"tls://127.0.0.1:{port}", tls=ctx)
+        await nc.subscribe("flags", cb=respond_ok)
+        assert (await nc.request("flags", b"", timeout=2)).data == b"ok"
+        await nc.close()
+    finally:
+        _stop(proc)
+    bad = subprocess.run(
+        [*LEAFNODE, "router", "--tls", "--tlscert", str(certs.server_cert)],
+        capture_output=True,
+        text=True,
+        timeout=30,
+    )
+    assert bad.returncode == 1
+    assert "TLS needs a certificate and a key" in bad.stderr

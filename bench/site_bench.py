@@ -8,8 +8,11 @@ nats-server configured as the same leaf (same hub, same client port role):
   (median over ``--reps`` starts);
 * each process's resident memory idle (RSS, and PSS: RSS with shared pages
   split between the processes sharing them, the fair figure for several
-  Python interpreters) and its peak RSS under load (``bench/loadgen pubsub``
-  through the client port; the load is the foundation issue's 1:1 pub/sub);
+  Python interpreters; and USS, the pages only this process maps, which is
+  what a change to its imports moves: PSS also moves with every unrelated
+  Python process on the host that maps the same libpython) and its peak
+  RSS under load (``bench/loadgen pubsub`` through the client port; the
+  load is the foundation issue's 1:1 pub/sub);
 * the totals, against the targets: all processes ≤ 120 MB idle, ready ≤ 2 s.
 
 Prints one table; ``--json PATH`` writes the raw figures.
@@ -47,10 +50,11 @@ SERVICES: Final = ("supervisor", "store", "router", "uplink", "api")
 
 @dataclass
 class Memory:
-    """RSS and PSS of one process, in KiB."""
+    """RSS, PSS and USS (private pages) of one process, in KiB."""
 
     rss_kb: int = 0
     pss_kb: int = 0
+    uss_kb: int = 0
 
 
 @dataclass
@@ -65,13 +69,14 @@ class Target:
 
 
 def memory(pid: int) -> Memory | None:
-    """RSS and PSS of ``pid`` from ``/proc/PID/smaps_rollup`` (None once it is gone)."""
+    """RSS, PSS and USS of ``pid`` from ``/proc/PID/smaps_rollup`` (None once it is gone)."""
     try:
         text = Path(f"/proc/{pid}/smaps_rollup").read_text()
     except OSError:
         return None
-    fields = dict(re.findall(r"^(Rss|Pss):\s+(\d+) kB", text, re.MULTILINE))
-    return Memory(int(fields.get("Rss", 0)), int(fields.get("Pss", 0)))
+    fields = {k: int(v) for k, v in re.findall(r"^(\w+):\s+(\d+) kB", text, re.MULTILINE)}
+    uss = fields.get("Private_Clean", 0) + fields.get("Private_Dirty", 0)
+    return Memory(fields.get("Rss", 0), fields.get("Pss", 0), uss)
 
 
 def children(pid: int) -> dict[str, int]:
@@ -209,7 +214,7 @@ def _mb(kb: float) -> str:
 
 
 def report(leaf: Target, nats: Target) -> str:
-    rows = ["process       idle RSS MB  idle PSS MB  peak RSS MB under load"]
+    rows = ["process       idle RSS MB  idle PSS MB  idle USS MB  peak RSS MB under load"]
     for label in [*SERVICES, "nats-server"]:
         source = nats if label == "nats-server" else leaf
         mem = source.idle.get(label)
@@ -217,7 +222,7 @@ def report(leaf: Target, nats: Target) -> str:
             continue
         peak = source.load_peak_rss_kb.get(label)
         rows.append(
-            f"{label:<12}  {_mb(mem.rss_kb)}      {_mb(mem.pss_kb)}      "
+            f"{label:<12}  {_mb(mem.rss_kb)}      {_mb(mem.pss_kb)}      {_mb(mem.uss_kb)}      "
             f"{_mb(peak) if peak else '      -'}"
         )
     four = [leaf.idle[s] for s in SERVICES[1:] if s in leaf.idle]
@@ -225,23 +230,25 @@ def report(leaf: Target, nats: Target) -> str:
     for label, group in (("4 services", four), ("+ supervisor", every)):
         rss = sum(m.rss_kb for m in group)
         pss = sum(m.pss_kb for m in group)
+        uss = sum(m.uss_kb for m in group)
         peak = sum(
             leaf.load_peak_rss_kb.get(s, 0)
             for s in SERVICES
             if s in leaf.idle and (label != "4 services" or s != "supervisor")
         )
-        rows.append(f"{label:<12}  {_mb(rss)}      {_mb(pss)}      {_mb(peak)}")
+        rows.append(f"{label:<12}  {_mb(rss)}      {_mb(pss)}      {_mb(uss)}      {_mb(peak)}")
     nats_mem = nats.idle.get("nats-server", Memory())
     total_pss = sum(m.pss_kb for m in every)
     total_rss = sum(m.rss_kb for m in every)
+    total_uss = sum(m.uss_kb for m in every)
     leaf_ready = statistics.median(leaf.ready_s)
     nats_ready = statistics.median(nats.ready_s)
     verdict_mem = "PASS" if total_pss / 1024 <= MEMORY_TARGET_MB else "SHORT"
     verdict_ready = "PASS" if leaf_ready <= READY_TARGET_S else "SHORT"
     rows += [
         "",
-        f"idle total (all processes): RSS {total_rss / 1024:.1f} MB, PSS {total_pss / 1024:.1f} MB"
-        f" (target <= {MEMORY_TARGET_MB:.0f} MB, PSS: {verdict_mem});"
+        f"idle total (all processes): RSS {total_rss / 1024:.1f} MB, PSS {total_pss / 1024:.1f} MB,"
+        f" USS {total_uss / 1024:.1f} MB (target <= {MEMORY_TARGET_MB:.0f} MB, PSS: {verdict_mem});"
         f" nats-server {nats_mem.rss_kb / 1024:.1f} MB RSS"
         f" (ratio {total_rss / max(nats_mem.rss_kb, 1):.1f}x)",
         f"ready: leafnode run {leaf_ready:.2f} s (median of {len(leaf.ready_s)};"

@@ -104,6 +104,7 @@ __all__ = [
     "DROP_REASONS",
     "MAX_READ_LIMIT",
     "PROTOCOL_VERSION",
+    "SOCKET_MODE",
     "STORE_SOCKET",
     "AppendReply",
     "BufferedMsg",
@@ -127,6 +128,8 @@ __all__ = [
 
 PROTOCOL_VERSION: Final = 1
 STORE_SOCKET: Final = "store.sock"
+# DESIGN §2: service sockets are readable and writable by owner and group only.
+SOCKET_MODE: Final = 0o660
 DEFAULT_READ_LIMIT: Final = 1000
 # A read answers at most this many messages, so one response stays far below
 # max_frame for small messages and a reader cannot pin the store for long.

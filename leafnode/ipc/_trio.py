@@ -16,6 +16,7 @@ import trio
 
 from ._client import MAX_RECV, ClientState, IpcClosedError
 from ._codec import DEFAULT_MAX_FRAME, FrameError
+from ._protocol import SOCKET_MODE
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Awaitable, Callable, Mapping, Sequence
@@ -23,10 +24,7 @@ if TYPE_CHECKING:
 
     from ._codec import Frame
 
-__all__ = ["SOCKET_MODE", "TrioIpcClient", "open_trio_client", "serve_unix_socket"]
-
-# DESIGN §2: service sockets are readable and writable by owner and group only.
-SOCKET_MODE = 0o660
+__all__ = ["TrioIpcClient", "open_trio_client", "serve_unix_socket"]
 
 
 class TrioIpcClient:

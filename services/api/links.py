@@ -22,7 +22,8 @@ from typing import TYPE_CHECKING, Final
 
 import anyio
 
-from leafnode.ipc import STORE_SOCKET, IpcClosedError, IpcError, RequestError, open_anyio_client
+from leafnode.ipc import STORE_SOCKET, IpcClosedError, IpcError, RequestError
+from leafnode.ipc.anyio import open_anyio_client
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Mapping

@@ -20,7 +20,7 @@ import trio
 from leafnode import SERVER_VERSION, __version__
 from leafnode.config import ConfigError, load
 from leafnode.flags import apply_server_flags, load_with_flags
-from leafnode.ipc import serve_unix_socket
+from leafnode.ipc.trio import serve_unix_socket
 from leafnode.runtime import setup_logging, write_pid_file
 
 from .control import CONTROL_SOCKET, ControlHandler

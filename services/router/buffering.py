@@ -40,13 +40,13 @@ from leafnode.ipc import (
     RequestError,
     decode_append_reply,
     encode_append,
-    open_trio_client,
 )
+from leafnode.ipc.trio import open_trio_client
 from leafnode.sublist import Sublist
 
 if TYPE_CHECKING:
     from leafnode.config import BufferSettings, Settings
-    from leafnode.ipc import TrioIpcClient
+    from leafnode.ipc.trio import TrioIpcClient
 
 
 __all__ = ["BUFFER_FULL", "BufferRule", "StoreLink", "build_buffer_rules"]

@@ -7,38 +7,66 @@ database whose schema is not at the head revision and tells the operator to
 run ``leafnode migrate -c FILE``: a shared server's schema changes when its
 operator says so (the docker-compose ``migrate`` one-shot, STYLE §3.7). A
 database *newer* than this code is refused on both, as a downgrade would be.
+
+Start-up cost: alembic (with mako and pygments) adds ~11 MB to a process
+that imports it, and the store runs for months. So the check reads the
+database's revision with one plain SQL query and the scripts' revisions
+from their ``revision``/``down_revision`` constants (parsed, not imported:
+the scripts import alembic); a store at head never imports alembic. An
+upgrade runs alembic in a forked child, so even a first start leaves the
+long-lived store without it. ``leafnode migrate`` uses alembic directly.
 """
 
 from __future__ import annotations
 
 import argparse
+import ast
 import dataclasses
+import logging
+import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
-from alembic import command
-from alembic.config import Config
-from alembic.runtime.migration import MigrationContext
-from alembic.script import ScriptDirectory
+from sqlalchemy import inspect, text
 
 from leafnode.config import ConfigError, load
 
 from .engine import create_store_engine, is_sqlite
 
 if TYPE_CHECKING:
+    from alembic.config import Config
     from sqlalchemy.engine import Connection, Engine
 
     from leafnode.config import Settings, StoreSettings
 
-__all__ = ["MIGRATIONS_DIR", "SchemaError", "alembic_config", "ensure_schema", "upgrade"]
+__all__ = [
+    "MIGRATIONS_DIR",
+    "SchemaError",
+    "alembic_config",
+    "current_revision",
+    "ensure_schema",
+    "head_revision",
+    "upgrade",
+]
 
 # The repository's top-level migrations/ (next to services/).
-MIGRATIONS_DIR = Path(__file__).resolve().parents[2] / "migrations"
+MIGRATIONS_DIR: Final = Path(__file__).resolve().parents[2] / "migrations"
+VERSIONS_DIR: Final = MIGRATIONS_DIR / "versions"
+# alembic's default; migrations/env.py does not change it.
+VERSION_TABLE: Final = "alembic_version"
 
 
 class SchemaError(Exception):
     """The database schema is not one this store can run on."""
+
+
+@dataclasses.dataclass(frozen=True)
+class ScriptRevisions:
+    """The revisions in ``migrations/versions`` and the single head among them."""
+
+    known: frozenset[str]
+    head: str
 
 
 def alembic_config(settings: StoreSettings, connection: Connection | None = None) -> Config:
@@ -48,6 +76,8 @@ def alembic_config(settings: StoreSettings, connection: Connection | None = None
         settings: the store settings; ``url`` is the database.
         connection: run the migrations on this connection instead of a new engine.
     """
+    from alembic.config import Config  # lazy: see the module docstring
+
     cfg = Config()
     cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
     # Percent signs in passwords would be taken for interpolation by ConfigParser.
@@ -58,18 +88,72 @@ def alembic_config(settings: StoreSettings, connection: Connection | None = None
     return cfg
 
 
+def script_revisions(versions_dir: Path = VERSIONS_DIR) -> ScriptRevisions:
+    """The revision scripts' ids and head, read without importing them (or alembic).
+
+    A script is a ``*.py`` file with a module-level ``revision = "..."``;
+    ``down_revision`` names its parent (a tuple for a merge). The head is the
+    revision no other script names as its parent, as alembic computes it.
+
+    Raises:
+        SchemaError: no revision, or several heads (an unmerged branch).
+    """
+    known: set[str] = set()
+    parents: set[str] = set()
+    for path in sorted(versions_dir.glob("*.py")):
+        constants = _literal_constants(path, ("revision", "down_revision"))
+        revision = constants.get("revision")
+        if not isinstance(revision, str):
+            continue  # not a revision script
+        known.add(revision)
+        down = constants.get("down_revision")
+        if isinstance(down, str):
+            parents.add(down)
+        elif isinstance(down, tuple | list):
+            parents.update(str(d) for d in down)
+    heads = known - parents
+    if len(heads) != 1:
+        found = ", ".join(sorted(heads)) or "none"
+        raise SchemaError(f"{versions_dir} must have exactly one head revision, found: {found}")
+    return ScriptRevisions(frozenset(known), heads.pop())
+
+
+def _literal_constants(path: Path, names: tuple[str, ...]) -> dict[str, object]:
+    """Module-level ``NAME = literal`` (or ``NAME: T = literal``) assignments of ``path``."""
+    found: dict[str, object] = {}
+    for node in ast.parse(path.read_bytes(), filename=str(path)).body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1:
+            target, value = node.targets[0], node.value
+        elif isinstance(node, ast.AnnAssign) and node.value is not None:
+            target, value = node.target, node.value
+        else:
+            continue
+        if isinstance(target, ast.Name) and target.id in names:
+            try:
+                found[target.id] = ast.literal_eval(value)
+            except ValueError:
+                continue  # not a literal: not something we can read
+    return found
+
+
 def head_revision() -> str:
     """The newest revision in ``migrations/versions``."""
-    head = ScriptDirectory.from_config(_script_config()).get_current_head()
-    if head is None:
-        raise SchemaError(f"no migrations found in {MIGRATIONS_DIR}")
-    return head
+    return script_revisions().head
 
 
 def current_revision(engine: Engine) -> str | None:
-    """The revision the database is at (None: never migrated)."""
+    """The revision the database is at (None: never migrated), by plain SQL.
+
+    Raises:
+        SchemaError: the database records several revisions (branches).
+    """
     with engine.connect() as conn:
-        return MigrationContext.configure(conn).get_current_revision()
+        if not inspect(conn).has_table(VERSION_TABLE):
+            return None
+        rows = conn.execute(text(f"SELECT version_num FROM {VERSION_TABLE}")).scalars().all()
+    if len(rows) > 1:
+        raise SchemaError(f"the database is at several revisions: {', '.join(sorted(rows))}")
+    return str(rows[0]) if rows else None
 
 
 def upgrade(settings: Settings) -> None:
@@ -81,9 +165,8 @@ def upgrade(settings: Settings) -> None:
     """
     engine = create_store_engine(settings.store)
     try:
-        _check_known(engine)
-        with engine.begin() as conn:
-            command.upgrade(alembic_config(settings.store, conn), "head")
+        _check_known(engine, script_revisions())
+        _alembic_upgrade(settings.store, engine)
     finally:
         engine.dispose()
 
@@ -95,40 +178,71 @@ def ensure_schema(settings: StoreSettings, engine: Engine) -> bool:
         True when a SQLite database was upgraded now.
 
     Raises:
-        SchemaError: PostgreSQL not at head (run ``leafnode migrate``), or a
-            database newer than this code.
+        SchemaError: PostgreSQL not at head (run ``leafnode migrate``), a
+            database newer than this code, or a failed upgrade.
     """
-    head = head_revision()
-    current = _check_known(engine)
-    if current == head:
+    scripts = script_revisions()
+    current = _check_known(engine, scripts)
+    if current == scripts.head:
         return False
     if not is_sqlite(settings.url):
         where = "has no leafnode schema" if current is None else f"is at revision {current}"
         raise SchemaError(
-            f"the database {where}, this store needs revision {head}: "
+            f"the database {where}, this store needs revision {scripts.head}: "
             "run `leafnode migrate -c FILE` first"
         )
-    with engine.begin() as conn:
-        command.upgrade(alembic_config(settings, conn), "head")
+    _upgrade_in_child(settings, engine)
     return True
 
 
-def _check_known(engine: Engine) -> str | None:
+def _check_known(engine: Engine, scripts: ScriptRevisions) -> str | None:
     current = current_revision(engine)
-    if current is not None:
-        script = ScriptDirectory.from_config(_script_config())
-        if current not in {rev.revision for rev in script.walk_revisions()}:
-            raise SchemaError(
-                f"the database is at revision {current}, unknown to this leafnode "
-                "(written by a newer version?); refusing to touch it"
-            )
+    if current is not None and current not in scripts.known:
+        raise SchemaError(
+            f"the database is at revision {current}, unknown to this leafnode "
+            "(written by a newer version?); refusing to touch it"
+        )
     return current
 
 
-def _script_config() -> Config:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(MIGRATIONS_DIR))
-    return cfg
+def _alembic_upgrade(settings: StoreSettings, engine: Engine) -> None:
+    from alembic import command  # lazy: see the module docstring
+
+    with engine.begin() as conn:
+        command.upgrade(alembic_config(settings, conn), "head")
+
+
+def _upgrade_in_child(settings: StoreSettings, engine: Engine) -> None:
+    """``_alembic_upgrade`` in a forked child; its error comes back through a pipe.
+
+    Called before the store starts any thread. No pooled connection may cross
+    the fork (a SQLite or libpq handle used by two processes corrupts state),
+    so the pool is emptied first; the child opens its own connection.
+
+    Raises:
+        SchemaError: the upgrade failed (the message says why).
+    """
+    engine.dispose()
+    read_fd, write_fd = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # the child: upgrade, report, never return into the store
+        os.close(read_fd)
+        status = 0
+        try:
+            _alembic_upgrade(settings, engine)
+        except BaseException as exc:  # reported to the parent, whatever it is
+            os.write(write_fd, (str(exc).splitlines() or [type(exc).__name__])[0].encode())
+            status = 1
+        finally:
+            for handler in logging.getLogger().handlers:
+                handler.flush()
+            os._exit(status)
+    os.close(write_fd)
+    with os.fdopen(read_fd, "rb") as pipe:
+        message = pipe.read().decode(errors="replace")
+    _, wait_status = os.waitpid(pid, 0)
+    if os.waitstatus_to_exitcode(wait_status) != 0:
+        raise SchemaError(f"upgrading the schema failed: {message or 'the upgrade process died'}")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -50,8 +50,8 @@ from leafnode.ipc import (
     field_int_list,
     field_str,
     field_str_list,
-    serve_unix_socket,
 )
+from leafnode.ipc.trio import serve_unix_socket
 
 if TYPE_CHECKING:
     from collections.abc import Callable

@@ -1,0 +1,11 @@
+"""The trio adapters of the ipc links: a client and a Unix-socket server helper.
+
+Import them from here (not from ``leafnode.ipc``) in trio code: the package
+itself stays free of any event loop.
+"""
+
+from __future__ import annotations
+
+from ._trio import TrioIpcClient, open_trio_client, serve_unix_socket
+
+__all__ = ["TrioIpcClient", "open_trio_client", "serve_unix_socket"]

@@ -284,3 +284,18 @@ def test_log_file_collects_every_service(start_site: SiteStarter, tmp_path: Path
     pids = {line.split("]", 1)[0] for line in text.splitlines() if line.startswith("[")}
     assert len(pids) == 5  # the supervisor and its four children
     assert site.proc.poll() is None
+
+
+def test_config_keys_for_ports_and_pid_file(start_site: SiteStarter, tmp_path: Path) -> None:
+    """The same as the flags, from the file: port -1, http_port -1, pid_file."""
+    pid_file = tmp_path / "from-config.pid"
+    site = start_site(
+        f'port: -1\nhttp_port: -1\nhost: 127.0.0.1\npid_file: "{pid_file}"\n', extra_args=()
+    )
+    ports = json.loads(site.ports_file.read_text())
+    nats_port = int(ports["nats"][0].rsplit(":", 1)[1])
+    http_port = int(ports["monitoring"][0].rsplit(":", 1)[1])
+    assert nats_port != 4222
+    assert _accepts(nats_port)
+    assert http_get(http_port, "/healthz")[0] == 200
+    assert pid_file.read_text() == str(site.proc.pid)

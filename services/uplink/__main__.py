@@ -1,4 +1,10 @@
-"""``leafnode uplink``: the hub connections of this site."""
+"""``leafnode uplink``: the hub connections of this site.
+
+Signals, as nats-server: SIGINT/SIGTERM stop; SIGHUP re-reads the config
+file (remotes added, removed or changed; buffer subjects), as the
+``reload`` request on ``uplink.ctl`` does. The control socket is bound once
+the uplink is built: it answering ``ping`` is the readiness rule (DESIGN §2).
+"""
 
 from __future__ import annotations
 
@@ -8,14 +14,17 @@ import logging
 import signal
 import ssl
 import sys
+from pathlib import Path
 
 import trio
 
 from leafnode import SERVER_VERSION, __version__
 from leafnode.config import ConfigError, Settings, load
+from leafnode.ipc import serve_unix_socket
 from leafnode.runtime import setup_logging, write_pid_file
 
 from .auth import CredentialsError, check_credentials
+from .control import CONTROL_SOCKET, ControlHandler, ReloadResult
 from .dialer import tls_context
 from .service import Uplink
 
@@ -68,12 +77,42 @@ def check_remotes(settings: Settings) -> str | None:
     return None
 
 
-async def serve(settings: Settings) -> None:
+def reload(uplink: Uplink, args: argparse.Namespace) -> ReloadResult:
+    """Re-read the config file and apply it; ``(error, changes)``."""
+    if not args.config:
+        return "no configuration file to reload", []
+    try:
+        settings = apply_flags(load(args.config), args)
+    except ConfigError as exc:
+        log.error("Failed to reload the configuration: %s", exc)
+        return str(exc), []
+    error = check_remotes(settings)
+    if error is not None:
+        log.error("Failed to reload the configuration: %s", error)
+        return error, []
+    try:
+        changes = uplink.reload(settings)
+    except (OSError, ssl.SSLError) as exc:
+        log.error("Failed to reload the configuration: %s", exc)
+        return str(exc), []
+    for change in changes:
+        log.info("Reloaded: %s", change)
+    log.info("Reloaded configuration (%d change(s))", len(changes))
+    return None, changes
+
+
+async def serve(settings: Settings, args: argparse.Namespace | None = None) -> None:
     uplink = Uplink(settings)
+    cli = args if args is not None else build_arg_parser().parse_args([])
+    handler = ControlHandler(uplink, lambda: reload(uplink, cli))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(uplink.run)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        await nursery.start(serve_unix_socket, Path(settings.run_dir) / CONTROL_SOCKET, handler)
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    reload(uplink, cli)
+                    continue
                 log.info("Trapped %s signal", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
@@ -112,7 +151,7 @@ def main(argv: list[str] | None = None) -> int:
             '  Remote "%s": account %s, %d URL(s)', remote.name, remote.account, len(remote.urls)
         )
     try:
-        trio.run(serve, settings)
+        trio.run(serve, settings, args)
     except KeyboardInterrupt:
         pass
     return 0

@@ -7,10 +7,15 @@ established link drops, after ``reconnect``; after the hub reported a loop, a
 permission violation or a clashing cluster name, after 30 s (§4.7, §4.11).
 Every failure is logged with the remote's name and the URL (never its
 credentials) and the reason; none of them ends the task.
+
+A remote with a ``buffer {}`` also runs its ``Drain`` (``replay.py``) beside
+the link task; both live under the remote's cancel scope, which a config
+reload cancels when the remote is removed or changed.
 """
 
 from __future__ import annotations
 
+import collections
 import logging
 import random
 from typing import TYPE_CHECKING
@@ -20,7 +25,9 @@ import trio
 from .dialer import WEBSOCKET_SCHEMES, UrlList
 from .handshake import HandshakeError, open_hub_link
 from .interest import HubInterest
+from .replay import Drain
 from .session import Session
+from .wire import BufferSubjects
 
 if TYPE_CHECKING:
     import ssl
@@ -62,6 +69,54 @@ class Remote:
         self.session: Session | None = None
         self.hub = HubInterest()
         self.connects = 0
+        self.last_error: str | None = None
+        self.scope = trio.CancelScope()
+        # Cumulative counters of the links that ended (the live one adds its own).
+        self.past_in_msgs = 0
+        self.past_in_bytes = 0
+        self.past_out_msgs = 0
+        self.past_out_bytes = 0
+        # Live messages for the hub that could not go, by reason (core NATS drops).
+        self.dropped: collections.Counter[str] = collections.Counter()
+        # Live copies of buffered messages, skipped: they go through the store.
+        self.live_buffered = 0
+        self.buffered: BufferSubjects | None = None
+        self.drain: Drain | None = None
+        self.configure_buffer(settings)
+
+    def configure_buffer(self, settings: RemoteSettings) -> None:
+        """Apply the remote's ``buffer {}`` (at start and on reload)."""
+        self.settings = settings
+        buffer = settings.buffer
+        if buffer is None or not buffer.subjects:
+            self.buffered = None
+            if self.drain is not None:
+                self.drain.stop()
+                self.drain = None
+            return
+        self.buffered = BufferSubjects(buffer.subjects)
+        if self.drain is None:
+            self.drain = Drain(self, self.uplink.store_path)
+            if self.uplink.nursery is not None:
+                self.uplink.nursery.start_soon(self.drain.run)
+
+    def counters(self) -> tuple[int, int, int, int]:
+        """``(in_msgs, in_bytes, out_msgs, out_bytes)`` over every link so far."""
+        session = self.session
+        if session is None:
+            return self.past_in_msgs, self.past_in_bytes, self.past_out_msgs, self.past_out_bytes
+        return (
+            self.past_in_msgs + session.in_msgs,
+            self.past_in_bytes + session.in_bytes,
+            self.past_out_msgs + session.out_msgs,
+            self.past_out_bytes + session.out_bytes,
+        )
+
+    def stop(self) -> None:
+        """End the link and the drain (the remote was removed or replaced)."""
+        self.scope.cancel()
+        if self.drain is not None:
+            self.drain.stop()
 
     def learn_urls(self, addresses: object, scheme: str) -> None:
         """Add the hub's ``leafnode_urls`` to the places to dial (§4.12).
@@ -78,7 +133,11 @@ class Remote:
         return delay + random.uniform(0, delay)
 
     async def run(self) -> None:
-        """Keep a link to the hub up; returns only when cancelled."""
+        """Keep a link to the hub up until cancelled or ``stop``-ped."""
+        with self.scope:
+            await self._run()
+
+    async def _run(self) -> None:
         attempt = 0
         last_reason = ""
         while True:
@@ -90,6 +149,7 @@ class Remote:
                 delay = exc.backoff_s if exc.backoff_s is not None else self._retry_delay()
                 # A hub that stays away must not flood the log: report the
                 # first attempts, every change of reason, then one in 100.
+                self.last_error = exc.reason
                 quiet = attempt > REPORT_FIRST and exc.reason == last_reason
                 last_reason = exc.reason
                 log.log(
@@ -125,6 +185,11 @@ class Remote:
                 )
             finally:
                 self.session = None
+                self.past_in_msgs += session.in_msgs
+                self.past_in_bytes += session.in_bytes
+                self.past_out_msgs += session.out_msgs
+                self.past_out_bytes += session.out_bytes
+                self.last_error = session.close_reason
                 self.uplink.hub_down(self)
             delay = session.backoff_s if session.backoff_s is not None else self.uplink.reconnect_s
             log.warning(

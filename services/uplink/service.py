@@ -25,10 +25,19 @@ subject ``$LDS.<random>``.
   has a reason to close the link.
 * Messages hub -> router (``Session._on_msg``): checked against the import
   filter, then passed on with the account added.
+* Buffered subjects (a remote's ``buffer { subjects }``): the router sends
+  live copies of them too, but they reach that remote's hub only through the
+  store (``replay.py``), so nothing overtakes the backlog: ``local_msg`` drops
+  the live copy for a remote that buffers its subject, and keeps forwarding
+  live whatever that remote does not buffer.
+* Reload (``reload``, SIGHUP, ``uplink.ctl``): remotes added are started,
+  removed ones stopped, changed ones restarted; a change of the ``buffer``
+  block alone is applied in place (the link stays up).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import os
 import secrets
@@ -39,6 +48,7 @@ from typing import TYPE_CHECKING, Final
 import nkeys
 import trio
 
+from leafnode.ipc import STORE_SOCKET
 from leafnode.proto import encode_info, encode_lhmsg, encode_lmsg, encode_lsub, encode_lunsub
 
 from .dialer import tls_context
@@ -49,7 +59,7 @@ from .remote import Remote
 from .routerlink import RouterLink
 
 if TYPE_CHECKING:
-    from leafnode.config import Settings
+    from leafnode.config import RemoteSettings, Settings
 
     from .session import Session
 
@@ -106,21 +116,93 @@ class Uplink:
         self.accounts: dict[bytes, AccountState] = {}
         self.remotes: list[Remote] = []
         self.dropped_to_hub = 0
-        for index, remote_settings in enumerate(settings.leafnodes.remotes):
-            account = self._account(remote_settings.account)
-            remote = Remote(
-                index,
-                remote_settings,
-                account,
-                self,
-                self.identity,
-                tls_context(remote_settings.tls),
-            )
-            account.remotes.append(remote)
-            self.remotes.append(remote)
+        self.store_path = str(Path(settings.run_dir) / STORE_SOCKET)
+        self.nursery: trio.Nursery | None = None
+        self._next_index = 0
+        for remote_settings in settings.leafnodes.remotes:
+            self._add_remote(remote_settings)
+        self._refresh_singles()
+        self.router = RouterLink(str(Path(settings.run_dir) / DATALINK_SOCKET), self)
+
+    def _add_remote(self, remote_settings: RemoteSettings) -> Remote:
+        account = self._account(remote_settings.account)
+        remote = Remote(
+            self._next_index,
+            remote_settings,
+            account,
+            self,
+            self.identity,
+            tls_context(remote_settings.tls),
+        )
+        self._next_index += 1
+        account.remotes.append(remote)
+        self.remotes.append(remote)
+        if self.nursery is not None:
+            self._start_remote(self.nursery, remote)
+        return remote
+
+    def _start_remote(self, nursery: trio.Nursery, remote: Remote) -> None:
+        nursery.start_soon(remote.run)
+        if remote.drain is not None:
+            nursery.start_soon(remote.drain.run)
+
+    def _refresh_singles(self) -> None:
         for account in self.accounts.values():
             account.single = account.remotes[0] if len(account.remotes) == 1 else None
-        self.router = RouterLink(str(Path(settings.run_dir) / DATALINK_SOCKET), self)
+
+    def remote(self, name: str) -> Remote | None:
+        """The remote called ``name``, if configured."""
+        for remote in self.remotes:
+            if remote.name == name:
+                return remote
+        return None
+
+    def reload(self, settings: Settings) -> list[str]:
+        """Apply a re-read config; returns what changed, one line per remote.
+
+        Remotes are matched by name. The TLS context is built before anything
+        changes, so a bad TLS file leaves the running remotes alone.
+
+        Raises:
+            OSError, ssl.SSLError: a new or changed remote's TLS files do not load.
+        """
+        wanted = {r.name: r for r in settings.leafnodes.remotes}
+        current = {r.name: r for r in self.remotes}
+        for name, remote_settings in wanted.items():
+            old = current.get(name)
+            if old is None or _differs_beyond_buffer(old.settings, remote_settings):
+                tls_context(remote_settings.tls)
+        changes: list[str] = []
+        self.settings = settings
+        self.reconnect_s = settings.leafnodes.reconnect_s
+        self.ping_interval_s = settings.router.ping_interval_s
+        self.ping_max = settings.router.ping_max
+        for name, remote in current.items():
+            new = wanted.get(name)
+            if new is None:
+                self._remove_remote(remote)
+                changes.append(f'removed remote "{name}"')
+            elif _differs_beyond_buffer(remote.settings, new):
+                self._remove_remote(remote)
+                self._add_remote(new)
+                changes.append(f'restarted remote "{name}" (settings changed)')
+            elif remote.settings != new:
+                remote.configure_buffer(new)
+                changes.append(f'applied the new buffer settings of remote "{name}"')
+        for name, remote_settings in wanted.items():
+            if name not in current:
+                self._add_remote(remote_settings)
+                changes.append(f'added remote "{name}"')
+        # Keep config order, which is the order the remotes are reported in.
+        order = list(wanted)
+        self.remotes.sort(key=lambda r: order.index(r.name))
+        self._refresh_singles()
+        return changes
+
+    def _remove_remote(self, remote: Remote) -> None:
+        remote.stop()
+        self.remotes.remove(remote)
+        remote.account.remotes.remove(remote)
 
     def _account(self, name: str) -> AccountState:
         state = self.accounts.get(name.encode())
@@ -131,9 +213,10 @@ class Uplink:
     async def run(self) -> None:
         """Run the router link and every remote until cancelled."""
         async with trio.open_nursery() as nursery:
+            self.nursery = nursery
             nursery.start_soon(self.router.run)
             for remote in self.remotes:
-                nursery.start_soon(remote.run)
+                self._start_remote(nursery, remote)
 
     def flush_hubs(self) -> None:
         """Send what the hub links have queued now (see ``Outbound.flush_now``)."""
@@ -222,18 +305,33 @@ class Uplink:
             return
         remote = state.single
         if remote is not None:
+            buffered = remote.buffered
+            if buffered is not None and args[1] in buffered:
+                remote.live_buffered += 1  # it goes through the store
+                return
             session = remote.session
             if session is None:
-                self.dropped_to_hub += 1
+                self._drop(remote, "no_link")
                 return
-            if not session.export_filter.allows(args[1]) or end - body > session.max_payload:
-                self.dropped_to_hub += 1
+            if not session.export_filter.allows(args[1]):
+                self._drop(remote, "permission")
+                return
+            if end - body > session.max_payload:
+                self._drop(remote, "max_payload")
                 return
             subject_at = start + len(account) + 1
             if buf[subject_at - 1] == _SPACE and buf.startswith(account, start):
-                session.outbound.write_msg2(verb, buf[subject_at : end + 2])
+                if session.outbound.write_msg2(verb, buf[subject_at : end + 2]):
+                    session.out_msgs += 1
+                    session.out_bytes += end - body
+                else:
+                    self._drop(remote, "slow_consumer")
                 return
         self._local_msg_decoded(state, verb, args, buf[body:end])
+
+    def _drop(self, remote: Remote, reason: str) -> None:
+        self.dropped_to_hub += 1
+        remote.dropped[reason] += 1
 
     def _local_msg_decoded(
         self, state: AccountState, verb: bytes, args: list[bytes], data: bytes
@@ -245,24 +343,43 @@ class Uplink:
         hdr_len = int(args[-2]) if headers else 0
         for session, names in self._fan_out(state, subject, queues):
             if len(data) > session.max_payload:
-                self.dropped_to_hub += 1
-            elif headers:
-                session.outbound.write_msg(encode_lhmsg(subject, reply, names, hdr_len, data))
+                self._drop(session.remote, "max_payload")
+                continue
+            if headers:
+                line = encode_lhmsg(subject, reply, names, hdr_len, data)
             else:
-                session.outbound.write_msg(encode_lmsg(subject, reply, names, data))
+                line = encode_lmsg(subject, reply, names, data)
+            if session.outbound.write_msg(line):
+                session.out_msgs += 1
+                session.out_bytes += len(data)
+            else:
+                self._drop(session.remote, "slow_consumer")
 
     def _fan_out(
         self, state: AccountState, subject: bytes, queues: tuple[bytes, ...]
     ) -> list[tuple[Session, tuple[bytes, ...]]]:
         """Several remotes share the account: which gets the message, naming which groups."""
         targets: list[tuple[Session, tuple[bytes, ...]]] = []
-        if state.single is not None:
-            session = state.single.session
-            if session is not None and session.export_filter.allows(subject):
+        single = state.single
+        if single is not None:
+            buffered = single.buffered
+            if buffered is not None and subject in buffered:
+                single.live_buffered += 1
+                return targets
+            session = single.session
+            if session is None:
+                self._drop(single, "no_link")
+            elif not session.export_filter.allows(subject):
+                self._drop(single, "permission")
+            else:
                 targets.append((session, queues))
             return targets
         unassigned = set(queues)
         for remote in state.remotes:
+            buffered = remote.buffered
+            if buffered is not None and subject in buffered:
+                remote.live_buffered += 1  # it goes through this remote's store records
+                continue
             session = remote.session
             if session is None or not session.export_filter.allows(subject):
                 continue
@@ -297,8 +414,15 @@ class Uplink:
                     if queue is None and subject.startswith(LDS_PREFIX):
                         write(encode_lsub(subject))
 
+    def hub_ready(self, remote: Remote) -> None:
+        """The hub's initial interest has arrived: buffered messages may flow."""
+        if remote.drain is not None:
+            remote.drain.link_ready()
+
     def hub_down(self, remote: Remote) -> None:
         """A link dropped: withdraw what only its hub wanted."""
+        if remote.drain is not None:
+            remote.drain.link_down()
         state = remote.account
         keys = list(remote.hub.entries)
         remote.hub.clear()
@@ -328,6 +452,8 @@ class Uplink:
             return
         if not remote.hub.add(subject, queue, weight):
             return
+        if remote.drain is not None:
+            remote.drain.interest_added(subject)
         if not session.export_filter.allows_interest(subject):
             return
         line = state.hub.add(remote.index, subject, queue, (weight or 1) if queue else 1)
@@ -365,6 +491,11 @@ class Uplink:
         line = state.hub.remove(remote.index, subject, queue)
         if line is not None:
             self.router.write(line)
+
+
+def _differs_beyond_buffer(old: RemoteSettings, new: RemoteSettings) -> bool:
+    """Whether the change needs a new link (anything but the buffer block changed)."""
+    return dataclasses.replace(old, buffer=None) != dataclasses.replace(new, buffer=None)
 
 
 def _reply_and_queues(rest: list[bytes]) -> tuple[bytes | None, tuple[bytes, ...]]:

@@ -14,11 +14,22 @@ answered at once.
 Why the link ended is kept in ``close_reason`` (for the log) and the back-off
 the hub asked for in ``backoff_s`` (loop, permission and cluster-name errors
 mean 30 s, §4.7/§4.11).
+
+PING/PONG barriers. The hub answers PINGs in order, so every PING we send
+(keepalive, the initial-interest barrier, the drain's batch barriers) is a
+``Barrier`` queued in ``_barriers`` and each PONG answers the oldest one.
+Right after the handshake a PING goes out: the hub's ``LS+`` lines that
+arrive before its PONG are its initial interest (DESIGN §3.4), so ``ready``
+is set and the uplink told (``Uplink.hub_ready``) only then. When the link
+drops, every waiting barrier is released unanswered.
 """
 
 from __future__ import annotations
 
+import collections
+import itertools
 import logging
+import time
 from typing import TYPE_CHECKING, Final
 
 import trio
@@ -48,7 +59,7 @@ if TYPE_CHECKING:
     from .handshake import HubLink
     from .remote import Remote
 
-__all__ = ["Session", "build_filters"]
+__all__ = ["Barrier", "Session", "build_filters"]
 
 log = logging.getLogger("leafnode.uplink")
 
@@ -58,6 +69,8 @@ MAX_PENDING: Final = 64 * 1024 * 1024
 # A real leaf sends its first PING about one second after connecting (§4.8).
 FIRST_PING_S: Final = 1.0
 DEFAULT_MAX_PAYLOAD: Final = 1024 * 1024
+# Connection ids for /leafz, as nats-server numbers its connections.
+_session_ids = itertools.count(1)
 
 
 def build_filters(
@@ -77,12 +90,32 @@ def build_filters(
     return export, import_
 
 
+class Barrier:
+    """One PING we sent; ``event`` is set at its PONG, or when the link drops.
+
+    Attributes:
+        answered: True when the PONG came (False: the link dropped first).
+        sent_at: ``time.monotonic()`` when the PING was queued.
+        rtt: whether its round trip measures the link's RTT (nothing queued
+            before it but control lines).
+    """
+
+    __slots__ = ("answered", "event", "rtt", "sent_at")
+
+    def __init__(self, *, rtt: bool) -> None:
+        self.event = trio.Event()
+        self.answered = False
+        self.sent_at = time.monotonic()
+        self.rtt = rtt
+
+
 class Session:
     """A live link to one hub."""
 
     def __init__(self, remote: Remote, link: HubLink) -> None:
         self.remote = remote
         self.link = link
+        self.id = next(_session_ids)
         self.stream = link.stream
         self.framer = link.framer
         account = remote.account.name_bytes
@@ -102,6 +135,35 @@ class Session:
         self.hub_account = str(link.connect_info.get("remote_account", "?"))
         self.hub_server = str(link.info.get("server_name") or link.info.get("server_id", "?"))
         self._scope: trio.CancelScope | None = None
+        self._barriers: collections.deque[Barrier] = collections.deque()
+        self._initial: Barrier | None = None
+        # Set once the hub's initial interest has arrived (module doc).
+        self.ready = trio.Event()
+        self.closed = False
+        self.connected_at_us = time.time_ns() // 1000
+        self.rtt_s: float | None = None
+        # nats-server's per-connection counters (/leafz): in = from the hub.
+        self.in_msgs = 0
+        self.in_bytes = 0
+        self.out_msgs = 0
+        self.out_bytes = 0
+
+    def barrier(self, data: bytes = b"", *, rtt: bool = False) -> Barrier:
+        """Queue ``data`` then a PING; the returned barrier is released at its PONG."""
+        barrier = Barrier(rtt=rtt)
+        if self.closed:
+            barrier.event.set()
+            return barrier
+        self._barriers.append(barrier)
+        if data:
+            self.outbound.write(data)
+        self.outbound.write(PING)
+        return barrier
+
+    def _release_barriers(self) -> None:
+        self.closed = True
+        while self._barriers:
+            self._barriers.popleft().event.set()
 
     def close(self, reason: str, backoff_s: float | None = None) -> None:
         """End the session (from any task): the reason is logged by the remote."""
@@ -116,12 +178,14 @@ class Session:
         try:
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
+                self._initial = self.barrier(rtt=True)
                 nursery.start_soon(self._writer)
                 nursery.start_soon(self._pinger, ping_interval_s, ping_max)
                 await self._reader()
                 nursery.cancel_scope.cancel()
         finally:
             self._scope = None
+            self._release_barriers()
             if self._raw is not None:
                 self._raw.close()
             with trio.CancelScope(shield=True):
@@ -140,7 +204,7 @@ class Session:
                 self.close("Stale Leaf Node Connection (no PONG from the hub)")
                 return
             self.pings_out += 1
-            self.outbound.write(PING)
+            self.barrier(rtt=True)
             await trio.sleep(interval_s)
 
     async def _reader(self) -> None:
@@ -172,6 +236,8 @@ class Session:
         """A hub message: on to the router with our account added (hot path)."""
         if not self.import_filter.allows(args[0]):
             return
+        self.in_msgs += 1
+        self.in_bytes += end - body
         router_out = self._router.outbound
         if router_out is not None:
             head = self._lmsg_head if verb == LMSG else self._hmsg_head
@@ -189,10 +255,24 @@ class Session:
             self.outbound.write(PONG)
         elif isinstance(event, Pong):
             self.pings_out = 0
+            self._pong()
         elif isinstance(event, Info):
             self._async_info(event.options)
         elif isinstance(event, Err):
             self._hub_error(event.text)
+
+    def _pong(self) -> None:
+        if not self._barriers:
+            return  # A PONG we did not ask for; nothing waits on it.
+        barrier = self._barriers.popleft()
+        barrier.answered = True
+        if barrier.rtt:
+            self.rtt_s = time.monotonic() - barrier.sent_at
+        barrier.event.set()
+        if barrier is self._initial:
+            self._initial = None
+            self.ready.set()
+            self.remote.uplink.hub_ready(self.remote)
 
     def _hub_error(self, text: str) -> None:
         backoff_s = backoff_for_error(text)

@@ -1,0 +1,576 @@
+"""The drain: buffered messages from the store to the hub, in order (DESIGN §3.3-§3.4, §4).
+
+Theory of operation
+-------------------
+The router appends every message on a buffered subject to the store (one
+record per buffering remote), whatever the link state. For each remote with a
+``buffer {}`` a ``Drain`` tails the store and sends the records to the hub:
+
+* **Reading.** ``_fetcher`` reads pending records of the remote in seq order
+  from ``_cursor`` (the store's ``read``; ``next`` is the last seq examined),
+  up to ``READ_AHEAD`` batches ahead of the sender, so the store always has
+  the next read queued, and waits at the tail for an ``appended`` event. It
+  reads only while batches can be released.
+* **Release.** A batch is released when the hub link is up *and* the hub's
+  initial interest has arrived (``Session.ready``: the PONG of the PING sent
+  after CONNECT), and the drain is not paused. Each record goes to the hub
+  only when the hub has matching interest: plain interest, or queue groups
+  that are not among the record's ``queues`` (the local groups that already
+  got it: queue groups stay one group across site and hub). A record the
+  hub has no interest in stays pending, remembered in ``_waiting``; later
+  records with interest proceed. Nothing left to deliver (no plain interest
+  and every matching group served locally): acked without sending.
+* **Barrier.** ``_sender`` writes one batch as ``HMSG`` lines with the
+  headers stamped (``wire.py``), then a PING, and waits for the PONG: the hub
+  has then processed the batch. Only then are its seqs queued for ``_acker``.
+  One batch is in flight at a time and batches are bounded in count and
+  bytes, which paces the drain so the hub never sees a slow consumer or a
+  stale link.
+* **Acks.** Acking by seq costs the store an ``IN`` list per 500 seqs; a
+  range is far cheaper. ``_frontier`` is a seq such that every pending
+  record of the remote up to it has been decided (sent and answered by a
+  PONG, or needing no delivery): a batch read from ``after`` to ``next`` in
+  which no record was left waiting moves it to ``next`` when ``after`` was
+  within it. Acks then say ``upto: frontier`` plus the seqs above it. Any
+  reset pulls the frontier back to the new cursor. A redrive through
+  ``redrive`` holds ``_op_lock``, so no ``upto`` ack can cross it.
+* **Resets.** The cursor moves back (``_reset``), dropping a batch read
+  ahead, when the hub link becomes ready (everything pending is read again
+  from the oldest: what was sent but not acknowledged by a PONG is sent
+  again, at least once), when the store connection is re-established, when
+  the hub announces interest that can match a waiting record (back to the
+  oldest waiting one), and on a ``rewind`` event (a redrive made acked
+  records pending again).
+* **No duplicates within a run.** Seqs written and not yet acked in the
+  store are in ``_skip``, so a re-read does not send them twice. When the
+  link drops, the batch awaiting its PONG leaves ``_skip`` (it must go again).
+
+Only a crash of the uplink between a PONG and the ack sends a record twice
+across runs; ``Nats-Msg-Id`` lets a hub stream drop the copy (DESIGN §4).
+"""
+
+from __future__ import annotations
+
+import bisect
+import collections
+import logging
+import time
+from array import array
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Final, cast
+
+import trio
+
+from leafnode.ipc import IpcClosedError, RequestError, open_trio_client, stamp_headers
+
+from .progress import Progress
+from .wire import BatchEncoder, hmsg_route
+
+if TYPE_CHECKING:
+    from leafnode.ipc import Frame, TrioIpcClient
+
+    from .remote import Remote
+    from .session import Session
+
+__all__ = ["BATCH_BYTES", "BATCH_MSGS", "Drain"]
+
+# A record of a read answer: seq, remote, subject, reply, hdr_len,
+# received_at_us, queues, acked_at_us (leafnode.ipc protocol docs).
+Row = tuple[int, str, str, "str | None", int, int, list[str], "int | None"]
+
+log = logging.getLogger("leafnode.uplink")
+
+# One batch: at most this many records and about this many bytes (the store
+# returns at least one record even when it alone is larger).
+BATCH_MSGS: Final = 2000
+BATCH_BYTES: Final = 1024 * 1024
+# Batches read ahead of the sender.
+READ_AHEAD: Final = 2
+# Seqs per ack request; acks wait for this many seqs (or ACK_DELAY_S) so a
+# fast drain commits acks in a few large transactions.
+ACK_MAX: Final = 10_000
+ACK_MIN: Final = 4000
+ACK_DELAY_S: Final = 0.02
+# Back-off while the store is unreachable or answers "unavailable".
+RETRY_FIRST_S: Final = 0.05
+RETRY_MAX_S: Final = 2.0
+# How often the backlog is asked for (remaining, rate, progress lines).
+STATS_INTERVAL_S: Final = 1.0
+# Bytes the stamped headers may add; a record this close to the hub's
+# max_payload is measured exactly before it is sent.
+STAMP_ROOM: Final = 160
+
+
+@dataclass(slots=True)
+class _Batch:
+    epoch: int
+    after: int
+    next: int
+    rows: list[Row]
+    blobs: list[bytes]
+
+
+class Drain:
+    """Sends one remote's buffered backlog to its hub (see the module doc).
+
+    Args:
+        remote: the remote whose records it drains.
+        store_path: ``run_dir/store.sock``.
+    """
+
+    def __init__(self, remote: Remote, store_path: str) -> None:
+        self.remote = remote
+        self.name = remote.name
+        self.store_path = store_path
+        self.scope = trio.CancelScope()
+        self.client: TrioIpcClient | None = None
+        self.store_error: str | None = None
+        self.leaf_id: str | None = None
+        self.encoder: BatchEncoder | None = None
+        self.paused = False
+        self._epoch = 0
+        self._cursor = 0
+        self._more = True
+        self._store_last = 0
+        self._prefetched: collections.deque[_Batch] = collections.deque()
+        # Seqs of records the hub had no interest in, ascending.
+        self._waiting = array("q")
+        # Seqs of the batch awaiting its PONG; and every seq written or
+        # decided but not yet acked in the store (not to be sent again).
+        self._flying: list[int] = []
+        self._skip: set[int] = set()
+        self._to_ack: list[int] = []
+        self._frontier = 0
+        self._op_lock = trio.Lock()
+        self._changed = trio.Event()
+        self.progress = Progress()
+        self.sending = False
+        self.sent = 0
+        self.sent_bytes = 0
+        self.acked = 0
+        self.remaining: int | None = None
+        self.remaining_bytes: int | None = None
+        self.dropped: collections.Counter[str] = collections.Counter()
+
+    # -- state changes (synchronous, from any task) ---------------------------
+
+    def _notify(self) -> None:
+        self._changed.set()
+        self._changed = trio.Event()
+
+    async def _wait(self) -> None:
+        await self._changed.wait()
+
+    def _reset(self, cursor: int) -> None:
+        """Read again from ``cursor`` (dropping what was read ahead)."""
+        self._epoch += 1
+        self._cursor = min(self._cursor, cursor)
+        self._frontier = min(self._frontier, self._cursor)
+        self._more = True
+        self._prefetched.clear()
+        waiting = self._waiting
+        del waiting[bisect.bisect_right(waiting, self._cursor) :]
+        self._notify()
+
+    def _reset_full(self) -> None:
+        self._cursor = 0
+        self._reset(0)
+
+    def link_ready(self) -> None:
+        """The hub link is up and its initial interest is known."""
+        self._reset_full()
+
+    def link_down(self) -> None:
+        """The hub link dropped: the batch awaiting its PONG must go again."""
+        self._skip.difference_update(self._flying)
+        self._flying = []
+        self._notify()
+
+    def interest_added(self, subject: bytes) -> None:
+        """The hub announced interest: waiting records may be deliverable now."""
+        buffered = self.remote.buffered
+        if not self._waiting or buffered is None or not buffered.intersects(subject):
+            return
+        session = self.remote.session
+        if session is not None and session.ready.is_set():
+            self._reset(self._waiting[0] - 1)
+
+    def rewind(self, seq: int) -> None:
+        """Records from ``seq`` on are pending again (a redrive)."""
+        self._reset(seq - 1)
+
+    def pause(self) -> None:
+        self.paused = True
+        self._notify()
+
+    def resume(self) -> None:
+        self.paused = False
+        self._notify()
+
+    def stop(self) -> None:
+        self.scope.cancel()
+
+    def _releasable(self, session: Session | None) -> bool:
+        return (
+            session is not None
+            and not session.closed
+            and session.ready.is_set()
+            and not self.paused
+            and self.encoder is not None
+        )
+
+    # -- status ---------------------------------------------------------------
+
+    @property
+    def waiting_for_interest(self) -> int:
+        waiting = len(self._waiting)
+        return waiting if self.remaining is None else min(waiting, self.remaining)
+
+    def state(self) -> str:
+        """One word for the drain: what it is doing, or what it waits for."""
+        if self.paused:
+            return "paused"
+        if self.client is None:
+            return "store_unavailable"
+        session = self.remote.session
+        if session is None or not session.ready.is_set():
+            return "no_link"
+        if self.sending or self._prefetched:
+            return "draining"
+        if self.remaining and self.remaining > self.waiting_for_interest:
+            return "draining"
+        if self.waiting_for_interest:
+            return "waiting_for_interest"
+        return "idle"
+
+    # -- tasks ----------------------------------------------------------------
+
+    async def run(self) -> None:
+        """Drain until cancelled: the sender, plus the store tasks while connected."""
+        with self.scope:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._sender)
+                await self._store_loop()
+
+    async def _store_loop(self) -> None:
+        delay = RETRY_FIRST_S
+        while True:
+            reason: str | None = None
+            try:
+                async with open_trio_client(self.store_path) as client:
+                    await self._attach(client)
+                    delay = RETRY_FIRST_S
+                    async with trio.open_nursery() as nursery:
+                        nursery.start_soon(self._events, client)
+                        nursery.start_soon(self._fetcher, client)
+                        nursery.start_soon(self._acker, client)
+                        nursery.start_soon(self._stats, client)
+            except* (OSError, IpcClosedError, RequestError) as group:
+                reason = str(group.exceptions[0]) or type(group.exceptions[0]).__name__
+            finally:
+                self.client = None
+            if reason != self.store_error:
+                log.error(
+                    'Leafnode remote "%s": store unavailable at %s (%s); the backlog waits',
+                    self.name,
+                    self.store_path,
+                    reason,
+                )
+            self.store_error = reason
+            await trio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _attach(self, client: TrioIpcClient) -> None:
+        pong = await client.request("ping")
+        leaf_id = pong.fields.get("leaf_id")
+        if not isinstance(leaf_id, str) or not leaf_id:
+            raise RequestError("the store's ping has no leaf_id")
+        sub = await client.request("subscribe", {"remote": self.name})
+        last = sub.fields.get("last_seq")
+        self._store_last = max(self._store_last, last if isinstance(last, int) else 0)
+        if self.store_error is not None:
+            log.info('Leafnode remote "%s": store is back; resuming the drain', self.name)
+        self.store_error = None
+        self.leaf_id = leaf_id
+        self.encoder = BatchEncoder(leaf_id)
+        self.client = client
+        self._reset_full()
+
+    async def _call(self, client: TrioIpcClient, kind: str, fields: dict[str, object]) -> Frame:
+        """A store request, retried while the database is unavailable."""
+        delay = RETRY_FIRST_S
+        while True:
+            try:
+                return await client.request(kind, fields)
+            except RequestError as exc:
+                if exc.code != "unavailable":
+                    raise
+                if self.store_error is None:
+                    log.error('Leafnode remote "%s": store %s failed: %s', self.name, kind, exc)
+                self.store_error = str(exc)
+            await trio.sleep(delay)
+            delay = min(delay * 2, RETRY_MAX_S)
+
+    async def _events(self, client: TrioIpcClient) -> None:
+        while True:
+            for event in await client.wait_events():
+                if event.fields.get("remote") != self.name:
+                    continue
+                if event.type == "appended":
+                    last = event.fields.get("last_seq")
+                    if isinstance(last, int) and last > self._store_last:
+                        self._store_last = last
+                        self._notify()
+                elif event.type == "rewind":
+                    seq = event.fields.get("seq")
+                    if isinstance(seq, int) and seq > 0:
+                        self.rewind(seq)
+
+    def _want_read(self) -> bool:
+        return (
+            len(self._prefetched) < READ_AHEAD
+            and self._releasable(self.remote.session)
+            and (self._more or self._cursor < self._store_last)
+        )
+
+    async def _fetcher(self, client: TrioIpcClient) -> None:
+        while True:
+            while not self._want_read():
+                await self._wait()
+            epoch, after, known_last = self._epoch, self._cursor, self._store_last
+            fields: dict[str, object] = {
+                "remote": self.name,
+                "after": after,
+                "limit": BATCH_MSGS,
+                "max_bytes": BATCH_BYTES,
+            }
+            frame = await self._call(client, "read", fields)
+            if epoch != self._epoch:
+                continue  # reset meanwhile: read again from the new cursor
+            rows = frame.fields.get("msgs")
+            nxt = frame.fields.get("next")
+            more = frame.fields.get("more") is True
+            if not isinstance(rows, list) or not isinstance(nxt, int):
+                raise RequestError("malformed read answer")
+            # Not stopped early: every pending record up to the last appended
+            # seq known before the read was examined.
+            self._cursor = max(nxt, after) if more else max(nxt, after, known_last)
+            self._more = more
+            batch = _Batch(epoch, after, self._cursor, cast("list[Row]", rows), frame.blobs)
+            if rows:
+                self._prefetched.append(batch)
+            else:
+                self._advance(batch, clean=True)
+            self._notify()
+
+    def _advance(self, batch: _Batch, *, clean: bool) -> None:
+        """Every record of ``batch`` is decided: move the frontier over its range."""
+        if clean and batch.epoch == self._epoch and batch.after <= self._frontier:
+            self._frontier = max(self._frontier, batch.next)
+
+    async def _acker(self, client: TrioIpcClient) -> None:
+        while True:
+            while not self._to_ack:
+                await self._wait()
+            if len(self._to_ack) < ACK_MIN:
+                # More PONGs come soon while draining: one commit for several batches.
+                with trio.move_on_after(ACK_DELAY_S):
+                    while len(self._to_ack) < ACK_MIN:
+                        await self._wait()
+            async with self._op_lock:
+                frontier = self._frontier
+                below = [s for s in self._to_ack if s <= frontier]
+                above = [s for s in self._to_ack if s > frontier][:ACK_MAX]
+                fields: dict[str, object] = {"remote": self.name}
+                if below:
+                    fields["upto"] = frontier
+                if above:
+                    fields["seqs"] = above
+                await self._call(client, "ack", fields)
+            done = set(below)
+            done.update(above)
+            self._to_ack = [s for s in self._to_ack if s not in done]
+            self._skip.difference_update(done)
+            self.acked += len(done)
+            self._notify()
+
+    async def _stats(self, client: TrioIpcClient) -> None:
+        while True:
+            frame = await self._call(client, "stats", {})
+            remotes = frame.fields.get("remotes")
+            mine = remotes.get(self.name) if isinstance(remotes, dict) else None
+            msgs = mine.get("msgs") if isinstance(mine, dict) else 0
+            nbytes = mine.get("bytes") if isinstance(mine, dict) else 0
+            self.remaining = msgs if isinstance(msgs, int) else None
+            self.remaining_bytes = nbytes if isinstance(nbytes, int) else None
+            sending = self.state() == "draining"
+            line = self.progress.sample(trio.current_time(), self.sent, self.remaining, sending)
+            if line is not None:
+                log.info('Leafnode remote "%s": %s', self.name, line)
+            await trio.sleep(STATS_INTERVAL_S)
+
+    async def _sender(self) -> None:
+        while True:
+            while True:
+                queue = self._prefetched
+                while queue and queue[0].epoch != self._epoch:
+                    queue.popleft()
+                session = self.remote.session
+                if queue and self._releasable(session):
+                    break
+                await self._wait()
+            assert session is not None
+            batch = queue.popleft()
+            self._notify()  # the fetcher may read the next batch meanwhile
+            data, seqs, nbytes, clean = self._encode(batch, session)
+            if not seqs:
+                self._advance(batch, clean=clean)
+                continue
+            self._flying = seqs
+            self._skip.update(seqs)
+            session.out_msgs += len(seqs)
+            session.out_bytes += nbytes
+            self.sending = True
+            try:
+                barrier = session.barrier(b"".join(data))
+                await barrier.event.wait()
+            finally:
+                self.sending = False
+            if not barrier.answered:
+                # The link dropped: these go again after the reconnect.
+                if self._flying is seqs:
+                    self._skip.difference_update(seqs)
+                    self._flying = []
+                continue
+            self._flying = []
+            self.sent += len(seqs)
+            self.sent_bytes += nbytes
+            self._to_ack.extend(seqs)
+            self._advance(batch, clean=clean)
+            self._notify()
+
+    def _encode(self, batch: _Batch, session: Session) -> tuple[list[bytes], list[int], int, bool]:
+        """The batch's wire form: ``(lines, their seqs, payload bytes, clean)`` (hot path).
+
+        ``clean``: no record of the batch was left waiting.
+
+        Records without matching interest are remembered as waiting; records
+        with nothing left to deliver, or too large for the hub, go straight
+        to the ack queue.
+        """
+        encoder = self.encoder
+        assert encoder is not None
+        encode = encoder.encode
+        match = self.remote.hub.match
+        allows = session.export_filter.allows
+        max_payload = session.max_payload - STAMP_ROOM
+        skip = self._skip
+        waiting = self._waiting
+        waiting_before = len(waiting)
+        out: list[bytes] = []
+        seqs: list[int] = []
+        done: list[int] = []
+        nbytes = 0
+        for row, data in zip(batch.rows, batch.blobs, strict=True):
+            seq, _remote, subject, reply, hdr_len, received, queues, _acked = row
+            if seq in skip:
+                continue
+            subj = subject.encode()
+            found = match(subj)
+            if not found or not allows(subj):
+                waiting.append(seq)
+                continue
+            names: tuple[bytes, ...] = ()
+            if found.qsubs:
+                names = tuple(
+                    q
+                    for group in found.qsubs
+                    if (q := group[0].queue) is not None and q.decode() not in queues
+                )
+            if not names and not found.psubs:
+                done.append(seq)
+                continue
+            if len(data) > max_payload and self._too_large(seq, hdr_len, data, session):
+                done.append(seq)
+                continue
+            if reply is None and not names:
+                route = subj
+            else:
+                route = hmsg_route(subj, reply.encode() if reply else None, names)
+            out.append(encode(route, seq, hdr_len, data, received))
+            seqs.append(seq)
+            nbytes += len(data)
+        if done:
+            skip.update(done)
+            self._to_ack.extend(done)
+            self._notify()
+        return out, seqs, nbytes, len(waiting) == waiting_before
+
+    def _too_large(self, seq: int, hdr_len: int, data: bytes, session: Session) -> bool:
+        headers = stamp_headers(
+            data[:hdr_len], msg_id=f"{self.leaf_id}-{seq}", buffered_at_us=time.time_ns() // 1000
+        )
+        if len(headers) + len(data) - hdr_len <= session.max_payload:
+            return False
+        self.dropped["max_payload"] += 1
+        log.error(
+            'Leafnode remote "%s": buffered message %d is larger than the hub\'s max_payload '
+            "(%d bytes); dropped",
+            self.name,
+            seq,
+            session.max_payload,
+        )
+        return True
+
+    # -- operations (uplink.ctl) ----------------------------------------------
+
+    async def redrive(
+        self, *, subject: str | None, since_us: int | None, until_us: int | None
+    ) -> dict[str, object]:
+        """Make retained records pending again (the store's ``redrive``) and rewind.
+
+        Raises:
+            RequestError: the store refused it or is unavailable.
+        """
+        client = self.client
+        if client is None:
+            raise RequestError(f"store unavailable: {self.store_error}", code="unavailable")
+        fields: dict[str, object] = {"remote": self.name}
+        for key, value in (("subject", subject), ("since_us", since_us), ("until_us", until_us)):
+            if value is not None:
+                fields[key] = value
+        try:
+            async with self._op_lock:
+                frame = await client.request("redrive", fields)
+                first = frame.fields.get("first_seq")
+                if isinstance(first, int) and first > 0:
+                    self.rewind(first)
+        except IpcClosedError as exc:
+            raise RequestError(f"store unavailable: {exc}", code="unavailable") from None
+        redriven = frame.fields.get("redriven")
+        return {
+            "redriven": redriven if isinstance(redriven, int) else 0,
+            "first_seq": first if isinstance(first, int) else 0,
+        }
+
+    def status(self) -> dict[str, object]:
+        """The ``buffer`` object of ``uplink.ctl status`` (see ``control.py``)."""
+        buffered = self.remote.buffered
+        rate = self.progress.rate()
+        return {
+            "subjects": [p.decode() for p in buffered.patterns] if buffered is not None else [],
+            "state": self.state(),
+            "draining": self.state() == "draining",
+            "paused": self.paused,
+            "store_connected": self.client is not None,
+            "store_error": self.store_error,
+            "waiting_for_interest": self.waiting_for_interest,
+            "sent": self.sent,
+            "sent_bytes": self.sent_bytes,
+            "acked": self.acked,
+            "rate_msgs_s": None if rate is None else round(rate, 1),
+            "remaining": self.remaining,
+            "remaining_bytes": self.remaining_bytes,
+            "eta_s": self.progress.eta_s(),
+            "dropped": dict(self.dropped),
+        }

@@ -119,8 +119,18 @@ class Profiler:
         self.outputs = {name: work / f"pyspy-{name}.txt" for name in pids}
         self.procs = [
             subprocess.Popen(
-                [str(PY_SPY), "record", "-r", "250", "-f", "raw", "-o", str(self.outputs[name])]
-                + ["-p", str(pid)],
+                [
+                    str(PY_SPY),
+                    "record",
+                    "-r",
+                    "250",
+                    "-f",
+                    "raw",
+                    "-o",
+                    str(self.outputs[name]),
+                    "-p",
+                    str(pid),
+                ],
                 stdout=subprocess.DEVNULL,
                 stderr=subprocess.DEVNULL,
             )
@@ -183,9 +193,11 @@ def run_replay(
         counter.mark(1, n)
         pids = {"store": store.proc.pid, "uplink": uplink.proc.pid, "router": router.proc.pid}
         pids["hub"] = hub.proc.pid
-        profiler = Profiler(work, {"store": pids["store"], "uplink": pids["uplink"]}) if (
-            profile and PY_SPY.exists()
-        ) else None
+        profiler = (
+            Profiler(work, {"store": pids["store"], "uplink": pids["uplink"]})
+            if (profile and PY_SPY.exists())
+            else None
+        )
         wait_for(lambda: leaf_count(http_port) >= 1, "the uplink to connect")
         link_up = time.monotonic()
         cpu_before = {name: cpu_seconds(pid) for name, pid in pids.items()}

@@ -82,10 +82,14 @@ class Remote:
         self.live_buffered = 0
         self.buffered: BufferSubjects | None = None
         self.drain: Drain | None = None
-        self.configure_buffer(settings)
+        self.configure_buffer(settings, start=False)
 
-    def configure_buffer(self, settings: RemoteSettings) -> None:
-        """Apply the remote's ``buffer {}`` (at start and on reload)."""
+    def configure_buffer(self, settings: RemoteSettings, *, start: bool = True) -> None:
+        """Apply the remote's ``buffer {}``; a new drain is started when ``start``.
+
+        At construction ``start`` is False: ``Uplink`` starts the remote's
+        tasks, the drain included.
+        """
         self.settings = settings
         buffer = settings.buffer
         if buffer is None or not buffer.subjects:
@@ -97,7 +101,7 @@ class Remote:
         self.buffered = BufferSubjects(buffer.subjects)
         if self.drain is None:
             self.drain = Drain(self, self.uplink.store_path)
-            if self.uplink.nursery is not None:
+            if start and self.uplink.nursery is not None:
                 self.uplink.nursery.start_soon(self.drain.run)
 
     def counters(self) -> tuple[int, int, int, int]:

@@ -200,14 +200,17 @@ class Drain:
         self._reset(seq - 1)
 
     def pause(self) -> None:
+        """Send nothing more after the batch in flight (the backlog keeps growing)."""
         self.paused = True
         self._notify()
 
     def resume(self) -> None:
+        """Release the backlog again."""
         self.paused = False
         self._notify()
 
     def stop(self) -> None:
+        """End the drain (the remote was removed or no longer buffers)."""
         self.scope.cancel()
 
     def _releasable(self, session: Session | None) -> bool:
@@ -299,15 +302,22 @@ class Drain:
     async def _call(self, client: TrioIpcClient, kind: str, fields: dict[str, object]) -> Frame:
         """A store request, retried while the database is unavailable."""
         delay = RETRY_FIRST_S
+        failed = False
         while True:
             try:
-                return await client.request(kind, fields)
+                frame = await client.request(kind, fields)
             except RequestError as exc:
                 if exc.code != "unavailable":
                     raise
                 if self.store_error is None:
                     log.error('Leafnode remote "%s": store %s failed: %s', self.name, kind, exc)
                 self.store_error = str(exc)
+                failed = True
+            else:
+                if failed:
+                    log.info('Leafnode remote "%s": store available again', self.name)
+                    self.store_error = None
+                return frame
             await trio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
 

@@ -274,6 +274,7 @@ class BufferSite:
         store_url: str,
         buffer: str = 'subjects: ["tele.>"]',
         migrate: bool = False,
+        extra: str = "",
     ) -> None:
         self.base = base
         base.mkdir(parents=True, exist_ok=True)
@@ -281,6 +282,7 @@ class BufferSite:
         self.run_dir = base / "run"
         self.conf = base / "leaf.conf"
         self.store_url = store_url
+        self.extra = extra
         self.write_config(buffer)
         if migrate:
             subprocess.run(
@@ -301,6 +303,7 @@ class BufferSite:
     def write_config(self, buffer: str, *, extra_remote: str = "") -> None:
         self.conf.write_text(
             f"""
+            {self.extra}
             store {{ url: "{self.store_url}", sync: normal }}
             leafnodes {{
               reconnect: "100ms"
@@ -454,7 +457,12 @@ class Sites:
         return hub
 
     def site(
-        self, hub: Hub, *, store_url: str | None = None, buffer: str | None = None
+        self,
+        hub: Hub,
+        *,
+        store_url: str | None = None,
+        buffer: str | None = None,
+        extra: str = "",
     ) -> BufferSite:
         url = store_url or f"sqlite:///{self.tmp_path / f'buffer{next(_ids)}.db'}"
         site = BufferSite(
@@ -462,6 +470,7 @@ class Sites:
             hub,
             store_url=url,
             migrate=url.startswith("postgresql"),
+            extra=extra,
             **({"buffer": buffer} if buffer is not None else {}),
         )
         self.sites.append(site)

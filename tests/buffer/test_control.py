@@ -168,7 +168,7 @@ def test_reload_adds_changes_and_removes_remotes(sites: Sites) -> None:
     site.wait_ready_link()
     # Another hub: two links of one account to the same hub would be a loop.
     other = sites.hub()
-    second = f'{{ name: second, url: "{other.leaf_url}" }}'
+    second = f'{{ name: second, url: "{other.leaf_url}", buffer {{ subjects: ["other.>"] }} }}'
     site.write_config('subjects: ["tele.>", "more.>"]', extra_remote=second)
     answer = site.ctl("reload")
     assert answer["reloaded"] is True
@@ -179,12 +179,13 @@ def test_reload_adds_changes_and_removes_remotes(sites: Sites) -> None:
         'applied the new buffer settings of remote "central"',
     }
     assert names(site) == ["central", "second"]
-    poll(
+    status = poll(
         lambda: site.ctl("status", remote="second")["remotes"][0],  # type: ignore[index]
-        lambda s: s["connected"] is True,
+        lambda s: s["connected"] is True and s["buffer"]["store_connected"] is True,
         timeout=15,
-        what="second remote up",
+        what="second remote up, draining its own buffer",
     )
+    assert status["buffer"]["subjects"] == ["other.>"]
     status = site.status()
     # The buffer block alone changed: the link stayed up.
     assert status["reconnects"] == 0

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from leafnode.netio import RawReceiver
 from leafnode.proto import (
     OK,
     PING,
@@ -44,7 +45,7 @@ from leafnode.proto import (
 from leafnode.runtime import TRACE
 
 from .auth import AuthError
-from .outbound import Outbound, Receiver
+from .outbound import Outbound
 from .permissions import PermissionChecker, publish_violation_text, subscribe_violation_text
 from .routing import Subscription, route_local
 
@@ -219,7 +220,7 @@ class ClientConnection:
     async def _read_loop(self) -> bool:
         """Read until EOF (returns True) or a protocol error (returns False)."""
         parser = self.parser
-        receive = Receiver(self.stream, self.outbound).receive
+        receive = RawReceiver(self.stream, lambda: self.outbound.raw).receive
         flusher = self.server.flusher
         on_pub = self._on_pub
         while not self.closing:

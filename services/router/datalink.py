@@ -29,6 +29,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from leafnode.netio import RawReceiver
 from leafnode.proto import (
     PONG,
     Info,
@@ -44,7 +45,7 @@ from leafnode.proto import (
     encode_info,
 )
 
-from .outbound import Outbound, Receiver
+from .outbound import Outbound
 from .routing import route_from_hub
 
 if TYPE_CHECKING:
@@ -140,7 +141,7 @@ class DataLink:
     async def _read_loop(self) -> None:
         parser = self.parser
         accounts = self.server.accounts_by_bytes
-        receive = Receiver(self.stream, self.outbound).receive
+        receive = RawReceiver(self.stream, lambda: self.outbound.raw).receive
         while True:
             data = await receive(MAX_RECV)
             if not data:

@@ -28,6 +28,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from leafnode.netio import RawReceiver
 from leafnode.proto import (
     PING,
     PONG,
@@ -47,6 +48,8 @@ from .interest import LocalInterest
 from .outbound import Outbound, raw_socket
 
 if TYPE_CHECKING:
+    import socket
+
     from leafnode.proto import Event
 
     from .service import Uplink
@@ -125,7 +128,7 @@ class RouterLink:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._writer, outbound, stream, nursery.cancel_scope)
-                await self._reader(stream)
+                await self._reader(stream, raw)
                 nursery.cancel_scope.cancel()
         finally:
             if raw is not None:
@@ -140,14 +143,14 @@ class RouterLink:
             pass  # The reader sees the same EOF and reports it.
         scope.cancel()
 
-    async def _reader(self, stream: trio.abc.Stream) -> None:
+    async def _reader(self, stream: trio.abc.Stream, raw: socket.socket | None) -> None:
         framer = MessageFramer(
             Kind.INTERNAL, max_payload=LINK_MAX_PAYLOAD, max_control_line=LINK_MAX_CONTROL_LINE
         )
         uplink = self.uplink
         on_msg = uplink.local_msg
         on_event = self._on_event
-        receive = stream.receive_some
+        receive = RawReceiver(stream, lambda: raw).receive
         try:
             while True:
                 data = await receive(MAX_RECV)

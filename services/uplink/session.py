@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from leafnode.netio import RawReceiver
 from leafnode.proto import (
     PING,
     PONG,
@@ -213,7 +214,7 @@ class Session:
         outbound = self.outbound
         on_msg = self._on_msg
         on_event = self._on_event
-        receive = self.stream.receive_some
+        receive = RawReceiver(self.stream, lambda: self._raw).receive
         try:
             while True:
                 framer.drain(on_msg, on_event)
@@ -223,7 +224,7 @@ class Session:
                     router_out.flush_now()
                 data = await receive(MAX_RECV)
                 if not data:
-                    return
+                    return  # close_reason stays "connection closed by the hub"
                 framer.feed(data)
         except RemoteProtocolError as exc:
             self.close(f"protocol error from the hub: {exc}")

@@ -4,8 +4,9 @@ Progress combines the store's backlog (what remains) with the uplink's drain
 state and rate (the ``buffer`` object of ``uplink.ctl`` ``status``); the ETA
 is remaining / rate.
 Pause and resume are the uplink's (``uplink.ctl`` ``replay`` with an action):
-without an uplink that answers, they are 503 naming it. Redrive is the store's (``redrive``
-makes retained messages pending again and tells the uplink to rewind).
+without an uplink that answers, they are 503 naming it. Redrive goes through
+``uplink.ctl`` ``redrive`` (the uplink asks the store and rewinds its drain in
+step), or straight to the store's ``redrive`` when no uplink answers.
 """
 
 from __future__ import annotations
@@ -112,7 +113,14 @@ async def _redrive(state: State, body: ReplayControl) -> RedriveResult:
             fields[key] = micros
     counts: dict[str, int] = {}
     for name in names:
-        frame = await state.links.request("store", "redrive", {**fields, "remote": name})
+        request = {**fields, "remote": name}
+        # Through the uplink when it answers: it rewinds its drain in step with
+        # the store, so an in-flight range ack cannot undo part of the redrive.
+        # Without an uplink nothing drains, and the store alone is enough.
+        try:
+            frame = await state.links.request("uplink", "redrive", request)
+        except ServiceUnavailableError:
+            frame = await state.links.request("store", "redrive", request)
         redriven = frame.fields.get("redriven")
         counts[name] = redriven if isinstance(redriven, int) else 0
     return RedriveResult(redriven=sum(counts.values()), remotes=counts)

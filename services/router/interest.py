@@ -19,13 +19,8 @@ table in a sublist so a publish can ask "does the hub want this?" in one match.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from leafnode.proto import encode_lsub, encode_lunsub
 from leafnode.sublist import Sublist
-
-if TYPE_CHECKING:
-    from leafnode.sublist import SublistResult
 
 __all__ = ["HubInterest", "HubInterestEntry", "LocalInterest"]
 
@@ -77,15 +72,6 @@ class LocalInterest:
         )
         return lines
 
-    def plain_count(self, subject: bytes) -> int:
-        return self._plain.get(subject, 0)
-
-    def queue_weight(self, subject: bytes, queue: bytes) -> int:
-        return self._queues.get((subject, queue), 0)
-
-    def __len__(self) -> int:
-        return len(self._plain) + len(self._queues)
-
 
 class HubInterestEntry:
     """One key of the hub's interest: a subject, or a subject and a queue group."""
@@ -102,7 +88,11 @@ class HubInterestEntry:
 
 
 class HubInterest:
-    """The hub's interest for one account, keyed as the hub keys it."""
+    """The hub's interest for one account, keyed as the hub keys it.
+
+    The routing path reads ``entries`` (is there any interest at all?) and
+    ``sublist`` (what matches) directly: no method call per message.
+    """
 
     __slots__ = ("entries", "sublist")
 
@@ -129,11 +119,3 @@ class HubInterest:
         self.entries.clear()
         self.sublist.clear()
 
-    def match(self, subject: bytes) -> SublistResult[HubInterestEntry]:
-        return self.sublist.match(subject)
-
-    def __len__(self) -> int:
-        return len(self.entries)
-
-    # The routing path tests ``entries`` directly (truthiness of a dict is a
-    # C call; ``len(self)`` would be a Python-level call per message).

@@ -39,7 +39,7 @@ SERVICES = {
     "migrate": "upgrade the store's database schema (alembic upgrade head)",
 }
 
-__all__ = ["build_parser", "main"]
+__all__ = ["SERVICE_MAINS", "build_parser", "main", "service_main"]
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -60,7 +60,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
-def _service_main(name: str) -> Callable[[list[str]], int]:
+def service_main(name: str) -> Callable[[list[str]], int]:
+    """Service ``name``'s ``main(argv) -> int`` (imported on first use)."""
     module, _, attr = SERVICE_MAINS[name].partition(":")
     func: Callable[[list[str]], int] = getattr(importlib.import_module(module), attr)
     return func
@@ -87,13 +88,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``leafnode`` command line; returns the process exit status."""
     arglist = list(sys.argv[1:] if argv is None else argv)
     if arglist and arglist[0] == "run":
-        # The supervisor lives in the shared library: it starts the services
-        # as child processes and never imports them.
+        # The supervisor lives in the shared library: its fork server imports
+        # the services by name (SERVICE_MAINS), never statically.
         from leafnode.supervisor import main as run_main
 
         return run_main(arglist[1:])
     if arglist and arglist[0] in SERVICES:
-        return _service_main(arglist[0])(arglist[1:])
+        return service_main(arglist[0])(arglist[1:])
     args = build_parser().parse_args(arglist)
     status: int = args.func(args)
     return status

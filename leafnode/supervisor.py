@@ -2,10 +2,12 @@
 
 Theory of operation
 -------------------
-The supervisor parses nats-server's flags like every service, then starts
-each service as a child process (``python -m leafnode <service> ...``), in
-order of readiness: all are launched at once (their interpreters' start-up
-overlaps), then the supervisor waits until each is *ready*, in this order:
+The supervisor parses nats-server's flags like every service, forks the
+fork server (``leafnode.forkserver``: one interpreter that imports the
+services' modules once, so the services share those pages), then has it
+fork each service (``leafnode <service> ...``'s ``main`` with the same
+arguments). All are launched at once, then the supervisor waits until each
+is *ready*, in this order:
 
 * ``store`` (only when some remote has a ``buffer``): ``store.sock`` answers ``ping``;
 * ``router``, started with ``--defer-listen``: ``router.ctl`` answers ``ping``;
@@ -31,17 +33,16 @@ config is for nats-server. SIGINT/SIGTERM stop the children in reverse order
 service the new config needs, and reloads the others over their sockets.
 SIGUSR2 puts the router in lame-duck mode; when it exits, so does the site.
 
-Children run in their own process group (a terminal's Ctrl-C reaches only
-the supervisor, which stops them in order) with ``PR_SET_PDEATHSIG`` =
-SIGTERM, so a SIGKILLed supervisor leaves no child behind. The death signal
-fires when the *thread* that forked exits, so children are forked from the
-main thread (the event loop's), never from a worker thread.
+Services run in their own process groups (a terminal's Ctrl-C reaches only
+the supervisor, which stops them in order). The fork server dies with the
+supervisor and each service gets SIGTERM when the fork server dies
+(``PR_SET_PDEATHSIG``), so a SIGKILLed supervisor leaves no service behind.
 
 The supervisor runs on bare asyncio, not trio: it only waits for children,
 signals, timers and a few socket requests, and trio's import would cost it
 ~3 MB more resident memory for the site's whole life (issue 5, "Performance").
-Each child's exit is noticed by its pidfd becoming readable (no SIGCHLD
-handler, no watcher thread).
+A service's exit is reported by the fork server, which watches a pidfd
+per service (no SIGCHLD handler, no watcher thread).
 
 ``supervisor.ctl`` requests (ipc frames): ``ping`` -> ``pong`` {pid, services:
 {name: pid}}; ``reload`` -> ``ok`` {reloaded, error?, services: {name:
@@ -52,14 +53,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import ctypes
 import errno
 import json
 import logging
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -67,15 +66,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from leafnode import SERVER_VERSION, __version__
+from leafnode.cli import SERVICE_MAINS
 from leafnode.config import ConfigError, load
 from leafnode.flags import apply_server_flags, load_with_flags
+from leafnode.forkserver import FD_PLACEHOLDER, ForkServer, ForkServerError
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, FrameError, IpcError, encode_frame
 from leafnode.ipc.asyncio import request_once, unix_server
 from leafnode.runtime import setup_logging
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from leafnode.config import Settings
     from leafnode.ipc import Frame
@@ -96,7 +97,6 @@ STABLE_S: Final = 10.0
 # Stop budget: everything is gone within 5 s of SIGTERM (issue 5).
 STOP_DEADLINE_S: Final = 4.5
 PING_TIMEOUT_S: Final = 2.0
-PR_SET_PDEATHSIG: Final = 1
 # Flags only the supervisor acts on: children get no pid file or ports file.
 _SUPERVISOR_FLAGS: Final = ("-P", "--pid", "--ports_file_dir")
 
@@ -179,18 +179,6 @@ async def probe(name: str, run_dir: Path, api: tuple[str, int] | None = None) ->
     return answer is not None and answer.type == "pong"
 
 
-def _preexec(parent: int) -> Callable[[], None]:
-    """Runs in the child between fork and exec: die with the supervisor."""
-    prctl = ctypes.CDLL(None, use_errno=True).prctl  # looked up before the fork
-
-    def setup() -> None:
-        prctl(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
-        if os.getppid() != parent:  # the supervisor died before prctl took effect
-            os.kill(os.getpid(), signal.SIGTERM)
-
-    return setup
-
-
 class StartupError(Exception):
     """A service did not become ready at start-up."""
 
@@ -200,8 +188,7 @@ class Child:
     """One supervised service."""
 
     name: str
-    proc: subprocess.Popen[bytes] | None = None
-    pidfd: int = -1
+    pid: int | None = None
     since: float = 0.0
     returncode: int | None = None
     exited: asyncio.Event = field(default_factory=asyncio.Event)
@@ -209,14 +196,14 @@ class Child:
     @property
     def running(self) -> bool:
         """Launched and not yet reaped."""
-        return self.proc is not None and self.returncode is None
+        return self.pid is not None and self.returncode is None
 
     def signal(self, signum: int) -> None:
         """Send ``signum`` if the child still runs."""
         if self.running:
-            assert self.proc is not None
+            assert self.pid is not None
             with contextlib.suppress(ProcessLookupError):
-                self.proc.send_signal(signum)
+                os.kill(self.pid, signum)
 
 
 class Supervisor:
@@ -226,10 +213,18 @@ class Supervisor:
         settings: the loaded settings with the flags applied.
         args: the parsed flags (to re-apply on reload).
         argv: the command line after ``run``, passed on to the router and api.
+        forks: the fork server that starts the services.
     """
 
-    def __init__(self, settings: Settings, args: argparse.Namespace, argv: Sequence[str]) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        args: argparse.Namespace,
+        argv: Sequence[str],
+        forks: ForkServer,
+    ) -> None:
         self.settings = settings
+        self.forks = forks
         self.args = args
         self.argv = list(argv)
         self.run_dir = Path(settings.run_dir)
@@ -251,7 +246,6 @@ class Supervisor:
     # -- children ---------------------------------------------------------------------
 
     def _argv(self, name: str) -> tuple[list[str], tuple[int, ...]]:
-        head = [sys.executable, "-m", "leafnode", name]
         args = self.args
         if name in ("router", "api"):
             tail = strip_flags(self.argv, _SUPERVISOR_FLAGS)
@@ -271,36 +265,40 @@ class Supervisor:
         elif name == "api":
             assert self.api_socket is not None
             fds = (self.api_socket.fileno(),)
-            tail += ["--fd", str(fds[0])]
-        return head + tail, fds
+            tail += ["--fd", FD_PLACEHOLDER]
+        return tail, fds
 
-    def _spawn(self, child: Child) -> None:
+    async def _spawn(self, child: Child) -> None:
         argv, fds = self._argv(child.name)
-        # Forked from the main thread on purpose (PR_SET_PDEATHSIG, see above).
-        child.proc = subprocess.Popen(
-            argv,
-            stdin=subprocess.DEVNULL,
-            pass_fds=fds,
-            preexec_fn=_preexec(os.getpid()),
-            process_group=0,
-        )
-        child.pidfd = os.pidfd_open(child.proc.pid)
         child.returncode = None
         child.exited = asyncio.Event()
+        try:
+            child.pid = await self.forks.spawn(child.name, argv, fds)
+        except ForkServerError as exc:
+            raise StartupError(f"cannot start {child.name}: {exc}") from exc
         child.since = time.time()
-        # A pidfd turns readable when its process exits: reap it then.
-        asyncio.get_running_loop().add_reader(child.pidfd, self._reap, child)
-        log.debug("Started %s (pid %d)", child.name, child.proc.pid)
+        log.debug("Started %s (pid %d)", child.name, child.pid)
 
-    @staticmethod
-    def _reap(child: Child) -> None:
-        """The child exited: record its status (called by the event loop)."""
-        assert child.proc is not None
-        asyncio.get_running_loop().remove_reader(child.pidfd)
-        child.returncode = child.proc.wait()
-        os.close(child.pidfd)
-        child.pidfd = -1
-        child.exited.set()
+    def _exited(self, pid: int, returncode: int) -> None:
+        """The fork server reports that service ``pid`` exited."""
+        for child in self.children.values():
+            if child.pid == pid and child.returncode is None:
+                child.returncode = returncode
+                child.exited.set()
+
+    def _forks_lost(self) -> None:
+        """The fork server died: its services die with it (SIGTERM); so does the site."""
+        if self.stopping:
+            return
+        log.error("The fork server exited; stopping")
+        self.exit_code = 1
+        for child in self.children.values():
+            if child.running:
+                child.signal(signal.SIGTERM)
+                child.returncode = -signal.SIGTERM
+                child.exited.set()
+        assert self._tasks is not None
+        self._tasks.create_task(self.shutdown())
 
     async def _wait_ready(self, child: Child) -> None:
         api = self.api_socket.getsockname()[:2] if self.api_socket is not None else None
@@ -343,14 +341,14 @@ class Supervisor:
             await asyncio.sleep(delay)
             if self.is_stopping():
                 return
-            self._spawn(child)
             try:
+                await self._spawn(child)
                 await self._wait_ready(child)
             except StartupError as exc:
                 log.error("Restarted %s did not become ready: %s", child.name, exc)
                 child.signal(signal.SIGKILL)
                 continue
-            log.info("Service %s restarted (pid %d)", child.name, child.proc.pid)  # type: ignore[union-attr]
+            log.info("Service %s restarted (pid %d)", child.name, child.pid)
 
     async def start(self, names: Sequence[str]) -> None:
         """Start services ``names`` and wait until each is ready, in order.
@@ -369,7 +367,7 @@ class Supervisor:
             self.api_socket = self._bind_api()
         children = [self.children.setdefault(name, Child(name)) for name in names]
         for child in children:
-            self._spawn(child)
+            await self._spawn(child)
         for child in children:
             await self._wait_ready(child)
             self._watchers.append(self._tasks.create_task(self._supervise(child)))
@@ -484,7 +482,7 @@ class Supervisor:
 
     async def _answer(self, frame: Frame) -> bytes:
         if frame.type == "ping":
-            pids = {n: c.proc.pid for n, c in self.children.items() if c.proc is not None}
+            pids = {n: c.pid for n, c in self.children.items() if c.pid is not None}
             return encode_frame("pong", frame.id, {"pid": os.getpid(), "services": pids})
         if frame.type == "reload":
             return encode_frame("ok", frame.id, await self.reload())
@@ -528,6 +526,7 @@ class Supervisor:
         """Start the site, serve until stopped; returns the exit status."""
         loop = asyncio.get_running_loop()
         signals: asyncio.Queue[int] = asyncio.Queue()
+        self.forks.attach(self._exited, self._forks_lost)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
             loop.add_signal_handler(signum, signals.put_nowait, signum)
         async with contextlib.AsyncExitStack() as stack:
@@ -595,11 +594,17 @@ def main(argv: Sequence[str] | None = None) -> int:
     if args.config:
         log.info("  Using configuration file: %s", args.config)
     log.info("  Services: %s", ", ".join(services_needed(settings)))
-    supervisor = Supervisor(settings, args, arglist)
+    # Forked before the event loop exists, and with the modules of the
+    # services this config needs (a service a reload adds imports its own).
+    needed = services_needed(settings)
+    forks = ForkServer.start([SERVICE_MAINS[name].partition(":")[0] for name in needed])
+    supervisor = Supervisor(settings, args, arglist, forks)
     try:
         code = asyncio.run(supervisor.run())
     except KeyboardInterrupt:
         code = 0
+    finally:
+        forks.close()
     log.info("Server Exiting..")
     return code
 

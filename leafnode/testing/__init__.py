@@ -20,6 +20,7 @@ from ._site import SiteProcess as SiteProcess
 from ._site import http_get as http_get
 from ._site import pid_alive as pid_alive
 from ._site import ping_socket as ping_socket
+from ._site import site_processes as site_processes
 from ._site import wait_for_socket as wait_for_socket
 from ._uplink import (
     HubProcess,

@@ -85,6 +85,38 @@ def pid_alive(pid: int) -> bool:
     return state not in ("Z", "X")
 
 
+def site_processes(supervisor: int) -> dict[str, int]:
+    """Name -> pid of the live processes under a ``leafnode run`` supervisor.
+
+    The fork server (``fork``) is the supervisor's child and the services are
+    its children; each names itself ``leafnode-<name>`` in ``/proc/PID/comm``.
+    """
+    parents: dict[int, int] = {}
+    names: dict[int, str] = {}
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        comm, _, rest = stat.partition(" (")[2].rpartition(") ")
+        pid = int(entry.name)
+        parents[pid] = int(rest.split()[1])
+        names[pid] = comm
+    found: dict[str, int] = {}
+    for pid, comm in names.items():
+        if not comm.startswith("leafnode-") or not pid_alive(pid):
+            continue
+        ancestor = parents.get(pid, 0)
+        for _ in range(2):  # the fork server, then a service
+            if ancestor == supervisor:
+                found[comm.removeprefix("leafnode-")] = pid
+                break
+            ancestor = parents.get(ancestor, 0)
+    return found
+
+
 def _leafnode(*args: str) -> list[str]:
     return [sys.executable, "-m", "leafnode", *args]
 
@@ -188,22 +220,10 @@ class SiteProcess(_Process):
             self.http_port = int(ports["monitoring"][0].rsplit(":", 1)[1])
 
     def children(self) -> dict[str, int]:
-        """Service name -> pid of the supervisor's live children."""
-        out: dict[str, int] = {}
-        for entry in Path("/proc").iterdir():
-            if not entry.name.isdigit():
-                continue
-            try:
-                stat = (entry / "stat").read_text()
-                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
-            except OSError:
-                continue
-            ppid = int(stat.rsplit(")", 1)[1].split()[1])
-            if ppid != self.proc.pid or not pid_alive(int(entry.name)):
-                continue
-            if b"leafnode" in cmdline and len(cmdline) > 3:
-                out[cmdline[cmdline.index(b"leafnode") + 1].decode()] = int(entry.name)
-        return out
+        """Service name -> pid of the site's live services (not the fork server)."""
+        found = site_processes(self.proc.pid)
+        found.pop("fork", None)
+        return found
 
     def signal(self, signum: int = signal.SIGTERM) -> None:
         os.kill(self.proc.pid, signum)

@@ -1,0 +1,306 @@
+"""Services forked from one preloaded interpreter, for ``leafnode run``.
+
+Theory of operation
+-------------------
+Each service is its own process (DESIGN §2), but four Python interpreters
+that each import trio, SQLAlchemy or FastAPI from scratch hold four private
+copies of the same modules: the site idled at ~145 MB PSS when every
+service was ``exec``'d (issue 5 wants 120 MB for all of them). So
+``leafnode run`` forks one *fork server* before it starts its event loop;
+the fork server imports the modules of the services the site needs (and
+the modules each names in its ``PRELOAD`` tuple: what it would import only
+once running),
+freezes them out of the cyclic GC (``gc.freeze``: a collection would write
+to every object's header and copy every page), and then forks a service
+whenever the supervisor asks. The services share those pages copy-on-write;
+a page is copied only when a service writes to it.
+
+The fork server is deliberately tiny and single-threaded: no event loop,
+no logging handlers of its own, one ``SOCK_SEQPACKET`` socket to the
+supervisor (one datagram per message, so no framing) and one pidfd per
+service it forked. Forking from it, rather than from the supervisor's
+running asyncio loop, gives each service a clean process: no inherited
+event loop, signal wakeup fd, listening socket or pidfds.
+
+Messages are JSON objects. Supervisor to fork server: ``{"name", "argv"}``
+with the file descriptors the service needs attached (``SCM_RIGHTS``); an
+``argv`` item ``"{fd0}"`` is replaced by the number the first descriptor has
+in the service. Fork server to supervisor: ``{"pid"}`` (or ``{"error"}``)
+answering each request in order, and ``{"exit": pid, "code": c}`` whenever a
+service exits (``c`` as ``subprocess`` reports it: negative for a signal).
+
+Lifetimes: the fork server dies with the supervisor (``PR_SET_PDEATHSIG`` =
+SIGKILL: it holds nothing to clean up) and leaves when its socket closes;
+each service gets SIGTERM when the fork server dies, so a SIGKILLed
+supervisor still leaves no service behind. Both run in their own process
+groups: a terminal's Ctrl-C reaches only the supervisor, which stops the
+services in order.
+
+Names: a forked service cannot change its command line, so it sets its
+process name (``/proc/PID/comm``, what ``top`` and ``ps -e`` show) to
+``leafnode-<service>``; the fork server is ``leafnode-fork``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ctypes
+import gc
+import importlib
+import json
+import logging
+import os
+import select
+import signal
+import socket
+import sys
+import traceback
+from typing import TYPE_CHECKING, Final
+
+from leafnode.cli import service_main
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+__all__ = ["ForkServer", "ForkServerError", "process_name"]
+
+log = logging.getLogger("leafnode.run")
+
+PR_SET_PDEATHSIG: Final = 1
+PR_SET_NAME: Final = 15
+MAX_MESSAGE: Final = 65536
+MAX_FDS: Final = 4
+FD_PLACEHOLDER: Final = "{fd0}"
+
+
+class ForkServerError(Exception):
+    """The fork server could not start a service, or is gone."""
+
+
+def process_name(service: str) -> str:
+    """The ``/proc/PID/comm`` name of a forked ``service`` (at most 15 bytes)."""
+    return f"leafnode-{service}"[:15]
+
+
+def _prctl() -> Callable[..., int]:
+    prctl: Callable[..., int] = ctypes.CDLL(None, use_errno=True).prctl
+    return prctl
+
+
+def _set_name(name: str) -> None:
+    _prctl()(PR_SET_NAME, name.encode()[:15], 0, 0, 0)
+
+
+class ForkServer:
+    """The supervisor's end: spawn services and hear about their exits.
+
+    Create it with :meth:`start` before the event loop runs, then
+    :meth:`attach` inside the loop.
+    """
+
+    def __init__(self, sock: socket.socket, pid: int) -> None:
+        self.sock = sock
+        self.pid = pid
+        self._pending: asyncio.Future[int] | None = None
+        self._lock: asyncio.Lock | None = None
+        self._on_exit: Callable[[int, int], None] | None = None
+        self._on_lost: Callable[[], None] | None = None
+        self.lost = False
+
+    @classmethod
+    def start(cls, modules: Sequence[str]) -> ForkServer:
+        """Fork the fork server; it imports ``modules`` before it serves.
+
+        Call it from the main thread with no event loop running and no other
+        thread alive (a fork copies only the calling thread).
+        """
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        parent = os.getpid()
+        # What the supervisor imported is shared with the fork server and the
+        # services: keep the supervisor's own collections off those pages.
+        gc.collect()
+        gc.freeze()
+        for stream in (sys.stdout, sys.stderr):
+            stream.flush()  # or both processes would write out the same buffer
+        pid = os.fork()
+        if pid == 0:  # pragma: no cover - runs in the fork server (tested end to end)
+            code = 0
+            try:
+                ours.close()
+                _serve(theirs, modules, parent)
+            except BaseException:
+                traceback.print_exc()
+                code = 1
+            finally:
+                os._exit(code)
+        theirs.close()
+        ours.setblocking(False)
+        return cls(ours, pid)
+
+    def attach(self, on_exit: Callable[[int, int], None], on_lost: Callable[[], None]) -> None:
+        """Start listening (inside the running loop).
+
+        Args:
+            on_exit: called with (pid, returncode) when a service exits.
+            on_lost: called once if the fork server goes away.
+        """
+        self._on_exit = on_exit
+        self._on_lost = on_lost
+        self._lock = asyncio.Lock()
+        asyncio.get_running_loop().add_reader(self.sock.fileno(), self._readable)
+
+    async def spawn(self, name: str, argv: Sequence[str], fds: Sequence[int] = ()) -> int:
+        """Fork service ``name`` with ``argv`` (after ``leafnode <name>``); returns its pid.
+
+        Raises:
+            ForkServerError: the fork failed or the fork server is gone.
+        """
+        assert self._lock is not None, "attach() first"
+        async with self._lock:
+            if self.lost:
+                raise ForkServerError("the fork server is gone")
+            self._pending = asyncio.get_running_loop().create_future()
+            message = json.dumps({"name": name, "argv": list(argv)}).encode()
+            try:
+                socket.send_fds(self.sock, [message], list(fds))
+            except OSError as exc:
+                raise ForkServerError(f"cannot reach the fork server: {exc}") from exc
+            return await self._pending
+
+    def _readable(self) -> None:
+        try:
+            data = self.sock.recv(MAX_MESSAGE)
+        except BlockingIOError:
+            return
+        except OSError:
+            data = b""
+        if not data:
+            self._lose()
+            return
+        message = json.loads(data)
+        if "exit" in message:
+            assert self._on_exit is not None
+            self._on_exit(int(message["exit"]), int(message["code"]))
+            return
+        pending, self._pending = self._pending, None
+        if pending is None or pending.done():
+            return
+        if "pid" in message:
+            pending.set_result(int(message["pid"]))
+        else:
+            pending.set_exception(ForkServerError(str(message.get("error"))))
+
+    def _lose(self) -> None:
+        if self.lost:
+            return
+        self.lost = True
+        asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        if self._pending is not None and not self._pending.done():
+            self._pending.set_exception(ForkServerError("the fork server is gone"))
+        if self._on_lost is not None:
+            self._on_lost()
+
+    def close(self) -> None:
+        """Close the socket (the fork server exits) and reap it."""
+        with contextlib.suppress(Exception):
+            if not self.lost:
+                asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        self.sock.close()
+        with contextlib.suppress(ChildProcessError):
+            os.waitpid(self.pid, 0)
+
+
+# -- the fork server process --------------------------------------------------------------
+
+
+def _serve(sock: socket.socket, modules: Sequence[str], parent: int) -> None:
+    """The fork server's loop (runs in the forked process until ``sock`` closes)."""
+    _prctl()(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        return
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _set_name(process_name("fork"))
+    for name in modules:
+        # A module that fails to import fails again, with its traceback, in
+        # the service that needs it.
+        with contextlib.suppress(Exception):
+            module = importlib.import_module(name)
+            # What the service imports only once it runs (a database driver,
+            # the web server's protocol classes), named by the service.
+            for extra in getattr(module, "PRELOAD", ()):
+                importlib.import_module(extra)
+    gc.collect()
+    gc.freeze()
+    poller = select.poll()
+    poller.register(sock.fileno(), select.POLLIN)
+    services: dict[int, int] = {}  # pidfd -> pid
+    while True:
+        for fd, _ in poller.poll():
+            if fd != sock.fileno():
+                pid = services.pop(fd)
+                poller.unregister(fd)
+                os.close(fd)
+                _, status = os.waitpid(pid, 0)
+                code = os.waitstatus_to_exitcode(status)
+                sock.send(json.dumps({"exit": pid, "code": code}).encode())
+                continue
+            data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
+            if not data:
+                return  # the supervisor closed its end: we are done
+            try:
+                request = json.loads(data)
+                pid = _fork_service(request["name"], request["argv"], fds, sock, services)
+            except (OSError, ValueError, KeyError, TypeError) as exc:
+                sock.send(json.dumps({"error": str(exc)}).encode())
+                continue
+            finally:
+                for received in fds:
+                    os.close(received)
+            pidfd = os.pidfd_open(pid)
+            services[pidfd] = pid
+            poller.register(pidfd, select.POLLIN)
+            sock.send(json.dumps({"pid": pid}).encode())
+
+
+def _fork_service(
+    name: str, argv: list[str], fds: list[int], sock: socket.socket, services: dict[int, int]
+) -> int:
+    """Fork service ``name``; returns its pid in the fork server (never returns in the child)."""
+    argv = [str(fds[0]) if arg == FD_PLACEHOLDER and fds else str(arg) for arg in argv]
+    keep = set(fds)
+    server = os.getpid()
+    pid = os.fork()
+    if pid:
+        return pid
+    code: int = 1  # pragma: no cover - everything below runs in the service
+    try:
+        sock.close()
+        for pidfd in services:
+            os.close(pidfd)
+        os.setpgid(0, 0)
+        _prctl()(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        if os.getppid() != server:  # the fork server died before prctl took effect
+            os._exit(1)
+        # What a freshly exec'd interpreter starts with.
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        for signum in (signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
+            signal.signal(signum, signal.SIG_DFL)
+        null = os.open(os.devnull, os.O_RDONLY)
+        os.dup2(null, 0)
+        if null not in keep:
+            os.close(null)
+        _set_name(process_name(name))
+        code = service_main(name)(argv)
+    except SystemExit as exc:
+        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except BaseException:
+        traceback.print_exc()
+        code = 1
+    finally:
+        with contextlib.suppress(Exception):
+            logging.shutdown()
+            sys.stdout.flush()
+            sys.stderr.flush()
+        os._exit(code)

@@ -81,7 +81,15 @@ if TYPE_CHECKING:
     from leafnode.config import Settings
     from leafnode.ipc import Frame
 
-__all__ = ["SUPERVISOR_SOCKET", "Supervisor", "main", "probe", "probe_main", "services_needed"]
+__all__ = [
+    "SUPERVISOR_SOCKET",
+    "Supervisor",
+    "main",
+    "probe",
+    "probe_main",
+    "reload_order",
+    "services_needed",
+]
 
 log = logging.getLogger("leafnode.run")
 
@@ -117,6 +125,38 @@ def services_needed(settings: Settings) -> tuple[str, ...]:
         "api": settings.api.port is not None,
     }
     return tuple(name for name in ORDER if wanted[name])
+
+
+def reload_order(old: Settings, new: Settings, running: Sequence[str]) -> list[str]:
+    """The order to reload the ``running`` services in, going from ``old`` to ``new``.
+
+    The router appends buffered subjects to the store; the uplink drops its
+    live copies of them (they reach the hub from the store). Between the two
+    reloads the services disagree, so the order decides whether that moment
+    loses messages or duplicates them: a subject that becomes buffered must
+    be appended (router) before its live copies are dropped (uplink), and a
+    subject that stops being buffered must be sent live again (uplink)
+    before the appends stop (router). Duplicates are within the buffering
+    contract (at-least-once, DESIGN §4); losses are not. When one reload
+    both adds and removes buffered subjects, removals win (the uplink goes
+    first): a message on an added subject published in that moment is sent
+    live once the hub has interest, as before the change, only not stored.
+    The store goes first (new limits before new appends), the api last.
+    """
+
+    def buffered(settings: Settings) -> set[tuple[str, str]]:
+        return {
+            (remote.name, subject)
+            for remote in settings.leafnodes.remotes
+            if remote.buffer is not None
+            for subject in remote.buffer.subjects
+        }
+
+    middle = ["router", "uplink"]
+    if buffered(old) - buffered(new):
+        middle.reverse()
+    order = ["store", *middle, "api"]
+    return [name for name in order if name in running]
 
 
 def strip_flags(argv: Sequence[str], flags: Sequence[str]) -> list[str]:
@@ -416,6 +456,7 @@ class Supervisor:
 
     async def reload(self) -> dict[str, object]:
         """SIGHUP: re-read the file, start what it newly needs, reload the rest."""
+        old = self.settings
         if self.args.config:
             try:
                 self.settings = apply_server_flags(load(self.args.config), self.args)
@@ -431,7 +472,8 @@ class Supervisor:
                     results[name] = {"reloaded": False, "error": f"could not start: {exc}"}
                     continue
                 results[name] = {"reloaded": True, "started": True}
-        for name, child in self.children.items():
+        for name in reload_order(old, self.settings, list(self.children)):
+            child = self.children[name]
             if name in results:
                 continue
             if name == "api":

@@ -244,7 +244,8 @@ def _serve(sock: socket.socket, modules: Sequence[str], parent: int) -> None:
                 os.close(fd)
                 _, status = os.waitpid(pid, 0)
                 code = os.waitstatus_to_exitcode(status)
-                sock.send(json.dumps({"exit": pid, "code": code}).encode())
+                if not _tell(sock, {"exit": pid, "code": code}):
+                    return
                 continue
             data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
             if not data:
@@ -253,7 +254,8 @@ def _serve(sock: socket.socket, modules: Sequence[str], parent: int) -> None:
                 request = json.loads(data)
                 pid = _fork_service(request["name"], request["argv"], fds, sock, services)
             except (OSError, ValueError, KeyError, TypeError) as exc:
-                sock.send(json.dumps({"error": str(exc)}).encode())
+                if not _tell(sock, {"error": str(exc)}):
+                    return
                 continue
             finally:
                 for received in fds:
@@ -261,7 +263,17 @@ def _serve(sock: socket.socket, modules: Sequence[str], parent: int) -> None:
             pidfd = os.pidfd_open(pid)
             services[pidfd] = pid
             poller.register(pidfd, select.POLLIN)
-            sock.send(json.dumps({"pid": pid}).encode())
+            if not _tell(sock, {"pid": pid}):
+                return
+
+
+def _tell(sock: socket.socket, message: dict[str, object]) -> bool:
+    """Send ``message`` to the supervisor; False once it is gone (we leave then)."""
+    try:
+        sock.send(json.dumps(message).encode())
+    except OSError:
+        return False
+    return True
 
 
 def _fork_service(

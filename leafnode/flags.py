@@ -10,16 +10,36 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import hashlib
+import json
+import re
 import sys
 from typing import TYPE_CHECKING
 
 from leafnode import SERVER_VERSION, __version__
-from leafnode.config import ConfigError, Settings, TlsSettings, UserSettings, load
+from leafnode.config import (
+    BufferSettings,
+    ConfigError,
+    Settings,
+    TlsSettings,
+    UserSettings,
+    load,
+    loads,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["add_server_flags", "apply_server_flags", "load_with_flags"]
+__all__ = [
+    "add_leaf_flags",
+    "add_server_flags",
+    "apply_leaf_flags",
+    "apply_server_flags",
+    "leaf_flag_argv",
+    "load_with_flags",
+]
+
+#: How flag errors name their source (ConfigError's "{source}: {reason}").
+FLAGS_SOURCE = "command line"
 
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
@@ -88,9 +108,124 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--tlskey", metavar="FILE", help="private key for server certificate")
     tls.add_argument("--tlsverify", action="store_true", help="enable TLS, verify clients")
     tls.add_argument("--tlscacert", metavar="FILE", help="client certificate CA for verification")
-    leaf = parser.add_argument_group("leaf node options")
+    leaf = add_leaf_flags(parser)
     leaf.add_argument("--run-dir", dest="run_dir", metavar="DIR", help="service socket directory")
     leaf.add_argument("--store", dest="store_url", metavar="URL", help="buffer database URL")
+
+
+def add_leaf_flags(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
+    """``--remote``, ``--creds`` and ``--buffer`` (DESIGN §5); every service takes them.
+
+    Returns the argument group, for callers that add more leaf options.
+    """
+    leaf = parser.add_argument_group("leaf node options")
+    leaf.add_argument(
+        "--remote",
+        dest="remotes",
+        action="append",
+        default=[],
+        metavar="URL",
+        help="dial this hub (repeatable: one remote each, in the global account)",
+    )
+    leaf.add_argument(
+        "--creds",
+        metavar="FILE",
+        help="credentials for the --remote hubs (without --remote: for every remote)",
+    )
+    leaf.add_argument(
+        "--buffer",
+        dest="buffer_subjects",
+        action="append",
+        default=[],
+        metavar="SUBJECT",
+        help="buffer this subject for the --remote hubs (without --remote: for every remote)",
+    )
+    return leaf
+
+
+def leaf_flag_argv(args: argparse.Namespace) -> list[str]:
+    """The leaf flags of ``args`` as command-line words, to pass on to a service."""
+    words: list[str] = []
+    for url in args.remotes:
+        words += ["--remote", url]
+    if args.creds:
+        words += ["--creds", args.creds]
+    for subject in args.buffer_subjects:
+        words += ["--buffer", subject]
+    return words
+
+
+def apply_leaf_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """Add the ``--remote`` hubs, and ``--creds``/``--buffer`` to the remotes they name.
+
+    Each ``--remote URL`` is one remote in the global account, named as a
+    remote without ``name`` is (DESIGN §8). ``--creds`` and ``--buffer`` go
+    to those remotes, or to every remote of the file when no ``--remote`` is
+    given. The flags are checked by the config file's own rules (a bad URL
+    or subject, an unreadable creds file).
+
+    Raises:
+        ConfigError: a flag is invalid; ``str()`` reads ``command line: reason``.
+    """
+    if not (args.remotes or args.creds or args.buffer_subjects):
+        return settings
+    extra = ""
+    if args.creds:
+        extra += f", credentials: {json.dumps(args.creds)}"
+    if args.buffer_subjects:
+        extra += f", buffer {{ subjects: {json.dumps(list(args.buffer_subjects))} }}"
+    urls = list(args.remotes) or ["nats-leaf://flags.invalid"]  # a carrier for --creds/--buffer
+    remotes = ", ".join(f"{{ url: {json.dumps(url)}{extra} }}" for url in urls)
+    try:
+        parsed = loads(f"leafnodes {{ remotes: [ {remotes} ] }}", source=FLAGS_SOURCE).leafnodes
+    except ConfigError as exc:
+        # Positions inside the text we made up mean nothing to the user.
+        reason = _FLAG_NAMES.sub(_flag_name, exc.reason)
+        raise ConfigError(FLAGS_SOURCE, 0, 0, reason) from None
+    existing = settings.leafnodes.remotes
+    if args.remotes:
+        names = {remote.name for remote in existing}
+        for remote in parsed.remotes:
+            if remote.name in names:
+                raise ConfigError(FLAGS_SOURCE, 0, 0, f"duplicate remote name {remote.name!r}")
+            names.add(remote.name)
+        combined = (*existing, *parsed.remotes)
+    else:
+        carrier = parsed.remotes[0]
+        combined = tuple(
+            dataclasses.replace(
+                remote,
+                credentials=carrier.credentials or remote.credentials,
+                nkey=None if carrier.credentials else remote.nkey,
+                buffer=_more_subjects(remote.buffer, carrier.buffer),
+            )
+            for remote in existing
+        )
+    leafnodes = dataclasses.replace(settings.leafnodes, remotes=combined)
+    return dataclasses.replace(settings, leafnodes=leafnodes)
+
+
+_FLAG_NAMES = re.compile(r"leafnodes\.remotes\[\d+\](\.\w+)*")
+
+
+def _flag_name(match: re.Match[str]) -> str:
+    text = match.group(0)
+    if ".credentials" in text:
+        return "--creds"
+    if ".buffer" in text:
+        return "--buffer"
+    return "--remote"
+
+
+def _more_subjects(
+    buffer: BufferSettings | None, more: BufferSettings | None
+) -> BufferSettings | None:
+    if more is None:
+        return buffer
+    if buffer is None:
+        return more
+    subjects = (*buffer.subjects, *(s for s in more.subjects if s not in buffer.subjects))
+    return dataclasses.replace(buffer, subjects=subjects)
 
 
 def apply_server_flags(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -132,7 +267,7 @@ def apply_server_flags(settings: Settings, args: argparse.Namespace) -> Settings
     store = settings.store
     if args.store_url is not None:
         store = dataclasses.replace(store, url=args.store_url)
-    return dataclasses.replace(
+    settings = dataclasses.replace(
         settings,
         router=router,
         log=log,
@@ -141,6 +276,7 @@ def apply_server_flags(settings: Settings, args: argparse.Namespace) -> Settings
         run_dir=args.run_dir or settings.run_dir,
         ports_file_dir=args.ports_file_dir or settings.ports_file_dir,
     )
+    return apply_leaf_flags(settings, args)
 
 
 def _check_tls_flags(settings: Settings) -> str | None:
@@ -171,7 +307,11 @@ def load_with_flags(prog: str, argv: Sequence[str]) -> tuple[Settings, argparse.
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
-    settings = apply_server_flags(settings, args)
+    try:
+        settings = apply_server_flags(settings, args)
+    except ConfigError as exc:
+        print(f"{prog}: {exc}", file=sys.stderr)
+        return 1
     problem = _check_tls_flags(settings)
     if problem is not None:
         print(f"{prog}: {problem}", file=sys.stderr)

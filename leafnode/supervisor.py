@@ -68,7 +68,7 @@ from typing import TYPE_CHECKING, Final
 from leafnode import SERVER_VERSION, __version__
 from leafnode.cli import SERVICE_MAINS
 from leafnode.config import ConfigError, load
-from leafnode.flags import apply_server_flags, load_with_flags
+from leafnode.flags import apply_server_flags, leaf_flag_argv, load_with_flags
 from leafnode.forkserver import FD_PLACEHOLDER, ForkServer, ForkServerError
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, FrameError, IpcError, encode_frame
 from leafnode.ipc.asyncio import request_once, unix_server
@@ -289,7 +289,7 @@ class Supervisor:
         args = self.args
         if name in ("router", "api"):
             tail = strip_flags(self.argv, _SUPERVISOR_FLAGS)
-        else:  # store and uplink take only the config, run dir and logging flags
+        else:  # store and uplink take the config, run dir, logging and leaf flags
             tail = ["-c", args.config] if args.config else []
             tail += ["--run-dir", str(self.run_dir)]
             tail += [flag for flag, on in (("-D", args.debug), ("-V", args.trace)) if on]
@@ -297,6 +297,7 @@ class Supervisor:
             tail += ["-l", args.log_file] if args.log_file else []
             if name == "store" and args.store_url:
                 tail += ["--store", args.store_url]
+            tail += leaf_flag_argv(args)
         fds: tuple[int, ...] = ()
         if name == "router":
             tail.append("--defer-listen")

@@ -18,6 +18,7 @@ import trio
 from sqlalchemy.exc import SQLAlchemyError
 
 from leafnode.config import ConfigError, Settings, load
+from leafnode.flags import add_leaf_flags, apply_leaf_flags
 from leafnode.ipc import STORE_SOCKET
 from leafnode.runtime import setup_logging, write_pid_file
 

@@ -20,6 +20,7 @@ import trio
 
 from leafnode import SERVER_VERSION, __version__
 from leafnode.config import ConfigError, Settings, load
+from leafnode.flags import add_leaf_flags, apply_leaf_flags
 from leafnode.ipc import serve_unix_socket
 from leafnode.runtime import setup_logging, write_pid_file
 
@@ -47,6 +48,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("-DV", dest="debug_trace", action="store_true", help="debug and trace")
     parser.add_argument("-l", "--log", dest="log_file", help="log file")
     parser.add_argument("-P", "--pid", dest="pid_file", help="pid file")
+    add_leaf_flags(parser)
     return parser
 
 
@@ -62,7 +64,8 @@ def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
             pid_file=args.pid_file or log_settings.pid_file,
         )
     run_dir = args.run_dir or settings.run_dir
-    return dataclasses.replace(settings, log=log_settings, run_dir=run_dir)
+    settings = dataclasses.replace(settings, log=log_settings, run_dir=run_dir)
+    return apply_leaf_flags(settings, args)
 
 
 def check_remotes(settings: Settings) -> str | None:
@@ -127,7 +130,7 @@ async def serve(settings: Settings, args: argparse.Namespace | None = None) -> N
 def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     try:
-        settings = load(args.config) if args.config else Settings()
+        settings = apply_flags(load(args.config) if args.config else Settings(), args)
     except ConfigError as exc:
         print(f"leafnode uplink: {exc}", file=sys.stderr)
         return 1
@@ -135,7 +138,6 @@ def main(argv: list[str] | None = None) -> int:
     if error is not None:
         print(f"leafnode uplink: {error}", file=sys.stderr)
         return 1
-    settings = apply_flags(settings, args)
     log_settings = settings.log
     setup_logging(
         debug=log_settings.debug,

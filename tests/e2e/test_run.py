@@ -6,6 +6,7 @@ nats-server. Pids come from /proc, signals are real signals.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import json
 import os
@@ -19,6 +20,7 @@ from pathlib import Path
 
 import nats
 import pytest
+from nats.aio.msg import Msg
 
 from leafnode.testing import (
     HubProcess,
@@ -306,3 +308,55 @@ def test_config_keys_for_ports_and_pid_file(start_site: SiteStarter, tmp_path: P
     assert _accepts(nats_port)
     assert http_get(http_port, "/healthz")[0] == 200
     assert pid_file.read_text() == str(site.proc.pid)
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_leaf_flags_make_a_buffering_site_without_a_config_file(
+    start_site: SiteStarter, hub: HubProcess, tmp_path: Path
+) -> None:
+    """DESIGN §5: --remote URL, --buffer SUBJECT, --store URL reach every service."""
+    site = start_site(
+        "",
+        extra_args=(
+            "-p", "-1", "-m", "-1",
+            "--remote", hub.leaf_url,
+            "--buffer", "tele.>",
+            "--store", f"sqlite:///{tmp_path}/flags.db",
+        ),
+    )  # fmt: skip
+    assert set(site.children()) == {"store", "router", "uplink", "api"}
+    status, body = http_get(site.http_port, "/buffer")
+    assert status == 200
+    (remote,) = json.loads(body)["remotes"]
+    assert remote["name"] == f"$G@127.0.0.1:{hub.leaf_port}"  # DESIGN §8's default name
+
+    hub_nc = await nats.connect(hub.url)
+    arrived: asyncio.Queue[Msg] = asyncio.Queue()
+    sub = await hub_nc.subscribe("tele.>", cb=arrived.put)
+    leaf_nc = await nats.connect(site.url)
+    try:
+        # Buffered: stored at once, released to the hub once its interest is
+        # in, stamped with the store's Nats-Msg-Id on the way.
+        await leaf_nc.publish("tele.a", b"x")
+        msg = await asyncio.wait_for(arrived.get(), 15)
+        assert msg.data == b"x"
+        assert msg.headers is not None
+        assert msg.headers["Nats-Msg-Id"].endswith("-1")
+    finally:
+        await sub.unsubscribe()
+        await leaf_nc.close()
+        await hub_nc.close()
+
+
+def test_bad_leaf_flags_are_a_clear_error(tmp_path: Path) -> None:
+    run = [sys.executable, "-m", "leafnode", "run", "--run-dir", str(tmp_path)]
+    for flags, reason in (
+        (["--remote", "http://hub:7422"], "command line: --remote: unsupported URL scheme"),
+        (["--buffer", "a..b"], "command line: --buffer: 'a..b' is not a valid subject"),
+        (["--remote", "hub", "--creds", str(tmp_path / "none.creds")], "--creds: file"),
+    ):
+        done = subprocess.run([*run, *flags], capture_output=True, text=True, timeout=30)
+        assert done.returncode == 1, done.stderr
+        assert reason in done.stderr
+        assert "Traceback" not in done.stderr

@@ -76,8 +76,8 @@ async def _reload_service(state: ApiState, service: str, expected: bool) -> dict
 
 
 async def reload_everything(state: ApiState, settings: Settings) -> dict[str, object]:
-    """Apply ``settings`` (already validated) to the api, then reload the services."""
-    state.settings = state.reapply(settings)
+    """Apply ``settings`` (validated, flags applied) to the api, then reload the services."""
+    state.settings = settings
     try:
         frame = await state.links.request(
             "supervisor", "reload", timeout_s=SUPERVISOR_RELOAD_TIMEOUT_S
@@ -165,10 +165,11 @@ async def put_config(state: State, request: Request) -> ReloadResult:
             settings = await anyio.to_thread.run_sync(
                 lambda: loads(text, source=str(path), base_dir=path.parent)
             )
+            # The command line's --remote/--creds/--buffer must still fit the new file.
+            settings = state.reapply(dataclasses.replace(settings, source=path))
         except ConfigError as exc:
             raise _config_error(exc) from None
         await anyio.to_thread.run_sync(_write_file, path, text)
-        settings = dataclasses.replace(settings, source=path)
         return ReloadResult.model_validate(await reload_everything(state, settings))
 
 
@@ -177,7 +178,7 @@ async def reload_config(state: State) -> ReloadResult:
     path = _config_path(state)
     async with state.reload_lock:
         try:
-            settings = await anyio.to_thread.run_sync(load, path)
+            settings = state.reapply(await anyio.to_thread.run_sync(load, path))
         except ConfigError as exc:
             raise _config_error(exc) from None
         return ReloadResult.model_validate(await reload_everything(state, settings))

@@ -46,6 +46,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
         default=HOUSEKEEPING_INTERVAL_S,
         help=argparse.SUPPRESS,  # tests shorten it; max_age/retain checks run this often
     )
+    add_leaf_flags(parser)  # --buffer decides what the store keeps limits for
     return parser
 
 
@@ -61,9 +62,10 @@ def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
         log_file=args.log_file or settings.log.log_file,
         pid_file=args.pid_file or settings.log.pid_file,
     )
-    return dataclasses.replace(
+    settings = dataclasses.replace(
         settings, store=store, log=log_settings, run_dir=args.run_dir or settings.run_dir
     )
+    return apply_leaf_flags(settings, args)
 
 
 async def serve(server: StoreServer) -> None:
@@ -80,11 +82,10 @@ async def serve(server: StoreServer) -> None:
 def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     try:
-        settings = load(args.config) if args.config else Settings()
+        settings = apply_flags(load(args.config) if args.config else Settings(), args)
     except ConfigError as exc:
         print(f"leafnode store: {exc}", file=sys.stderr)
         return 1
-    settings = apply_flags(settings, args)
     ls = settings.log
     setup_logging(debug=ls.debug, trace=ls.trace, logtime=ls.logtime, log_file=ls.log_file)
     for warning in settings.warnings:

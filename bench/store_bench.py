@@ -20,6 +20,12 @@ PostgreSQL runs in a throwaway cluster (``initdb``/``pg_ctl`` as the
 
 Targets from issue 4: >= 100k msg/s with SQLite NORMAL and >= 50k msg/s with
 SQLite FULL, at 16 B.
+
+Then the same store is drained as the uplink drains it (issue 4, replay): a
+``read`` of 2000 messages in the columns layout after the cursor, and an
+``ack`` ``upto`` the cursor every 4000, one request at a time, until the
+backlog is empty; ``drain msg/s`` is the store's own share of a replay (no
+hub, no uplink encoding).
 """
 
 from __future__ import annotations
@@ -234,6 +240,44 @@ async def drive(path: Path, total: int, size: int, batch: int, inflight: int) ->
     return elapsed
 
 
+DRAIN_READ: Final = 2000
+DRAIN_ACK: Final = 4000
+
+
+async def drain(path: Path, total: int) -> float:
+    """Read and ack the whole backlog as the uplink does; returns the seconds taken."""
+    fields: dict[str, object] = {
+        "remote": "central",
+        "limit": DRAIN_READ,
+        "max_bytes": BATCH_MAX_BYTES,
+        "columns": True,
+    }
+    read = unacked = 0
+    async with open_trio_client(path) as client:
+        start = time.perf_counter()
+        after = 0
+        while True:
+            frame = await client.request("read", {**fields, "after": after})
+            seqs, nxt = frame.fields["seq"], frame.fields["next"]
+            assert isinstance(seqs, list)
+            assert isinstance(nxt, int)
+            if seqs:
+                read += len(seqs)
+                unacked += len(seqs)
+                after = nxt
+            if unacked >= DRAIN_ACK or (unacked and not seqs):
+                await client.request("ack", {"remote": "central", "upto": after})
+                unacked = 0
+            if not seqs:
+                break
+        elapsed = time.perf_counter() - start
+        left = (await client.request("stats")).fields["total"]
+    assert isinstance(left, dict)
+    if read != total or left["msgs"]:
+        raise RuntimeError(f"drained {read} of {total}; {left['msgs']} left")
+    return elapsed
+
+
 def run_one(
     backend: Backend, size: int, args: argparse.Namespace, pg: PgCluster | None
 ) -> dict[str, object]:
@@ -249,6 +293,7 @@ def run_one(
         store = StoreProc(workdir, url, backend.sync)
         try:
             elapsed = trio.run(drive, store.socket_path, total, size, args.batch, args.inflight)
+            drained = trio.run(drain, store.socket_path, total)
         finally:
             store.stop()
     finally:
@@ -264,6 +309,7 @@ def run_one(
         "mib_per_s": round(rate * size / 2**20, 2),
         "target": target,
         "verdict": None if target is None else ("PASS" if rate >= target else "SHORT"),
+        "drain_msgs_per_s": round(total / drained),
     }
 
 
@@ -300,7 +346,10 @@ def main(argv: list[str] | None = None) -> int:
             chosen = [b for b in chosen if not b.postgres]
     results = []
     try:
-        print(f"{'backend':<16} {'size':>6} {'msgs':>8} {'msg/s':>10} {'MiB/s':>8}  target")
+        print(
+            f"{'backend':<16} {'size':>6} {'msgs':>8} {'msg/s':>10} {'MiB/s':>8} "
+            f"{'drain msg/s':>12}  target"
+        )
         for backend in chosen:
             for size in (16, 1024):
                 res = run_one(backend, size, args, pg)
@@ -308,7 +357,7 @@ def main(argv: list[str] | None = None) -> int:
                 target = f"{res['target']:,} {res['verdict']}" if res["target"] else ""
                 print(
                     f"{backend.key:<16} {size:>6} {res['msgs']:>8} {res['msgs_per_s']:>10,} "
-                    f"{res['mib_per_s']:>8}  {target}",
+                    f"{res['mib_per_s']:>8} {res['drain_msgs_per_s']:>12,}  {target}",
                     flush=True,
                 )
     finally:

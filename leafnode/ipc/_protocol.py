@@ -33,7 +33,8 @@ and a restart.
     are the local queue groups that already got the message (DESIGN §3.3).
 
 ``read`` {remote?: str, after?: seq=0, limit?: 1000, max_bytes?: 8 MiB,
-subjects?: [pattern], acked?: false, since_us?, until_us?} -> ``ok`` {msgs:
+subjects?: [pattern], acked?: false, since_us?, until_us?, columns?: false}
+-> ``ok`` {msgs:
 [[seq, remote, subject, reply|null, hdr_len, received_at_us, [queue, ...],
 acked_at_us|null], ...], next, more}, one blob per message as in append.
     Messages with seq > ``after`` in seq order, only pending (un-acked) ones
@@ -43,6 +44,15 @@ acked_at_us|null], ...], next, more}, one blob per message as in append.
     read (the last seq examined, matching or not, so a reader skips over
     messages it filtered out); ``more`` says the scan stopped early.
     ``remote`` absent or null reads every remote (the api).
+
+    With ``columns: true`` the same messages come as parallel arrays, one
+    per field, instead of ``msgs`` (no JSON list per message, for the
+    uplink's drain): ``ok`` {seq: [...], remote: [...]|null, subject: [...],
+    reply: [...]|null, hdr_len: [...]|null, received_at_us: [...], queues:
+    [[queue, ...], ...]|null, acked_at_us: [...]|null, next, more}, blobs as
+    above. ``remote`` is null when the request named a remote (all are its);
+    ``reply``, ``hdr_len``, ``queues`` and ``acked_at_us`` are null when
+    every message has none (null, 0, [] and null).
 
 ``ack`` {remote, upto?: seq, seqs?: [seq]} -> ``ok`` {acked}
     The pending messages of ``remote`` with seq <= ``upto`` and/or listed
@@ -76,6 +86,17 @@ total: {msgs, bytes}}
     not one event per commit.
 
 ``unsubscribe`` {sub: id} -> ``ok`` {}
+
+``reload`` {} -> ``ok`` {reloaded, changes: [str], error?}
+    Re-reads the config file the store was started with, as SIGHUP does
+    (``leafnode run`` sends this on a reload, to the store first), and
+    applies each remote's buffer limits to later appends and housekeeping:
+    a lowered ``max_msgs``/``max_bytes`` drops the oldest pending messages
+    at the next append or housekeeping pass with ``discard: old`` (counted
+    as dropped), and refuses appends with ``discard: new`` until the backlog
+    is below it. ``changes`` describes what changed. ``reloaded`` is false,
+    with ``error``, when the file does not load: the old limits stay.
+    ``store { url, sync }`` changes need a restart.
 
 Errors: ``error`` {error: text, code}; ``code`` is ``bad_request`` (the
 request was refused as malformed; nothing changed), ``unavailable`` (the

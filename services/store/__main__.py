@@ -3,6 +3,11 @@
 Start-up order: read the config, open the engine, bring the schema to head
 (SQLite) or verify it (PostgreSQL, see ``migrate.py``), load the counters, and
 only then bind ``run_dir/store.sock``: a client that can connect can append.
+
+Signals, as nats-server: SIGINT/SIGTERM stop; SIGHUP re-reads the config
+file, as the ``reload`` request on ``store.sock`` does (``leafnode run``'s
+supervisor sends that one): new buffer limits apply to the next appends and
+housekeeping. ``store { url, sync }`` changes need a restart.
 """
 
 from __future__ import annotations
@@ -17,7 +22,7 @@ from pathlib import Path
 import trio
 from sqlalchemy.exc import SQLAlchemyError
 
-from leafnode.config import ConfigError, Settings, load
+from leafnode.config import ConfigError, Settings, StoreSettings, load
 from leafnode.flags import add_leaf_flags, apply_leaf_flags
 from leafnode.ipc import STORE_SOCKET
 from leafnode.runtime import setup_logging, write_pid_file
@@ -68,11 +73,42 @@ def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
     return apply_leaf_flags(settings, args)
 
 
+def reload(
+    service: StoreService, running: StoreSettings, args: argparse.Namespace
+) -> tuple[str | None, list[str]]:
+    """Re-read the config file and apply its buffer limits; ``(error, changes)``.
+
+    Runs in the store's DB thread, between two operations. A file that does
+    not load leaves every limit as it was.
+    """
+    if not args.config:
+        log.info("Reloaded: no configuration file to re-read")
+        return None, []
+    try:
+        settings = apply_flags(load(args.config), args)
+    except ConfigError as exc:
+        log.error("Failed to reload the configuration: %s", exc)
+        return str(exc), []
+    changes: list[str] = []
+    if (settings.store.url, settings.store.sync) != (running.url, running.sync):
+        log.warning("Reload: store url and sync changes need a restart; keeping the old ones")
+        changes.append("store url/sync: unchanged until a restart")
+    buffers = {r.name: r.buffer for r in settings.leafnodes.remotes if r.buffer is not None}
+    changes += service.reload(buffers)
+    for change in changes:
+        log.info("Reloaded: %s", change)
+    log.info("Reloaded configuration (%d change(s))", len(changes))
+    return None, changes
+
+
 async def serve(server: StoreServer) -> None:
     async with trio.open_nursery() as nursery:
         await nursery.start(server.serve)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
             async for signum in signals:
+                if signum == signal.SIGHUP:
+                    await server.reload()
+                    continue
                 log.info("Trapped %s signal", signal.Signals(signum).name)
                 nursery.cancel_scope.cancel()
                 break
@@ -118,6 +154,7 @@ def main(argv: list[str] | None = None) -> int:
         service,
         Path(settings.run_dir) / STORE_SOCKET,
         housekeeping_interval_s=args.housekeeping_interval,
+        reload=lambda: reload(service, settings.store, args),
     )
     try:
         trio.run(serve, server)

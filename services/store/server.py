@@ -19,6 +19,10 @@ committed and the store goes on (the next request tries again). An outage
 when a request succeeds again, with the count of failed requests in between:
 clients retry, so the failures meanwhile are DEBUG lines, not a flood.
 
+``reload`` runs the re-read of the config file as one more operation in
+the DB worker, so new limits apply from one operation to the next, never
+in the middle of a transaction.
+
 Answers and events are queued on the connection's outbox and written by its
 writer task, coalesced into one ``send_all`` per wake-up; a client that
 stops reading is closed once its outbox exceeds ``MAX_OUTBOX_BYTES``.
@@ -28,6 +32,7 @@ Notifications are coalesced per (subscription, remote) until written.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
@@ -44,7 +49,6 @@ from leafnode.ipc import (
     RequestError,
     decode_append,
     encode_frame,
-    encode_read_reply,
     field_bool,
     field_int,
     field_int_list,
@@ -53,15 +57,16 @@ from leafnode.ipc import (
 )
 from leafnode.ipc.trio import serve_unix_socket
 
+from .reads import encode_read
+
 if TYPE_CHECKING:
-    from collections.abc import Callable
     from pathlib import Path
 
     from leafnode.ipc import BufferedMsg, Frame
 
     from .service import StoreService
 
-__all__ = ["HOUSEKEEPING_INTERVAL_S", "StoreServer"]
+__all__ = ["HOUSEKEEPING_INTERVAL_S", "ReloadFn", "StoreServer"]
 
 log = logging.getLogger("leafnode.store")
 
@@ -72,8 +77,11 @@ MAX_QUEUED_OPS: Final = 256
 MAX_GROUP_MSGS: Final = 20_000
 # A client that does not read its answers is cut off past this.
 MAX_OUTBOX_BYTES: Final = 256 * 1024 * 1024
-# How often max_age and retain are enforced.
+# How often max_age and retain (and limits lowered by a reload) are enforced.
 HOUSEKEEPING_INTERVAL_S: Final = 1.0
+
+# Re-reads and applies the config file: (error or None, changes).
+ReloadFn = Callable[[], tuple[str | None, list[str]]]
 
 
 class _Conn:
@@ -154,6 +162,9 @@ class StoreServer:
         service: the opened service.
         path: the socket path.
         housekeeping_interval_s: period of max_age/retain enforcement.
+        reload: re-reads the config file and applies it to ``service``;
+            returns ``(error or None, changes)``. Runs in the DB thread,
+            between two operations (``reload`` request, SIGHUP).
     """
 
     def __init__(
@@ -162,10 +173,12 @@ class StoreServer:
         path: Path,
         *,
         housekeeping_interval_s: float = HOUSEKEEPING_INTERVAL_S,
+        reload: ReloadFn | None = None,
     ) -> None:
         self.service = service
         self.path = path
         self.housekeeping_interval_s = housekeeping_interval_s
+        self._reload = reload
         self.limiter = trio.CapacityLimiter(1)
         self._send_op, self._recv_op = trio.open_memory_channel[_Append | _Call](MAX_QUEUED_OPS)
         self._conns: set[_Conn] = set()
@@ -275,6 +288,8 @@ class StoreServer:
             await self._send_op.send(_Call(conn, rid, purge, writes=True))
         elif kind == "redrive":
             await self._send_op.send(self._redrive_call(conn, rid, f))
+        elif kind == "reload":
+            await self._send_op.send(self._reload_call(conn, rid))
         elif kind == "stats":
             await self._send_op.send(
                 _Call(conn, rid, lambda rid: encode_frame("ok", rid, svc.stats()))
@@ -292,6 +307,7 @@ class StoreServer:
         subjects = field_str_list(f, "subjects")
         acked = field_bool(f, "acked")
         since_us, until_us = field_int(f, "since_us"), field_int(f, "until_us")
+        columns = field_bool(f, "columns")
         svc = self.service
 
         def read(rid: int) -> bytes:
@@ -305,7 +321,7 @@ class StoreServer:
                 since_us=since_us,
                 until_us=until_us,
             )
-            return encode_read_reply(rid, got.msgs, next=got.next, more=got.more)
+            return encode_read(rid, got, columns=columns, one_remote=remote is not None)
 
         return read
 
@@ -327,6 +343,24 @@ class StoreServer:
                 self._notify("rewind", remote, result[0])
 
         return _Call(conn, rid, redrive, after, writes=True)
+
+    def _reload_call(self, conn: _Conn | None, rid: int) -> _Call:
+        reload = self._reload
+
+        def run(rid: int) -> bytes:
+            # In the DB thread, between operations: appends queued before
+            # the reload use the old limits, those after it the new ones.
+            error, changes = reload() if reload is not None else (None, [])
+            fields: dict[str, object] = {"reloaded": error is None, "changes": changes}
+            if error is not None:
+                fields["error"] = error
+            return encode_frame("ok", rid, fields)
+
+        return _Call(conn, rid, run)
+
+    async def reload(self) -> None:
+        """Re-read the config file (SIGHUP), in turn with the queued operations."""
+        await self._send_op.send(self._reload_call(None, 0))
 
     def _notify(self, kind: str, remote: str, seq: int) -> None:
         for conn in self._conns:
@@ -429,9 +463,10 @@ class StoreServer:
         svc = self.service
 
         def housekeep(rid: int) -> bytes:
-            expired = svc.housekeep()
-            for remote, n in expired.items():
-                log.info("Expired %d buffered messages of %s (max_age)", n, remote)
+            dropped = svc.housekeep()
+            for (remote, reason), n in dropped.items():
+                verb = "Expired" if reason == "max_age" else "Dropped"
+                log.info("%s %d buffered messages of %s (%s)", verb, n, remote, reason)
             return b""
 
         while True:

@@ -22,7 +22,9 @@ messages that would push the backlog past ``max_msgs``/``max_bytes``.
 rows first and then the batch's own earliest rows if the batch alone is too
 big. ``max_age`` expires the head of the backlog in ``housekeep()``, as
 JetStream does, whatever ``discard`` says. Retained (acked) rows do not count
-against the limits; they live ``retain`` seconds.
+against the limits; they live ``retain`` seconds. ``reload()`` swaps the
+limits between two operations; ``housekeep()`` then trims a ``discard: old``
+backlog that is over lowered limits.
 """
 
 from __future__ import annotations
@@ -37,10 +39,10 @@ from typing import TYPE_CHECKING, Final
 from sqlalchemy.orm import Session
 
 from leafnode.config import BufferSettings
-from leafnode.ipc import StoredMsg
 from leafnode.proto import is_literal, subject_matches
 
 from . import repo
+from .reads import ReadOutcome, collect
 from .repo import MessageFilter
 
 if TYPE_CHECKING:
@@ -54,11 +56,8 @@ __all__ = ["AppendOutcome", "ReadOutcome", "StoreService", "subject_filter"]
 
 log = logging.getLogger("leafnode.store")
 
-# Rows fetched per query when a read filters by subject or limits drop old rows.
+# Rows fetched per query when limits drop old rows or expire them.
 SCAN_CHUNK: Final = 1000
-# A filtered read stops after examining this many rows and answers with
-# ``more``, so one read never pins the single DB thread for long.
-MAX_SCAN_ROWS: Final = 100_000
 DEFAULT_BUFFER: Final = BufferSettings()
 
 
@@ -84,15 +83,6 @@ class AppendOutcome:
     refused: list[tuple[int, str]] = field(default_factory=list)
     # remote -> the highest seq this request stored for it (for ``appended``).
     remotes: dict[str, int] = field(default_factory=dict)
-
-
-@dataclass(slots=True)
-class ReadOutcome:
-    """A read's messages, the next cursor and whether the scan stopped early."""
-
-    msgs: list[StoredMsg]
-    next: int
-    more: bool
 
 
 def subject_filter(patterns: Sequence[str] | None) -> Callable[[str], bool] | None:
@@ -159,6 +149,39 @@ class StoreService:
                 c.msgs, c.bytes = n, nbytes
             else:
                 c.retained_msgs, c.retained_bytes = n, nbytes
+
+    def reload(self, buffers: Mapping[str, BufferSettings]) -> list[str]:
+        """Use new buffer settings from now on (the config was re-read).
+
+        The next append and the next ``housekeep`` apply them; nothing stored
+        changes here. A remote no longer configured keeps its backlog, under
+        the default limits.
+
+        Returns:
+            One line per remote whose limits changed, for the log and the answer.
+        """
+        changes: list[str] = []
+        for name in sorted(set(self.buffers) | set(buffers)):
+            old, new = self.buffers.get(name), buffers.get(name)
+            if old == new:
+                continue
+            if new is None:
+                changes.append(f"remote {name!r}: no buffer any more (default limits)")
+                continue
+            before = old or DEFAULT_BUFFER
+            diffs = [
+                f"{key} {_limit(getattr(before, key))} -> {_limit(getattr(new, key))}"
+                for key in _LIMIT_KEYS
+                if getattr(before, key) != getattr(new, key)
+            ]
+            if old is None or diffs:  # a change of subjects only is not the store's
+                what = "buffered" if old is None else "limits"
+                changes.append(f"remote {name!r}: {what}" + "".join(f", {d}" for d in diffs))
+        self.buffers = dict(buffers)
+        for name in self.buffers:
+            self._counts.setdefault(name, _Counts())
+        self._warned.difference_update(self.buffers)
+        return changes
 
     def limits(self, remote: str) -> BufferSettings:
         """The buffer settings of ``remote`` (the defaults for an unknown one)."""
@@ -310,11 +333,17 @@ class StoreService:
         since_us: int | None = None,
         until_us: int | None = None,
     ) -> ReadOutcome:
-        """Messages after the cursor ``after``, in seq order (see the protocol docs)."""
+        """Messages after the cursor ``after``, in seq order (see the protocol docs).
+
+        Rows come back as driver tuples (``repo.ReadRow``); ``reads.encode_read``
+        turns them into the answer.
+        """
         match = subject_filter(subjects)
         literal = subjects[0] if subjects and len(subjects) == 1 and match else None
         if literal is not None and not is_literal(literal.encode()):
             literal = None
+        if literal is not None:
+            match = None  # the SQL condition is the whole filter
         flt = MessageFilter(
             remote=remote,
             pending=None if acked else True,
@@ -322,52 +351,12 @@ class StoreService:
             until_us=until_us,
             subject=literal,
         )
-        out: list[StoredMsg] = []
-        total = scanned = 0
-        cursor = after
-        more = False
-        chunk = min(max(limit, 1), SCAN_CHUNK) if match is None else SCAN_CHUNK
         with Session(self.engine) as session, session.begin():
-            while True:
-                rows = repo.read_rows(flt, after=cursor, limit=chunk, session=session)
-                for (
-                    seq,
-                    rem,
-                    subject,
-                    reply,
-                    headers,
-                    payload,
-                    received,
-                    queues,
-                    acked_at,
-                    size,
-                ) in rows:
-                    cursor = seq
-                    scanned += 1
-                    if match is not None and not match(subject):
-                        continue
-                    out.append(
-                        StoredMsg(
-                            seq,
-                            rem,
-                            subject,
-                            reply,
-                            len(headers) if headers else 0,
-                            headers + payload if headers else payload,
-                            received,
-                            tuple(queues.split()) if queues else (),
-                            acked_at,
-                        )
-                    )
-                    total += size
-                    if len(out) >= limit or total >= max_bytes:
-                        break
-                if len(out) >= limit or total >= max_bytes or scanned >= MAX_SCAN_ROWS:
-                    more = True
-                    break
-                if len(rows) < chunk:
-                    break
-        return ReadOutcome(out, cursor, more)
+
+            def fetch(cursor: int, n: int) -> list[repo.ReadRow]:
+                return repo.read_rows(flt, after=cursor, limit=n, session=session)
+
+            return collect(fetch, after=after, limit=limit, max_bytes=max_bytes, match=match)
 
     # -- ack, purge, redrive -----------------------------------------------------------
 
@@ -390,15 +379,10 @@ class StoreService:
         with Session(self.engine) as session, session.begin():
             # Parts run in order, so a seq both <= upto and listed counts once.
             for flt in parts:
-                n, nbytes = _sum(repo.totals(flt, session=session))
-                if not n:
-                    continue
+                n, nbytes = repo.remove_counted(flt, now if retain else None, session=session)
                 if retain:
-                    repo.set_acked(flt, now, session=session)
                     c.retained_msgs += n
                     c.retained_bytes += nbytes
-                else:
-                    repo.delete_matching(flt, session=session)
                 c.msgs -= n
                 c.bytes -= nbytes
                 acked += n
@@ -491,11 +475,16 @@ class StoreService:
 
     # -- housekeeping and stats ------------------------------------------------------
 
-    def housekeep(self) -> dict[str, int]:
+    def housekeep(self) -> dict[tuple[str, str], int]:
         """Expire pending messages older than ``max_age`` and retained ones past ``retain``.
 
+        Also brings a ``discard: old`` backlog back within ``max_msgs`` and
+        ``max_bytes`` after a reload lowered them (dropping the oldest, as an
+        append would); a ``discard: new`` backlog keeps what it holds and
+        refuses appends until it is below the limits.
+
         Returns:
-            Expired pending messages per remote (only remotes with some).
+            Pending messages dropped, per ``(remote, reason)`` (only non-zero).
         """
         now = self._clock_us()
         counts: dict[str, _Counts] = {}
@@ -504,6 +493,12 @@ class StoreService:
             for remote, current in self._counts.items():
                 lim = self.limits(remote) if remote in self.buffers else DEFAULT_BUFFER
                 c = current.copy()
+                if lim.discard != "new" and (
+                    (lim.max_msgs is not None and c.msgs > lim.max_msgs)
+                    or (lim.max_bytes is not None and c.bytes > lim.max_bytes)
+                ):
+                    self._discard_old(remote, lim, c, [], drops, session)
+                    counts[remote] = c
                 if lim.max_age_s is not None and c.msgs:
                     cutoff_us = now - int(lim.max_age_s * 1_000_000)
                     n, nbytes, last = self._expired_head(remote, cutoff_us, session)
@@ -531,7 +526,7 @@ class StoreService:
             if drops:
                 repo.add_drops(drops, session=session)
         self._install(counts, drops)
-        return {remote: n for (remote, _reason), n in drops.items()}
+        return {key: n for key, n in drops.items() if n}
 
     @staticmethod
     def _expired_head(remote: str, cutoff_us: int, session: Session) -> tuple[int, int, int]:
@@ -589,6 +584,13 @@ class StoreService:
         for (remote, reason), n in drops.items():
             per = self._drops.setdefault(remote, {})
             per[reason] = per.get(reason, 0) + n
+
+
+_LIMIT_KEYS: Final = ("max_msgs", "max_bytes", "max_age_s", "discard", "retain_s")
+
+
+def _limit(value: object) -> str:
+    return "unlimited" if value is None else str(value)
 
 
 def _sum(rows: Sequence[tuple[str, bool, int, int]]) -> tuple[int, int]:

@@ -53,6 +53,7 @@ from __future__ import annotations
 
 import bisect
 import collections
+import itertools
 import logging
 import time
 from array import array
@@ -67,6 +68,8 @@ from .progress import Progress
 from .wire import BatchEncoder, hmsg_route
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from leafnode.ipc import Frame, TrioIpcClient
 
     from .remote import Remote
@@ -353,20 +356,21 @@ class Drain:
                 "after": after,
                 "limit": BATCH_MSGS,
                 "max_bytes": BATCH_BYTES,
+                "columns": True,
             }
             frame = await self._call(client, "read", fields)
             if epoch != self._epoch:
                 continue  # reset meanwhile: read again from the new cursor
-            rows = frame.fields.get("msgs")
+            rows = _read_rows(frame.fields, self.name)
             nxt = frame.fields.get("next")
             more = frame.fields.get("more") is True
-            if not isinstance(rows, list) or not isinstance(nxt, int):
+            if rows is None or not isinstance(nxt, int):
                 raise RequestError("malformed read answer")
             # Not stopped early: every pending record up to the last appended
             # seq known before the read was examined.
             self._cursor = max(nxt, after) if more else max(nxt, after, known_last)
             self._more = more
-            batch = _Batch(epoch, after, self._cursor, cast("list[Row]", rows), frame.blobs)
+            batch = _Batch(epoch, after, self._cursor, rows, frame.blobs)
             if rows:
                 self._prefetched.append(batch)
             else:
@@ -584,3 +588,27 @@ class Drain:
             "eta_s": self.progress.eta_s(),
             "dropped": dict(self.dropped),
         }
+
+
+# The read answer's columns, in ``Row`` order; what a null one stands for.
+_COLUMNS: Final = ("seq", "remote", "subject", "reply", "hdr_len", "received_at_us", "queues")
+_NULLS: Final = {"reply": None, "hdr_len": 0, "queues": ()}
+
+
+def _read_rows(fields: dict[str, object], remote: str) -> list[Row] | None:
+    """A read answer's records (columns layout, one ``zip``); None when malformed."""
+    n = len(seqs) if isinstance(seqs := fields.get("seq"), list) else 0
+    nulls = {**_NULLS, "remote": remote}
+    cols: list[Iterable[object]] = []
+    for key in _COLUMNS:
+        value = fields.get(key)
+        if isinstance(value, list):
+            cols.append(value)
+        elif value is None and key in nulls:
+            cols.append(itertools.repeat(nulls[key], n))
+        else:
+            return None
+    try:  # acked_at_us is always null: pending records only
+        return cast("list[Row]", list(zip(*cols, itertools.repeat(None, n), strict=True)))
+    except ValueError:  # columns of different lengths
+        return None

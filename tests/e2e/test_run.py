@@ -52,6 +52,14 @@ def _until(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> N
         time.sleep(0.02)
 
 
+async def _until_async(condition: Callable[[], bool], what: str, timeout: float = 15.0) -> None:
+    """``_until`` for async tests: the event loop (and the NATS client) keeps running."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        await asyncio.sleep(0.02)
+
+
 def _accepts(port: int) -> bool:
     try:
         with socket.create_connection(("127.0.0.1", port), timeout=0.5):
@@ -360,3 +368,56 @@ def test_bad_leaf_flags_are_a_clear_error(tmp_path: Path) -> None:
         assert done.returncode == 1, done.stderr
         assert reason in done.stderr
         assert "Traceback" not in done.stderr
+
+
+def _put_config(port: int, text: str) -> tuple[int, bytes]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("PUT", "/config", body=text.encode(), headers={"Content-Type": "text/plain"})
+        resp = conn.getresponse()
+        return resp.status, resp.read()
+    finally:
+        conn.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_put_config_lowers_buffer_limits_without_a_restart(
+    start_site: SiteStarter, tmp_path: Path
+) -> None:
+    """Issue 5: buffer limits change through the API; the store applies them (no restart)."""
+    dead_hub = f"nats-leaf://127.0.0.1:{free_port()}"  # nothing listens: the backlog stays
+
+    def config(max_msgs: int) -> str:
+        return (
+            f'store {{ url: "sqlite:///{tmp_path}/limits.db" }}\n'
+            'leafnodes { reconnect: "100ms", remotes: [ { name: central, '
+            f'url: "{dead_hub}", buffer {{ subjects: ["tele.>"], max_msgs: {max_msgs} }} }} ] }}\n'
+        )
+
+    site = start_site(config(10))
+    pids = site.children()
+
+    def backlog() -> dict[str, object]:
+        status, body = http_get(site.http_port, "/buffer")
+        assert status == 200, body
+        remote: dict[str, object] = json.loads(body)["remotes"][0]
+        return remote
+
+    nc = await nats.connect(site.url)
+    try:
+        for i in range(10):
+            await nc.publish(f"tele.{i}", b"x")
+        await _until_async(lambda: backlog()["backlog"]["msgs"] == 10, "10 buffered")  # type: ignore[index]
+        status, body = _put_config(site.http_port, config(5))
+        assert status == 200, body
+        result = json.loads(body)
+        assert result["services"]["store"]["reloaded"] is True, result
+        await nc.publish("tele.new", b"x")
+        await _until_async(lambda: backlog()["backlog"]["msgs"] == 5, "the new limit")  # type: ignore[index]
+        assert backlog()["dropped"] == {"max_msgs": 6}
+    finally:
+        await nc.close()
+    assert site.children() == pids  # nothing restarted

@@ -58,6 +58,9 @@ MEMORY_LIMIT_BYTES = 64 * 1024 * 1024
 # Reconnect back-off to the store socket: first try, then doubling to the cap.
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
+# Services start together: a store still creating its schema is no outage
+# yet. Until it first answered, and for this long, say so at INFO.
+START_GRACE_S = 10.0
 # The -ERR a verbose publisher gets when its buffered message was refused.
 BUFFER_FULL = "Leafnode Buffer Full"
 
@@ -116,6 +119,8 @@ class StoreLink:
         self.appended = 0
         self.available = False
         self._in_outage = False
+        self._ever_connected = False
+        self._waiting_logged = False
         self._delay = RETRY_FIRST_S
         self._wakeup = trio.Event()
 
@@ -195,13 +200,19 @@ class StoreLink:
         starts and one when it ends, not one per retry.
         """
         self._delay = RETRY_FIRST_S
+        grace_ends = trio.current_time() + START_GRACE_S
         while True:
             try:
                 async with open_trio_client(self.path) as client:
                     await client.request("ping")
                     await self._send_loop(client)
             except (OSError, IpcClosedError) as exc:
-                self._outage(f"cannot reach the store at {self.path} ({exc})")
+                reason = f"cannot reach the store at {self.path} ({exc})"
+                if self._ever_connected or trio.current_time() >= grace_ends:
+                    self._outage(reason)
+                elif not self._waiting_logged:
+                    self._waiting_logged = True
+                    log.info("Waiting for the store at %s", self.path)
             await self._back_off()
 
     def _outage(self, reason: str) -> None:
@@ -216,6 +227,9 @@ class StoreLink:
         if self._in_outage:
             self._in_outage = False
             log.info("Store is back at %s; buffered appends resumed", self.path)
+        elif not self._ever_connected:
+            log.info("Connected to the store at %s", self.path)
+        self._ever_connected = True
 
     async def _back_off(self) -> None:
         await trio.sleep(self._delay)

@@ -97,6 +97,9 @@ ACK_DELAY_S: Final = 0.02
 # Back-off while the store is unreachable or answers "unavailable".
 RETRY_FIRST_S: Final = 0.05
 RETRY_MAX_S: Final = 2.0
+# Services start together: a store still creating its schema is no outage
+# yet. Until it first answered, and for this long, say so at INFO.
+START_GRACE_S: Final = 10.0
 # How often the backlog is asked for (remaining, rate, progress lines).
 STATS_INTERVAL_S: Final = 1.0
 # Bytes the stamped headers may add; a record this close to the hub's
@@ -260,6 +263,7 @@ class Drain:
 
     async def _store_loop(self) -> None:
         delay = RETRY_FIRST_S
+        grace_ends = trio.current_time() + START_GRACE_S
         while True:
             reason: str | None = None
             try:
@@ -275,7 +279,10 @@ class Drain:
                 reason = str(group.exceptions[0]) or type(group.exceptions[0]).__name__
             finally:
                 self.client = None
-            if reason != self.store_error:
+            if self.leaf_id is None and trio.current_time() < grace_ends:
+                if self.store_error is None:
+                    log.info('Leafnode remote "%s": waiting for the store', self.name)
+            elif reason != self.store_error:
                 log.error(
                     'Leafnode remote "%s": store unavailable at %s (%s); the backlog waits',
                     self.name,
@@ -294,8 +301,10 @@ class Drain:
         sub = await client.request("subscribe", {"remote": self.name})
         last = sub.fields.get("last_seq")
         self._store_last = max(self._store_last, last if isinstance(last, int) else 0)
-        if self.store_error is not None:
+        if self.store_error is not None and self.leaf_id is not None:
             log.info('Leafnode remote "%s": store is back; resuming the drain', self.name)
+        elif self.store_error is not None:
+            log.info('Leafnode remote "%s": connected to the store', self.name)
         self.store_error = None
         self.leaf_id = leaf_id
         self.encoder = BatchEncoder(leaf_id)

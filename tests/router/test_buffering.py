@@ -9,6 +9,7 @@ its buffered messages are committed (flush is a durability barrier, §4).
 from __future__ import annotations
 
 import signal
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -141,10 +142,18 @@ def test_discard_new_while_the_store_is_down(tmp_path: Path) -> None:
         out = client.read_until(b"+OK\r\n-ERR 'Leafnode Buffer Full'\r\n+OK\r\n-ERR")
         assert out == b"+OK\r\n+OK\r\n+OK\r\n-ERR 'Leafnode Buffer Full'\r\n+OK\r\n-ERR"
         ctl = IpcClient(site.run_dir / "router.ctl")
-        frame = ctl.request("bufferz")
-        data = frame.fields["data"]
-        assert isinstance(data, dict)
-        assert data["store_available"] is False
+
+        def bufferz() -> dict[str, object]:
+            data = ctl.request("bufferz").fields["data"]
+            assert isinstance(data, dict)
+            return data
+
+        # The router notices the dead store when the first append fails.
+        deadline = time.monotonic() + 10
+        while bufferz()["store_available"] is not False:
+            assert time.monotonic() < deadline, "the router never noticed the dead store"
+            time.sleep(0.02)
+        data = bufferz()
         assert data["waiting"] == 1
         assert data["dropped"] == {"central": {"store_unavailable": 2}}
         site.store = site.start_store()

@@ -80,12 +80,13 @@ async def _run(n: int, size: int) -> float:
 
 
 async def _run_to_hub(n: int, size: int) -> float:
-    """Local publisher, no local subscriber, the hub wants the subject."""
+    """Local publisher, no local subscriber, the hub wants the subject (leaf form)."""
     server = Server(Settings())
     chunks, total = _chunks(n, size)
     link = DataLink(server, _ChunkStream([]))
     sink = _Sink()
     link.outbound.raw = sink  # type: ignore[assignment]
+    link.outbound.leaf_msgs = True  # as after the uplink's INFO
     link._attach()
     server.datalink = link
     server.default_account.hub.add(b"bench.x", None, None)
@@ -99,19 +100,20 @@ async def _run_to_hub(n: int, size: int) -> float:
 
 
 async def _run_from_hub(n: int, size: int) -> float:
-    """The uplink hands over hub messages; one local subscriber."""
+    """The uplink hands over hub messages (leaf form); one local subscriber."""
     server = Server(Settings())
-    one = b"LMSG $G bench.x %d\r\n%b\r\n" % (size, b"x" * size)
+    one = b"LMSG bench.x %d\r\n%b\r\n" % (size, b"x" * size)
     per_chunk = CHUNK // len(one)
     count = n // per_chunk
-    chunks, total = [one * per_chunk] * count, per_chunk * count
+    chunks, total = [b"ACC $G\r\n", *[one * per_chunk] * count], per_chunk * count
     sub = ClientConnection(server, _ChunkStream([]), 2, "127.0.0.1", 2)  # type: ignore[arg-type]
     sink = _Sink()
     sub.outbound.raw = sink  # type: ignore[assignment]
     await sub._on_connect(Connect({"verbose": False, "pedantic": False}))
     sub._dispatch(Sub(b"bench.x", None, b"1"))
+    # Not a socket stream: the link reads through receive_some, and what it
+    # writes (the hello, interest) stays queued.
     link = DataLink(server, _ChunkStream(chunks))
-    link.outbound.raw = _Sink()  # type: ignore[assignment]
     link._attach()
     start = time.perf_counter()
     await link._read_loop()

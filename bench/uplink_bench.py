@@ -23,12 +23,17 @@ other server; a Python client would be the bottleneck. Throughput clocks start
 at the first publish and stop when the subscriber has every message.
 Targets (issue #3): throughput at least 0.3x the nats-server leaf,
 request/reply p50 at most 1.5x.
+
+The load average is printed before and after: on a small shared machine,
+anything else running shifts the ratios by tens of percent (latency most),
+so a run with a high load says little.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
@@ -127,6 +132,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     requests = 2_000 if args.quick else 10_000
     reps = args.reps or (2 if args.quick else 3)
     workdir = Path(tempfile.mkdtemp(prefix="uplink-bench-"))
+    load_before = os.getloadavg()[0]
     sites = start_sites(workdir)
     build_loadgen()
     urls = {NATS: sites.nats_leaf.url, LEAF: sites.router.url}
@@ -165,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         else:
             verdict, goal = ("PASS" if ratio <= goal_ratio else "SHORT"), f"<= {goal_ratio}x"
         rows.append((name, unit, nats_v, leaf_v, ratio, goal, verdict))
+    print(f"load average (1 min): {load_before:.2f} before, {os.getloadavg()[0]:.2f} after")
     print(f"{'workload':<10} {'unit':<7} {NATS:>12} {LEAF:>12} {'ratio':>7}  target")
     for name, unit, nats_v, leaf_v, ratio, goal, verdict in rows:
         cells = f"{name:<10} {unit:<7} {nats_v:>12,.0f} {leaf_v:>12,.0f} {ratio:>6.3f}x"

@@ -3,13 +3,20 @@
 trio's ``receive_some`` yields to the scheduler *after* a successful ``recv``
 as well as while waiting, so a message arriving on an idle connection costs
 two scheduler passes before it is parsed. ``RawReceiver`` reads through a
-non-blocking duplicate of the socket instead: a read that had to wait for the
-socket returns at once; a read that found data without waiting first yields
-once, so a busy connection cannot starve the others. Streams without a raw
-socket (TLS, WebSocket) use ``receive_some``.
+non-blocking duplicate of the socket instead, and costs one pass per read:
 
-Each hop of a request across router, uplink and hub pays this, so it is a
-large part of the round-trip latency a Python leaf adds.
+* when the previous read emptied the socket (it returned less than asked
+  for), it waits for readability first. Trying ``recv`` first would nearly
+  always fail with ``EAGAIN``: a wasted system call plus an exception, paid on
+  every message of a request/reply exchange;
+* when the previous read filled the buffer (more is probably waiting), it
+  yields once, so a busy connection cannot starve the others, then reads.
+
+Streams without a raw socket (TLS, WebSocket) use ``receive_some``.
+
+Each hop of a request across router, uplink and hub pays this, and on a small
+machine the processes of one round trip mostly share a CPU, so every system
+call and interpreter step of each hop adds to the round-trip latency.
 """
 
 from __future__ import annotations
@@ -28,14 +35,15 @@ __all__ = ["RawReceiver"]
 class RawReceiver:
     """Reads ``stream``, through ``get_raw()`` (its duplicate socket) when there is one."""
 
-    __slots__ = ("_get_raw", "_waited", "stream")
+    __slots__ = ("_drained", "_get_raw", "stream")
 
     def __init__(
         self, stream: trio.abc.Stream, get_raw: Callable[[], socket.socket | None]
     ) -> None:
         self.stream = stream
         self._get_raw = get_raw
-        self._waited = False
+        # Whether the last read left the socket empty (see the module doc).
+        self._drained = True
 
     async def receive(self, max_bytes: int) -> bytes | bytearray:
         """The next bytes; ``b""`` at EOF or when the peer broke the connection."""
@@ -45,17 +53,21 @@ class RawReceiver:
                 return await self.stream.receive_some(max_bytes)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
                 return b""
-        if not self._waited:
+        if self._drained:
+            await trio.lowlevel.wait_readable(raw)
+        else:
             await trio.lowlevel.checkpoint()
-        self._waited = False
         while True:
+            raw = self._get_raw()
+            if raw is None:
+                return b""
             try:
-                return raw.recv(max_bytes)
+                data = raw.recv(max_bytes)
             except (BlockingIOError, InterruptedError):
-                self._waited = True
+                # Another reader of the socket, or a spurious wakeup.
                 await trio.lowlevel.wait_readable(raw)
-                raw = self._get_raw()
-                if raw is None:
-                    return b""
+                continue
             except OSError:
                 return b""
+            self._drained = len(data) < max_bytes
+            return data

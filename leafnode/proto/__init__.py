@@ -1,7 +1,8 @@
 """Sans-IO NATS wire protocol: client, leafnode and internal data-link verbs.
 
 No sockets, clocks, trio or logging here: ``Parser`` turns bytes into events,
-the ``encode_*`` functions turn values into bytes.
+the ``encode_*`` functions turn values into bytes, and ``MessageFramer`` cuts a
+leaf or data link into messages for processes that relay them.
 """
 
 from __future__ import annotations
@@ -26,6 +27,7 @@ from ._events import (
     Sub,
     Unsub,
 )
+from ._framer import HMSG, LMSG, MessageFramer, encode_acc
 from ._kinds import Kind
 from ._parser import Parser
 from ._subject import (
@@ -58,6 +60,8 @@ from ._writer import (
 )
 
 __all__ = [
+    "HMSG",
+    "LMSG",
     "OK",
     "PING",
     "PONG",
@@ -73,6 +77,7 @@ __all__ = [
     "LSub",
     "LUnsub",
     "LocalProtocolError",
+    "MessageFramer",
     "Msg",
     "Ok",
     "Parser",
@@ -83,6 +88,7 @@ __all__ = [
     "RemoteProtocolError",
     "Sub",
     "Unsub",
+    "encode_acc",
     "encode_connect",
     "encode_err",
     "encode_event",

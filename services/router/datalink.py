@@ -3,7 +3,8 @@
 Lines are the leaf verbs with the local account first (``Kind.INTERNAL``):
 
 router -> uplink
-    ``INFO {"server_id", "server_name", "accounts": [...]}`` once, as a hello;
+    ``INFO {"server_id", "server_name", "accounts": [...], "leaf_msgs": true}``
+    once, as a hello;
     ``LS+ <acc> <subj> [<queue> <weight>]`` / ``LS- <acc> <subj> [<queue>]``:
     local interest (the full set right after the hello, then changes);
     ``LMSG <acc> ...`` / ``HMSG <acc> ...``: local publishes the hub wants,
@@ -15,7 +16,17 @@ uplink -> router
     ``LMSG``/``HMSG``: messages from the hub for local subscribers;
     ``INFO {"hub_reset": "<acc>"}``: forget all hub interest of that account
     (the hub link dropped);
+    ``INFO {"leaf_msgs": true}``: the uplink reads leaf-form messages;
     ``PING``/``PONG``.
+
+Leaf-form messages (both ways). A side that reads them says so (the hello's
+``leaf_msgs``; the uplink's INFO). The other side may then write
+``ACC <acc>`` and, after it, message lines exactly as on a leaf link
+(``LMSG <subj> [reply | + reply q... | | q...] <size>``, ``HMSG ...``), which
+belong to that account until the next ``ACC``: the uplink then relays
+messages between us and the hub without rewriting a byte, whole runs of them
+as one slice (``leafnode.proto.MessageFramer``). Control lines always carry
+their account.
 
 Only one uplink is attached at a time; a new one replaces the old. When it
 detaches, every account forgets the hub's interest: with no link nothing can
@@ -31,39 +42,114 @@ import trio
 
 from leafnode.netio import RawReceiver
 from leafnode.proto import (
+    HMSG,
+    LMSG,
     PONG,
     Info,
     Kind,
-    LHMsg,
-    LMsg,
     LSub,
     LUnsub,
-    Parser,
+    MessageFramer,
     Ping,
     RemoteProtocolError,
+    encode_acc,
     encode_err,
     encode_info,
+    encode_lhmsg,
+    encode_lmsg,
 )
 
 from .outbound import Outbound
 from .routing import route_from_hub
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Sequence
 
     from leafnode.proto import Event
 
+    from .outbound import Flusher
     from .server import Server
 
-__all__ = ["DataLink"]
+__all__ = ["DataLink", "HubOutbound"]
 
 log = logging.getLogger("leafnode.router")
 
-# Must stay within the parser's read slack (BUFFER_SLACK, 64 KiB) per feed.
 MAX_RECV = 64 * 1024
+# A leaf link's control-line limit (leafnode-protocol.md §1): long queue lists.
+MAX_CONTROL_LINE = 64 * 1024
 # The uplink drains the link as fast as the hub takes it; allow a deep queue
 # before treating it as stuck (it then reconnects and resynchronises).
 DATALINK_MAX_PENDING = 256 * 1024 * 1024
+
+
+class HubOutbound(Outbound):
+    """The data link's outbound: also the accounts' ``hub_sink``.
+
+    ``write_msg`` encodes a hub-bound message in the form the uplink reads:
+    leaf form under an ``ACC`` line once it said it reads that (module doc).
+    """
+
+    __slots__ = ("_acc", "leaf_msgs")
+
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        flusher: Flusher,
+        *,
+        max_pending: int,
+        write_deadline_s: float,
+        on_slow_consumer: Callable[[str], None],
+    ) -> None:
+        super().__init__(
+            stream,
+            flusher,
+            max_pending=max_pending,
+            write_deadline_s=write_deadline_s,
+            on_slow_consumer=on_slow_consumer,
+        )
+        self.leaf_msgs = False
+        self._acc = b""
+
+    def write_msg(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: Sequence[bytes],
+        hdr_len: int,
+        data: bytes,
+    ) -> None:
+        """Queue one hub-bound message of ``account`` (routing path)."""
+        out = self.out
+        if self.leaf_msgs:
+            if account != self._acc:
+                self._acc = account
+                acc = encode_acc(account)
+                out.append(acc)
+                self.pending += len(acc)
+            if hdr_len:
+                line = encode_lhmsg(subject, reply, queues, hdr_len, data)
+            elif reply is None and not queues:
+                # The common case, formatted inline (one allocation).
+                line = b"LMSG %b %d\r\n%b\r\n" % (subject, len(data), data)
+            else:
+                line = encode_lmsg(subject, reply, queues, data)
+        elif hdr_len:
+            line = encode_lhmsg(subject, reply, queues, hdr_len, data, account=account)
+        elif reply is None and not queues:
+            line = b"LMSG %b %b %d\r\n%b\r\n" % (account, subject, len(data), data)
+        else:
+            line = encode_lmsg(subject, reply, queues, data, account=account)
+        # Outbound.write, inlined: this runs once per hub-bound message.
+        out.append(line)
+        self.pending += len(line)
+        if self.pending > self.max_pending or not self.dirty:
+            self.queued()
+
+    def discard(self) -> None:
+        """Drop everything queued, and with it what the last ``ACC`` line said."""
+        super().discard()
+        self._acc = b""
 
 
 class DataLink:
@@ -72,14 +158,20 @@ class DataLink:
     def __init__(self, server: Server, stream: trio.abc.Stream) -> None:
         self.server = server
         self.stream = stream
-        self.parser = Parser(Kind.INTERNAL, max_payload=server.settings.max_payload + 64 * 1024)
-        self.outbound = Outbound(
+        self.framer = MessageFramer(
+            Kind.INTERNAL,
+            max_payload=server.settings.max_payload + 64 * 1024,
+            max_control_line=MAX_CONTROL_LINE,
+            accounts=True,
+        )
+        self.outbound = HubOutbound(
             stream,
             server.flusher,
             max_pending=DATALINK_MAX_PENDING,
             write_deadline_s=max(server.settings.write_deadline_s, 30.0),
             on_slow_consumer=self._stuck,
         )
+        self._accounts = server.accounts_by_bytes
         self._scope: trio.CancelScope | None = None
 
     def write(self, data: bytes) -> None:
@@ -116,6 +208,7 @@ class DataLink:
             "server_id": server.server_id,
             "server_name": server.server_name,
             "accounts": sorted(server.accounts),
+            "leaf_msgs": True,
         }
         self.outbound.write(encode_info(hello))
         for account in server.accounts.values():
@@ -139,8 +232,9 @@ class DataLink:
         self.close()
 
     async def _read_loop(self) -> None:
-        parser = self.parser
-        accounts = self.server.accounts_by_bytes
+        framer = self.framer
+        on_msg = self._on_msg
+        on_event = self._on_event
         receive = RawReceiver(self.stream, lambda: self.outbound.raw).receive
         while True:
             data = await receive(MAX_RECV)
@@ -149,62 +243,84 @@ class DataLink:
             flusher = self.server.flusher
             flusher.batching = True
             try:
-                parser.feed(data)
-                for event in _events(parser):
-                    kind = type(event)
-                    if kind is LMsg:
-                        assert isinstance(event, LMsg)
-                        account = accounts.get(event.account or b"")
-                        if account is not None:
-                            route_from_hub(
-                                account, event.subject, event.reply, event.queues, 0, event.payload
-                            )
-                    elif kind is LHMsg:
-                        assert isinstance(event, LHMsg)
-                        account = accounts.get(event.account or b"")
-                        if account is not None:
-                            route_from_hub(
-                                account,
-                                event.subject,
-                                event.reply,
-                                event.queues,
-                                event.hdr_len,
-                                event.data,
-                            )
-                    elif kind is LSub:
-                        assert isinstance(event, LSub)
-                        account = accounts.get(event.account or b"")
-                        if account is not None:
-                            account.hub.add(event.subject, event.queue, event.weight)
-                    elif kind is LUnsub:
-                        assert isinstance(event, LUnsub)
-                        account = accounts.get(event.account or b"")
-                        if account is not None:
-                            account.hub.remove(event.subject, event.queue)
-                    elif kind is Ping:
-                        self.outbound.write(PONG)
-                    elif kind is Info:
-                        assert isinstance(event, Info)
-                        self._on_info(event.options)
+                framer.feed(data)
+                framer.drain(on_msg, on_event)
             except RemoteProtocolError as exc:
                 log.error("Uplink data link protocol error: %s", exc)
-                self.outbound.write(encode_err(exc.err_text))
+                self.outbound.write(encode_err(exc.err_text or "Unknown Protocol Operation"))
                 self.outbound.close_after_flush()
                 return
             finally:
                 flusher.batching = False
                 flusher.flush()
-            parser.compact()
+
+    def _on_msg(
+        self,
+        account: bytes | None,
+        verb: bytes,
+        args: list[bytes],
+        buf: bytes,
+        start: int,
+        body: int,
+        end: int,
+    ) -> bool:
+        """A hub message for local subscribers (``MessageFramer`` explains the arguments)."""
+        at = 0
+        if account is None:
+            account = args[0]  # the classic form names it first
+            at = 1
+        target = self._accounts.get(account)
+        if target is None:
+            return False
+        if verb is LMSG and len(args) == at + 2:
+            # The common case: subject and size only.
+            route_from_hub(target, args[at], None, (), 0, buf[body:end])
+            return False
+        headers = verb is HMSG
+        last = len(args) - 2 if headers else len(args) - 1  # the first size
+        between = last - at - 1
+        reply: bytes | None
+        queues: tuple[bytes, ...]
+        if between == 0:
+            reply, queues = None, ()
+        elif between == 1:
+            reply, queues = args[at + 1], ()
+        elif args[at + 1] == b"+":
+            reply, queues = args[at + 2], tuple(args[at + 3 : last])
+        elif args[at + 1] == b"|":
+            reply, queues = None, tuple(args[at + 2 : last])
+        else:
+            raise RemoteProtocolError(
+                "data link: bad LMSG/HMSG arguments", err_text="", snippet=buf[start:body][:32]
+            )
+        route_from_hub(
+            target, args[at], reply, queues, int(args[-2]) if headers else 0, buf[body:end]
+        )
+        return False
+
+    def _on_event(self, event: Event) -> None:
+        kind = type(event)
+        if kind is LSub:
+            assert isinstance(event, LSub)
+            account = self._accounts.get(event.account or b"")
+            if account is not None:
+                account.hub.add(event.subject, event.queue, event.weight)
+        elif kind is LUnsub:
+            assert isinstance(event, LUnsub)
+            account = self._accounts.get(event.account or b"")
+            if account is not None:
+                account.hub.remove(event.subject, event.queue)
+        elif kind is Ping:
+            self.outbound.write(PONG)
+        elif kind is Info:
+            assert isinstance(event, Info)
+            self._on_info(event.options)
 
     def _on_info(self, options: dict[str, object]) -> None:
+        if options.get("leaf_msgs") is True:
+            self.outbound.leaf_msgs = True
         reset = options.get("hub_reset")
         if isinstance(reset, str):
             account = self.server.accounts.get(reset)
             if account is not None:
                 account.hub.clear()
-
-
-def _events(parser: Parser) -> Iterator[Event]:
-    """Every complete event, in batches (``Parser.drain``)."""
-    while events := parser.drain():
-        yield from events

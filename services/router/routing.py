@@ -23,13 +23,12 @@ from __future__ import annotations
 from random import randrange
 from typing import TYPE_CHECKING, Protocol
 
-from leafnode.proto import encode_lhmsg, encode_lmsg
 from leafnode.sublist import Sublist
 
 from .interest import HubInterest, LocalInterest
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Sequence
 
     from .buffering import BufferRule, StoreLink
 
@@ -57,7 +56,19 @@ class Delivery(Protocol):
 class HubSink(Protocol):
     """Where hub-bound lines go: the data link to the uplink."""
 
-    def write(self, data: bytes) -> None: ...
+    def write(self, data: bytes) -> None:
+        """Queue a control line (interest)."""
+
+    def write_msg(
+        self,
+        account: bytes,
+        subject: bytes,
+        reply: bytes | None,
+        queues: Sequence[bytes],
+        hdr_len: int,
+        data: bytes,
+    ) -> None:
+        """Queue a message for the hub, in whatever form the uplink reads."""
 
 
 class Subscription:
@@ -203,16 +214,7 @@ def route_local(
         else:
             queues = ()
         if hub.psubs or queues:
-            if hdr_len:
-                line = encode_lhmsg(
-                    subject, reply, queues, hdr_len, data, account=account.name_bytes
-                )
-            elif not queues and reply is None:
-                # The common case, formatted inline (one allocation).
-                line = b"LMSG %b %b %d\r\n%b\r\n" % (account.name_bytes, subject, len(data), data)
-            else:
-                line = encode_lmsg(subject, reply, queues, data, account=account.name_bytes)
-            sink.write(line)
+            sink.write_msg(account.name_bytes, subject, reply, queues, hdr_len, data)
             delivered += 1
     rules = account.buffer_rules
     if rules is not None and account.store_link is not None:
@@ -238,8 +240,14 @@ def route_from_hub(
     for sub in result.psubs:
         if sub.deliver_filter is not None and not sub.deliver_filter(subject):
             continue
-        _deliver(sub, subject, reply, hdr_len, data)
+        # _deliver, inlined: this runs once per message from the hub.
+        client = sub.client
+        client.send_msg(subject, sub.sid, reply, hdr_len, data)
         delivered += 1
+        if sub.max_msgs:
+            sub.delivered += 1
+            if sub.delivered >= sub.max_msgs:
+                client.auto_unsubscribed(sub)
     if queues and result.qsubs:
         for members in result.qsubs:
             if members[0].queue in queues:

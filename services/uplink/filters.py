@@ -44,7 +44,7 @@ class SubjectFilter:
         deny: a subject matched by any of these is refused.
     """
 
-    __slots__ = ("_cache", "_dollar_only", "allow_lists", "deny", "open")
+    __slots__ = ("_cache", "_dollar_only", "allow_lists", "deny", "open", "plain_ok")
 
     def __init__(
         self, allow_lists: Sequence[tuple[bytes, ...]] = (), deny: Iterable[bytes] = ()
@@ -56,6 +56,9 @@ class SubjectFilter:
         # Only system subjects denied (the JetStream defaults): most subjects
         # are decided by their first byte, without touching the cache.
         self._dollar_only = not self.allow_lists and all(p[:1] == b"$" for p in self.deny)
+        # Every subject that does not start with "$" passes: hot paths test
+        # ``plain_ok and subject[0] != 36`` before calling ``allows``.
+        self.plain_ok = self._dollar_only
         self._cache: dict[bytes, bool] = {}
 
     def allows(self, subject: bytes) -> bool:

@@ -32,6 +32,7 @@ from leafnode.proto import (
     Err,
     Info,
     Kind,
+    MessageFramer,
     Ping,
     RemoteProtocolError,
     encode_connect,
@@ -39,7 +40,7 @@ from leafnode.proto import (
 
 from .auth import CredentialsError, connect_fields
 from .dialer import DialError, dial, start_tls
-from .framing import LINK_MAX_CONTROL_LINE, LINK_MAX_PAYLOAD, MessageFramer
+from .framing import LINK_MAX_CONTROL_LINE, LINK_MAX_PAYLOAD
 from .websocket import websocket_connect
 
 if TYPE_CHECKING:

@@ -6,6 +6,13 @@ hub-bound messages, all as leaf verbs with the account first; we send the
 hubs' interest, messages from the hubs, ``INFO {"hub_reset": acc}`` and
 PING/PONG.
 
+Leaf-form messages. Right on connect we tell the router (``INFO
+{"leaf_msgs": true}``) that we read message lines in the leaf link's own form
+under an ``ACC <acc>`` line (``leafnode.proto.MessageFramer``); a router whose
+hello says the same gets ours that way. Either way a message then crosses the
+uplink without being rewritten: runs of them leave as one slice of what was
+read. Until both sides know, messages carry the account on every line.
+
 Resynchronisation. Either process may restart alone:
 
 * When we (re)attach, the router forgets all hub interest and sends its full
@@ -37,13 +44,16 @@ from leafnode.proto import (
     Kind,
     LSub,
     LUnsub,
+    MessageFramer,
     Ping,
     Pong,
     RemoteProtocolError,
+    encode_acc,
+    encode_info,
 )
 from leafnode.runtime import TRACE
 
-from .framing import LINK_MAX_CONTROL_LINE, LINK_MAX_PAYLOAD, MessageFramer
+from .framing import LINK_MAX_CONTROL_LINE, LINK_MAX_PAYLOAD
 from .interest import LocalInterest
 from .outbound import Outbound, raw_socket
 
@@ -59,9 +69,14 @@ __all__ = ["RouterLink"]
 log = logging.getLogger("leafnode.uplink")
 
 RETRY_S: Final = 0.1
-MAX_RECV: Final = 256 * 1024
+# Below glibc's default mmap threshold (128 KiB): a larger read buffer is
+# mmapped and unmapped on every read, three extra system calls per message
+# when messages come one at a time.
+MAX_RECV: Final = 64 * 1024
 # Hub messages queued for a router that does not drain before they are dropped.
 MAX_PENDING: Final = 128 * 1024 * 1024
+# Sent on connect: we read leaf-form message lines (module doc).
+LEAF_MSGS_INFO: Final = encode_info({"leaf_msgs": True})
 
 
 class RouterLink:
@@ -74,6 +89,11 @@ class RouterLink:
         self.router_name = ""
         self.accounts: tuple[str, ...] = ()
         self.attaches = 0
+        # Whether the router reads leaf-form message lines (its hello said so),
+        # and the account our last ACC line named.
+        self.leaf_msgs = False
+        self._acc: bytes | None = None
+        self.framer: MessageFramer | None = None
         # Local interest being collected from the snapshot, until our PONG.
         self._resync: dict[bytes, LocalInterest] | None = None
 
@@ -93,6 +113,19 @@ class RouterLink:
         if outbound is not None:
             outbound.write_msg(data)
 
+    def write_run(self, account: bytes, data: bytes) -> None:
+        """Queue leaf-form messages of ``account`` (only while ``leaf_msgs``).
+
+        Dropped while detached or backed up, as ``write_msg``.
+        """
+        outbound = self.outbound
+        if outbound is None:
+            return
+        if account != self._acc:
+            self._acc = account
+            outbound.write(encode_acc(account))
+        outbound.write_msg(data)
+
     async def run(self) -> None:
         """Stay attached to the router; returns only when cancelled."""
         waiting_logged = False
@@ -111,6 +144,9 @@ class RouterLink:
                 await self._serve(stream)
             finally:
                 self.outbound = None
+                self.framer = None
+                self.leaf_msgs = False
+                self._acc = None
                 self._resync = None
                 with trio.CancelScope(shield=True):
                     await trio.aclose_forcefully(stream)
@@ -120,6 +156,7 @@ class RouterLink:
     async def _serve(self, stream: trio.abc.Stream) -> None:
         raw = raw_socket(stream)
         outbound = Outbound(max_pending=MAX_PENDING, raw=raw)
+        outbound.write(LEAF_MSGS_INFO)
         outbound.write(PING)  # its PONG marks the end of the interest snapshot
         self._resync = {}
         self.outbound = outbound
@@ -144,11 +181,16 @@ class RouterLink:
         scope.cancel()
 
     async def _reader(self, stream: trio.abc.Stream, raw: socket.socket | None) -> None:
-        framer = MessageFramer(
-            Kind.INTERNAL, max_payload=LINK_MAX_PAYLOAD, max_control_line=LINK_MAX_CONTROL_LINE
+        framer = self.framer = MessageFramer(
+            Kind.INTERNAL,
+            max_payload=LINK_MAX_PAYLOAD,
+            max_control_line=LINK_MAX_CONTROL_LINE,
+            accounts=True,
         )
         uplink = self.uplink
         on_msg = uplink.local_msg
+        keep_rule = uplink.keep_rule
+        on_run = self._on_run
         on_event = self._on_event
         receive = RawReceiver(stream, lambda: raw).receive
         try:
@@ -157,12 +199,20 @@ class RouterLink:
                 if not data:
                     return
                 framer.feed(data)
-                framer.drain(on_msg, on_event)
+                framer.drain(on_msg, on_event, on_run, keep_rule)
                 uplink.flush_hubs()
         except RemoteProtocolError as exc:
             log.error("Router data link protocol error: %s", exc)
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
+
+    def _on_run(self, buf: bytes, start: int, end: int, msgs: int, size: int) -> None:
+        framer = self.framer
+        assert framer is not None
+        assert framer.account is not None  # only leaf-form lines are kept
+        self.uplink.local_run(
+            framer.account, buf if end - start == len(buf) else buf[start:end], msgs, size
+        )
 
     def _on_event(self, event: Event) -> None:
         if log.isEnabledFor(TRACE):
@@ -204,6 +254,8 @@ class RouterLink:
     def _hello(self, options: dict[str, object]) -> None:
         name = options.get("server_name")
         accounts = options.get("accounts")
+        if options.get("leaf_msgs") is True:
+            self.leaf_msgs = True
         if isinstance(name, str):
             self.router_name = name
         if isinstance(accounts, list):

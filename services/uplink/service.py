@@ -18,13 +18,18 @@ subject ``$LDS.<random>``.
   after 30 s.
 * Messages router -> hub: the router only sends what some hub of the account
   wants and names the hub queue groups it picked. With one remote the
-  message goes straight to it; with several, each remote gets it when its own
-  table matches, and each named group goes to the first remote that has it.
-  The export filter (deny_exports, the hub's export permission, JetStream
-  denies) and the hub's max_payload are checked before sending, so a hub never
-  has a reason to close the link.
-* Messages hub -> router (``Session._on_msg``): checked against the import
-  filter, then passed on with the account added.
+  message goes straight to it, unchanged: the router writes it in the leaf
+  link's own form (``routerlink.py``), so ``local_msg`` only decides and
+  whole runs of messages leave as one slice of what was read; with several,
+  each remote gets it when its own table matches, and each named group goes
+  to the first remote that has it (re-encoded per remote). The export filter
+  (deny_exports, the hub's export permission, JetStream denies) and the hub's
+  max_payload are checked before sending, so a hub never has a reason to
+  close the link. When those checks cannot fail for a subject that does not
+  start with ``$`` (``keep_rule``), the framer skips them per message.
+* Messages hub -> router (``Session``): checked against the import filter,
+  then passed on unchanged in runs under the account's ``ACC`` line (or with
+  the account added to each line, for a router that reads only that).
 * Buffered subjects (a remote's ``buffer { subjects }``): the router sends
   live copies of them too, but they reach that remote's hub only through the
   store (``replay.py``), so nothing overtakes the backlog: ``local_msg`` drops
@@ -49,10 +54,16 @@ import nkeys
 import trio
 
 from leafnode.ipc import STORE_SOCKET
-from leafnode.proto import encode_info, encode_lhmsg, encode_lmsg, encode_lsub, encode_lunsub
+from leafnode.proto import (
+    HMSG,
+    encode_info,
+    encode_lhmsg,
+    encode_lmsg,
+    encode_lsub,
+    encode_lunsub,
+)
 
 from .dialer import tls_context
-from .framing import HMSG
 from .handshake import LONG_BACKOFF_S, Identity
 from .interest import AccountHubInterest, LocalInterest
 from .remote import Remote
@@ -69,7 +80,6 @@ log = logging.getLogger("leafnode.uplink")
 
 DATALINK_SOCKET: Final = "router.sock"
 LDS_PREFIX: Final = b"$LDS."
-_SPACE: Final = 32
 _ID_ALPHABET: Final = string.ascii_letters + string.digits
 
 
@@ -292,54 +302,97 @@ class Uplink:
                         session.outbound.write(line)
 
     def local_msg(
-        self, verb: bytes, args: list[bytes], buf: bytes, start: int, body: int, end: int
-    ) -> None:
-        """A local message for the hubs (``framing.py`` explains the arguments).
+        self,
+        account: bytes | None,
+        verb: bytes,
+        args: list[bytes],
+        buf: bytes,
+        start: int,
+        body: int,
+        end: int,
+    ) -> bool:
+        """A local message for the hubs (``MessageFramer`` explains the arguments).
 
-        Hot path: with one remote for the account, the line is forwarded as it
-        came, minus the account, without decoding the rest of it.
+        Returns True when the message may go to the account's only remote as
+        it is (a leaf-form line): it then leaves in a run (``local_run``).
+        Runs and this method's own writes never mix on one hub link: an
+        account either has one remote (kept or dropped here) or several
+        (always written here), and a classic line comes before any run.
         """
-        account = args[0]
+        if account is None:
+            # Classic form (a router that has not switched yet): the account
+            # comes first; decode and encode again.
+            state = self.accounts.get(args[0])
+            if state is not None:
+                self._local_msg_decoded(state, verb, args, 1, buf[body:end])
+            return False
         state = self.accounts.get(account)
         if state is None:
-            return
+            return False
         remote = state.single
-        if remote is not None:
-            buffered = remote.buffered
-            if buffered is not None and args[1] in buffered:
-                remote.live_buffered += 1  # it goes through the store
-                return
-            session = remote.session
-            if session is None:
-                self._drop(remote, "no_link")
-                return
-            if not session.export_filter.allows(args[1]):
-                self._drop(remote, "permission")
-                return
-            if end - body > session.max_payload:
-                self._drop(remote, "max_payload")
-                return
-            subject_at = start + len(account) + 1
-            if buf[subject_at - 1] == _SPACE and buf.startswith(account, start):
-                if session.outbound.write_msg2(verb, buf[subject_at : end + 2]):
-                    session.out_msgs += 1
-                    session.out_bytes += end - body
-                else:
-                    self._drop(remote, "slow_consumer")
-                return
-        self._local_msg_decoded(state, verb, args, buf[body:end])
+        if remote is None:
+            self._local_msg_decoded(state, verb, args, 0, buf[body:end])
+            return False
+        subject = args[0]
+        buffered = remote.buffered
+        if buffered is not None and subject in buffered:
+            remote.live_buffered += 1  # it goes through the store
+            return False
+        session = remote.session
+        if session is None:
+            self._drop(remote, "no_link")
+            return False
+        filter_ = session.export_filter
+        if not (filter_.plain_ok and subject[0] != 36) and not filter_.allows(subject):
+            self._drop(remote, "permission")
+            return False
+        if end - body > session.max_payload:
+            self._drop(remote, "max_payload")
+            return False
+        return True
+
+    def keep_rule(self, account: bytes | None) -> int:
+        """The largest local message of ``account`` that needs no ``local_msg`` check.
+
+        When the account has one remote, connected, buffering nothing and
+        refusing only ``$`` subjects, ``local_msg`` keeps every message up
+        to the hub's max_payload whose subject does not start with ``$``;
+        the framer then keeps those without asking (``MessageFramer.drain``).
+        """
+        state = self.accounts.get(account) if account is not None else None
+        remote = state.single if state is not None else None
+        if remote is None or remote.buffered is not None:
+            return -1
+        session = remote.session
+        if session is None or not session.export_filter.plain_ok:
+            return -1
+        return session.max_payload
+
+    def local_run(self, account: bytes, data: bytes, msgs: int, size: int) -> None:
+        """Messages ``local_msg`` kept, as read: to the account's only hub."""
+        state = self.accounts.get(account)
+        remote = state.single if state is not None else None
+        session = remote.session if remote is not None else None
+        if session is None:
+            return  # local_msg kept nothing then
+        if session.outbound.write_msg(data):
+            session.out_msgs += msgs
+            session.out_bytes += size
+        else:
+            self.dropped_to_hub += msgs
+            session.remote.dropped["slow_consumer"] += msgs
 
     def _drop(self, remote: Remote, reason: str) -> None:
         self.dropped_to_hub += 1
         remote.dropped[reason] += 1
 
     def _local_msg_decoded(
-        self, state: AccountState, verb: bytes, args: list[bytes], data: bytes
+        self, state: AccountState, verb: bytes, args: list[bytes], at: int, data: bytes
     ) -> None:
-        """The general case: several remotes, or an unusual spacing of the line."""
-        headers = verb == HMSG
-        subject = args[1]
-        reply, queues = _reply_and_queues(args[2 : len(args) - (2 if headers else 1)])
+        """The general case: several remotes, or a classic line (subject at ``args[at]``)."""
+        headers = verb is HMSG
+        subject = args[at]
+        reply, queues = _reply_and_queues(args[at + 1 : len(args) - (2 if headers else 1)])
         hdr_len = int(args[-2]) if headers else 0
         for session, names in self._fan_out(state, subject, queues):
             if len(data) > session.max_payload:

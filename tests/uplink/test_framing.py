@@ -1,11 +1,10 @@
-"""The uplink's message framer: same framing as the shared parser, at every split."""
+"""The message framer (uplink and data link): same framing as the shared parser, at every split."""
 
 from __future__ import annotations
 
 import pytest
 
-from leafnode.proto import Info, Kind, LSub, Ping, RemoteProtocolError
-from services.uplink.framing import MessageFramer
+from leafnode.proto import Info, Kind, LSub, MessageFramer, Ping, RemoteProtocolError
 
 CORPUS = (
     b'INFO {"server_id":"X"} \r\n'
@@ -25,8 +24,18 @@ def frame(chunks: list[bytes]) -> list[Item]:
     framer = MessageFramer(Kind.LEAF, max_payload=1 << 20, max_control_line=4096)
     seen: list[Item] = []
 
-    def on_msg(verb: bytes, args: list[bytes], buf: bytes, start: int, body: int, end: int) -> None:
+    def on_msg(
+        account: bytes | None,
+        verb: bytes,
+        args: list[bytes],
+        buf: bytes,
+        start: int,
+        body: int,
+        end: int,
+    ) -> bool:
+        assert account is None
         seen.append((verb, tuple(args), buf[body:end], buf[start : end + 2]))
+        return False
 
     for chunk in chunks:
         framer.feed(chunk)
@@ -87,7 +96,20 @@ def test_handshake_reads_control_lines_one_at_a_time() -> None:
     # What follows stays in the framer for the session.
     seen: list[object] = []
     framer.feed(b"y\r\n")
-    framer.drain(lambda *args: seen.append(args[2][args[4] : args[5]]), seen.append)
+
+    def on_msg(
+        account: bytes | None,
+        verb: bytes,
+        args: list[bytes],
+        buf: bytes,
+        start: int,
+        body: int,
+        end: int,
+    ) -> bool:
+        seen.append(buf[body:end])
+        return False
+
+    framer.drain(on_msg, seen.append)
     assert seen == [LSub(b"x"), b"y"]
 
 
@@ -96,3 +118,155 @@ def test_a_message_during_the_handshake_is_an_error() -> None:
     framer.feed(b"LMSG x 1\r\ny\r\n")
     with pytest.raises(RemoteProtocolError):
         framer.next_event()
+
+
+# -- verbatim runs and the data link's accounts ---------------------------------
+
+LINK = (
+    b"LMSG $G a.b 2\r\nhi\r\n"  # classic: the account first
+    b"ACC $G\r\n"
+    b"LMSG a.b 2\r\nhi\r\n"
+    b"HMSG a.b r 12 14\r\nNATS/1.0\r\n\r\nho\r\n"
+    b"LMSG $drop 1\r\nx\r\n"
+    b"LMSG a.c | q 3\r\nabc\r\n"
+    b"LS+ $G a.>\r\n"
+    b"LMSG a.d 1\r\ny\r\n"
+    b"ACC B\r\n"
+    b"LMSG b.a 1\r\nz\r\n"
+)
+
+
+def relay(chunks: list[bytes]) -> list[Item]:
+    """What a relay keeping every message but ``$drop`` sees, and forwards verbatim."""
+    framer = MessageFramer(Kind.INTERNAL, max_payload=1024, max_control_line=4096, accounts=True)
+    seen: list[Item] = []
+
+    def on_msg(
+        account: bytes | None,
+        verb: bytes,
+        args: list[bytes],
+        buf: bytes,
+        start: int,
+        body: int,
+        end: int,
+    ) -> bool:
+        if account is None:
+            seen.append(("classic", tuple(args)))
+            return False
+        return args[0] != b"$drop"
+
+    def on_run(buf: bytes, start: int, end: int, msgs: int, size: int) -> None:
+        seen.append(("run", framer.account, buf[start:end], msgs, size))
+
+    for chunk in chunks:
+        framer.feed(chunk)
+        framer.drain(on_msg, lambda event: seen.append((event,)), on_run)
+    return seen
+
+
+def merged(items: list[Item]) -> list[Item]:
+    """Adjacent runs of one account joined: how a read is split changes only that."""
+    out: list[Item] = []
+    for item in items:
+        if out and item[0] == "run" and out[-1][0] == "run" and out[-1][1] == item[1]:
+            prev = out.pop()
+            item = ("run", item[1], prev[2] + item[2], prev[3] + item[3], prev[4] + item[4])  # type: ignore[operator]
+        out.append(item)
+    return out
+
+
+def test_runs_keep_order_with_events_and_accounts() -> None:
+    items = relay([LINK])
+    assert items == [
+        ("classic", (b"$G", b"a.b", b"2")),
+        ("run", b"$G", b"LMSG a.b 2\r\nhi\r\nHMSG a.b r 12 14\r\nNATS/1.0\r\n\r\nho\r\n", 2, 16),
+        ("run", b"$G", b"LMSG a.c | q 3\r\nabc\r\n", 1, 3),
+        (LSub(b"a.>", account=b"$G"),),
+        ("run", b"$G", b"LMSG a.d 1\r\ny\r\n", 1, 1),
+        ("run", b"B", b"LMSG b.a 1\r\nz\r\n", 1, 1),
+    ]
+
+
+def test_runs_are_the_same_at_every_split() -> None:
+    whole = merged(relay([LINK]))
+    for cut in range(1, len(LINK)):
+        assert merged(relay([LINK[:cut], LINK[cut:]])) == whole, cut
+
+
+def test_a_whole_read_of_kept_messages_is_one_run() -> None:
+    data = b"ACC $G\r\n"
+    framer = MessageFramer(Kind.INTERNAL, max_payload=1024, max_control_line=4096, accounts=True)
+    framer.feed(data)
+    framer.drain(lambda *args: True, lambda event: None)
+    read = b"LMSG a 1\r\nx\r\n" * 3
+    runs: list[bytes] = []
+    framer.feed(read)
+    framer.drain(
+        lambda *args: True,
+        lambda event: None,
+        lambda buf, start, end, msgs, size: runs.append(buf[start:end]),
+    )
+    assert runs == [read]
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"LMSG a.b 2\r\nhi\r\n",  # classic form needs the account too
+        b"ACC\r\n",  # no account
+        b"ACC a b\r\n",  # two accounts
+        b"ACC $G\r\nHMSG a.b 20 14\r\nNATS/1.0\r\n\r\nho\r\n",  # header size over the total
+        b"ACC $G\r\nLMSG a.b 1234567890\r\n",  # ten digits
+    ],
+)
+def test_data_link_errors(data: bytes) -> None:
+    framer = MessageFramer(Kind.INTERNAL, max_payload=1024, max_control_line=4096, accounts=True)
+    framer.feed(data)
+    with pytest.raises(RemoteProtocolError):
+        framer.drain(lambda *args: False, lambda event: None)
+
+
+def test_acc_is_unknown_on_a_hub_link() -> None:
+    with pytest.raises(RemoteProtocolError):
+        frame([b"ACC $G\r\n"])
+
+
+def test_keep_rule_skips_on_msg_for_plain_subjects_only() -> None:
+    framer = MessageFramer(Kind.INTERNAL, max_payload=1024, max_control_line=4096, accounts=True)
+    asked: list[bytes] = []
+    rules: list[bytes | None] = []
+    runs: list[bytes] = []
+
+    def on_msg(
+        account: bytes | None,
+        verb: bytes,
+        args: list[bytes],
+        buf: bytes,
+        start: int,
+        body: int,
+        end: int,
+    ) -> bool:
+        asked.append(args[0])
+        return True
+
+    def rule(account: bytes | None) -> int:
+        rules.append(account)
+        return 3 if account == b"A" else -1
+
+    framer.feed(
+        b"ACC A\r\nLMSG a 3\r\nabc\r\nLMSG b 4\r\nabcd\r\nLMSG $c 1\r\nx\r\n"
+        b"ACC B\r\nLMSG d 1\r\ny\r\n"
+    )
+    framer.drain(
+        on_msg,
+        lambda event: None,
+        lambda buf, start, end, msgs, size: runs.append(buf[start:end]),
+        rule,
+    )
+    # Only the message over the size, the "$" subject and everything of B were asked about.
+    assert asked == [b"b", b"$c", b"d"]
+    assert rules == [b"A", b"B"]
+    assert runs == [
+        b"LMSG a 3\r\nabc\r\nLMSG b 4\r\nabcd\r\nLMSG $c 1\r\nx\r\n",
+        b"LMSG d 1\r\ny\r\n",
+    ]

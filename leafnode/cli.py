@@ -39,7 +39,7 @@ SERVICES = {
     "migrate": "upgrade the store's database schema (alembic upgrade head)",
 }
 
-__all__ = ["SERVICE_MAINS", "build_parser", "main", "service_main"]
+__all__ = ["SERVICE_MAINS", "build_parser", "main", "service_main", "service_module"]
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -60,10 +60,15 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def service_module(name: str) -> str:
+    """The module that holds service ``name``'s ``main`` (for ``import_module``)."""
+    return SERVICE_MAINS[name].partition(":")[0]
+
+
 def service_main(name: str) -> Callable[[list[str]], int]:
     """Service ``name``'s ``main(argv) -> int`` (imported on first use)."""
-    module, _, attr = SERVICE_MAINS[name].partition(":")
-    func: Callable[[list[str]], int] = getattr(importlib.import_module(module), attr)
+    attr = SERVICE_MAINS[name].partition(":")[2]
+    func: Callable[[list[str]], int] = getattr(importlib.import_module(service_module(name)), attr)
     return func
 
 

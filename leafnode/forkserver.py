@@ -65,8 +65,6 @@ if TYPE_CHECKING:
 
 __all__ = ["ForkServer", "ForkServerError", "process_name"]
 
-log = logging.getLogger("leafnode.run")
-
 PR_SET_PDEATHSIG: Final = 1
 PR_SET_NAME: Final = 15
 MAX_MESSAGE: Final = 65536
@@ -202,10 +200,10 @@ class ForkServer:
             self._on_lost()
 
     def close(self) -> None:
-        """Close the socket (the fork server exits) and reap it."""
-        with contextlib.suppress(Exception):
-            if not self.lost:
-                asyncio.get_running_loop().remove_reader(self.sock.fileno())
+        """Close the socket (the fork server exits) and reap it.
+
+        Called once the event loop that ``attach`` registered with has ended.
+        """
         self.sock.close()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)

@@ -66,7 +66,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from leafnode import SERVER_VERSION, __version__
-from leafnode.cli import SERVICE_MAINS
+from leafnode.cli import service_module
 from leafnode.config import ConfigError, load
 from leafnode.flags import apply_server_flags, leaf_flag_argv, load_with_flags
 from leafnode.forkserver import FD_PLACEHOLDER, ForkServer, ForkServerError
@@ -636,11 +636,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     log.info("  Version:  %s (nats-server protocol %s)", __version__, SERVER_VERSION)
     if args.config:
         log.info("  Using configuration file: %s", args.config)
-    log.info("  Services: %s", ", ".join(services_needed(settings)))
+    needed = services_needed(settings)
+    log.info("  Services: %s", ", ".join(needed))
     # Forked before the event loop exists, and with the modules of the
     # services this config needs (a service a reload adds imports its own).
-    needed = services_needed(settings)
-    forks = ForkServer.start([SERVICE_MAINS[name].partition(":")[0] for name in needed])
+    forks = ForkServer.start([service_module(name) for name in needed])
     supervisor = Supervisor(settings, args, arglist, forks)
     try:
         code = asyncio.run(supervisor.run())

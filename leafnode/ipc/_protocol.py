@@ -110,6 +110,7 @@ Drop reasons (stats ``dropped`` and append ``refused``): ``max_msgs``,
 
 from __future__ import annotations
 
+import itertools
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -117,7 +118,7 @@ from typing import TYPE_CHECKING, Final
 from ._codec import DEFAULT_MAX_FRAME, Frame, IpcError, encode_frame
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping, Sequence
+    from collections.abc import Iterable, Mapping, Sequence
 
 __all__ = [
     "DEFAULT_READ_LIMIT",
@@ -125,8 +126,10 @@ __all__ = [
     "DROP_REASONS",
     "MAX_READ_LIMIT",
     "PROTOCOL_VERSION",
+    "READ_COLUMNS",
     "SOCKET_MODE",
     "STORE_SOCKET",
+    "STORE_START_GRACE_S",
     "AppendReply",
     "BufferedMsg",
     "ReadReply",
@@ -134,6 +137,7 @@ __all__ = [
     "StoredMsg",
     "decode_append",
     "decode_append_reply",
+    "decode_read_columns",
     "decode_read_reply",
     "encode_append",
     "encode_read_reply",
@@ -149,6 +153,10 @@ __all__ = [
 
 PROTOCOL_VERSION: Final = 1
 STORE_SOCKET: Final = "store.sock"
+# Services start together (``leafnode run``): a client that has not reached
+# store.sock yet, this soon after its own start, is waiting for a store that
+# is still opening its database, not facing an outage (INFO, not ERR).
+STORE_START_GRACE_S: Final = 10.0
 # DESIGN §2: service sockets are readable and writable by owner and group only.
 SOCKET_MODE: Final = 0o660
 DEFAULT_READ_LIMIT: Final = 1000
@@ -432,6 +440,57 @@ def decode_read_reply(frame: Frame) -> ReadReply:
         raise RequestError("read answer: malformed message row") from None
     nxt = field_int(frame.fields, "next", default=0) or 0
     return ReadReply(msgs, nxt, field_bool(frame.fields, "more"))
+
+
+# The fields of a read answer's columns layout, in the order of a ``msgs`` row,
+# and what a field sent as null stands for (``remote``: the one asked for).
+READ_COLUMNS: Final = (
+    "seq",
+    "remote",
+    "subject",
+    "reply",
+    "hdr_len",
+    "received_at_us",
+    "queues",
+    "acked_at_us",
+)
+_READ_COLUMN_NULLS: Final[dict[str, object]] = {
+    "reply": None,
+    "hdr_len": 0,
+    "queues": (),
+    "acked_at_us": None,
+}
+
+
+def decode_read_columns(
+    fields: Mapping[str, object], remote: str | None
+) -> list[tuple[object, ...]]:
+    """The messages of a ``columns: true`` read answer, as ``msgs`` rows.
+
+    ``remote`` is the remote the read named: the answer's ``remote`` column
+    is null then.
+
+    One ``zip`` over the columns: no per-message work beyond the tuple.
+    ``queues`` items stay lists as sent.
+
+    Raises:
+        RequestError: a column is missing, not a list, or of another length.
+    """
+    n = len(seqs) if isinstance(seqs := fields.get("seq"), list) else 0
+    nulls = {**_READ_COLUMN_NULLS, "remote": remote}
+    cols: list[Iterable[object]] = []
+    for key in READ_COLUMNS:
+        value = fields.get(key)
+        if isinstance(value, list):
+            cols.append(value)
+        elif value is None and key in nulls:
+            cols.append(itertools.repeat(nulls[key], n))
+        else:
+            raise RequestError(f"read answer: bad column {key!r}")
+    try:
+        return list(zip(*cols, strict=True))
+    except ValueError:
+        raise RequestError("read answer: columns of different lengths") from None
 
 
 # -- headers on buffered messages (DESIGN §8) -----------------------------------------

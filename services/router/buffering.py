@@ -35,6 +35,7 @@ import trio
 
 from leafnode.ipc import (
     STORE_SOCKET,
+    STORE_START_GRACE_S,
     BufferedMsg,
     IpcClosedError,
     RequestError,
@@ -58,9 +59,6 @@ MEMORY_LIMIT_BYTES = 64 * 1024 * 1024
 # Reconnect back-off to the store socket: first try, then doubling to the cap.
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
-# Services start together: a store still creating its schema is no outage
-# yet. Until it first answered, and for this long, say so at INFO.
-START_GRACE_S = 10.0
 # The -ERR a verbose publisher gets when its buffered message was refused.
 BUFFER_FULL = "Leafnode Buffer Full"
 
@@ -200,7 +198,7 @@ class StoreLink:
         starts and one when it ends, not one per retry.
         """
         self._delay = RETRY_FIRST_S
-        grace_ends = trio.current_time() + START_GRACE_S
+        grace_ends = trio.current_time() + STORE_START_GRACE_S
         while True:
             try:
                 async with open_trio_client(self.path) as client:

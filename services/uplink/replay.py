@@ -53,7 +53,6 @@ from __future__ import annotations
 
 import bisect
 import collections
-import itertools
 import logging
 import time
 from array import array
@@ -62,14 +61,19 @@ from typing import TYPE_CHECKING, Final, cast
 
 import trio
 
-from leafnode.ipc import IpcClosedError, RequestError, open_trio_client, stamp_headers
+from leafnode.ipc import (
+    STORE_START_GRACE_S,
+    IpcClosedError,
+    RequestError,
+    decode_read_columns,
+    open_trio_client,
+    stamp_headers,
+)
 
 from .progress import Progress
 from .wire import BatchEncoder, hmsg_route
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
-
     from leafnode.ipc import Frame, TrioIpcClient
 
     from .remote import Remote
@@ -97,9 +101,6 @@ ACK_DELAY_S: Final = 0.02
 # Back-off while the store is unreachable or answers "unavailable".
 RETRY_FIRST_S: Final = 0.05
 RETRY_MAX_S: Final = 2.0
-# Services start together: a store still creating its schema is no outage
-# yet. Until it first answered, and for this long, say so at INFO.
-START_GRACE_S: Final = 10.0
 # How often the backlog is asked for (remaining, rate, progress lines).
 STATS_INTERVAL_S: Final = 1.0
 # Bytes the stamped headers may add; a record this close to the hub's
@@ -263,7 +264,7 @@ class Drain:
 
     async def _store_loop(self) -> None:
         delay = RETRY_FIRST_S
-        grace_ends = trio.current_time() + START_GRACE_S
+        grace_ends = trio.current_time() + STORE_START_GRACE_S
         while True:
             reason: str | None = None
             try:
@@ -370,10 +371,10 @@ class Drain:
             frame = await self._call(client, "read", fields)
             if epoch != self._epoch:
                 continue  # reset meanwhile: read again from the new cursor
-            rows = _read_rows(frame.fields, self.name)
+            rows = cast("list[Row]", decode_read_columns(frame.fields, self.name))
             nxt = frame.fields.get("next")
             more = frame.fields.get("more") is True
-            if rows is None or not isinstance(nxt, int):
+            if not isinstance(nxt, int):
                 raise RequestError("malformed read answer")
             # Not stopped early: every pending record up to the last appended
             # seq known before the read was examined.
@@ -597,27 +598,3 @@ class Drain:
             "eta_s": self.progress.eta_s(),
             "dropped": dict(self.dropped),
         }
-
-
-# The read answer's columns, in ``Row`` order; what a null one stands for.
-_COLUMNS: Final = ("seq", "remote", "subject", "reply", "hdr_len", "received_at_us", "queues")
-_NULLS: Final = {"reply": None, "hdr_len": 0, "queues": ()}
-
-
-def _read_rows(fields: dict[str, object], remote: str) -> list[Row] | None:
-    """A read answer's records (columns layout, one ``zip``); None when malformed."""
-    n = len(seqs) if isinstance(seqs := fields.get("seq"), list) else 0
-    nulls = {**_NULLS, "remote": remote}
-    cols: list[Iterable[object]] = []
-    for key in _COLUMNS:
-        value = fields.get(key)
-        if isinstance(value, list):
-            cols.append(value)
-        elif value is None and key in nulls:
-            cols.append(itertools.repeat(nulls[key], n))
-        else:
-            return None
-    try:  # acked_at_us is always null: pending records only
-        return cast("list[Row]", list(zip(*cols, itertools.repeat(None, n), strict=True)))
-    except ValueError:  # columns of different lengths
-        return None

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-from itertools import repeat
 from typing import TYPE_CHECKING
 
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from leafnode.ipc import open_trio_client
+from leafnode.ipc import decode_read_columns, open_trio_client
 from services.store.reads import MAX_SCAN_ROWS, collect
 
 from .helpers import append, msg, read
@@ -24,36 +23,12 @@ CENTRAL = {"central": 'subjects: ["t.>"], retain: "1h"', "edge": 'subjects: ["e.
 
 
 def from_columns(frame: Frame, remote: str | None = None) -> list[tuple[object, ...]]:
-    """The columns answer as rows in the ``msgs`` layout (nulls filled in).
+    """The columns answer as rows in the ``msgs`` layout, by ``decode_read_columns``.
 
     ``remote``: the remote the read named (the answer's remote column is null then).
     """
-    f = frame.fields
-    seqs = f["seq"]
-    assert isinstance(seqs, list)
-    n = len(seqs)
-
-    def column(key: str, empty: object) -> list[object]:
-        value = f[key]  # every key is present, null or a list
-        if value is None:
-            return list(repeat(empty, n))
-        assert isinstance(value, list)
-        assert len(value) == n
-        return value
-
-    return list(
-        zip(
-            seqs,
-            column("remote", remote),
-            column("subject", None),
-            column("reply", None),
-            column("hdr_len", 0),
-            column("received_at_us", None),
-            [list(q) for q in column("queues", [])],  # type: ignore[call-overload]
-            column("acked_at_us", None),
-            strict=True,
-        )
-    )
+    rows = decode_read_columns(frame.fields, remote)
+    return [(*row[:6], list(row[6]), row[7]) for row in rows]  # type: ignore[call-overload]
 
 
 def as_rows(msgs: list[StoredMsg]) -> list[tuple[object, ...]]:

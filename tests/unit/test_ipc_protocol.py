@@ -19,6 +19,7 @@ from leafnode.ipc import (
     StoredMsg,
     decode_append,
     decode_append_reply,
+    decode_read_columns,
     decode_read_reply,
     encode_append,
     encode_frame,
@@ -134,6 +135,19 @@ def test_read_reply_refuses_mismatched_blobs() -> None:
     frame = decode_one(encode_frame("ok", 1, {"msgs": [[1, "r"]]}, [b""]))
     with pytest.raises(RequestError):
         decode_read_reply(frame)
+
+
+def test_read_columns_fill_null_columns_and_refuse_bad_ones() -> None:
+    full = {"seq": [3, 4], "subject": ["a", "b"], "received_at_us": [10, 11]}
+    nulls = dict.fromkeys(("remote", "reply", "hdr_len", "queues", "acked_at_us"))
+    assert decode_read_columns({**full, **nulls}, "hub") == [
+        (3, "hub", "a", None, 0, 10, (), None),
+        (4, "hub", "b", None, 0, 11, (), None),
+    ]
+    with pytest.raises(RequestError, match="bad column 'subject'"):
+        decode_read_columns({**full, **nulls, "subject": None}, "hub")  # never null
+    with pytest.raises(RequestError, match="different lengths"):
+        decode_read_columns({**full, **nulls, "received_at_us": [10]}, "hub")
 
 
 # -- headers (DESIGN §8) ---------------------------------------------------------------

@@ -58,6 +58,9 @@ def test_max_connections_matches_nats_server(
         nats_server_factory("max_connections: 1\n"),
     ):
         first = RawClient(server.port)
+        # nats-server writes INFO before it registers the client: a PONG is
+        # the barrier that the first connection counts before the second.
+        assert first.exchange(QUIET) == (b"PONG\r\n", False)
         second = RawClient(server.port)
         assert second.read_until_closed() == b"-ERR 'maximum connections exceeded'\r\n"
         out, closed = first.exchange(QUIET)

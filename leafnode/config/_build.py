@@ -49,6 +49,7 @@ from ._settings import (
     DEFAULT_ACCOUNT,
     AccountSettings,
     ApiSettings,
+    CpuSetting,
     LeafnodeSettings,
     LogSettings,
     OperatorSettings,
@@ -58,6 +59,7 @@ from ._settings import (
 )
 from ._values import (
     Context,
+    type_error,
     want_bool,
     want_duration,
     want_host_port,
@@ -247,6 +249,8 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
                 settings = replace(settings, ports_file_dir=want_str(entry, name))
             case "run_dir":
                 settings = replace(settings, run_dir=want_str(entry, name))
+            case "data_path_cpu":
+                settings = replace(settings, data_path_cpu=_want_cpu_setting(entry, name))
             case "http":
                 host, port = want_host_port(entry, name)
                 api = replace(api, host=host or api.host, port=port)
@@ -579,3 +583,19 @@ def _build_store(entry: Entry, ctx: Context) -> StoreSettings:
             case _:
                 ctx.unknown(item, sub)
     return StoreSettings(url=url, sync=sync)
+
+
+def _want_cpu_setting(entry: Entry, name: str) -> CpuSetting:
+    """``data_path_cpu: auto | off | <cpu number>`` (``false`` is ``off``)."""
+    data = entry.value.data
+    if data is False:
+        return "off"
+    if isinstance(data, int) and not isinstance(data, bool):
+        return want_int(entry, name, minimum=0)
+    if isinstance(data, str):
+        text = data.lower()
+        if text == "auto":
+            return "auto"
+        if text == "off":
+            return "off"
+    raise type_error(entry.pos, name, "auto, off or a CPU number", entry.value)

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path  # noqa: TC003 - kept at runtime for get_type_hints()
+from typing import Literal
 
 __all__ = [
     "DEFAULT_ACCOUNT",
     "AccountSettings",
     "ApiSettings",
     "BufferSettings",
+    "CpuSetting",
     "LeafnodeSettings",
     "LogSettings",
     "OperatorSettings",
@@ -210,6 +212,10 @@ class ApiSettings:
     token: str | None = None
 
 
+CpuSetting = Literal["auto", "off"] | int
+"""``data_path_cpu``: where the router and the uplink run (see ``leafnode.affinity``)."""
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything a config file says, per service."""
@@ -220,6 +226,7 @@ class Settings:
     api: ApiSettings = field(default_factory=ApiSettings)
     log: LogSettings = field(default_factory=LogSettings)
     run_dir: str = "./run"
+    data_path_cpu: CpuSetting = "auto"
     ports_file_dir: str | None = None
     source: Path | None = None
     # One line per option we accept but do not implement (jetstream, cluster, ...).

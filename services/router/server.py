@@ -18,6 +18,7 @@ import nkeys
 import trio
 
 from leafnode import SERVER_VERSION
+from leafnode.affinity import data_path_cpu, keep_placement
 from leafnode.config import DEFAULT_ACCOUNT
 from leafnode.runtime import TRACE
 
@@ -236,6 +237,7 @@ class Server:
         try:
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self.flusher.run)
+                nursery.start_soon(keep_placement, lambda: data_path_cpu(self.full_settings))
                 if self.store_link is not None:
                     nursery.start_soon(self.store_link.run)
                 await nursery.start(

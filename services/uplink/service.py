@@ -53,6 +53,7 @@ from typing import TYPE_CHECKING, Final
 import nkeys
 import trio
 
+from leafnode.affinity import data_path_cpu, keep_placement
 from leafnode.ipc import STORE_SOCKET
 from leafnode.proto import (
     HMSG,
@@ -225,6 +226,7 @@ class Uplink:
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
             nursery.start_soon(self.router.run)
+            nursery.start_soon(keep_placement, lambda: data_path_cpu(self.settings))
             for remote in self.remotes:
                 self._start_remote(nursery, remote)
 

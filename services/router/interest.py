@@ -118,4 +118,3 @@ class HubInterest:
     def clear(self) -> None:
         self.entries.clear()
         self.sublist.clear()
-

@@ -499,9 +499,10 @@ static int run_reqrep(const args_t *a)
     for (int64_t i = 0; i < a->warmup; i++) {
         natsStatus ws = natsConnection_Request(&reply, req, a->subject, payload,
                                                a->size, 5000);
-        /* Across servers the responder's interest may not have arrived yet:
-         * retry (bounded by the overall deadline) instead of failing. */
-        if (a->url2 && i == 0 && ws != NATS_OK) {
+        /* Across servers the responder's interest may not have arrived yet,
+         * or may still be settling (a leaf that has just (re)connected):
+         * retry warm-ups (bounded by the overall deadline) instead of failing. */
+        if (a->url2 && ws != NATS_OK) {
             if (now_ns() > deadline)
                 check(ws, "warm-up request");
             nats_Sleep(10);

@@ -16,7 +16,10 @@ One CPU is a cap on throughput, though, so each process watches its own CPU
 use: above ``SPREAD_ABOVE`` of a CPU it lets the kernel run it anywhere it is
 allowed to, and below ``GATHER_BELOW`` it returns to the shared CPU. When the
 two together need more than one CPU, at least one of them gets half of it or
-more, and so moves.
+more, and so moves. A burst should not wait for the next sample: a reader
+whose ``recv`` returned a quarter of its buffer or more (input is queueing
+up) calls ``backlog_seen``, and a process on the shared CPU spreads at once.
+Requests one at a time are a few hundred bytes, so they never trigger it.
 
 The shared CPU is the highest one the process may run on, so the router and
 the uplink pick the same one without talking; it is seldom CPU 0, which takes
@@ -49,6 +52,7 @@ __all__ = [
     "SAMPLE_S",
     "SPREAD_ABOVE",
     "Placement",
+    "backlog_seen",
     "data_path_cpu",
     "keep_placement",
 ]
@@ -61,6 +65,22 @@ SPREAD_ABOVE: Final = 0.5
 """CPU use (share of one CPU) above which a process leaves the shared CPU."""
 GATHER_BELOW: Final = 0.2
 """CPU use below which it returns to it."""
+
+
+class _Backlog:
+    """The event ``keep_placement`` waits on while on the shared CPU (else ``None``)."""
+
+    event: trio.Event | None = None
+
+
+def backlog_seen() -> None:
+    """A read brought much of its buffer: input is queueing up, so leave the shared CPU now.
+
+    Cheap enough for a read loop: an attribute test when nobody waits.
+    """
+    event = _Backlog.event
+    if event is not None:
+        event.set()
 
 
 def data_path_cpu(settings: Settings) -> CpuSetting:
@@ -138,7 +158,19 @@ async def keep_placement(setting: Callable[[], CpuSetting]) -> None:
             else:
                 placement.current = target
                 log.debug("Data path: running on CPU %s", _cpu_list(target))
-        await trio.sleep(SAMPLE_S)
+        backlog = None
+        if wanted == "auto" and placement.current == placement.home != placement.allowed:
+            backlog = _Backlog.event = trio.Event()
+        if backlog is None:
+            await trio.sleep(SAMPLE_S)
+        else:
+            try:
+                with trio.move_on_after(SAMPLE_S):
+                    await backlog.wait()
+            finally:
+                _Backlog.event = None
         cpu_before, before = cpu, now
         cpu, now = time.process_time(), time.monotonic()
         usage = (cpu - cpu_before) / max(now - before, 1e-6)
+        if backlog is not None and backlog.is_set():
+            usage = max(usage, 1.0)  # busy by definition; the window may be too short to tell

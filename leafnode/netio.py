@@ -11,6 +11,8 @@ non-blocking duplicate of the socket instead, and costs one pass per read:
   every message of a request/reply exchange;
 * when the previous read filled the buffer (more is probably waiting), it
   yields once, so a busy connection cannot starve the others, then reads.
+  A read of a quarter of the buffer or more tells ``leafnode.affinity``
+  that input is queueing up.
 
 Streams without a raw socket (TLS, WebSocket) use ``receive_some``.
 
@@ -24,6 +26,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 import trio
+
+from leafnode.affinity import backlog_seen
 
 if TYPE_CHECKING:
     import socket
@@ -69,5 +73,8 @@ class RawReceiver:
                 continue
             except OSError:
                 return b""
-            self._drained = len(data) < max_bytes
+            size = len(data)
+            self._drained = size < max_bytes
+            if size >= max_bytes >> 2:
+                backlog_seen()
             return data

@@ -11,7 +11,7 @@ import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from leafnode.testing import NatsServerProcess, RouterProcess, hub_binaries
+from leafnode.testing import NatsServerProcess, PgCluster, RouterProcess, hub_binaries
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -21,6 +21,29 @@ if TYPE_CHECKING:
 
 RouterFactory = Callable[..., RouterProcess]
 HubFactory = Callable[..., NatsServerProcess]
+
+
+class Inbox:
+    """A subscription callback that keeps what it received."""
+
+    def __init__(self) -> None:
+        self.msgs: list[Msg] = []
+
+    async def cb(self, msg: Msg) -> None:
+        self.msgs.append(msg)
+
+    @property
+    def data(self) -> list[bytes]:
+        return [m.data for m in self.msgs]
+
+
+@pytest.fixture(scope="session")
+def pg_cluster() -> Iterator[PgCluster]:
+    """One throwaway PostgreSQL cluster per test worker; each test makes its own database."""
+    if not PgCluster.available():
+        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
+    with PgCluster() as cluster:
+        yield cluster
 
 
 @pytest.fixture

@@ -425,15 +425,6 @@ class BufferSite:
         poll(self.status, lambda s: s["ready"] is True, timeout=timeout, what="hub link ready")
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """One throwaway PostgreSQL cluster for the session."""
-    if not PgCluster.available():
-        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
-    with PgCluster() as cluster:
-        yield cluster
-
-
 @pytest.fixture(params=["sqlite", "postgres"])
 def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     """A fresh database: a SQLite file, or a new database on the session's cluster."""

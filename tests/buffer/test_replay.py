@@ -16,30 +16,14 @@ import pytest
 
 from leafnode.ipc import STORE_SOCKET
 from tests.buffer.conftest import QUIET, apoll, poll, pubs
-from tests.conftest import wait_until
+from tests.conftest import Inbox, wait_until
 from tests.ipcclient import IpcClient
 from tests.rawclient import RawClient
 
 if TYPE_CHECKING:
-    from nats.aio.msg import Msg
-
     from tests.buffer.conftest import BufferSite, Sites
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]
-
-
-class Inbox:
-    """A subscription callback that keeps what it received."""
-
-    def __init__(self) -> None:
-        self.msgs: list[Msg] = []
-
-    async def cb(self, msg: Msg) -> None:
-        self.msgs.append(msg)
-
-    @property
-    def data(self) -> list[bytes]:
-        return [m.data for m in self.msgs]
 
 
 def leaf_id(site: BufferSite) -> str:

@@ -24,15 +24,6 @@ from leafnode.ipc import STORE_SOCKET, FrameDecoder, encode_frame
 from leafnode.testing import PgCluster as PgCluster  # re-exported for test modules
 
 
-@pytest.fixture(scope="session")
-def pg_cluster() -> Iterator[PgCluster]:
-    """One throwaway cluster for the session (``leafnode.testing.PgCluster``)."""
-    if not PgCluster.available():
-        pytest.skip("PostgreSQL binaries not found (apt-get install postgresql)")
-    with PgCluster() as cluster:
-        yield cluster
-
-
 def leaf_conf(url: str, *, sync: str = "full", buffers: dict[str, str] | None = None) -> str:
     """A leafnode config with a store and one remote per ``buffers`` entry."""
     remotes = ",\n".join(

@@ -14,7 +14,7 @@ import nats
 import pytest
 from nats.errors import NoRespondersError
 
-from tests.conftest import wait_until
+from tests.conftest import Inbox, wait_until
 from tests.uplink.conftest import interest_ready, remote_config
 
 if TYPE_CHECKING:
@@ -23,20 +23,6 @@ if TYPE_CHECKING:
     from tests.uplink.conftest import HubStarter, SiteStarter
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]
-
-
-class Inbox:
-    """A subscription callback that keeps what it received."""
-
-    def __init__(self) -> None:
-        self.msgs: list[Msg] = []
-
-    async def cb(self, msg: Msg) -> None:
-        self.msgs.append(msg)
-
-    @property
-    def data(self) -> list[bytes]:
-        return [m.data for m in self.msgs]
 
 
 async def test_site_to_hub_and_hub_to_site(

@@ -16,6 +16,7 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
 from leafnode import SERVER_VERSION
+from leafnode.monitoring import MonitorError, query_flag
 from leafnode.proto import subject_matches
 
 if TYPE_CHECKING:
@@ -42,10 +43,6 @@ CONNZ_SORTS = {
     "idle": lambda c: c.last_activity,
     "uptime": lambda c: c.started_at,
 }
-
-
-class MonitorError(ValueError):
-    """A bad query value; the api answers 400 with this text."""
 
 
 def rfc3339(t: float) -> str:
@@ -135,15 +132,6 @@ def varz(server: Server) -> dict[str, object]:
     }
 
 
-def _flag(query: Mapping[str, str], key: str) -> bool:
-    value = query.get(key, "")
-    if value in ("", "0", "false"):
-        return False
-    if value in ("1", "true", "detail"):
-        return True
-    raise MonitorError(f"{key}: expected 1, true, 0 or false, got {value!r}")
-
-
 def _int(query: Mapping[str, str], key: str, default: int) -> int:
     value = query.get(key)
     if value is None or value == "":
@@ -208,8 +196,8 @@ def _connection(client: ClientConnection, now: float, subs: str, auth: bool) -> 
 def connz(server: Server, query: Mapping[str, str]) -> dict[str, object]:
     """``/connz``: ``subs=1|detail``, ``cid``, ``offset``, ``limit``, ``sort``, ``auth``."""
     subs_value = query.get("subs", "")
-    subs = "detail" if subs_value == "detail" else ("1" if _flag(query, "subs") else "")
-    auth = _flag(query, "auth")
+    subs = "detail" if subs_value == "detail" else ("1" if query_flag(query, "subs") else "")
+    auth = query_flag(query, "auth")
     offset = _int(query, "offset", 0)
     limit = _int(query, "limit", CONNZ_DEFAULT_LIMIT) or CONNZ_DEFAULT_LIMIT
     sort = query.get("sort") or "cid"
@@ -240,7 +228,7 @@ def connz(server: Server, query: Mapping[str, str]) -> dict[str, object]:
 
 def subsz(server: Server, query: Mapping[str, str]) -> dict[str, object]:
     """``/subsz``: match statistics; ``subs=1`` lists them, ``test=SUBJECT`` filters."""
-    detail = _flag(query, "subs")
+    detail = query_flag(query, "subs")
     offset = _int(query, "offset", 0)
     limit = _int(query, "limit", CONNZ_DEFAULT_LIMIT) or CONNZ_DEFAULT_LIMIT
     test = query.get("test")

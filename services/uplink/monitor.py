@@ -12,6 +12,7 @@ import time
 from typing import TYPE_CHECKING
 
 from leafnode.ipc import rfc3339_us
+from leafnode.monitoring import MonitorError, query_flag
 
 from .dialer import HubUrl
 
@@ -22,10 +23,6 @@ if TYPE_CHECKING:
     from .service import Uplink
 
 __all__ = ["MonitorError", "go_duration", "leafz", "remote_status", "replay_status"]
-
-
-class MonitorError(ValueError):
-    """A bad query value (answered ``bad_request``)."""
 
 
 def go_duration(seconds: float | None) -> str | None:
@@ -93,18 +90,9 @@ def replay_status(remote: Remote) -> dict[str, object] | None:
     return out
 
 
-def _flag(query: Mapping[str, str], key: str) -> bool:
-    value = query.get(key, "")
-    if value in ("", "0", "false"):
-        return False
-    if value in ("1", "true", "detail"):
-        return True
-    raise MonitorError(f"invalid value {value!r} for {key}")
-
-
 def leafz(uplink: Uplink, query: Mapping[str, str]) -> dict[str, object]:
     """nats-server's ``/leafz`` from the leaf side (``subs``, ``acc`` as in its query)."""
-    subs = _flag(query, "subs")
+    subs = query_flag(query, "subs")
     account = query.get("acc") or None
     leafs: list[dict[str, object]] = []
     for remote in uplink.remotes:

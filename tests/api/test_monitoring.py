@@ -94,6 +94,7 @@ async def test_connz_subsz_accountz_options(full_site: ApiSite) -> None:
         ("/connz", {"subs": "maybe"}, 400),
         ("/connz", {"state": "closed"}, 400),
         ("/subsz", {"subs": "2"}, 400),
+        ("/leafz", {"subs": "maybe"}, 400),
         ("/accountz", {"acc": "NOPE"}, 400),
         ("/nothing/here", {}, 404),
     ],

@@ -159,7 +159,10 @@ def test_bad_requests_are_refused(sites: Sites) -> None:
     assert error_of(site, "replay", remote="nowhere")[0] == "bad_request"
     assert error_of(site, "redrive")[0] == "bad_request"
     assert error_of(site, "status", remote=5)[0] == "bad_request"
-    assert error_of(site, "leafz", query={"subs": "maybe"})[0] == "bad_request"
+    assert error_of(site, "leafz", query={"subs": "maybe"}) == (
+        "bad_request",
+        "subs: expected 1, true, 0 or false, got 'maybe'",
+    )
 
 
 def test_reload_adds_changes_and_removes_remotes(sites: Sites) -> None:

@@ -84,7 +84,7 @@ async def test_varz_connz_subsz_reflect_traffic(router: RouterProcess) -> None:
 
 def test_bad_queries_are_refused_with_a_reason(router: RouterProcess) -> None:
     ctl = ControlClient(router)
-    for query in ({"sort": "nonsense"}, {"limit": "-3"}, {"offset": "x"}):
+    for query in ({"sort": "nonsense"}, {"limit": "-3"}, {"offset": "x"}, {"subs": "maybe"}):
         frame = ctl.request("connz", query=query)
         assert frame.type == "error"
         assert frame.fields["code"] == "bad_request"

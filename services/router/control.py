@@ -22,25 +22,23 @@ dropped: {remote: {reason: n}}}}
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 
-import trio
-
-from leafnode.ipc import FrameDecoder, FrameError, encode_frame
+from leafnode.ipc import encode_frame
+from leafnode.ipc.trio import serve_requests
 
 from . import monitor
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    import trio
+
     from leafnode.ipc import Frame
 
     from .server import Server
 
 __all__ = ["CONTROL_SOCKET", "ControlHandler"]
-
-log = logging.getLogger("leafnode.router")
 
 CONTROL_SOCKET = "router.ctl"
 _VIEWS = {
@@ -60,33 +58,14 @@ class ControlHandler:
         self.reload = reload
 
     async def __call__(self, stream: trio.SocketStream) -> None:
-        decoder = FrameDecoder()
-        while True:
-            try:
-                data = await stream.receive_some(64 * 1024)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
-            if not data:
-                return
-            try:
-                decoder.feed(data)
-                while (frame := decoder.next_frame()) is not None:
-                    if frame.type == "listen":
-                        self.server.listen_now.set()
-                        await self.server.listening.wait()
-                        answer = encode_frame("ok", frame.id, {"port": self.server.port})
-                    else:
-                        answer = self._answer(frame)
-                    await stream.send_all(answer)
-            except FrameError as exc:
-                log.error("router.ctl: bad frame from a client: %s", exc)
-                return
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
-            decoder.compact()
+        await serve_requests(stream, self._answer, name=CONTROL_SOCKET)
 
-    def _answer(self, frame: Frame) -> bytes:
+    async def _answer(self, frame: Frame) -> bytes:
         server = self.server
+        if frame.type == "listen":
+            server.listen_now.set()
+            await server.listening.wait()
+            return encode_frame("ok", frame.id, {"port": server.port})
         if frame.type == "ping":
             return encode_frame(
                 "pong",

@@ -73,14 +73,15 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING, Final
 
-import trio
-
-from leafnode.ipc import FrameDecoder, FrameError, RequestError, encode_frame, field_int, field_str
+from leafnode.ipc import RequestError, encode_frame, field_int, field_str
+from leafnode.ipc.trio import serve_requests
 
 from . import monitor
 
 if TYPE_CHECKING:
     from collections.abc import Callable
+
+    import trio
 
     from leafnode.ipc import Frame
 
@@ -92,7 +93,6 @@ __all__ = ["CONTROL_SOCKET", "ControlHandler", "ReloadResult"]
 log = logging.getLogger("leafnode.uplink")
 
 CONTROL_SOCKET: Final = "uplink.ctl"
-MAX_RECV: Final = 64 * 1024
 
 # (error or None, changes)
 ReloadResult = tuple[str | None, list[str]]
@@ -111,24 +111,7 @@ class ControlHandler:
         self.reload = reload
 
     async def __call__(self, stream: trio.SocketStream) -> None:
-        decoder = FrameDecoder()
-        while True:
-            try:
-                data = await stream.receive_some(MAX_RECV)
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
-            if not data:
-                return
-            try:
-                decoder.feed(data)
-                while (frame := decoder.next_frame()) is not None:
-                    await stream.send_all(await self._answer(frame))
-            except FrameError as exc:
-                log.error("uplink.ctl: bad frame from a client: %s", exc)
-                return
-            except (trio.BrokenResourceError, trio.ClosedResourceError):
-                return
-            decoder.compact()
+        await serve_requests(stream, self._answer, name=CONTROL_SOCKET)
 
     async def _answer(self, frame: Frame) -> bytes:
         try:

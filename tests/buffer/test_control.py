@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import signal
+import socket
+import struct
 from typing import TYPE_CHECKING
 
 import pytest
 
+from leafnode.testing import wait_for_log
 from tests.buffer.conftest import poll
 from tests.ipcclient import IpcClient
 
@@ -163,6 +166,18 @@ def test_bad_requests_are_refused(sites: Sites) -> None:
         "bad_request",
         "subs: expected 1, true, 0 or false, got 'maybe'",
     )
+
+
+def test_a_bad_frame_closes_that_connection_only(sites: Sites) -> None:
+    site = sites.site(sites.hub())
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.settimeout(5)
+        sock.connect(str(site.run_dir / "uplink.ctl"))
+        # A body whose JSON part ("nope") does not parse.
+        sock.sendall(struct.pack("!II", 8, 4) + b"nope")
+        assert sock.recv(1) == b"", "uplink.ctl kept a connection that broke the framing"
+    wait_for_log(site.uplink, r"\[ERR\] uplink\.ctl: bad frame from a client")
+    assert error_of(site, "frobnicate")[0] == "unknown_type"
 
 
 def test_reload_adds_changes_and_removes_remotes(sites: Sites) -> None:

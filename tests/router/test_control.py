@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import socket
+import struct
 import time
 
 import nats
 import pytest
 
 from leafnode.ipc import Frame, FrameDecoder, encode_frame
-from leafnode.testing import RouterProcess
+from leafnode.testing import RouterProcess, wait_for_log
 from tests.conftest import respond_ok, until_responding
 
 
@@ -91,3 +92,16 @@ def test_bad_queries_are_refused_with_a_reason(router: RouterProcess) -> None:
         assert str(frame.fields["error"]).split(":")[0] in query
     frame = ctl.request("nope")
     assert frame.type == "error"
+
+
+# A body whose JSON part ("nope") does not parse: the codec raises FrameError.
+BAD_FRAME = struct.pack("!II", 8, 4) + b"nope"
+
+
+def test_a_bad_frame_closes_that_connection_only(router: RouterProcess) -> None:
+    ctl = ControlClient(router)
+    assert ctl.request("ping").type == "pong"
+    ctl.sock.sendall(BAD_FRAME)
+    assert ctl.sock.recv(1) == b"", "router.ctl kept a connection that broke the framing"
+    wait_for_log(router, r"\[ERR\] router\.ctl: bad frame from a client")
+    assert ControlClient(router).request("ping").type == "pong"

@@ -40,3 +40,12 @@ class IpcClient:
 
     def close(self) -> None:
         self.sock.close()
+
+
+def request_once(path: Path, type: str, blobs: tuple[bytes, ...] = (), **fields: object) -> Frame:
+    """One request on a fresh connection, closed after the answer."""
+    client = IpcClient(path)
+    try:
+        return client.request(type, blobs, **fields)
+    finally:
+        client.close()

@@ -23,7 +23,7 @@ from leafnode.testing import (
     ServiceProcess,
     UplinkProcess,
 )
-from tests.ipcclient import IpcClient
+from tests.ipcclient import request_once
 
 TOKEN = "api-token-7f3c"
 _ids = itertools.count()
@@ -54,11 +54,7 @@ class ApiSite:
 
     def store_request(self, type: str, **fields: object) -> dict[str, object]:
         """One request straight to the store (as the router or uplink would send)."""
-        client = IpcClient(self.run_dir / STORE_SOCKET)
-        try:
-            frame = client.request(type, (), **fields)
-        finally:
-            client.close()
+        frame = request_once(self.run_dir / STORE_SOCKET, type, (), **fields)
         assert frame.type == "ok", frame
         return frame.fields
 

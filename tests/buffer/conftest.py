@@ -35,7 +35,7 @@ from leafnode.testing import (
     wait_for_log,
     wait_for_socket,
 )
-from tests.ipcclient import IpcClient
+from tests.ipcclient import request_once
 from tests.rawclient import RawClient
 
 T = TypeVar("T")
@@ -376,11 +376,7 @@ class BufferSite:
 
     def ctl(self, kind: str, **fields: object) -> dict[str, object]:
         """One ``uplink.ctl`` request; its answer's fields (``ok``/``pong`` only)."""
-        client = IpcClient(self.run_dir / "uplink.ctl")
-        try:
-            frame = client.request(kind, (), **fields)
-        finally:
-            client.close()
+        frame = request_once(self.run_dir / "uplink.ctl", kind, (), **fields)
         assert frame.type in ("ok", "pong"), frame
         return frame.fields
 
@@ -404,11 +400,7 @@ class BufferSite:
 
     def backlog(self) -> int:
         """The store's pending messages of ``central``."""
-        client = IpcClient(self.run_dir / STORE_SOCKET)
-        try:
-            frame = client.request("stats")
-        finally:
-            client.close()
+        frame = request_once(self.run_dir / STORE_SOCKET, "stats")
         remotes = frame.fields["remotes"]
         assert isinstance(remotes, dict)
         mine = remotes.get("central") or {"msgs": 0}

@@ -11,7 +11,7 @@ import pytest
 
 from leafnode.testing import wait_for_log
 from tests.buffer.conftest import poll
-from tests.ipcclient import IpcClient
+from tests.ipcclient import request_once
 
 if TYPE_CHECKING:
     from tests.buffer.conftest import BufferSite, Sites
@@ -79,11 +79,7 @@ LEAF_FIELDS = {
 
 
 def error_of(site: BufferSite, kind: str, **fields: object) -> tuple[str, str]:
-    client = IpcClient(site.run_dir / "uplink.ctl")
-    try:
-        frame = client.request(kind, (), **fields)
-    finally:
-        client.close()
+    frame = request_once(site.run_dir / "uplink.ctl", kind, (), **fields)
     assert frame.type == "error", frame
     return str(frame.fields["code"]), str(frame.fields["error"])
 

@@ -17,7 +17,7 @@ import pytest
 from leafnode.ipc import STORE_SOCKET
 from tests.buffer.conftest import QUIET, apoll, poll, pubs
 from tests.conftest import Inbox, wait_until
-from tests.ipcclient import IpcClient
+from tests.ipcclient import request_once
 from tests.rawclient import RawClient
 
 if TYPE_CHECKING:
@@ -27,11 +27,7 @@ pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]
 
 
 def leaf_id(site: BufferSite) -> str:
-    client = IpcClient(site.run_dir / STORE_SOCKET)
-    try:
-        value = client.request("ping").fields["leaf_id"]
-    finally:
-        client.close()
+    value = request_once(site.run_dir / STORE_SOCKET, "ping").fields["leaf_id"]
     assert isinstance(value, str)
     return value
 

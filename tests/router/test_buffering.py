@@ -17,7 +17,7 @@ import pytest
 
 from leafnode.ipc import STORE_SOCKET
 from leafnode.testing import RouterProcess, ServiceProcess
-from tests.ipcclient import IpcClient
+from tests.ipcclient import IpcClient, request_once
 from tests.rawclient import RawClient
 
 QUIET = b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'
@@ -54,11 +54,7 @@ class Site:
         return store
 
     def stored(self) -> list[tuple[str, bytes]]:
-        client = IpcClient(self.run_dir / STORE_SOCKET)
-        try:
-            frame = client.request("read", remote="central", limit=10_000)
-        finally:
-            client.close()
+        frame = request_once(self.run_dir / STORE_SOCKET, "read", remote="central", limit=10_000)
         assert frame.type == "ok", frame
         rows = frame.fields["msgs"]
         assert isinstance(rows, list)

@@ -28,7 +28,7 @@ import pytest
 
 from leafnode.ipc import STORE_SOCKET, Frame
 from leafnode.testing import RouterProcess, ServiceProcess
-from tests.ipcclient import IpcClient
+from tests.ipcclient import request_once
 from tests.rawclient import RawClient
 
 QUIET = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
@@ -104,11 +104,7 @@ class Site:
         return self.router.port
 
     def store_request(self, kind: str, blobs: tuple[bytes, ...] = (), **fields: object) -> Frame:
-        client = IpcClient(self.run_dir / STORE_SOCKET)
-        try:
-            return client.request(kind, blobs, **fields)
-        finally:
-            client.close()
+        return request_once(self.run_dir / STORE_SOCKET, kind, blobs, **fields)
 
     def stored(self) -> list[tuple[str, bytes]]:
         frame = self.store_request("read", remote="central", limit=10_000)
@@ -118,11 +114,7 @@ class Site:
         return [(str(row[2]), blob[row[4] :]) for row, blob in zip(rows, frame.blobs, strict=True)]
 
     def bufferz(self) -> dict[str, object]:
-        client = IpcClient(self.run_dir / "router.ctl")
-        try:
-            frame = client.request("bufferz")
-        finally:
-            client.close()
+        frame = request_once(self.run_dir / "router.ctl", "bufferz")
         data = frame.fields["data"]
         assert isinstance(data, dict)
         return data

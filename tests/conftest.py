@@ -46,6 +46,15 @@ def pg_cluster() -> Iterator[PgCluster]:
         yield cluster
 
 
+@pytest.fixture(params=["sqlite", "postgres"])
+def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
+    """A fresh database: a SQLite file, or a new database on the session's cluster."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'buffer.db'}"
+    cluster: PgCluster = request.getfixturevalue("pg_cluster")
+    return cluster.create_database()
+
+
 @pytest.fixture
 def router_factory(tmp_path: Path) -> Iterator[RouterFactory]:
     """Start ``leafnode router`` processes; all are stopped after the test."""

@@ -27,7 +27,6 @@ import pytest
 from leafnode.ipc import STORE_SOCKET
 from leafnode.testing import (
     HubProcess,
-    PgCluster,
     RouterProcess,
     ServiceProcess,
     UplinkProcess,
@@ -415,15 +414,6 @@ class BufferSite:
     def wait_ready_link(self, timeout: float = 20.0) -> None:
         """Until the hub link is up and its initial interest has arrived."""
         poll(self.status, lambda s: s["ready"] is True, timeout=timeout, what="hub link ready")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database: a SQLite file, or a new database on the session's cluster."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'buffer.db'}"
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    return cluster.create_database()
 
 
 class Sites:

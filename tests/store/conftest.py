@@ -154,15 +154,6 @@ class StoreFactory:
             proc.kill()
 
 
-@pytest.fixture(params=["sqlite", "postgres"])
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
-    """A fresh database: a SQLite file, or a new database on the session's cluster."""
-    if request.param == "sqlite":
-        return f"sqlite:///{tmp_path / 'buffer.db'}"
-    cluster: PgCluster = request.getfixturevalue("pg_cluster")
-    return cluster.create_database()
-
-
 @pytest.fixture
 def store_factory(store_url: str, tmp_path: Path) -> Iterator[StoreFactory]:
     """Start ``leafnode store`` on ``store_url`` (PostgreSQL is migrated first)."""

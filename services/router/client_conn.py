@@ -278,6 +278,9 @@ class ClientConnection:
                 flusher.batching = False
                 flusher.flush()
             parser.compact()
+            if flusher.stalled:
+                # A consumer we fed is behind: let it drain before reading on.
+                await flusher.stall()
         return False
 
     def _stopped(self) -> bool:

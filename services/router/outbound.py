@@ -13,14 +13,32 @@ target connection's buffer and never awaits another peer's socket (STYLE
 2. The connection's writer task, for whatever the kernel did not take at once
    (a full socket buffer), or when its previous write is still in flight (to
    keep bytes in order), or for streams without a raw socket (TLS). It waits
-   for the socket with ``send_all`` under the write deadline.
+   for the socket under the write deadline.
 3. The flusher task, for bytes queued outside a reader batch (pings, timers):
    the first such write wakes it, and it flushes as in (1).
 
-Either way a connection costs at most one syscall per batch. A connection whose
-queued bytes exceed ``max_pending``, or whose write blocks past the deadline,
+Either way a connection costs at most one syscall per batch.
+
+Pending bytes and slow consumers, as nats-server counts them (client.go
+``queueOutbound``/``flushOutbound``). ``pending`` is every byte queued and not
+yet taken by the kernel: what waits in ``out`` *and* what the writer holds in
+flight, which it subtracts as each ``send`` returns. A connection whose
+pending bytes pass ``max_pending``, or whose write blocks past the deadline,
 is a slow consumer and is closed, so one stuck reader never stalls the router
-nor grows without bound (nats-server's queueOutbound).
+nor grows without bound.
+
+Fast producers are held back before that happens. When a connection's
+pending bytes pass three quarters of ``max_pending`` it closes its *gate*;
+a client whose batch delivered to such a connection waits (``Flusher.stall``)
+before it reads on, until every gate it met opens again or ``STALL_TOTAL_S``
+has passed. A gate opens once the writer has written all it took or pending
+is back under the mark. In a single-threaded router this is what lets a
+consumer that reads as fast as it can keep up with a publisher that does not
+pace itself: without it, the router reads the publisher's socket as fast as
+the scheduler turns, and one pause of the consumer's process (a descheduled
+CPU on a busy machine) fills ``max_pending`` in a few milliseconds. Only
+client readers stall (nats-server stalls ``kind == CLIENT`` producers only);
+the data link from the uplink never does.
 """
 
 from __future__ import annotations
@@ -29,16 +47,21 @@ import contextlib
 import logging
 import os
 import socket
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-__all__ = ["Flusher", "Outbound", "raw_socket_of"]
+__all__ = ["STALL_TOTAL_S", "Flusher", "Outbound", "raw_socket_of"]
 
 log = logging.getLogger("leafnode.router")
+
+# Longest a producer waits per read for the consumers it stalled, nats-server's
+# stallTotalAllowed (10 ms): at 64 KiB a read, a consumer that stopped reading
+# slows its producer to ~6 MB/s, and max_pending's last quarter lasts a while.
+STALL_TOTAL_S: Final = 0.010
 
 
 def raw_socket_of(stream: trio.abc.Stream) -> socket.socket | None:
@@ -53,11 +76,13 @@ def raw_socket_of(stream: trio.abc.Stream) -> socket.socket | None:
 class Flusher:
     """Writes every connection that got bytes during a batch, once."""
 
-    __slots__ = ("_signalled", "_wakeup", "batching", "dirty")
+    __slots__ = ("_signalled", "_wakeup", "batching", "dirty", "stalled")
 
     def __init__(self) -> None:
         self.dirty: list[Outbound] = []
         self.batching = False
+        # Connections the last flushed batch left past their stall mark.
+        self.stalled: list[Outbound] = []
         self._wakeup = trio.Event()
         self._signalled = False
 
@@ -68,12 +93,33 @@ class Flusher:
             self._wakeup.set()
 
     def flush(self) -> None:
-        """Write out every dirty connection (end of a batch)."""
+        """Write out every dirty connection (end of a batch).
+
+        Afterwards ``stalled`` lists those still past their stall mark: the
+        batch's producer may wait for them with ``stall``.
+        """
+        if self.stalled:
+            self.stalled = []
         dirty = self.dirty
         if dirty:
             self.dirty = []
             for outbound in dirty:
                 outbound.flush()
+                if outbound.gate is not None:
+                    self.stalled.append(outbound)
+
+    async def stall(self) -> None:
+        """Hold the producer of the last batch until its consumers catch up.
+
+        Waits until every gate in ``stalled`` opens, or ``STALL_TOTAL_S``.
+        """
+        stalled = self.stalled
+        self.stalled = []
+        with trio.move_on_after(STALL_TOTAL_S):
+            for outbound in stalled:
+                gate = outbound.gate
+                if gate is not None:
+                    await gate.wait()
 
     async def run(self) -> None:
         """Flush what was queued outside reader batches."""
@@ -90,10 +136,12 @@ class Outbound:
     __slots__ = (
         "_busy",
         "_close_after_flush",
+        "_generation",
         "_signalled",
         "_wakeup",
         "dirty",
         "flusher",
+        "gate",
         "max_pending",
         "on_slow_consumer",
         "out",
@@ -116,15 +164,20 @@ class Outbound:
         self.flusher = flusher
         self.raw = raw_socket_of(stream)
         self.out: list[bytes] = []
+        # Bytes in ``out`` plus those the writer holds in flight (module doc).
         self.pending = 0
         self.max_pending = max_pending
         self.write_deadline_s = write_deadline_s
         self.on_slow_consumer = on_slow_consumer
+        # Closed (an unset Event) while producers should wait for us.
+        self.gate: trio.Event | None = None
         self._wakeup = trio.Event()
         self._signalled = False
         self.dirty = False
         self._busy = False
         self._close_after_flush = False
+        # Bumped by ``discard``: bytes in flight before it no longer count.
+        self._generation = 0
 
     def write(self, data: bytes) -> None:
         """Queue ``data`` (routing path: synchronous, no await)."""
@@ -153,8 +206,10 @@ class Outbound:
         if not out:
             return
         raw = self.raw
-        if raw is None or self._busy:
+        if raw is None or self._busy or self._signalled:
+            # The writer has bytes in flight or is about to run: it keeps the order.
             self._wake_writer()
+            self._check_stall()
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
@@ -165,12 +220,26 @@ class Outbound:
         except OSError:
             # Broken peer: let the writer meet the error through trio and end.
             sent = 0
+        self.pending -= sent
         if sent < len(data):
-            out.append(data[sent:])
-            self.pending = len(data) - sent
+            out.append(data[sent:] if sent else data)
             self._wake_writer()
-        else:
-            self.pending = 0
+        self._check_stall()
+
+    def _check_stall(self) -> None:
+        """Close the gate past three quarters of ``max_pending``; open it below."""
+        mark = self.max_pending - (self.max_pending >> 2)
+        if self.pending > mark:
+            if self.gate is None:
+                self.gate = trio.Event()
+        elif self.gate is not None:
+            self._open_gate()
+
+    def _open_gate(self) -> None:
+        gate = self.gate
+        if gate is not None:
+            self.gate = None
+            gate.set()
 
     def _wake_writer(self) -> None:
         if not self._signalled:
@@ -181,6 +250,8 @@ class Outbound:
         """Drop everything queued (slow consumer: nothing more will be read)."""
         self.out.clear()
         self.pending = 0
+        self._generation += 1
+        self._open_gate()
 
     def close_after_flush(self) -> None:
         """Ask the writer to return once what is queued now has been written."""
@@ -208,17 +279,53 @@ class Outbound:
             if out:
                 data = out[0] if len(out) == 1 else b"".join(out)
                 out.clear()
-                self.pending = 0
                 self._busy = True
                 try:
                     with trio.move_on_after(self.write_deadline_s) as scope:
-                        await self.stream.send_all(data)
-                except (trio.BrokenResourceError, trio.ClosedResourceError):
-                    return
+                        if not await self._send(data):
+                            return
                 finally:
                     self._busy = False
                 if scope.cancelled_caught:
                     self.on_slow_consumer("write deadline exceeded")
                     return
+                # All it took is written (flushOutbound's n == attempted); the
+                # next flush closes the gate again if pending is still high.
+                self._open_gate()
             if self._close_after_flush and not out:
                 return
+
+    async def _send(self, data: bytes) -> bool:
+        """Write ``data``, counting it off ``pending`` as the kernel takes it.
+
+        False if the peer broke the connection.
+        """
+        generation = self._generation
+        raw = self.raw
+        if raw is None:
+            try:
+                await self.stream.send_all(data)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                return False
+            if generation == self._generation:
+                self.pending -= len(data)
+            return True
+        view = memoryview(data)
+        offset = 0
+        size = len(data)
+        while offset < size:
+            # The socket is full when the writer runs (flush tried first):
+            # wait for room, then take what the kernel accepts.
+            await trio.lowlevel.wait_writable(raw)
+            try:
+                sent = raw.send(view[offset:])
+            except (BlockingIOError, InterruptedError):
+                continue
+            except OSError:
+                return False
+            offset += sent
+            if generation == self._generation:
+                self.pending -= sent
+                if self.gate is not None:
+                    self._check_stall()
+        return True

@@ -65,10 +65,19 @@ STALL_TOTAL_S: Final = 0.010
 
 
 def raw_socket_of(stream: trio.abc.Stream) -> socket.socket | None:
-    """A non-blocking duplicate of the stream's socket, for direct sends."""
+    """A non-blocking duplicate of the stream's socket, for direct sends.
+
+    None for streams without a socket, and when the process is out of file
+    descriptors: the connection is then served through ``stream`` (slower,
+    one descriptor) rather than refused, and the router goes on.
+    """
     if not isinstance(stream, trio.SocketStream):
         return None
-    raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
+    try:
+        raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
+    except OSError as exc:
+        log.warning("Cannot duplicate a client socket (%s): writing through trio instead", exc)
+        return None
     raw.setblocking(False)
     return raw
 

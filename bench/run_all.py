@@ -29,6 +29,7 @@ BENCHES: Final = (
     ("edge_buffer_bench", "buffering at the edge vs a JetStream stream sourced by the hub"),
     ("replay_bench", "draining a backlog into a hub subscriber"),
     ("site_bench", "memory and start-up time of a whole site vs nats-server"),
+    ("conn_bench", "memory per client connection and fan-out to 3,000 clients vs nats-server"),
 )
 
 

@@ -156,6 +156,7 @@ class Outbound:
         "out",
         "pending",
         "raw",
+        "stall_mark",
         "stream",
         "write_deadline_s",
     )
@@ -176,6 +177,8 @@ class Outbound:
         # Bytes in ``out`` plus those the writer holds in flight (module doc).
         self.pending = 0
         self.max_pending = max_pending
+        # Past this, producers wait for us (nats-server: 3/4 of max_pending).
+        self.stall_mark = max_pending - (max_pending >> 2)
         self.write_deadline_s = write_deadline_s
         self.on_slow_consumer = on_slow_consumer
         # Closed (an unset Event) while producers should wait for us.
@@ -218,7 +221,8 @@ class Outbound:
         if raw is None or self._busy or self._signalled:
             # The writer has bytes in flight or is about to run: it keeps the order.
             self._wake_writer()
-            self._check_stall()
+            if self.pending > self.stall_mark or self.gate is not None:
+                self._check_stall()
             return
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
@@ -233,12 +237,12 @@ class Outbound:
         if sent < len(data):
             out.append(data[sent:] if sent else data)
             self._wake_writer()
-        self._check_stall()
+        if self.pending > self.stall_mark or self.gate is not None:
+            self._check_stall()
 
     def _check_stall(self) -> None:
         """Close the gate past three quarters of ``max_pending``; open it below."""
-        mark = self.max_pending - (self.max_pending >> 2)
-        if self.pending > mark:
+        if self.pending > self.stall_mark:
             if self.gate is None:
                 self.gate = trio.Event()
         elif self.gate is not None:

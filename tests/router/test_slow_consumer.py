@@ -6,11 +6,13 @@ it gets. nats-server delivers every burst: it holds a producer back while a
 consumer it feeds is past three quarters of ``max_pending`` (client.go
 ``stalledWait``). Without that, the router read the publisher's socket as
 fast as its scheduler turned, and a pause of the subscriber's process filled
-``max_pending`` in milliseconds: 1 burst in 5 cut with a subscriber in its own
-process, every burst with one sharing the publisher's event loop.
+``max_pending`` in milliseconds: about 1 burst in 5 cut with a subscriber in
+its own process, and half or more with one sharing the publisher's event loop.
 
-Each test replays the bursts against nats-server and the router with the same
-settings and asserts the router cuts no more often.
+The first test replays the bursts against nats-server and the router with
+the same settings and asserts the router cuts no more often; the next checks
+that a consumer that stops reading is still cut; the last two check
+``Outbound``'s counting and its gate over a socket pair.
 """
 
 from __future__ import annotations

@@ -12,7 +12,7 @@ import ssl
 import sys
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import nkeys
 import trio
@@ -37,6 +37,11 @@ __all__ = ["Server"]
 log = logging.getLogger("leafnode.router")
 
 DATALINK_SOCKET = "router.sock"
+
+# INFO's ``api_lvl``: the JetStream API level nats-server 2.15 announces
+# (JSApiLevel). Clients read it to pick features; leafnode answers no JetStream
+# API, but a client comparing against the server version expects the field.
+API_LEVEL: Final = 5
 
 
 def _new_server_id() -> str:
@@ -137,6 +142,7 @@ class Server:
             "port": self.port,
             "headers": True,
             "max_payload": settings.max_payload,
+            "api_lvl": API_LEVEL,
         }
         if self.auth.auth_required:
             info["auth_required"] = True

@@ -99,3 +99,16 @@ def test_control_line_over_limit_is_refused_like_nats_server(
     nats, router = servers
     data = QUIET + b"SUB " + b"a" * 5000 + b" 1\r\n"
     assert _run(router.port, data) == _run(nats.port, data)
+
+
+def test_info_announces_the_api_level_of_nats_server(
+    servers: tuple[NatsServerProcess, RouterProcess],
+) -> None:
+    nats, router = servers
+    expected, actual = RawClient(nats.port), RawClient(router.port)
+    try:
+        assert "api_lvl" in expected.info
+        assert actual.info.get("api_lvl") == expected.info["api_lvl"]
+    finally:
+        expected.close()
+        actual.close()

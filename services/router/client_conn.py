@@ -16,7 +16,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 import trio
 
@@ -44,6 +44,7 @@ from leafnode.proto import (
 )
 from leafnode.runtime import TRACE
 
+from . import closed
 from .auth import AuthError
 from .outbound import Outbound
 from .permissions import PermissionChecker, publish_violation_text, subscribe_violation_text
@@ -123,6 +124,12 @@ class ClientConnection:
         self._scope: trio.CancelScope | None = None
         self._nursery: trio.Nursery | None = None
         self._auth_scope: trio.CancelScope | None = None
+        # Why the connection closed, in nats-server's words (closed.py); None
+        # while open, and at the end when the server itself stopped.
+        self.close_reason: str | None = None
+        # The subscriptions it had when it closed, for /connz?state=closed.
+        self.closed_subs: tuple[Subscription, ...] = ()
+        self._description = ""
 
     # ----------------------------------------------------------------- tasks
 
@@ -134,6 +141,7 @@ class ClientConnection:
         server = self.server
         try:
             if server.ssl_context is not None and not await self._start_tls():
+                self.close_reason = closed.TLS_HANDSHAKE
                 return
             if server.trace:
                 self.send_msg = self._send_msg_traced  # type: ignore[method-assign]
@@ -149,14 +157,19 @@ class ClientConnection:
                     nursery.start_soon(self._auth_timer)
                 eof = await self._read_loop()
                 if eof:
+                    if self.close_reason is None:
+                        self.close_reason = closed.CLIENT_CLOSED
                     nursery.cancel_scope.cancel()
         finally:
             self._drop_subscriptions()
+            # No reason of its own: the server stopped and cancelled us.
+            reason = self.close_reason or closed.SERVER_SHUTDOWN
+            self.close_reason = reason
             server.remove_client(self)
             self.outbound.close_raw()
             with trio.CancelScope(shield=True):
                 await self.stream.aclose()
-            log.debug("%s - Client connection closed", self)
+            log.debug("%s - Client connection closed: %s", self.log_label(), reason)
 
     async def _start_tls(self) -> bool:
         """TLS on the client port: INFO in clear text first, or TLS first.
@@ -189,6 +202,8 @@ class ClientConnection:
 
     async def _write_then_cancel(self) -> None:
         await self.outbound.run_writer()
+        if self.close_reason is None:
+            self.close_reason = closed.WRITE_ERROR
         if self._scope is not None:
             self._scope.cancel()
 
@@ -198,7 +213,7 @@ class ClientConnection:
             await trio.sleep(settings.ping_interval_s)
             if self.pings_out >= settings.ping_max:
                 log.debug("%s - Stale Client Connection - Closing", self)
-                self.close_with_error("Stale Connection")
+                self.close_with_error("Stale Connection", closed.STALE_CONNECTION)
                 return
             self.pings_out += 1
             self._proto(PING)
@@ -207,15 +222,15 @@ class ClientConnection:
         """Close the client when its user JWT expires, as nats-server does."""
         await trio.sleep(max(wall_time - time.time(), 0.0))
         log.info("%s - User Authentication Expired", self)
-        self.close_with_error("User Authentication Expired")
+        self.close_with_error("User Authentication Expired", closed.AUTH_EXPIRED)
 
     async def _auth_timer(self) -> None:
         assert self._auth_scope is not None
         with self._auth_scope:
             await trio.sleep(self.server.settings.auth_timeout_s)
             if not self.connected:
-                log.error("%s - Authentication Timeout", self)
-                self.close_with_error("Authentication Timeout")
+                log.debug("%s - Authentication Timeout", self)
+                self.close_with_error("Authentication Timeout", closed.AUTH_TIMEOUT)
 
     async def _read_loop(self) -> bool:
         """Read until EOF (returns True) or a protocol error (returns False)."""
@@ -258,7 +273,7 @@ class ClientConnection:
                         elif kind is Connect:
                             await self._on_connect(event)  # type: ignore[arg-type]
                         elif not self.connected and self.server.auth.auth_configured:
-                            self.close_with_error("Authorization Violation")
+                            self.close_with_error("Authorization Violation", closed.AUTH_FAILURE)
                             return False
                         else:
                             self._dispatch(event)
@@ -269,7 +284,7 @@ class ClientConnection:
             except RemoteProtocolError as exc:
                 log.error("%s - Client parser ERROR: %s", self, exc)
                 if exc.err_text:
-                    self.close_with_error(exc.err_text)
+                    self.close_with_error(exc.err_text, _PARSER_CLOSE_REASONS.get(exc.err_text))
                 else:
                     # nats-server closes without an -ERR for malformed arguments.
                     self.close_now()
@@ -424,7 +439,7 @@ class ClientConnection:
                 log.error(
                     '%s - "%s" - authentication error: %s', self, self._client_desc(options), exc
                 )
-                self.close_with_error("Authorization Violation")
+                self.close_with_error("Authorization Violation", closed.AUTH_FAILURE)
                 return
             self.account = server.account(identity.account)
             self.user = identity.user
@@ -440,12 +455,16 @@ class ClientConnection:
         self.name = str(options.get("name", "") or "")
         self.lang = str(options.get("lang", "") or "")
         self.version = str(options.get("version", "") or "")
+        if not self.connected:
+            self._describe(options)
         protocol = options.get("protocol", 0)
         if not isinstance(protocol, int) or isinstance(protocol, bool) or protocol not in (0, 1):
-            self.close_with_error("invalid client protocol")
+            self.close_with_error("invalid client protocol", closed.BAD_PROTOCOL)
             return
         if self.no_responders and not self.headers:
-            self.close_with_error("no responders requires headers support")
+            self.close_with_error(
+                "no responders requires headers support", closed.NO_RESPONDERS_NEEDS_HEADERS
+            )
             return
         self.connected = True
         self._checks = self.verbose or self.pedantic or self.perms is not None
@@ -544,11 +563,12 @@ class ClientConnection:
             identity = auth.authenticate(self.connect_options, self.nonce, client_host=self.host)
         except AuthError as exc:
             log.info("%s - closed on reload: %s", self, exc)
-            self.close_with_error("Authorization Violation")
+            self.close_with_error("Authorization Violation", closed.AUTH_FAILURE)
             return
         if identity.account != self.account.name:
             log.info("%s - closed on reload: account changed", self)
-            self.close_with_error("Authorization Violation")
+            # nats-server closes a client that moved accounts as "Client Closed".
+            self.close_with_error("Authorization Violation", closed.CLIENT_CLOSED)
             return
         self.user = identity.user
         self.perms = (
@@ -558,16 +578,24 @@ class ClientConnection:
         )
         self._checks = self.verbose or self.pedantic or self.perms is not None
 
-    def close_with_error(self, text: str) -> None:
-        """``-ERR '<text>'``, then close once it is written."""
+    def close_with_error(self, text: str, reason: str | None = None) -> None:
+        """``-ERR '<text>'``, then close once it is written.
+
+        ``reason`` is nats-server's close reason (closed.py), for the log and
+        ``/connz?state=closed``; by default a protocol violation.
+        """
         if self.closing:
             return
         self.closing = True
+        self.close_reason = reason or closed.PROTOCOL_VIOLATION
         self._drop_subscriptions()
         self._proto(encode_err(text))
         self.outbound.close_after_flush()
 
-    def close_now(self) -> None:
+    def close_now(self, reason: str = closed.PROTOCOL_VIOLATION) -> None:
+        """Close without a word to the client; ``reason`` as in ``close_with_error``."""
+        if self.close_reason is None:
+            self.close_reason = reason
         self.closing = True
         self._drop_subscriptions()
         if self._scope is not None:
@@ -580,17 +608,61 @@ class ClientConnection:
         log.info("%s - Slow Consumer Detected: %s", self, reason)
         self.server.slow_consumers += 1
         self.outbound.discard()
-        self.close_with_error("Slow Consumer")
+        self.close_with_error(
+            "Slow Consumer",
+            closed.SLOW_CONSUMER_PENDING
+            if reason == "pending bytes"
+            else closed.SLOW_CONSUMER_WRITE_DEADLINE,
+        )
 
     def _drop_subscriptions(self) -> None:
         if self.subs:
+            self.closed_subs = tuple(self.subs.values())
             account = self.account
             for sub in self.subs.values():
                 account.remove_subscription(sub)
             self.subs.clear()
 
+    def log_label(self) -> str:
+        """``host:port - cid:N``, plus what CONNECT told (see ``_describe``)."""
+        return f"{self}{self._description}" if self._description else str(self)
+
+    def _describe(self, options: dict[str, object]) -> None:
+        """nats-server's quoted client description and ``"account/user:name"``.
+
+        Set once the credentials pass, as nats-server does (client.go
+        processConnect); the user label names the kind of credential and
+        never carries a secret (a token is just ``token``).
+        """
+        desc = ":".join(
+            part
+            for part in (f"v{self.version}" if self.version else "", self.lang, self.name)
+            if part
+        )
+        if options.get("nkey"):
+            user = f"nkey:{options['nkey']}"
+        elif options.get("user"):
+            user = f"user:{options['user']}"
+        elif options.get("jwt"):
+            user = f"jwt:{self.user}"
+        elif options.get("auth_token"):
+            user = "token"
+        else:
+            user = ""
+        if user:
+            user = f"{self.account.name}/{user}"
+        self._description = "".join(f' - "{part}"' for part in (desc, user) if part)
+
     def _client_desc(self, options: dict[str, object]) -> str:
         return f"v{options.get('version', '')}:{options.get('lang', '')}:{options.get('name', '')}"
+
+
+# The close reason of a parser error by its -ERR text (the parser's
+# ERR_MAX_PAYLOAD, ERR_MAX_CONTROL_LINE); any other is a protocol violation.
+_PARSER_CLOSE_REASONS: Final = {
+    "Maximum Payload Violation": closed.MAX_PAYLOAD,
+    "maximum control line exceeded": closed.MAX_CONTROL_LINE,
+}
 
 
 def _flag(options: dict[str, object], key: str, default: bool) -> bool:

@@ -13,28 +13,33 @@ import os
 import resource
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from leafnode import SERVER_VERSION
 from leafnode.monitoring import MonitorError, query_flag
 from leafnode.proto import subject_matches
 
+from .closed import ClosedClient, ClosedSub
+
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping, Sequence
 
     from .client_conn import ClientConnection
+    from .routing import Subscription
     from .server import Server
+
+    Conn = ClientConnection | ClosedClient
 
 __all__ = ["MonitorError", "accountz", "bufferz", "connz", "subsz", "varz"]
 
 NS = 1_000_000_000
 # nats-server's default and largest page for /connz.
 CONNZ_DEFAULT_LIMIT = 1024
-CONNZ_SORTS = {
+CONNZ_SORTS: dict[str, Callable[[Conn], Any]] = {
     "cid": lambda c: c.cid,
     "start": lambda c: c.started_at,
     "subs": lambda c: -len(c.subs),
-    "pending": lambda c: -c.outbound.pending,
+    "pending": lambda c: -_pending(c),
     "msgs_to": lambda c: -c.out_msgs,
     "msgs_from": lambda c: -c.in_msgs,
     "bytes_to": lambda c: -c.out_bytes,
@@ -43,6 +48,16 @@ CONNZ_SORTS = {
     "idle": lambda c: c.last_activity,
     "uptime": lambda c: c.started_at,
 }
+# Only closed connections have these (nats-server refuses them otherwise).
+CONNZ_CLOSED_SORTS: dict[str, Callable[[ClosedClient], Any]] = {
+    "stop": lambda c: -c.stop,
+    "reason": lambda c: c.reason,
+}
+CONNZ_STATES = ("open", "closed", "any", "all")
+
+
+def _pending(conn: Conn) -> int:
+    return 0 if isinstance(conn, ClosedClient) else conn.outbound.pending
 
 
 def rfc3339(t: float) -> str:
@@ -145,7 +160,17 @@ def _int(query: Mapping[str, str], key: str, default: int) -> int:
     return number
 
 
-def _connection(client: ClientConnection, now: float, subs: str, auth: bool) -> dict[str, object]:
+def _connection(client: Conn, now: float, subs: str, auth: bool) -> dict[str, object]:
+    if isinstance(client, ClosedClient):
+        # A closed connection's clock stopped when it closed.
+        now = client.stop
+        tls = client.tls
+        account = client.account_name
+        sub_list: Sequence[ClosedSub | Subscription] = client.subs
+    else:
+        tls = client.server.settings.tls is not None
+        account = client.account.name
+        sub_list = list(client.subs.values())
     entry: dict[str, object] = {
         "cid": client.cid,
         "kind": "Client",
@@ -157,7 +182,7 @@ def _connection(client: ClientConnection, now: float, subs: str, auth: bool) -> 
         "rtt": "0s",
         "uptime": go_duration(now - client.started_at),
         "idle": go_duration(now - client.last_activity),
-        "pending_bytes": client.outbound.pending,
+        "pending_bytes": _pending(client),
         "in_msgs": client.in_msgs,
         "out_msgs": client.out_msgs,
         "in_bytes": client.in_bytes,
@@ -167,16 +192,19 @@ def _connection(client: ClientConnection, now: float, subs: str, auth: bool) -> 
         "lang": client.lang,
         "version": client.version,
     }
-    if client.server.settings.tls is not None:
+    if isinstance(client, ClosedClient):
+        entry["stop"] = rfc3339(client.stop)
+        entry["reason"] = client.reason
+    if tls:
         entry["tls_version"] = "1.3"
     if auth:
         if client.user:
             entry["authorized_user"] = client.user
-        entry["account"] = client.account.name
+        entry["account"] = account
     if subs == "detail":
         entry["subscriptions_list_detail"] = [
             {
-                "account": client.account.name,
+                "account": account,
                 "subject": sub.subject.decode(errors="replace"),
                 **({"qgroup": sub.queue.decode(errors="replace")} if sub.queue else {}),
                 "sid": sub.sid.decode(errors="replace"),
@@ -184,30 +212,38 @@ def _connection(client: ClientConnection, now: float, subs: str, auth: bool) -> 
                 "max": sub.max_msgs,
                 "cid": client.cid,
             }
-            for sub in client.subs.values()
+            for sub in sub_list
         ]
     elif subs:
-        entry["subscriptions_list"] = [
-            s.subject.decode(errors="replace") for s in client.subs.values()
-        ]
+        entry["subscriptions_list"] = [s.subject.decode(errors="replace") for s in sub_list]
     return entry
 
 
 def connz(server: Server, query: Mapping[str, str]) -> dict[str, object]:
-    """``/connz``: ``subs=1|detail``, ``cid``, ``offset``, ``limit``, ``sort``, ``auth``."""
+    """``/connz``: ``subs=1|detail``, ``cid``, ``offset``, ``limit``, ``sort``, ``auth``,
+    ``state=open|closed|any|all`` (closed ones from ``Server.closed_clients``)."""
     subs_value = query.get("subs", "")
     subs = "detail" if subs_value == "detail" else ("1" if query_flag(query, "subs") else "")
     auth = query_flag(query, "auth")
     offset = _int(query, "offset", 0)
     limit = _int(query, "limit", CONNZ_DEFAULT_LIMIT) or CONNZ_DEFAULT_LIMIT
     sort = query.get("sort") or "cid"
-    key = CONNZ_SORTS.get(sort)
-    if key is None:
-        raise MonitorError(f"sort: unknown sort option {sort!r} (one of {', '.join(CONNZ_SORTS)})")
     state = query.get("state") or "open"
-    if state not in ("open", "any", "all"):
-        raise MonitorError(f"state: only 'open' connections are tracked, got {state!r}")
-    clients = list(server.clients.values())
+    if state not in CONNZ_STATES:
+        raise MonitorError(f"state: expected one of {', '.join(CONNZ_STATES)}, got {state!r}")
+    key = CONNZ_SORTS.get(sort)
+    if sort in CONNZ_CLOSED_SORTS:
+        if state != "closed":
+            raise MonitorError(f"sort: by {sort} is only valid on closed connections")
+        key = CONNZ_CLOSED_SORTS[sort]  # type: ignore[assignment]
+    if key is None:
+        names = ", ".join([*CONNZ_SORTS, *CONNZ_CLOSED_SORTS])
+        raise MonitorError(f"sort: unknown sort option {sort!r} (one of {names})")
+    clients: list[Conn] = []
+    if state != "closed":
+        clients.extend(server.clients.values())
+    if state != "open":
+        clients.extend(server.closed_clients)
     cid_value = query.get("cid")
     if cid_value:
         cid = _int(query, "cid", 0)

@@ -22,6 +22,7 @@ from leafnode.affinity import data_path_cpu, keep_placement
 from leafnode.config import DEFAULT_ACCOUNT
 from leafnode.runtime import TRACE
 
+from . import closed
 from .auth import Authenticator
 from .buffering import StoreLink, build_buffer_rules
 from .client_conn import ClientConnection
@@ -89,6 +90,7 @@ class Server:
         self.flusher = Flusher()
         self.datalink_path = str(Path(settings.run_dir) / DATALINK_SOCKET)
         self.slow_consumers = 0
+        self.closed_clients = closed.ClosedClients()
         self.total_connections = 0
         self.closed_in_msgs = self.closed_in_bytes = 0
         self.closed_out_msgs = self.closed_out_bytes = 0
@@ -155,7 +157,10 @@ class Server:
         self.info_template = info
 
     def remove_client(self, client: ClientConnection) -> None:
+        """Forget a closed client; keep its snapshot for ``/connz?state=closed``."""
         if self.clients.pop(client.cid, None) is not None:
+            reason = client.close_reason or closed.CLIENT_CLOSED
+            self.closed_clients.add(client, reason, time.time())
             # Keep the totals of closed clients for /varz.
             self.closed_in_msgs += client.in_msgs
             self.closed_in_bytes += client.in_bytes
@@ -218,7 +223,7 @@ class Server:
             for i, client in enumerate(clients):
                 if i:
                     await trio.sleep(pause)
-                client.close_now()
+                client.close_now(closed.SERVER_SHUTDOWN)
         log.info("Lame duck mode done; exiting")
         stop_scope.cancel()
 
@@ -335,6 +340,8 @@ class Server:
                 await client.outbound.run_writer()
             client.outbound.close_raw()
             await stream.aclose()
+            self.closed_clients.add(client, closed.MAX_CONNECTIONS, time.time())
+            log.debug("%s - Client connection closed: %s", client, closed.MAX_CONNECTIONS)
             return
         self.clients[cid] = client
         self.total_connections += 1

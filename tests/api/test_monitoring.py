@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import nats
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
@@ -85,6 +88,36 @@ async def test_connz_subsz_accountz_options(full_site: ApiSite) -> None:
         await nc.close()
 
 
+@pytest.mark.asyncio
+async def test_connz_lists_closed_connections_with_their_reason(full_site: ApiSite) -> None:
+    http = full_site.http(token=None)
+    nc = await nats.connect(full_site.router.url, name="api-closed")
+    await nc.subscribe("mon.closed")
+    deadline = time.monotonic() + 20
+    while True:
+        body = http.get("/connz").json()
+        mine = [c for c in body["connections"] if c["name"] == "api-closed"]
+        if (mine and mine[0]["subscriptions"] == 1) or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    cid = mine[0]["cid"]
+    await nc.close()
+
+    while True:
+        closed = http.get("/connz", params={"state": "closed", "subs": "1"}).json()
+        gone = [c for c in closed["connections"] if c["cid"] == cid]
+        if gone or time.monotonic() > deadline:
+            break
+        await asyncio.sleep(0.05)
+    (conn,) = gone
+    assert conn["reason"] == "Client Closed"
+    assert conn["stop"]
+    assert conn["subscriptions_list"] == ["mon.closed"]
+    every = http.get("/connz", params={"state": "all"}).json()
+    assert cid in [c["cid"] for c in every["connections"]]
+    assert cid not in [c["cid"] for c in http.get("/connz").json()["connections"]]
+
+
 @pytest.mark.parametrize(
     ("path", "params", "status"),
     [
@@ -92,7 +125,8 @@ async def test_connz_subsz_accountz_options(full_site: ApiSite) -> None:
         ("/connz", {"limit": "abc"}, 400),
         ("/connz", {"offset": "-1"}, 400),
         ("/connz", {"subs": "maybe"}, 400),
-        ("/connz", {"state": "closed"}, 400),
+        ("/connz", {"state": "gone"}, 400),
+        ("/connz", {"sort": "stop"}, 400),
         ("/subsz", {"subs": "2"}, 400),
         ("/leafz", {"subs": "maybe"}, 400),
         ("/accountz", {"acc": "NOPE"}, 400),

@@ -239,6 +239,23 @@ class Authenticator:
         """A fresh nonce for INFO: 11 random bytes, URL-safe base64, no padding."""
         return base64.urlsafe_b64encode(secrets.token_bytes(_NONCE_RAW_LEN)).decode().rstrip("=")
 
+    def named_account(self, options: Mapping[str, object]) -> str | None:
+        """The account of the configured nkey or user a CONNECT names.
+
+        ``""`` when the CONNECT names neither (token, JWT, no credentials);
+        None when it names one this configuration no longer has. A reload
+        closes a client whose answer differs from its account without a word
+        (nats-server's ``clientHasMovedToDifferentAccount``).
+        """
+        nkey, user = options.get("nkey"), options.get("user")
+        if isinstance(nkey, str) and nkey:
+            found_nkey = self._nkeys.get(nkey)
+            return found_nkey.account if found_nkey is not None else None
+        if isinstance(user, str) and user:
+            found_user = self._users.get(user)
+            return found_user.account if found_user is not None else None
+        return ""
+
     def is_expensive(self, options: Mapping[str, object]) -> bool:
         """True when :meth:`authenticate` will run bcrypt (tens of ms).
 

@@ -47,7 +47,12 @@ from leafnode.runtime import TRACE
 from . import closed
 from .auth import AuthError
 from .outbound import Outbound
-from .permissions import PermissionChecker, publish_violation_text, subscribe_violation_text
+from .permissions import (
+    PermissionChecker,
+    publish_violation_text,
+    removed_subscription_text,
+    subscribe_violation_text,
+)
 from .routing import Subscription, route_local
 
 if TYPE_CHECKING:
@@ -559,6 +564,13 @@ class ClientConnection:
         if not self.connected:
             return
         auth = self.server.auth
+        named = auth.named_account(self.connect_options)
+        if named is None or (named and named != self.account.name):
+            # A user or nkey gone or moved to another account: nats-server
+            # closes such a client without an -ERR, as "Client Closed".
+            log.info("%s - closed on reload: user removed or moved to another account", self)
+            self.close_now(closed.CLIENT_CLOSED)
+            return
         try:
             identity = auth.authenticate(self.connect_options, self.nonce, client_host=self.host)
         except AuthError as exc:
@@ -577,6 +589,31 @@ class ClientConnection:
             else None
         )
         self._checks = self.verbose or self.pedantic or self.perms is not None
+        self._recheck_subscriptions()
+
+    def _recheck_subscriptions(self) -> None:
+        """Drop the subscriptions the new permissions refuse, as nats-server does.
+
+        Each one removed gets ``-ERR 'Permissions Violation for Subscription
+        to "<subject>" (sid "<sid>")'``; the client stays connected. The ones
+        kept get the new permissions' deny filter for deliveries.
+        """
+        perms = self.perms
+        for sid, sub in list(self.subs.items()):
+            if perms is None:
+                sub.deliver_filter = None
+            elif perms.can_subscribe(sub.subject, sub.queue):
+                sub.deliver_filter = perms.deliver_filter(sub.subject, sub.queue)
+            else:
+                del self.subs[sid]
+                self.account.remove_subscription(sub)
+                log.info(
+                    "%s - Removed sub %r (sid %r) - not authorized",
+                    self,
+                    sub.subject.decode(errors="replace"),
+                    sid.decode(errors="replace"),
+                )
+                self.send_error(removed_subscription_text(sub.subject, sub.queue, sid))
 
     def close_with_error(self, text: str, reason: str | None = None) -> None:
         """``-ERR '<text>'``, then close once it is written.

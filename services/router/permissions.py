@@ -47,6 +47,7 @@ __all__ = [
     "DEFAULT_RESPONSES_MAX",
     "PermissionChecker",
     "publish_violation_text",
+    "removed_subscription_text",
     "subscribe_violation_text",
 ]
 
@@ -105,6 +106,16 @@ _GO_ESCAPES = {
     '"': '\\"',
     "\\": "\\\\",
 }
+
+
+def removed_subscription_text(subject: bytes, queue: bytes | None, sid: bytes) -> str:
+    """The ``-ERR`` text for a subscription a reload no longer allows.
+
+    nats-server 2.15 (client.go processSubsOnConfigReload):
+    ``Permissions Violation for Subscription to "foo" (sid "1")``, with
+    `` using queue "q"`` before the sid for a queue subscription.
+    """
+    return f"{subscribe_violation_text(subject, queue)} (sid {_go_quote(sid)})"
 
 
 def _go_quote(value: bytes) -> str:

@@ -202,6 +202,8 @@ class Server:
         self.config_loaded_at = time.time()
         for client in list(self.clients.values()):
             client.recheck_auth()
+        # Out of any read loop: send the -ERRs (and closes) now.
+        self.flusher.flush()
 
     async def lame_duck(self, stop_scope: trio.CancelScope) -> None:
         """Stop accepting, announce ``ldm``, close clients over the duration, exit."""

@@ -82,6 +82,10 @@ class Identity:
     nats-server closes the connection then, with ``-ERR 'User Authentication
     Expired'``.
     """
+    account_expires_at: float | None = None
+    """Unix time at which the account JWT expires, or None; nats-server closes
+    the account's clients then, with ``-ERR 'Account Authentication Expired'``.
+    """
 
 
 class AuthError(Exception):
@@ -345,7 +349,13 @@ class Authenticator:
             )
         except JwtAuthError as exc:
             raise AuthError(str(exc)) from None
-        return Identity(grant.account, grant.user, grant.permissions, grant.expires or None)
+        return Identity(
+            grant.account,
+            grant.user,
+            grant.permissions,
+            grant.expires or None,
+            grant.account_expires or None,
+        )
 
     def _authenticate_nkey(self, nkey: str, sig: str, nonce: str | None) -> Identity:
         found = self._nkeys.get(nkey)

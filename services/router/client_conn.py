@@ -58,6 +58,7 @@ from .routing import Subscription, route_local
 if TYPE_CHECKING:
     from leafnode.proto import Event
 
+    from .auth import Identity
     from .routing import Account
     from .server import Server
 
@@ -135,6 +136,9 @@ class ClientConnection:
         # The subscriptions it had when it closed, for /connz?state=closed.
         self.closed_subs: tuple[Subscription, ...] = ()
         self._description = ""
+        # When the credentials expire and the -ERR text then (see _set_expiry).
+        self._expiry: tuple[float, str] | None = None
+        self._expiry_wake: trio.CancelScope | None = None
 
     # ----------------------------------------------------------------- tasks
 
@@ -223,11 +227,37 @@ class ClientConnection:
             self.pings_out += 1
             self._proto(PING)
 
-    async def _expire_at(self, wall_time: float) -> None:
-        """Close the client when its user JWT expires, as nats-server does."""
-        await trio.sleep(max(wall_time - time.time(), 0.0))
-        log.info("%s - User Authentication Expired", self)
-        self.close_with_error("User Authentication Expired", closed.AUTH_EXPIRED)
+    def _set_expiry(self, identity: Identity) -> None:
+        """Arm (or re-arm, after a reload) the close at JWT expiry, as nats-server.
+
+        The user JWT's ``exp`` closes with ``User Authentication Expired``,
+        the account JWT's with ``Account Authentication Expired``, whichever
+        comes first. One task per client that has an expiry at all.
+        """
+        expiry: tuple[float, str] | None = None
+        if identity.expires_at is not None:
+            expiry = (identity.expires_at, "User Authentication Expired")
+        account_at = identity.account_expires_at
+        if account_at is not None and (expiry is None or account_at <= expiry[0]):
+            expiry = (account_at, "Account Authentication Expired")
+        if expiry == self._expiry:
+            return
+        self._expiry = expiry
+        if self._expiry_wake is not None:
+            self._expiry_wake.cancel()
+        elif expiry is not None and self._nursery is not None:
+            self._nursery.start_soon(self._watch_expiry)
+
+    async def _watch_expiry(self) -> None:
+        while self._expiry is not None:
+            wall_time, text = self._expiry
+            self._expiry_wake = trio.CancelScope()
+            with self._expiry_wake:
+                await trio.sleep(max(wall_time - time.time(), 0.0))
+                log.info("%s - %s", self, text)
+                self.close_with_error(text, closed.AUTH_EXPIRED)
+                return
+        self._expiry_wake = None
 
     async def _auth_timer(self) -> None:
         assert self._auth_scope is not None
@@ -448,8 +478,7 @@ class ClientConnection:
                 return
             self.account = server.account(identity.account)
             self.user = identity.user
-            if identity.expires_at is not None and self._nursery is not None:
-                self._nursery.start_soon(self._expire_at, identity.expires_at)
+            self._set_expiry(identity)
             if identity.permissions is not None:
                 self.perms = PermissionChecker(identity.permissions, clock=trio.current_time)
         self.verbose = _flag(options, "verbose", _DEFAULT_VERBOSE)
@@ -583,6 +612,7 @@ class ClientConnection:
             self.close_with_error("Authorization Violation", closed.CLIENT_CLOSED)
             return
         self.user = identity.user
+        self._set_expiry(identity)
         self.perms = (
             PermissionChecker(identity.permissions, clock=trio.current_time)
             if identity.permissions is not None

@@ -106,6 +106,8 @@ class UserGrant:
     permissions: Permissions | None
     expires: int
     """The user JWT's ``exp`` (Unix seconds); 0 means never."""
+    account_expires: int = 0
+    """The account JWT's ``exp``: nats-server closes the account's clients then."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -344,6 +346,11 @@ class OperatorTrust:
                 raise JwtAuthError("permission templates ({{...}}) are not supported")
             nats = template
         problem = account.claims.time_problem(at)
+        if problem is None and account.claims.expires and at >= account.claims.expires:
+            # nats-server marks an account expired when its timer fires at
+            # ``exp`` (not a second later, as the JWT check alone would), and
+            # refuses its users from then on.
+            problem = "expired"
         if problem is not None:
             raise JwtAuthError(f"account JWT {problem}")
         bearer = nats.get("bearer_token") is True
@@ -369,6 +376,7 @@ class OperatorTrust:
             name=user.name,
             permissions=permissions,
             expires=user.expires,
+            account_expires=account.claims.expires,
         )
 
     @staticmethod

@@ -6,6 +6,7 @@ installed nats-server and checks that both servers reach the same verdicts.
 
 from __future__ import annotations
 
+import json
 import time
 from typing import TYPE_CHECKING
 
@@ -20,6 +21,7 @@ from tests.conftest import (
     until_responding,
     wait_until,
 )
+from tests.rawclient import RawClient
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -260,3 +262,34 @@ async def test_client_closed_when_its_jwt_expires(
     await wait_until(lambda: not nc.is_connected, timeout=10, what="closed at expiry")
     assert "User Authentication Expired" in router.log_text()
     await nc.close()
+
+
+async def test_clients_closed_when_their_account_jwt_expires_as_nats_server(
+    router_factory: RouterFactory, nats_server_factory: HubFactory, creds: _Creds
+) -> None:
+    op = JwtOperator()
+    # Whole seconds, as JWT times are: 3 s out so both servers start in time.
+    acc = op.account("A", expires=int(time.time()) + 3)
+    user = acc.user()
+    config = op.config()
+    servers = {"router": router_factory(config), "nats-server": nats_server_factory(config)}
+    clients = {name: RawClient(server.port) for name, server in servers.items()}
+    try:
+        for client in clients.values():
+            sig = user.sign(str(client.info["nonce"]))
+            connect = {"verbose": False, "jwt": user.jwt, "sig": sig}
+            client.send(b"CONNECT " + json.dumps(connect).encode() + b"\r\nPING\r\n")
+            assert client.read_line() == b"PONG"
+        # nats-server's first PING (RTT) comes at a time of its choosing: leave PINGs out.
+        ends = {
+            name: client.read_until_closed(timeout=15).replace(b"PING\r\n", b"")
+            for name, client in clients.items()
+        }
+    finally:
+        for client in clients.values():
+            client.close()
+    assert ends["router"] == ends["nats-server"] == b"-ERR 'Account Authentication Expired'\r\n"
+    assert "Account Authentication Expired" in servers["router"].log_text()
+    # The account stays expired: a new client is refused.
+    with pytest.raises(Exception, match="Authorization Violation"):
+        await _connect(servers["router"].url, creds(user))

@@ -86,6 +86,10 @@ class Identity:
     """Unix time at which the account JWT expires, or None; nats-server closes
     the account's clients then, with ``-ERR 'Account Authentication Expired'``.
     """
+    user_name: str = ""
+    """The user JWT's ``name`` claim ($SYS.REQ.USER.INFO's ``user_name``)."""
+    account_name: str = ""
+    """The account JWT's ``name`` claim, when it has one."""
 
 
 class AuthError(Exception):
@@ -355,6 +359,8 @@ class Authenticator:
             grant.permissions,
             grant.expires or None,
             grant.account_expires or None,
+            user_name=grant.name,
+            account_name=grant.account_name,
         )
 
     def _authenticate_nkey(self, nkey: str, sig: str, nonce: str | None) -> Identity:

@@ -112,6 +112,8 @@ class ClientConnection:
         self.lang = ""
         self.version = ""
         self.user: str | None = None
+        # Who CONNECT authenticated as (None without auth); $SYS.REQ.USER.INFO.
+        self.identity: Identity | None = None
         self.pings_out = 0
         # Number of the store batch holding our latest buffered message.
         self.buffer_batch = 0
@@ -272,12 +274,15 @@ class ClientConnection:
         parser = self.parser
         receive = RawReceiver(self.stream, lambda: self.outbound.raw).receive
         flusher = self.server.flusher
+        services = self.server.services
         on_pub = self._on_pub
         while not self.closing:
             data = await receive(MAX_RECV)
             if not data:
                 return True
             flusher.batching = True
+            # Who publishes what this batch routes (sysreq.py's requests).
+            services.publisher = self
             self.last_activity = time.time()
             try:
                 parser.feed(data)
@@ -307,6 +312,7 @@ class ClientConnection:
                             on_pub(event.subject, event.reply, 0, event.payload)  # type: ignore[union-attr]
                         elif kind is Connect:
                             await self._on_connect(event)  # type: ignore[arg-type]
+                            services.publisher = self
                         elif not self.connected and self.server.auth.auth_configured:
                             self.close_with_error("Authorization Violation", closed.AUTH_FAILURE)
                             return False
@@ -325,6 +331,7 @@ class ClientConnection:
                     self.close_now()
                 return False
             finally:
+                services.publisher = None
                 flusher.batching = False
                 flusher.flush()
             parser.compact()
@@ -478,6 +485,7 @@ class ClientConnection:
                 return
             self.account = server.account(identity.account)
             self.user = identity.user
+            self.identity = identity
             self._set_expiry(identity)
             if identity.permissions is not None:
                 self.perms = PermissionChecker(identity.permissions, clock=trio.current_time)
@@ -612,6 +620,7 @@ class ClientConnection:
             self.close_with_error("Authorization Violation", closed.CLIENT_CLOSED)
             return
         self.user = identity.user
+        self.identity = identity
         self._set_expiry(identity)
         self.perms = (
             PermissionChecker(identity.permissions, clock=trio.current_time)

@@ -110,24 +110,24 @@ class ClosedClient:
     def __init__(
         self, client: ClientConnection, reason: str, stop: float, subs: list[ClosedSub]
     ) -> None:
-        self.cid = client.cid
-        self.host = client.host
-        self.port = client.port
-        self.started_at = client.started_at
-        self.last_activity = client.last_activity
-        self.in_msgs = client.in_msgs
-        self.in_bytes = client.in_bytes
-        self.out_msgs = client.out_msgs
-        self.out_bytes = client.out_bytes
-        self.name = client.name
-        self.lang = client.lang
-        self.version = client.version
-        self.user = client.user
-        self.account_name = client.account.name
-        self.tls = client.server.settings.tls is not None
-        self.subs = subs
-        self.stop = stop
-        self.reason = reason
+        self.cid: int = client.cid
+        self.host: str = client.host
+        self.port: int = client.port
+        self.started_at: float = client.started_at
+        self.last_activity: float = client.last_activity
+        self.in_msgs: int = client.in_msgs
+        self.in_bytes: int = client.in_bytes
+        self.out_msgs: int = client.out_msgs
+        self.out_bytes: int = client.out_bytes
+        self.name: str = client.name
+        self.lang: str = client.lang
+        self.version: str = client.version
+        self.user: str | None = client.user
+        self.account_name: str = client.account.name
+        self.tls: bool = client.server.settings.tls is not None
+        self.subs: list[ClosedSub] = subs
+        self.stop: float = stop
+        self.reason: str = reason
 
 
 class ClosedClients:

@@ -108,6 +108,8 @@ class UserGrant:
     """The user JWT's ``exp`` (Unix seconds); 0 means never."""
     account_expires: int = 0
     """The account JWT's ``exp``: nats-server closes the account's clients then."""
+    account_name: str = ""
+    """The account JWT's ``name`` claim."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -377,6 +379,7 @@ class OperatorTrust:
             permissions=permissions,
             expires=user.expires,
             account_expires=account.claims.expires,
+            account_name=account.claims.name,
         )
 
     @staticmethod

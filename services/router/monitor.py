@@ -13,7 +13,7 @@ import os
 import resource
 import time
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeAlias
 
 from leafnode import SERVER_VERSION
 from leafnode.monitoring import MonitorError, query_flag
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from .routing import Subscription
     from .server import Server
 
-    Conn = ClientConnection | ClosedClient
+    Conn: TypeAlias = ClientConnection | ClosedClient
 
 __all__ = ["MonitorError", "accountz", "bufferz", "connz", "subsz", "varz"]
 

@@ -29,6 +29,7 @@ from .client_conn import ClientConnection
 from .datalink import DataLink
 from .outbound import Flusher
 from .routing import Account
+from .sysreq import SystemServices
 
 if TYPE_CHECKING:
     from leafnode.config import RouterSettings, Settings
@@ -83,6 +84,8 @@ class Server:
         self.accounts_by_bytes: dict[bytes, Account] = {}
         self.datalink: DataLink | None = None
         self.store_link: StoreLink | None = None
+        # $SYS.REQ.USER.INFO, subscribed in every account (sysreq.py).
+        self.services = SystemServices(self)
         self._add_accounts(settings)
         self._setup_buffering(settings)
         self.default_account = self.accounts[DEFAULT_ACCOUNT]
@@ -128,6 +131,7 @@ class Server:
             account = Account(name)
             self.accounts[name] = account
             self.accounts_by_bytes[account.name_bytes] = account
+            self.services.install(account)
             if self.datalink is not None:
                 account.hub_sink = self.datalink.outbound
         return account

@@ -44,7 +44,7 @@ from leafnode.proto import (
 )
 from leafnode.runtime import TRACE
 
-from . import closed
+from . import closed, msgtrace
 from .auth import AuthError
 from .outbound import Outbound
 from .permissions import (
@@ -355,6 +355,9 @@ class ClientConnection:
                 log.error("%s - Header support not enabled by client", self)
                 self.close_now()
                 return
+            if event.data.find(msgtrace.TRACE_MARK, 0, event.hdr_len) >= 0:
+                self._on_traced_pub(event.subject, event.reply, event.hdr_len, event.data)
+                return
             self._on_pub(event.subject, event.reply, event.hdr_len, event.data)
         elif kind is Sub:
             assert isinstance(event, Sub)
@@ -382,6 +385,26 @@ class ClientConnection:
         delivered = route_local(self, self.account, subject, reply, hdr_len, data)
         if not delivered and reply is not None and self.no_responders:
             self._send_no_responders(subject, reply)
+
+    def _on_traced_pub(
+        self, subject: bytes, reply: bytes | None, hdr_len: int, data: bytes
+    ) -> None:
+        """``_on_pub`` for a message with trace headers (msgtrace.py)."""
+        trace = msgtrace.begin(self, subject, hdr_len, data)
+        if trace is True:
+            self._on_pub(subject, reply, hdr_len, data)
+            return
+        if trace is False:
+            return
+        self.in_msgs += 1
+        self.in_bytes += len(data)
+        if not self._checks or self._pub_allowed(subject):
+            delivered = msgtrace.route_traced(
+                self, self.account, subject, reply, hdr_len, data, trace
+            )
+            if not delivered and reply is not None and self.no_responders and not trace.only:
+                self._send_no_responders(subject, reply)
+        trace.send(self)
 
     def _pub_allowed(self, subject: bytes) -> bool:
         """Verbose ack, pedantic subject check and publish permissions."""

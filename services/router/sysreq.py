@@ -102,18 +102,37 @@ class SystemServices:
         self, subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
     ) -> None:
         client = self.publisher
-        if reply is None or client is None or self._answering:
+        if reply is None or client is None:
             return
+        body = {"server": self.server_info(), "data": self._user_info(client)}
+        self.publish(client.account, reply, json.dumps(body, separators=(",", ":")).encode())
+
+    def publish(self, account: Account, subject: bytes, payload: bytes) -> None:
+        """Publish a server message (an answer, a trace event) in ``account``."""
+        if self._answering:
+            return  # a message of ours that would come back to us
         self._answering = True
         try:
-            payload = json.dumps(self._user_info(client), separators=(",", ":")).encode()
-            route_local(self, client.account, reply, None, 0, payload)
+            route_local(self, account, subject, None, 0, payload)
         finally:
             self._answering = False
 
-    def _user_info(self, client: ClientConnection) -> dict[str, object]:
+    def server_info(self) -> dict[str, object]:
+        """nats-server's ``ServerInfo`` block; ``seq`` counts the messages it heads."""
         server = self.server
         self._seq += 1
+        return {
+            "name": server.server_name,
+            "host": server.settings.host,
+            "id": server.server_id,
+            "ver": SERVER_VERSION,
+            "jetstream": False,
+            "flags": 0,
+            "seq": self._seq,
+            "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+        }
+
+    def _user_info(self, client: ClientConnection) -> dict[str, object]:
         now = time.time()
         identity = client.identity
         data: dict[str, object] = {
@@ -128,19 +147,7 @@ class SystemServices:
         if identity is not None and identity.expires_at is not None:
             # Whole seconds, as nats-server's claimExpiration.
             data["expires"] = max(int(identity.expires_at - now), 0) * NS
-        return {
-            "server": {
-                "name": server.server_name,
-                "host": server.settings.host,
-                "id": server.server_id,
-                "ver": SERVER_VERSION,
-                "jetstream": False,
-                "flags": 0,
-                "seq": self._seq,
-                "time": datetime.fromtimestamp(now, UTC).isoformat().replace("+00:00", "Z"),
-            },
-            "data": data,
-        }
+        return data
 
     # The rest of routing.Delivery: nothing to do for an internal subscriber.
 

@@ -65,8 +65,8 @@ def _chunks(n: int, size: int) -> tuple[list[bytes], int]:
 async def _run(n: int, size: int) -> float:
     server = Server(Settings())
     chunks, total = _chunks(n, size)
-    pub = ClientConnection(server, _ChunkStream(chunks), 1, "127.0.0.1", 1)  # type: ignore[arg-type]
-    sub = ClientConnection(server, _ChunkStream([]), 2, "127.0.0.1", 2)  # type: ignore[arg-type]
+    pub = ClientConnection(server, _ChunkStream(chunks), 1, "127.0.0.1", 1)
+    sub = ClientConnection(server, _ChunkStream([]), 2, "127.0.0.1", 2)
     sink = _Sink()
     sub.outbound.raw = sink  # type: ignore[assignment]
     for conn in (pub, sub):
@@ -90,7 +90,7 @@ async def _run_to_hub(n: int, size: int) -> float:
     link._attach()
     server.datalink = link
     server.default_account.hub.add(b"bench.x", None, None)
-    pub = ClientConnection(server, _ChunkStream(chunks), 1, "127.0.0.1", 1)  # type: ignore[arg-type]
+    pub = ClientConnection(server, _ChunkStream(chunks), 1, "127.0.0.1", 1)
     await pub._on_connect(Connect({"verbose": False, "pedantic": False}))
     start = time.perf_counter()
     await pub._read_loop()
@@ -106,7 +106,7 @@ async def _run_from_hub(n: int, size: int) -> float:
     per_chunk = CHUNK // len(one)
     count = n // per_chunk
     chunks, total = [b"ACC $G\r\n", *[one * per_chunk] * count], per_chunk * count
-    sub = ClientConnection(server, _ChunkStream([]), 2, "127.0.0.1", 2)  # type: ignore[arg-type]
+    sub = ClientConnection(server, _ChunkStream([]), 2, "127.0.0.1", 2)
     sink = _Sink()
     sub.outbound.raw = sink  # type: ignore[assignment]
     await sub._on_connect(Connect({"verbose": False, "pedantic": False}))

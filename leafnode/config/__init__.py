@@ -38,6 +38,7 @@ from ._settings import (
     SubjectPermission,
     TlsSettings,
     UserSettings,
+    WebsocketSettings,
 )
 
 __all__ = [
@@ -60,6 +61,7 @@ __all__ = [
     "SubjectPermission",
     "TlsSettings",
     "UserSettings",
+    "WebsocketSettings",
     "decode_jwt",
     "load",
     "loads",

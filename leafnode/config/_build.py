@@ -43,6 +43,7 @@ from ._build_auth import (
     operator_signing_keys,
 )
 from ._build_leaf import build_leafnodes, build_tls
+from ._build_ws import build_websocket
 from ._errors import ConfigError
 from ._parser import Entry, Value, parse_tree
 from ._settings import (
@@ -95,8 +96,6 @@ _UNSUPPORTED_TOP_LEVEL = frozenset(
         "storedir",
         "cluster",
         "gateway",
-        "websocket",
-        "ws",
         "mqtt",
         "server_tags",
     }
@@ -207,6 +206,8 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "listen":
                 host, port = want_host_port(entry, name)
                 router = replace(router, host=host or router.host, port=port)
+            case "websocket" | "ws":
+                router = replace(router, websocket=build_websocket(entry, ctx))
             case "max_payload":
                 router = replace(router, max_payload=_want_max_payload(entry, name))
                 later[key] = entry

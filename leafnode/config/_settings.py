@@ -30,6 +30,7 @@ __all__ = [
     "SubjectPermission",
     "TlsSettings",
     "UserSettings",
+    "WebsocketSettings",
 ]
 
 # nats-server's global account, used when no account is configured.
@@ -90,6 +91,21 @@ class TlsSettings:
     insecure: bool = False
     timeout_s: float = 2.0
     handshake_first: bool = False
+
+
+@dataclass(frozen=True)
+class WebsocketSettings:
+    """``websocket { ... }``: NATS clients over WebSocket (browsers, nats.ws)."""
+
+    host: str = "0.0.0.0"
+    port: int = 0
+    tls: TlsSettings | None = None
+    no_tls: bool = False
+    same_origin: bool = False
+    allowed_origins: tuple[str, ...] = ()
+    compression: bool = False
+    # nats-server's default handshake_timeout: the TLS timeout, else 2 s.
+    handshake_timeout_s: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -193,6 +209,7 @@ class RouterSettings:
     tls: TlsSettings | None = None
     lame_duck_duration_s: float = 120.0
     lame_duck_grace_period_s: float = 10.0
+    websocket: WebsocketSettings | None = None
 
 
 @dataclass(frozen=True)

@@ -78,10 +78,20 @@ class ClientConnection:
     """A NATS client attached to the router."""
 
     def __init__(
-        self, server: Server, stream: trio.SocketStream, cid: int, host: str, port: int
+        self,
+        server: Server,
+        stream: trio.abc.Stream,
+        cid: int,
+        host: str,
+        port: int,
+        *,
+        websocket: bool = False,
     ) -> None:
         self.server = server
         self.stream = stream
+        # A client of the websocket port: ``stream`` is the framed stream,
+        # already upgraded (and TLS'd) by wsclients.py.
+        self.websocket = websocket
         self.cid = cid
         self.host = host
         self.port = port
@@ -151,7 +161,11 @@ class ClientConnection:
         """Serve the connection until it closes; always releases its resources."""
         server = self.server
         try:
-            if server.ssl_context is not None and not await self._start_tls():
+            if (
+                server.ssl_context is not None
+                and not self.websocket
+                and not await self._start_tls()
+            ):
                 self.close_reason = closed.TLS_HANDSHAKE
                 return
             if server.trace:
@@ -159,7 +173,7 @@ class ClientConnection:
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
                 self._nursery = nursery
-                if server.ssl_context is None or self._tls_first:
+                if server.ssl_context is None or self._tls_first or self.websocket:
                     self.send_info()
                 nursery.start_soon(self._write_then_cancel)
                 nursery.start_soon(self._pinger)
@@ -206,7 +220,7 @@ class ClientConnection:
             cause = exc.__cause__ or exc
             log.error("%s - TLS handshake error: %s", self, cause)
             return False
-        self.stream = stream  # type: ignore[assignment]
+        self.stream = stream
         self.outbound.stream = stream
         self.outbound.close_raw()
         return True
@@ -552,7 +566,7 @@ class ClientConnection:
 
     def send_info(self, *, update: bool = False) -> None:
         """INFO for this client; ``update`` re-sends it (e.g. lame duck) keeping the nonce."""
-        if self._tls_first or self.server.ssl_context is None or update:
+        if self._tls_first or self.server.ssl_context is None or update or self.websocket:
             self._proto(self._info_bytes(update=update))
 
     def _proto(self, data: bytes) -> None:

@@ -30,9 +30,10 @@ from .datalink import DataLink
 from .outbound import Flusher
 from .routing import Account
 from .sysreq import SystemServices
+from .wsclients import serve_websocket
 
 if TYPE_CHECKING:
-    from leafnode.config import RouterSettings, Settings
+    from leafnode.config import RouterSettings, Settings, TlsSettings
 
 __all__ = ["Server"]
 
@@ -54,9 +55,11 @@ def _new_server_id() -> str:
 
 def build_ssl_context(settings: RouterSettings) -> ssl.SSLContext | None:
     """The server-side TLS context for the client port, or None without TLS."""
-    tls = settings.tls
-    if tls is None:
-        return None
+    return None if settings.tls is None else server_ssl_context(settings.tls)
+
+
+def server_ssl_context(tls: TlsSettings) -> ssl.SSLContext:
+    """A server-side TLS context (client port, websocket port)."""
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     assert tls.cert_file is not None
     assert tls.key_file is not None
@@ -106,6 +109,8 @@ class Server:
         self._listen_scope: trio.CancelScope | None = None
         self.listen_now = trio.Event()
         self.listening = trio.Event()
+        # The websocket port once it listens (0: none).
+        self.websocket_port = 0
 
     def _add_accounts(self, settings: Settings) -> None:
         for name in (DEFAULT_ACCOUNT, *self.auth.accounts):
@@ -280,6 +285,7 @@ class Server:
                 if not defer_listen:
                     log.info("Server is ready")
                 self.listening.set()
+                await self._start_websocket(nursery)
         finally:
             if ports_file is not None:
                 # Shutdown path, one small file: a blocking unlink is fine.
@@ -354,6 +360,33 @@ class Server:
         log.debug("%s - Client connection created", client)
         if self.trace:
             log.log(TRACE, "%s - tracing the client protocol", client)
+        await client.run()
+
+    async def _start_websocket(self, nursery: trio.Nursery) -> None:
+        """The ``websocket { }`` port, when configured (wsclients.py)."""
+        ws = self.settings.websocket
+        if ws is not None:
+            context = server_ssl_context(ws.tls) if ws.tls is not None else None
+            self.websocket_port = await nursery.start(serve_websocket, self, ws, context)
+
+    async def serve_websocket_client(self, stream: trio.abc.Stream, host: str, port: int) -> None:
+        """Serve a client upgraded on the websocket port, as ``_handle_client`` does."""
+        self._next_cid += 1
+        client = ClientConnection(self, stream, self._next_cid, host, port, websocket=True)
+        max_conn = self.settings.max_connections
+        if max_conn and len(self.clients) >= max_conn:
+            log.error("%s - maximum connections exceeded", client)
+            client.send_info()
+            client.outbound.write(b"-ERR 'maximum connections exceeded'\r\n")
+            client.outbound.close_after_flush()
+            with trio.move_on_after(1):
+                await client.outbound.run_writer()
+            await stream.aclose()
+            self.closed_clients.add(client, closed.MAX_CONNECTIONS, time.time())
+            return
+        self.clients[client.cid] = client
+        self.total_connections += 1
+        log.debug("%s - Client connection created (websocket)", client)
         await client.run()
 
     async def _handle_datalink(self, stream: trio.SocketStream) -> None:

@@ -7,8 +7,9 @@ binary frames, ours masked (wsproto always masks client frames, which every
 hub accepts, so ``ws_no_masking`` is not needed). ``ws_compression`` offers
 permessage-deflate, which wsproto negotiates and applies itself.
 
-``WebSocketStream`` makes the framed connection look like any other
-``trio.abc.Stream``, so the leafnode code above it does not know about frames.
+``leafnode.websocket.WebSocketStream`` makes the framed connection look like
+any other ``trio.abc.Stream``, so the leafnode code above it does not know
+about frames (the router's WebSocket client port uses it too).
 """
 
 from __future__ import annotations
@@ -17,17 +18,11 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 from wsproto import ConnectionType, WSConnection
-from wsproto.events import (
-    AcceptConnection,
-    BytesMessage,
-    CloseConnection,
-    Ping,
-    RejectConnection,
-    Request,
-    TextMessage,
-)
+from wsproto.events import AcceptConnection, RejectConnection, Request
 from wsproto.extensions import PerMessageDeflate
-from wsproto.utilities import LocalProtocolError, RemoteProtocolError
+from wsproto.utilities import RemoteProtocolError
+
+from leafnode.websocket import MAX_RECV, WebSocketStream
 
 from .dialer import DialError
 
@@ -38,7 +33,6 @@ if TYPE_CHECKING:
 
 __all__ = ["WebSocketStream", "leafnode_path", "websocket_connect"]
 
-MAX_RECV: Final = 64 * 1024
 LEAFNODE_PATH_SUFFIX: Final = "/leafnode"
 
 
@@ -47,68 +41,6 @@ def leafnode_path(path: str) -> str:
     if path.endswith(LEAFNODE_PATH_SUFFIX):
         return path
     return path.rstrip("/") + LEAFNODE_PATH_SUFFIX
-
-
-class WebSocketStream(trio.abc.Stream):
-    """A byte stream carried in binary WebSocket frames."""
-
-    def __init__(self, stream: trio.abc.Stream, ws: WSConnection, pending: list[bytes]) -> None:
-        self._stream = stream
-        self._ws = ws
-        self._pending = pending
-        self._send_lock = trio.Lock()
-        self._closed = False
-
-    async def _send_raw(self, data: bytes) -> None:
-        # Frames from the writer task and PONGs from the reader share the socket.
-        async with self._send_lock:
-            await self._stream.send_all(data)
-
-    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
-        if self._closed:
-            raise trio.ClosedResourceError("WebSocket closed")
-        await self._send_raw(self._ws.send(BytesMessage(data=bytes(data))))
-
-    async def wait_send_all_might_not_block(self) -> None:
-        await self._stream.wait_send_all_might_not_block()
-
-    async def receive_some(self, max_bytes: int | None = None) -> bytes:
-        while not self._pending:
-            if self._closed:
-                return b""
-            data = await self._stream.receive_some(MAX_RECV)
-            if not data:
-                self._closed = True
-                return b""
-            try:
-                self._ws.receive_data(bytes(data))
-                await self._handle_events()
-            except RemoteProtocolError as exc:
-                raise trio.BrokenResourceError(f"WebSocket protocol error: {exc}") from None
-        if len(self._pending) == 1:
-            return self._pending.pop()
-        data = b"".join(self._pending)
-        self._pending.clear()
-        return data
-
-    async def _handle_events(self) -> None:
-        for event in self._ws.events():
-            if isinstance(event, BytesMessage):
-                self._pending.append(bytes(event.data))
-            elif isinstance(event, TextMessage):
-                self._pending.append(event.data.encode())
-            elif isinstance(event, Ping):
-                await self._send_raw(self._ws.send(event.response()))
-            elif isinstance(event, CloseConnection):
-                self._closed = True
-                try:
-                    await self._send_raw(self._ws.send(event.response()))
-                except (LocalProtocolError, trio.BrokenResourceError, trio.ClosedResourceError):
-                    pass  # The peer is gone already; the close is done either way.
-
-    async def aclose(self) -> None:
-        self._closed = True
-        await self._stream.aclose()
 
 
 async def websocket_connect(

@@ -430,8 +430,6 @@ class TestWarnings:
             "store_dir",
             "cluster",
             "gateway",
-            "websocket",
-            "ws",
             "mqtt",
             "server_tags",
         ],

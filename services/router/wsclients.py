@@ -1,0 +1,107 @@
+"""The websocket client port: nats-server's ``websocket { }`` block.
+
+Browsers and nats.ws connect here; after the HTTP/1.1 upgrade
+(``leafnode.websocket.websocket_accept``: origin checks, permessage-deflate)
+the connection is an ordinary client (``ClientConnection`` with
+``websocket=True``): same INFO, same protocol, same accounts and permissions,
+only every byte travels in WebSocket frames. With ``tls { }`` the TLS
+handshake comes first (``wss://``); ``no_tls: true`` allows plain ``ws://``.
+The whole handshake is bounded by ``handshake_timeout``.
+
+Not done: the block's own ``authorization`` (clients authenticate as on the
+client port), JWT cookies.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import trio
+
+from leafnode.websocket import OriginPolicy, WebSocketRefused, websocket_accept
+
+if TYPE_CHECKING:
+    import ssl
+
+    from leafnode.config import WebsocketSettings
+
+    from .server import Server
+
+__all__ = ["serve_websocket"]
+
+log = logging.getLogger("leafnode.router")
+
+
+async def serve_websocket(
+    server: Server,
+    settings: WebsocketSettings,
+    context: ssl.SSLContext | None,
+    *,
+    task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """Listen on the websocket port and serve its clients; reports the bound port."""
+    port = 0 if settings.port == -1 else settings.port
+    listeners = await trio.open_tcp_listeners(port, host=settings.host or None)
+    bound: int = listeners[0].socket.getsockname()[1]
+    scheme = "wss" if context is not None else "ws"
+    log.info("Listening for websocket clients on %s://%s:%d", scheme, settings.host, bound)
+    if context is None:
+        # nats-server's own warning for no_tls.
+        log.warning("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!")
+    origins = OriginPolicy(settings.same_origin, settings.allowed_origins)
+    async with trio.open_nursery() as nursery:
+        for listener in listeners:
+            nursery.start_soon(_accept_loop, server, listener, settings, context, origins, nursery)
+        task_status.started(bound)
+
+
+async def _accept_loop(
+    server: Server,
+    listener: trio.SocketListener,
+    settings: WebsocketSettings,
+    context: ssl.SSLContext | None,
+    origins: OriginPolicy,
+    handlers: trio.Nursery,
+) -> None:
+    while True:
+        try:
+            stream = await listener.accept()
+        except OSError as exc:
+            log.error("Error accepting websocket connection: %s", exc)
+            await trio.sleep(0.1)
+            continue
+        handlers.start_soon(_upgrade, server, stream, settings, context, origins)
+
+
+async def _upgrade(
+    server: Server,
+    stream: trio.SocketStream,
+    settings: WebsocketSettings,
+    context: ssl.SSLContext | None,
+    origins: OriginPolicy,
+) -> None:
+    try:
+        peer = stream.socket.getpeername()
+        host, port = str(peer[0]), int(peer[1])
+    except OSError:
+        host, port = "", 0
+    inner: trio.abc.Stream = stream
+    try:
+        with trio.fail_after(settings.handshake_timeout_s):
+            if context is not None:
+                inner = trio.SSLStream(stream, context, server_side=True)
+                await inner.do_handshake()
+            ws = await websocket_accept(
+                inner,
+                compression=settings.compression,
+                origins=origins,
+                tls=context is not None,
+            )
+    except (trio.TooSlowError, WebSocketRefused, trio.BrokenResourceError) as exc:
+        reason = "timeout" if isinstance(exc, trio.TooSlowError) else str(exc.__cause__ or exc)
+        log.error("%s:%d - websocket handshake error: %s", host, port, reason)
+        with trio.CancelScope(shield=True):
+            await stream.aclose()
+        return
+    await server.serve_websocket_client(ws, host, port)

@@ -1,0 +1,270 @@
+"""NATS clients over WebSocket (``websocket { }``), against a real nats-server 2.15.
+
+A small blocking wsproto client (as a browser or nats.ws would speak) sends
+the same protocol to both servers' websocket ports; what comes back after the
+INFO must be the same, messages must cross to ordinary TCP clients, origins
+are checked as nats-server checks them, and permessage-deflate works.
+"""
+
+from __future__ import annotations
+
+import json
+import socket
+import ssl
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import (
+    AcceptConnection,
+    BytesMessage,
+    CloseConnection,
+    RejectConnection,
+    Request,
+    TextMessage,
+)
+from wsproto.extensions import PerMessageDeflate
+from wsproto.utilities import RemoteProtocolError
+
+from leafnode.testing import (
+    NatsServerProcess,
+    RouterProcess,
+    free_port,
+    make_tls_files,
+    nats_server_binary,
+    wait_for_port,
+)
+from tests.rawclient import RawClient
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from wsproto.extensions import Extension
+
+QUIET = b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'
+
+
+class WsClient:
+    """A blocking WebSocket NATS client; ``status`` is the HTTP answer to the upgrade."""
+
+    def __init__(
+        self,
+        port: int,
+        *,
+        origin: str | None = None,
+        compress: bool = False,
+        tls: ssl.SSLContext | None = None,
+    ) -> None:
+        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        self.sock = tls.wrap_socket(sock, server_hostname="127.0.0.1") if tls else sock
+        self.ws = WSConnection(ConnectionType.CLIENT)
+        self.buf = b""
+        self.closed = False
+        self.extensions: list[Extension] = []
+        headers = [(b"Origin", origin.encode())] if origin else []
+        offer: list[Extension] = [PerMessageDeflate()] if compress else []
+        request = Request(
+            host=f"127.0.0.1:{port}", target="/", extra_headers=headers, extensions=offer
+        )
+        self.sock.sendall(self.ws.send(request))
+        self.status = 0
+        deadline = time.monotonic() + 10
+        while not self.status:
+            for event in self._events(deadline):
+                if isinstance(event, AcceptConnection):
+                    self.status = 101
+                    self.extensions = list(event.extensions)
+                elif isinstance(event, RejectConnection):
+                    self.status = event.status_code
+
+    def _events(self, deadline: float) -> list[object]:
+        self.sock.settimeout(max(deadline - time.monotonic(), 0.01))
+        try:
+            data = self.sock.recv(65536)
+        except TimeoutError:
+            data = None
+        except ConnectionResetError:
+            data = b""
+        if data == b"":
+            self.closed = True
+        if data:
+            self.ws.receive_data(data)
+        elif data == b"":
+            self.ws.receive_data(None)
+        if time.monotonic() > deadline:
+            raise AssertionError(f"nothing more within the deadline: {self.buf!r}")
+        events = list(self.ws.events())
+        for event in events:
+            if isinstance(event, BytesMessage):
+                self.buf += bytes(event.data)
+            elif isinstance(event, TextMessage):
+                self.buf += event.data.encode()
+            elif isinstance(event, CloseConnection):
+                self.closed = True
+        return list(events)
+
+    def send(self, data: bytes) -> None:
+        self.sock.sendall(self.ws.send(BytesMessage(data=data)))
+
+    def read_until(self, marker: bytes, timeout: float = 10.0) -> bytes:
+        deadline = time.monotonic() + timeout
+        while marker not in self.buf:
+            assert not self.closed, self.buf
+            self._events(deadline)
+        end = self.buf.index(marker) + len(marker)
+        data, self.buf = self.buf[:end], self.buf[end:]
+        return data
+
+    def info(self) -> dict[str, object]:
+        line = self.read_until(b"\r\n")
+        assert line.startswith(b"INFO "), line
+        info = json.loads(line[5:])
+        assert isinstance(info, dict)
+        return info
+
+    def close(self) -> None:
+        self.sock.close()
+
+
+@pytest.fixture(scope="module")
+def servers(
+    tmp_path_factory: pytest.TempPathFactory,
+) -> Iterator[dict[str, tuple[int, int]]]:
+    """nats-server and the router, each with a websocket port: name -> (client, ws) ports."""
+    base: Path = tmp_path_factory.mktemp("ws")
+    found: dict[str, tuple[int, int]] = {}
+    procs: list[NatsServerProcess | RouterProcess] = []
+    try:
+        for name in ("nats-server", "router"):
+            ws_port = free_port()
+            config = (
+                f"websocket {{ port: {ws_port}, no_tls: true, compression: true,"
+                ' allowed_origins: ["http://good.example:8000"] }\n'
+            )
+            proc: NatsServerProcess | RouterProcess
+            if name == "nats-server":
+                proc = NatsServerProcess(config, binary=nats_server_binary(), workdir=base / name)
+            else:
+                proc = RouterProcess(config, workdir=base / name)
+            procs.append(proc)
+            proc.wait_ready()
+            wait_for_port(ws_port, timeout=15)
+            found[name] = (proc.port, ws_port)
+        yield found
+    finally:
+        for proc in procs:
+            proc.kill()
+
+
+def _exchange(ws_port: int, data: bytes) -> bytes:
+    client = WsClient(ws_port)
+    try:
+        assert client.status == 101
+        client.info()
+        client.send(data + b"PING\r\n")
+        return client.read_until(b"PONG\r\n")
+    finally:
+        client.close()
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        QUIET + b"SUB foo 1\r\nPUB foo 2\r\nhi\r\n",
+        QUIET + b"SUB foo q 1\r\nHPUB foo reply 12 14\r\nNATS/1.0\r\n\r\nhi\r\n",
+        b'CONNECT {"verbose":true}\r\nSUB a 1\r\nUNSUB 1\r\n',
+        QUIET + b"SUB a..b 1\r\n",
+    ],
+)
+def test_same_protocol_answers_as_nats_server(
+    servers: dict[str, tuple[int, int]], data: bytes
+) -> None:
+    expected = _exchange(servers["nats-server"][1], data)
+    assert _exchange(servers["router"][1], data) == expected
+
+
+def test_info_over_websocket_has_nats_server_keys(servers: dict[str, tuple[int, int]]) -> None:
+    infos = {}
+    for name, (_, ws_port) in servers.items():
+        client = WsClient(ws_port)
+        try:
+            infos[name] = client.info()
+        finally:
+            client.close()
+    missing = {"server_id", "version", "proto", "headers", "max_payload", "client_id"}
+    assert missing <= set(infos["router"])
+    assert infos["router"]["proto"] == infos["nats-server"]["proto"]
+
+
+def test_messages_cross_between_websocket_and_tcp_clients(
+    servers: dict[str, tuple[int, int]],
+) -> None:
+    port, ws_port = servers["router"]
+    ws = WsClient(ws_port, compress=True)
+    tcp = RawClient(port)
+    try:
+        assert ws.extensions, "permessage-deflate not negotiated"
+        ws.info()
+        ws.send(QUIET + b"SUB from.tcp 1\r\nPING\r\n")
+        ws.read_until(b"PONG\r\n")
+        tcp.send(QUIET + b"SUB from.ws 7\r\nPING\r\n")
+        tcp.read_until(b"PONG\r\n")
+        payload = b"x" * 5000  # compressible, and more than one small frame
+        tcp.send(b"PUB from.tcp %d\r\n%b\r\n" % (len(payload), payload))
+        assert ws.read_until(payload + b"\r\n") == b"MSG from.tcp 1 5000\r\n" + payload + b"\r\n"
+        ws.send(b"PUB from.ws 5\r\nhello\r\n")
+        assert tcp.read_until(b"hello\r\n") == b"MSG from.ws 7 5\r\nhello\r\n"
+    finally:
+        ws.close()
+        tcp.close()
+
+
+@pytest.mark.parametrize(
+    ("origin", "status"),
+    [
+        (None, 101),  # no Origin: not a browser, accepted
+        ("http://good.example:8000", 101),
+        ("http://evil.example:8000", 403),
+        ("https://good.example:8000", 403),  # another scheme is another origin
+    ],
+)
+def test_origins_checked_as_nats_server(
+    servers: dict[str, tuple[int, int]], origin: str | None, status: int
+) -> None:
+    got = {}
+    for name, (_, ws_port) in servers.items():
+        client = WsClient(ws_port, origin=origin)
+        got[name] = client.status
+        client.close()
+    assert got == {"nats-server": status, "router": status}
+
+
+def test_wss_with_tls(tmp_path: Path) -> None:
+    certs = make_tls_files(tmp_path / "certs")
+    ws_port = free_port()
+    router = RouterProcess(
+        f"""websocket {{
+          port: {ws_port}
+          tls {{ cert_file: "{certs.server_cert}", key_file: "{certs.server_key}" }}
+        }}""",
+        workdir=tmp_path / "router",
+    )
+    try:
+        router.wait_ready()
+        wait_for_port(ws_port, timeout=15)
+        context = ssl.create_default_context(cafile=str(certs.ca_cert))
+        client = WsClient(ws_port, tls=context)
+        try:
+            assert client.status == 101
+            client.info()
+            client.send(QUIET + b"SUB s 1\r\nPUB s 2\r\nok\r\nPING\r\n")
+            assert client.read_until(b"PONG\r\n") == b"MSG s 1 2\r\nok\r\nPONG\r\n"
+        finally:
+            client.close()
+        # A plain ws:// client on a TLS port gets nowhere.
+        with pytest.raises((AssertionError, OSError, RemoteProtocolError)):
+            WsClient(ws_port)
+    finally:
+        router.kill()

@@ -208,6 +208,9 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
                 router = replace(router, host=host or router.host, port=port)
             case "websocket" | "ws":
                 router = replace(router, websocket=build_websocket(entry, ctx))
+            case "max_closed_clients":
+                value = want_int(entry, name, minimum=0)
+                router = replace(router, max_closed_clients=value or defaults.max_closed_clients)
             case "max_payload":
                 router = replace(router, max_payload=_want_max_payload(entry, name))
                 later[key] = entry

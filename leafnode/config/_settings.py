@@ -210,6 +210,8 @@ class RouterSettings:
     lame_duck_duration_s: float = 120.0
     lame_duck_grace_period_s: float = 10.0
     websocket: WebsocketSettings | None = None
+    # How many closed connections /connz?state=closed keeps (nats-server's default).
+    max_closed_clients: int = 10_000
 
 
 @dataclass(frozen=True)

@@ -64,7 +64,8 @@ MAX_CONTROL_LINE: Final = "Maximum Control Line Exceeded"
 SERVER_SHUTDOWN: Final = "Server Shutdown"
 NO_RESPONDERS_NEEDS_HEADERS: Final = "No Responders Requires Headers"
 
-# nats-server's default max_closed_clients (DEFAULT_MAX_CLOSED_CLIENTS).
+# nats-server's default max_closed_clients (DEFAULT_MAX_CLOSED_CLIENTS); the
+# config key sets another.
 MAX_CLOSED_CLIENTS: Final = 10_000
 
 
@@ -135,6 +136,11 @@ class ClosedClients:
 
     def __init__(self, limit: int = MAX_CLOSED_CLIENTS) -> None:
         self._ring: deque[ClosedClient] = deque(maxlen=limit)
+
+    def resize(self, limit: int) -> None:
+        """A reloaded ``max_closed_clients``: keep the newest that fit."""
+        if limit != self._ring.maxlen:
+            self._ring = deque(self._ring, maxlen=limit)
 
     def __len__(self) -> int:
         return len(self._ring)

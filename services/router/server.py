@@ -96,7 +96,7 @@ class Server:
         self.flusher = Flusher()
         self.datalink_path = str(Path(settings.run_dir) / DATALINK_SOCKET)
         self.slow_consumers = 0
-        self.closed_clients = closed.ClosedClients()
+        self.closed_clients = closed.ClosedClients(self.settings.max_closed_clients)
         self.total_connections = 0
         self.closed_in_msgs = self.closed_in_bytes = 0
         self.closed_out_msgs = self.closed_out_bytes = 0
@@ -209,6 +209,7 @@ class Server:
         self._setup_buffering(settings)
         self._build_info()
         self.config_loaded_at = time.time()
+        self.closed_clients.resize(router.max_closed_clients)
         for client in list(self.clients.values()):
             client.recheck_auth()
         # Out of any read loop: send the -ERRs (and closes) now.

@@ -12,7 +12,9 @@ from __future__ import annotations
 import json
 import re
 import socket
+import time
 import urllib.request
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 import pytest
@@ -29,7 +31,6 @@ from tests.rawclient import RawClient
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
-    from pathlib import Path
 
 CONFIG = "authorization { user: app, password: secret, timeout: 1 }\n"
 GOOD = (
@@ -146,3 +147,27 @@ def test_sort_by_stop_needs_state_closed(
     frame = request_once(router.run_dir / "router.ctl", "connz", query={"sort": "stop"})
     assert frame.type == "error"
     assert "closed" in str(frame.fields["error"])
+
+
+def test_max_closed_clients_bounds_the_list(tmp_path: Path) -> None:
+    router = RouterProcess("max_closed_clients: 2\n", workdir=tmp_path / "router")
+    try:
+        router.wait_ready()
+        names = []
+        for n in range(4):
+            client = RawClient(router.port)
+            client.send(b'CONNECT {"verbose":false,"name":"c%d"}\r\nPING\r\n' % n)
+            client.read_until(b"PONG\r\n")
+            client.sock.shutdown(socket.SHUT_WR)
+            client.read_until_closed(timeout=10)
+            client.close()
+            names.append(f"c{n}")
+        deadline = time.monotonic() + 15
+        while True:
+            listed = [c["name"] for c in _router_closed(router.run_dir, state="closed")]
+            if listed == names[-2:] or time.monotonic() > deadline:
+                break
+            time.sleep(0.02)
+        assert listed == names[-2:]
+    finally:
+        router.kill()

@@ -109,8 +109,9 @@ class Server:
         self._listen_scope: trio.CancelScope | None = None
         self.listen_now = trio.Event()
         self.listening = trio.Event()
-        # The websocket port once it listens (0: none).
+        # The websocket port once it listens (0: none); lame duck cancels its accepting.
         self.websocket_port = 0
+        self.websocket_accepting = trio.CancelScope()
 
     def _add_accounts(self, settings: Settings) -> None:
         for name in (DEFAULT_ACCOUNT, *self.auth.accounts):
@@ -221,6 +222,7 @@ class Server:
         self.lame_duck_mode = True
         if self._listen_scope is not None:
             self._listen_scope.cancel()
+        self.websocket_accepting.cancel()
         self._build_info()
         for client in list(self.clients.values()):
             client.send_info(update=True)

@@ -50,10 +50,17 @@ async def serve_websocket(
         # nats-server's own warning for no_tls.
         log.warning("Websocket not configured with TLS. DO NOT USE IN PRODUCTION!")
     origins = OriginPolicy(settings.same_origin, settings.allowed_origins)
-    async with trio.open_nursery() as nursery:
+    # Connections run in ``handlers``; lame duck cancels ``accepting`` only.
+    async with trio.open_nursery() as handlers:
+        with server.websocket_accepting:
+            async with trio.open_nursery() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(
+                        _accept_loop, server, listener, settings, context, origins, handlers
+                    )
+                task_status.started(bound)
         for listener in listeners:
-            nursery.start_soon(_accept_loop, server, listener, settings, context, origins, nursery)
-        task_status.started(bound)
+            await listener.aclose()
 
 
 async def _accept_loop(

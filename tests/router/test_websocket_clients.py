@@ -9,6 +9,7 @@ are checked as nats-server checks them, and permessage-deflate works.
 from __future__ import annotations
 
 import json
+import signal
 import socket
 import ssl
 import time
@@ -266,5 +267,37 @@ def test_wss_with_tls(tmp_path: Path) -> None:
         # A plain ws:// client on a TLS port gets nowhere.
         with pytest.raises((AssertionError, OSError, RemoteProtocolError)):
             WsClient(ws_port)
+    finally:
+        router.kill()
+
+
+def test_lame_duck_stops_accepting_websocket_clients(tmp_path: Path) -> None:
+    ws_port = free_port()
+    router = RouterProcess(
+        f'websocket {{ port: {ws_port}, no_tls: true }}\nlame_duck_duration: "30s"\n'
+        'lame_duck_grace_period: "10s"\n',
+        workdir=tmp_path / "router",
+    )
+    try:
+        router.wait_ready()
+        wait_for_port(ws_port, timeout=15)
+        client = WsClient(ws_port)
+        try:
+            client.info()
+            router.proc.send_signal(signal.SIGUSR2)
+            update = client.info()  # the INFO that announces lame duck
+            assert update.get("ldm") is True
+            deadline = time.monotonic() + 15
+            while True:
+                try:
+                    socket.create_connection(("127.0.0.1", ws_port), timeout=1).close()
+                except OSError:
+                    break  # refused: no longer listening
+                assert time.monotonic() < deadline, "websocket port still accepts"
+                time.sleep(0.05)
+            client.send(QUIET + b"PING\r\n")
+            assert client.read_until(b"PONG\r\n").endswith(b"PONG\r\n")
+        finally:
+            client.close()
     finally:
         router.kill()

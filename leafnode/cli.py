@@ -7,15 +7,14 @@ nats-server keep its spelling (``-c/--config``).
 
 from __future__ import annotations
 
-import argparse
 import importlib
 import sys
 from typing import TYPE_CHECKING
 
 from leafnode import __version__
-from leafnode.config import ConfigError, load
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Sequence
 
 # Each service's ``main(argv) -> int``, also declared as entry points of the
@@ -49,6 +48,8 @@ def _cmd_check(args: argparse.Namespace) -> int:
     prints ``FILE:LINE:COL: reason`` to stderr and returns 1. Warnings about
     ignored options go to stderr either way.
     """
+    from leafnode.config import ConfigError, load
+
     try:
         settings = load(args.config)
     except ConfigError as exc:
@@ -74,6 +75,8 @@ def service_main(name: str) -> Callable[[list[str]], int]:
 
 def build_parser() -> argparse.ArgumentParser:
     """The ``leafnode`` argument parser with every subcommand."""
+    import argparse
+
     parser = argparse.ArgumentParser(
         prog="leafnode", description="A NATS leaf node that buffers hub-bound traffic."
     )
@@ -93,11 +96,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``leafnode`` command line; returns the process exit status."""
     arglist = list(sys.argv[1:] if argv is None else argv)
     if arglist and arglist[0] == "run":
+        # The client port first, before anything heavy is imported: clients
+        # that connect now wait in the backlog (leafnode.clientport).
+        from leafnode.clientport import bind_early
+
+        early = bind_early(arglist[1:])
         # The supervisor lives in the shared library: its fork server imports
         # the services by name (SERVICE_MAINS), never statically.
         from leafnode.supervisor import main as run_main
 
-        return run_main(arglist[1:])
+        return run_main(arglist[1:], early=early)
     if arglist and arglist[0] in SERVICES:
         return service_main(arglist[0])(arglist[1:])
     args = build_parser().parse_args(arglist)

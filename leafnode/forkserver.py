@@ -31,8 +31,9 @@ service exits (``c`` as ``subprocess`` reports it: negative for a signal).
 
 Lifetimes: the fork server dies with the supervisor (``PR_SET_PDEATHSIG`` =
 SIGKILL: it holds nothing to clean up) and leaves when its socket closes;
-each service gets SIGTERM when the fork server dies, so a SIGKILLed
-supervisor still leaves no service behind. Both run in their own process
+each service gets SIGTERM when the fork server dies (the router SIGKILL, so
+its client sockets close at once), so a SIGKILLed supervisor still leaves no
+service behind. Both run in their own process
 groups: a terminal's Ctrl-C reaches only the supervisor, which stops the
 services in order.
 
@@ -107,9 +108,11 @@ class ForkServer:
         self.lost = False
 
     @classmethod
-    def start(cls, modules: Sequence[str]) -> ForkServer:
+    def start(cls, modules: Sequence[str], close_fds: Sequence[int] = ()) -> ForkServer:
         """Fork the fork server; it imports ``modules`` before it serves.
 
+        ``close_fds`` are the supervisor's descriptors the fork server (and so
+        every service) must not hold: the client port's listening socket.
         Call it from the main thread with no event loop running and no other
         thread alive (a fork copies only the calling thread).
         """
@@ -126,6 +129,8 @@ class ForkServer:
             code = 0
             try:
                 ours.close()
+                for fd in close_fds:
+                    os.close(fd)
                 _serve(theirs, modules, parent)
             except BaseException:
                 traceback.print_exc()
@@ -265,6 +270,18 @@ def _serve(sock: socket.socket, modules: Sequence[str], parent: int) -> None:
                 return
 
 
+def _death_signal(name: str) -> int:
+    """What service ``name`` gets when the fork server dies (the supervisor died).
+
+    SIGKILL for the router: its clients must see their connections close at
+    once, as when nats-server is killed (nats.js's suite kills the pid it
+    started and expects the connection gone at once; a router that stops
+    gracefully answers PINGs for a few more milliseconds). The others get
+    SIGTERM and stop cleanly (the store commits what it holds).
+    """
+    return signal.SIGKILL if name == "router" else signal.SIGTERM
+
+
 def _tell(sock: socket.socket, message: dict[str, object]) -> bool:
     """Send ``message`` to the supervisor; False once it is gone (we leave then)."""
     try:
@@ -290,7 +307,7 @@ def _fork_service(
         for pidfd in services:
             os.close(pidfd)
         os.setpgid(0, 0)
-        _prctl()(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
+        _prctl()(PR_SET_PDEATHSIG, _death_signal(name), 0, 0, 0)
         if os.getppid() != server:  # the fork server died before prctl took effect
             os._exit(1)
         # What a freshly exec'd interpreter starts with.

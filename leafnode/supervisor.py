@@ -2,6 +2,16 @@
 
 Theory of operation
 -------------------
+The client port is bound before anything else (``leafnode.clientport``:
+``leafnode.cli`` binds it from the flags before the heavy imports, or the
+supervisor right after reading the config file), so a client that connects
+while the site starts waits in the kernel's backlog instead of being refused.
+The supervisor keeps that socket for the site's whole life and hands it to
+each router it starts (``--listen-fd``); the router serves clients as soon as
+it runs, holding hub-bound messages of buffered subjects in memory until the
+store answers (as during a store outage), and answering a publisher's PING
+only once its messages are committed.
+
 The supervisor parses nats-server's flags like every service, forks the
 fork server (``leafnode.forkserver``: one interpreter that imports the
 services' modules once, so the services share those pages), then has it
@@ -10,7 +20,7 @@ arguments). All are launched at once, then the supervisor waits until each
 is *ready*, in this order:
 
 * ``store`` (only when some remote has a ``buffer``): ``store.sock`` answers ``ping``;
-* ``router``, started with ``--defer-listen``: ``router.ctl`` answers ``ping``;
+* ``router`` (already serving the client port): ``router.ctl`` answers ``ping``;
 * ``uplink`` (only when remotes are configured): ``uplink.ctl`` answers ``ping``;
 * ``api`` (only when a monitoring port is configured: ``-m``, ``http_port``,
   ``http``, ``api { listen }``, as nats-server binds none otherwise): an HTTP
@@ -18,11 +28,9 @@ is *ready*, in this order:
   passes the socket (``--fd``), so ``-m -1`` is known before the api starts
   and the port stays bound while a crashed api restarts.
 
-Then it sends ``router.ctl`` ``listen``: the client port opens last, so the
-first client finds the store, the uplink and the monitoring port ready. It
-writes the pid file and the ports file (``nats-server_<pid>.ports`` with the
+Then it writes the pid file and the ports file (``nats-server_<pid>.ports`` with the
 ``nats`` and ``monitoring`` URLs) itself, under its own pid, and logs
-``Server is ready``.
+``Server is ready``: every service answers.
 
 A child that exits while the site runs is restarted after a back-off that
 doubles from 0.25 s to 10 s (reset once it stayed up 10 s); a child that
@@ -36,7 +44,9 @@ SIGUSR2 puts the router in lame-duck mode; when it exits, so does the site.
 Services run in their own process groups (a terminal's Ctrl-C reaches only
 the supervisor, which stops them in order). The fork server dies with the
 supervisor and each service gets SIGTERM when the fork server dies
-(``PR_SET_PDEATHSIG``), so a SIGKILLed supervisor leaves no service behind.
+(``PR_SET_PDEATHSIG``), so a SIGKILLed supervisor leaves no service behind;
+the router gets SIGKILL instead, so its clients see their connections close
+at once, as when nats-server itself is killed.
 
 The supervisor runs on bare asyncio, not trio: it only waits for children,
 signals, timers and a few socket requests, and trio's import would cost it
@@ -67,6 +77,7 @@ from typing import TYPE_CHECKING, Final
 
 from leafnode import SERVER_VERSION, __version__
 from leafnode.cli import service_module
+from leafnode.clientport import take_client_socket
 from leafnode.config import ConfigError, load
 from leafnode.flags import apply_server_flags, leaf_flag_argv, load_with_flags
 from leafnode.forkserver import FD_PLACEHOLDER, ForkServer, ForkServerError
@@ -78,6 +89,7 @@ if TYPE_CHECKING:
     import argparse
     from collections.abc import Sequence
 
+    from leafnode.clientport import EarlyListener
     from leafnode.config import Settings
     from leafnode.ipc import Frame
 
@@ -254,6 +266,7 @@ class Supervisor:
         args: the parsed flags (to re-apply on reload).
         argv: the command line after ``run``, passed on to the router and api.
         forks: the fork server that starts the services.
+        client_socket: the client port's listening socket (see the module docstring).
     """
 
     def __init__(
@@ -262,6 +275,7 @@ class Supervisor:
         args: argparse.Namespace,
         argv: Sequence[str],
         forks: ForkServer,
+        client_socket: socket.socket,
     ) -> None:
         self.settings = settings
         self.forks = forks
@@ -272,7 +286,8 @@ class Supervisor:
         self.stopping = False
         self.lame_duck = False
         self.exit_code = 0
-        self.client_port: int | None = None
+        self.client_socket = client_socket
+        self.client_port: int = client_socket.getsockname()[1]
         self.api_socket: socket.socket | None = None
         self.done = asyncio.Event()
         self.ports_file: Path | None = None
@@ -300,9 +315,8 @@ class Supervisor:
             tail += leaf_flag_argv(args)
         fds: tuple[int, ...] = ()
         if name == "router":
-            tail.append("--defer-listen")
-            if self.client_port is not None:  # a restart keeps the port of -p -1
-                tail += ["-p", str(self.client_port)]
+            fds = (self.client_socket.fileno(),)
+            tail += ["--listen-fd", FD_PLACEHOLDER]
         elif name == "api":
             assert self.api_socket is not None
             fds = (self.api_socket.fileno(),)
@@ -355,8 +369,6 @@ class Supervisor:
         raise StartupError(f"{child.name} exited with status {child.returncode}")
 
     async def _after_ready(self, child: Child) -> None:
-        if child.name == "router" and self.client_port is not None:
-            await self._listen()  # a restarted router: open its client port again
         self._write_pid_file()
 
     async def _supervise(self, child: Child) -> None:
@@ -396,9 +408,9 @@ class Supervisor:
 
         The processes are launched together, so their interpreters start up
         on every core at once (about 0.2-0.5 s of imports each); readiness is
-        still awaited in order, and nothing is ready for clients before the
-        router's ``listen``. A service that comes up before the one it talks
-        to retries its socket (the uplink every 0.1 s), as after any restart.
+        still awaited in order (the router serves clients meanwhile). A
+        service that comes up before the one it talks to retries its socket
+        (the uplink every 0.1 s), as after any restart.
 
         Raises:
             StartupError: one exited or did not become ready in time.
@@ -426,13 +438,6 @@ class Supervisor:
             sock.close()
             raise StartupError(f"cannot listen for monitoring on {host}:{port}: {exc}") from exc
         return sock
-
-    async def _listen(self) -> None:
-        answer = await _request(self.run_dir / SOCKETS["router"], "listen", READY_TIMEOUT_S)
-        port = answer.fields.get("port") if answer is not None else None
-        if not isinstance(port, int) or answer is None or answer.type != "ok":
-            raise StartupError("the router did not open its client port")
-        self.client_port = port
 
     # -- stop, reload, signals ------------------------------------------------------------
 
@@ -504,6 +509,8 @@ class Supervisor:
             elif signum == signal.SIGUSR2:
                 log.info("Entering lame duck mode, stop accepting new clients")
                 self.lame_duck = True
+                # The router stops accepting; our copy must not keep the port open.
+                self.client_socket.close()
                 if "router" in self.children:
                     self.children["router"].signal(signal.SIGUSR2)
             else:
@@ -600,7 +607,6 @@ class Supervisor:
     async def _run_site(self) -> None:
         try:
             await self.start(services_needed(self.settings))
-            await self._listen()
         except StartupError as exc:
             if not self.stopping:
                 log.error("Startup failed: %s", exc)
@@ -623,8 +629,13 @@ async def _wait_exits(children: Sequence[Child], timeout: asyncio.Timeout) -> No
         pass
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    """``leafnode run [-c FILE] [nats-server flags]``; returns the exit status."""
+def main(argv: Sequence[str] | None = None, *, early: EarlyListener | None = None) -> int:
+    """``leafnode run [-c FILE] [nats-server flags]``; returns the exit status.
+
+    Args:
+        argv: the flags after ``run``.
+        early: the client socket ``leafnode.cli`` bound from the flags, if any.
+    """
     arglist = list(sys.argv[1:] if argv is None else argv)
     loaded = load_with_flags("leafnode run", arglist)
     if isinstance(loaded, int):
@@ -638,16 +649,27 @@ def main(argv: Sequence[str] | None = None) -> int:
         log.info("  Using configuration file: %s", args.config)
     needed = services_needed(settings)
     log.info("  Services: %s", ", ".join(needed))
+    router = settings.router
+    try:
+        client_socket = take_client_socket(early, router.host, router.port)
+    except OSError as exc:
+        log.error("Error listening on port: %s:%d, %s", router.host, router.port, exc)
+        return 1
     # Forked before the event loop exists, and with the modules of the
     # services this config needs (a service a reload adds imports its own).
-    forks = ForkServer.start([service_module(name) for name in needed])
-    supervisor = Supervisor(settings, args, arglist, forks)
+    # It closes its copy of the client socket: only the supervisor and the
+    # router hold the port, so it closes when they are gone.
+    forks = ForkServer.start(
+        [service_module(name) for name in needed], close_fds=(client_socket.fileno(),)
+    )
+    supervisor = Supervisor(settings, args, arglist, forks, client_socket)
     try:
         code = asyncio.run(supervisor.run())
     except KeyboardInterrupt:
         code = 0
     finally:
         forks.close()
+        client_socket.close()
     log.info("Server Exiting..")
     return code
 

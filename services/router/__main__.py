@@ -11,6 +11,7 @@ import functools
 import logging
 import os
 import signal
+import socket
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -44,11 +45,18 @@ def ports_file_path(directory: str) -> Path:
     return Path(directory) / f"nats-server_{os.getpid()}.ports"
 
 
-async def serve(settings: Settings, args: argparse.Namespace, *, defer_listen: bool) -> None:
+async def serve(
+    settings: Settings,
+    args: argparse.Namespace,
+    *,
+    defer_listen: bool,
+    listen_socket: socket.socket | None = None,
+) -> None:
     server = Server(settings)
+    supervised = defer_listen or listen_socket is not None
     ports_file = (
         ports_file_path(settings.ports_file_dir)
-        if settings.ports_file_dir and not defer_listen
+        if settings.ports_file_dir and not supervised
         else None
     )
     async with trio.open_nursery() as nursery:
@@ -57,7 +65,12 @@ async def serve(settings: Settings, args: argparse.Namespace, *, defer_listen: b
         control = ControlHandler(server, lambda: _reload(server, args))
         await nursery.start(serve_unix_socket, Path(settings.run_dir) / CONTROL_SOCKET, control)
         await nursery.start(
-            functools.partial(server.serve, defer_listen=defer_listen, ports_file=ports_file)
+            functools.partial(
+                server.serve,
+                listen_socket=listen_socket,
+                defer_listen=defer_listen,
+                ports_file=ports_file,
+            )
         )
         with trio.open_signal_receiver(
             signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2
@@ -91,13 +104,30 @@ def _reload(server: Server, args: argparse.Namespace) -> str | None:
     return None
 
 
+def _pop_listen_fd(argv: list[str]) -> int | None:
+    """Remove the internal ``--listen-fd N`` from ``argv``; return N (-1: malformed)."""
+    for i, arg in enumerate(argv):
+        if arg == "--listen-fd":
+            value = argv[i + 1] if i + 1 < len(argv) else ""
+            del argv[i : i + 2]
+            return int(value) if value.isdigit() else -1
+    return None
+
+
 def main(argv: list[str] | None = None) -> int:
     arglist = list(sys.argv[1:] if argv is None else argv)
-    # Internal flag for `leafnode run`: open the client port on router.ctl's
-    # `listen` request, once the other services are ready.
+    # Internal flags for `leafnode run`. --listen-fd N: serve the client port
+    # socket the supervisor bound (it keeps the port while a router restarts).
+    # --defer-listen: open the client port on router.ctl's `listen` request.
     defer_listen = "--defer-listen" in arglist
     if defer_listen:
         arglist.remove("--defer-listen")
+    listen_fd = _pop_listen_fd(arglist)
+    if listen_fd == -1:
+        print("leafnode router: --listen-fd needs a file descriptor number", file=sys.stderr)
+        return 2
+    listen_socket = socket.socket(fileno=listen_fd) if listen_fd is not None else None
+    supervised = defer_listen or listen_socket is not None
     loaded = load_with_flags("leafnode router", arglist)
     if isinstance(loaded, int):
         return loaded
@@ -111,16 +141,20 @@ def main(argv: list[str] | None = None) -> int:
     )
     for warning in settings.warnings:
         log.warning("%s", warning)
-    # Under `leafnode run` (--defer-listen) the supervisor owns the pid file,
-    # the ports file and the "Server is ready" line.
-    if log_settings.pid_file and not defer_listen:
+    # Under `leafnode run` the supervisor owns the pid file, the ports file
+    # and the "Server is ready" line.
+    if log_settings.pid_file and not supervised:
         write_pid_file(log_settings.pid_file)
     log.info("Starting leafnode router")
     log.info("  Version:  %s (nats-server protocol %s)", __version__, SERVER_VERSION)
     if args.config:
         log.info("  Using configuration file: %s", args.config)
     try:
-        trio.run(functools.partial(serve, settings, args, defer_listen=defer_listen))
+        trio.run(
+            functools.partial(
+                serve, settings, args, defer_listen=defer_listen, listen_socket=listen_socket
+            )
+        )
     except OSError as exc:
         log.error("Error listening: %s", exc)
         return 1

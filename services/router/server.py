@@ -19,6 +19,7 @@ import trio
 
 from leafnode import SERVER_VERSION
 from leafnode.affinity import data_path_cpu, keep_placement
+from leafnode.clientport import bind_client_port
 from leafnode.config import DEFAULT_ACCOUNT
 from leafnode.runtime import TRACE
 
@@ -246,11 +247,19 @@ class Server:
     async def serve(
         self,
         *,
+        listen_socket: _stdsocket.socket | None = None,
         defer_listen: bool = False,
         ports_file: Path | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
         """Bind the data-link socket, then the client port, then serve forever.
+
+        With ``listen_socket`` (``leafnode run`` binds the client port before
+        it starts anything and passes it, ``--listen-fd``) clients are served
+        at once: connections that came before wait in its backlog, and
+        buffered messages wait in memory until the store answers (StoreLink).
+        Otherwise the port is bound here (``leafnode.clientport``: wildcard
+        hosts listen on IPv4 and IPv6, as nats-server).
 
         With ``defer_listen`` the client port opens only when ``listen_now`` is
         set (``router.ctl``'s ``listen`` request): ``leafnode run`` opens it
@@ -258,6 +267,8 @@ class Server:
         the store, the uplink and the monitoring port (DESIGN §2).
         """
         settings = self.settings
+        # Under `leafnode run`, whose supervisor says "Server is ready".
+        supervised = defer_listen or listen_socket is not None
         datalink_listener = await self._bind_datalink()
         try:
             async with trio.open_nursery() as nursery:
@@ -269,12 +280,14 @@ class Server:
                     trio.serve_listeners, self._handle_datalink, [datalink_listener]
                 )
                 task_status.started()
-                if not defer_listen:
-                    self.listen_now.set()
-                await self.listen_now.wait()
-                port = 0 if settings.port == -1 else settings.port
-                listeners = await trio.open_tcp_listeners(port, host=settings.host or None)
-                self.port = listeners[0].socket.getsockname()[1]
+                if listen_socket is None:
+                    if not defer_listen:
+                        self.listen_now.set()
+                    await self.listen_now.wait()
+                    # Start-up, before any client: a blocking bind is fine.
+                    listen_socket = bind_client_port(settings.host, settings.port)
+                listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(listen_socket))]
+                self.port = listen_socket.getsockname()[1]
                 self._build_info()
                 self._listen_scope = trio.CancelScope()
                 await nursery.start(self._serve_clients, listeners, nursery)
@@ -285,7 +298,7 @@ class Server:
                     log.info("TLS required for client connections")
                 log.info("Server id is %s", self.server_id)
                 log.info("Server name is %s", self.server_name)
-                if not defer_listen:
+                if not supervised:
                     log.info("Server is ready")
                 self.listening.set()
                 await self._start_websocket(nursery)
@@ -342,6 +355,8 @@ class Server:
         try:
             peer = stream.socket.getpeername()
             host, port = str(peer[0]), int(peer[1])
+            if host.startswith("::ffff:") and "." in host:
+                host = host[7:]  # an IPv4 client of the dual-stack port, as Go shows it
         except OSError:
             host, port = "", 0
         client = ClientConnection(self, stream, cid, host, port)

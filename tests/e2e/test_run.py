@@ -7,7 +7,6 @@ nats-server. Pids come from /proc, signals are real signals.
 from __future__ import annotations
 
 import asyncio
-import itertools
 import json
 import os
 import signal
@@ -15,7 +14,7 @@ import socket
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import nats
@@ -24,15 +23,13 @@ from nats.aio.msg import Msg
 
 from leafnode.testing import (
     HubProcess,
-    SiteProcess,
     free_port,
     http_get,
     pid_alive,
     site_processes,
 )
 
-_ids = itertools.count()
-SiteStarter = Callable[..., SiteProcess]
+from .conftest import SiteStarter
 
 
 def site_config(workdir: Path, hub: HubProcess | None = None, extra: str = "") -> str:
@@ -68,39 +65,9 @@ def _accepts(port: int) -> bool:
         return False
 
 
-@pytest.fixture
-def hub(tmp_path: Path) -> Iterator[HubProcess]:
-    proc = HubProcess(workdir=tmp_path / "hub")
-    proc.wait_ready()
-    yield proc
-    proc.kill()
-
-
-@pytest.fixture
-def start_site(tmp_path: Path) -> Iterator[SiteStarter]:
-    started: list[SiteProcess] = []
-
-    def start(config: str = "", *, wait: bool = True, **options: object) -> SiteProcess:
-        workdir = options.pop("workdir", None) or tmp_path / f"site{next(_ids)}"
-        assert isinstance(workdir, Path)
-        site = SiteProcess(config, workdir=workdir, **options)  # type: ignore[arg-type]
-        started.append(site)
-        if wait:
-            site.wait_ready()
-        return site
-
-    yield start
-    for site in started:
-        children = site.children() if site.proc.poll() is None else {}
-        site.stop()
-        for pid in children.values():
-            if pid_alive(pid):
-                os.kill(pid, signal.SIGKILL)
-
-
 @pytest.mark.e2e
 @pytest.mark.asyncio
-async def test_start_order_and_the_client_port_opens_last(
+async def test_the_client_port_accepts_at_once_and_ready_means_every_service_answers(
     start_site: SiteStarter, hub: HubProcess, tmp_path: Path
 ) -> None:
     port, http_port = free_port(), free_port()
@@ -113,18 +80,18 @@ async def test_start_order_and_the_client_port_opens_last(
     )
     _until(lambda: _accepts(port) or site.proc.poll() is not None, "the client port", 30)
     assert site.proc.poll() is None, site.log_text()
-    # The first moment a client can connect, monitoring already answers.
-    status, body = http_get(http_port, "/varz")
-    assert status == 200
-    assert json.loads(body)["port"] == port
     site.wait_ready()
     assert set(site.children()) == {"store", "router", "uplink", "api"}
 
+    # "Server is ready" (the supervisor's) comes once every service answers.
     log = site.log_text()
-    client_port = log.index("Listening for client connections")
-    assert log.index("Listening for store clients") < client_port
-    assert log.index("Listening for monitoring on http://127.0.0.1") < client_port
-    assert log.rindex("Server is ready") > client_port
+    ready = log.rindex("Server is ready")
+    assert log.index("Listening for store clients") < ready
+    assert log.index("Listening for monitoring on http://127.0.0.1") < ready
+    assert log.index("Listening for client connections") < ready
+    status, body = http_get(http_port, "/varz")
+    assert status == 200
+    assert json.loads(body)["port"] == port
     status, body = http_get(http_port, "/healthz")
     assert status == 200, body
 

@@ -1,0 +1,176 @@
+"""The client port's listening socket: bound first, dual-stack, handed to the router.
+
+Theory of operation
+-------------------
+nats-server accepts connections a few milliseconds after it is exec'd, and
+client libraries' test harnesses connect as soon as the process exists: a
+refused connection is an error to them. ``leafnode run`` therefore binds the
+client port before it imports anything heavy (:func:`bind_early`, called by
+``leafnode.cli`` with nothing but ``socket`` imported), keeps the socket for
+the site's whole life and passes it to every router it starts (an inherited
+file descriptor, ``--listen-fd``). Connections that arrive before the router
+accepts wait in the kernel's backlog instead of being refused, and the port
+stays bound while a crashed router restarts.
+
+The address comes from the command line when it alone decides it (no
+config file, or ``-p`` and ``-a`` both given); otherwise the supervisor binds
+right after it has read the config file (:func:`take_client_socket` checks an
+early socket against the final settings and rebinds when they differ).
+
+Wildcard hosts (``0.0.0.0``, ``::`` or none) listen on IPv4 and IPv6 at once,
+as nats-server (Go) does: one ``AF_INET6`` socket on ``::`` with
+``IPV6_V6ONLY`` off, or plain IPv4 where the host has no IPv6.
+
+This module imports only ``socket``: it runs before the rest of the program
+is loaded.
+"""
+
+from __future__ import annotations
+
+import socket
+from typing import TYPE_CHECKING, Final
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+__all__ = ["EarlyListener", "bind_client_port", "bind_early", "take_client_socket"]
+
+WILDCARD_HOSTS: Final = ("", "0.0.0.0", "::")
+# Connections queued while the router starts (or restarts); the kernel caps
+# it at net.core.somaxconn, which is what Go's listen asks for too.
+BACKLOG: Final = 4096
+DEFAULT_HOST: Final = "0.0.0.0"
+DEFAULT_PORT: Final = 4222
+# Flags after which `leafnode run` binds nothing (it prints and exits).
+_NO_BIND_FLAGS: Final = ("-h", "--help", "-v", "--version", "-t", "--signal", "-sl")
+
+
+def _wildcard_v6() -> socket.socket | None:
+    """A dual-stack ``AF_INET6`` socket, or None when the host has no IPv6."""
+    if not socket.has_ipv6:
+        return None
+    try:
+        sock = socket.socket(socket.AF_INET6, socket.SOCK_STREAM)
+    except OSError:
+        return None
+    try:
+        sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 0)
+    except OSError:
+        sock.close()
+        return None
+    return sock
+
+
+def bind_client_port(host: str, port: int) -> socket.socket:
+    """A listening TCP socket on ``host:port`` (``-1``: a free port), blocking.
+
+    Raises:
+        OSError: the address is in use, unknown or not ours.
+    """
+    port = 0 if port == -1 else port
+    sock: socket.socket | None = None
+    address: tuple[str, int] | tuple[str, int, int, int] | tuple[int, bytes]
+    if host in WILDCARD_HOSTS:
+        sock = _wildcard_v6()
+        address = ("::", port) if sock is not None else ("0.0.0.0", port)
+    if sock is None:
+        family, kind, proto, _, address = socket.getaddrinfo(
+            host if host not in WILDCARD_HOSTS else "0.0.0.0",
+            port,
+            type=socket.SOCK_STREAM,
+            flags=socket.AI_PASSIVE,
+        )[0]
+        sock = socket.socket(family, kind, proto)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        try:
+            sock.bind(address)
+        except OSError as exc:
+            if sock.family != socket.AF_INET6 or host not in WILDCARD_HOSTS:
+                raise
+            if exc.errno == getattr(socket, "EADDRINUSE", 98):
+                raise
+            # IPv6 exists but cannot be bound (disabled on every interface).
+            sock.close()
+            sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            sock.bind(("0.0.0.0", port))
+        sock.listen(BACKLOG)
+    except BaseException:
+        sock.close()
+        raise
+    return sock
+
+
+class EarlyListener:
+    """The client socket ``leafnode run`` bound before reading its config.
+
+    ``host`` and ``port`` are what was asked for (``port`` may be -1);
+    ``sock`` is None when binding failed (``error`` says why: reported once
+    logging is set up, after the config confirmed the address). A plain
+    class: ``dataclasses`` costs this early path 5 ms of imports.
+    """
+
+    __slots__ = ("error", "host", "port", "sock")
+
+    def __init__(
+        self, host: str, port: int, sock: socket.socket | None, error: OSError | None = None
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.sock = sock
+        self.error = error
+
+
+def _flag_value(argv: Sequence[str], names: Sequence[str]) -> str | None:
+    """The value of the last of ``names`` in ``argv`` (``-p 1``, ``--port=1``, ``-p1``)."""
+    value: str | None = None
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                value = argv[i + 1]
+            elif name.startswith("--") and arg.startswith(name + "="):
+                value = arg[len(name) + 1 :]
+            elif len(name) == 2 and arg.startswith(name) and len(arg) > 2 and arg[2] != "-":
+                value = arg[2:]
+    return value
+
+
+def bind_early(argv: Sequence[str]) -> EarlyListener | None:
+    """Bind the client port from ``leafnode run``'s flags alone, when they decide it.
+
+    Returns None when they do not (a config file may name the address) or
+    when the command will not serve (``--help``, ``-v``, ``-t``, ``--signal``).
+    """
+    if any(arg in _NO_BIND_FLAGS or arg.startswith("--signal=") for arg in argv):
+        return None
+    config = _flag_value(argv, ("-c", "--config"))
+    port_text = _flag_value(argv, ("-p", "--port"))
+    host = _flag_value(argv, ("-a", "--addr", "--net"))
+    if config is not None and (port_text is None or host is None):
+        return None
+    try:
+        port = int(port_text) if port_text is not None else DEFAULT_PORT
+    except ValueError:
+        return None  # argparse reports it
+    host = DEFAULT_HOST if host is None else host
+    try:
+        return EarlyListener(host, port, bind_client_port(host, port))
+    except OSError as exc:
+        return EarlyListener(host, port, None, exc)
+
+
+def take_client_socket(early: EarlyListener | None, host: str, port: int) -> socket.socket:
+    """The client socket for the final ``host:port``: ``early``'s when it matches.
+
+    Raises:
+        OSError: binding failed (early or now).
+    """
+    if early is not None and (early.host, early.port) == (host, port):
+        if early.sock is None:
+            assert early.error is not None
+            raise early.error
+        return early.sock
+    if early is not None and early.sock is not None:
+        early.sock.close()
+    return bind_client_port(host, port)

@@ -1,0 +1,150 @@
+"""``leafnode run`` starts like nats-server (issue 12, points 1 and 4).
+
+The client port is bound before anything else and served at once; a
+publisher's PING on a buffered subject is still answered only once the store
+committed; a SIGKILL of the started pid closes every client connection; the
+default host listens on IPv4 and IPv6. Real sites, a real hub, real sockets.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from leafnode.testing import HubProcess, free_port
+from tests.rawclient import RawClient
+
+from .conftest import SiteStarter
+from .test_run import _until, site_config
+
+# How long a refused connection is retried: the first attempt may come
+# before `leafnode run` has even bound (the process was just exec'd).
+CONNECT_DEADLINE_S = 30.0
+
+
+def _first_client(port: int, proc: subprocess.Popen[bytes], host: str = "127.0.0.1") -> RawClient:
+    """A RawClient on ``port`` as soon as it accepts (INFO read)."""
+    deadline = time.monotonic() + CONNECT_DEADLINE_S
+    while True:
+        try:
+            return RawClient(port, host)
+        except ConnectionRefusedError:
+            assert proc.poll() is None, "leafnode run exited"
+            assert time.monotonic() < deadline, f"{host}:{port} never accepted"
+            time.sleep(0.005)
+
+
+def _buffered(db: Path) -> list[bytes]:
+    with sqlite3.connect(db) as conn:
+        rows = conn.execute("SELECT payload FROM buffered_messages ORDER BY seq").fetchall()
+    return [bytes(row[0]) for row in rows]
+
+
+@pytest.mark.e2e
+def test_a_buffered_publish_during_start_up_is_answered_once_the_store_committed(
+    start_site: SiteStarter, hub: HubProcess, tmp_path: Path
+) -> None:
+    workdir = tmp_path / "early"
+    workdir.mkdir()
+    db = workdir / "buffer.db"
+    # Hold the database: the store cannot start (nor commit) until we let go.
+    holder = sqlite3.connect(db, isolation_level=None)
+    holder.execute("BEGIN EXCLUSIVE")
+    port = free_port()
+    site = start_site(
+        site_config(workdir, hub), wait=False, workdir=workdir, extra_args=("-p", str(port))
+    )
+    try:
+        client = _first_client(port, site.proc)
+        # Served before the site is ready (the store cannot be).
+        assert "Server is ready" not in site.log_text()
+        client.send(b'CONNECT {"verbose":false}\r\nPUB tele.x 5\r\nearly\r\nPING\r\n')
+        # No PONG while the store cannot commit: the PING is the publisher's barrier.
+        with pytest.raises(AssertionError, match="not seen"):
+            client.read_until(b"PONG\r\n", timeout=1.0)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    assert client.read_until(b"PONG\r\n", timeout=30.0).endswith(b"PONG\r\n")
+    assert _buffered(db) == [b"early"]
+    site.wait_ready()
+    client.close()
+
+
+@pytest.mark.e2e
+def test_sigkill_of_the_run_pid_closes_client_connections_at_once(
+    start_site: SiteStarter,
+) -> None:
+    site = start_site()
+    client = RawClient(site.port)
+    client.send(b"CONNECT {}\r\nPING\r\n")
+    client.read_until(b"PONG\r\n")
+    site.proc.kill()
+    site.proc.wait(5)
+    # The router got SIGKILL with its parent: no PONG after the run pid is gone.
+    out = client.read_until_closed(timeout=1.0) if _send_ping(client) else b""
+    assert b"PONG" not in out
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", site.port), timeout=5).close()
+
+
+def _send_ping(client: RawClient) -> bool:
+    """PING on a connection that may already be closed; False when it is."""
+    try:
+        client.send(b"PING\r\n")
+    except (BrokenPipeError, ConnectionResetError):
+        return False
+    return True
+
+
+def _has_ipv6_loopback() -> bool:
+    try:
+        with socket.socket(socket.AF_INET6) as sock:
+            sock.bind(("::1", 0))
+    except OSError:
+        return False
+    return True
+
+
+@pytest.mark.e2e
+@pytest.mark.skipif(not _has_ipv6_loopback(), reason="no IPv6 loopback")
+def test_the_default_host_listens_on_ipv4_and_ipv6(tmp_path: Path) -> None:
+    port = free_port()
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "leafnode", "run", "-p", str(port)],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    try:
+        for host in ("::1", "127.0.0.1"):
+            client = _first_client(port, proc, host)
+            assert client.info["port"] == port
+            client.close()
+    finally:
+        proc.terminate()
+        proc.wait(10)
+    assert "Listening for client connections on 0.0.0.0" in log.read_text()
+
+
+@pytest.mark.e2e
+def test_the_port_accepts_while_a_router_restarts(start_site: SiteStarter) -> None:
+    site = start_site()
+    router = site.children()["router"]
+    os.kill(router, signal.SIGKILL)
+    # Refused never: the supervisor holds the port; the new router serves the backlog.
+    client = RawClient(site.port)
+    client.send(b"CONNECT {}\r\nPING\r\n")
+    client.read_until(b"PONG\r\n", timeout=30.0)
+    _until(lambda: site.children().get("router", router) != router, "a new router")
+    client.close()

@@ -40,6 +40,9 @@ __all__ = [
 
 #: How flag errors name their source (ConfigError's "{source}: {reason}").
 FLAGS_SOURCE = "command line"
+#: The run dir of services started one by one when none is configured
+#: (``leafnode run`` makes a private one instead: leafnode.supervisor).
+SHARED_RUN_DIR = "./run"
 
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
@@ -228,8 +231,13 @@ def _more_subjects(
     return dataclasses.replace(buffer, subjects=subjects)
 
 
-def apply_server_flags(settings: Settings, args: argparse.Namespace) -> Settings:
-    """Flags override the file, as with nats-server."""
+def apply_server_flags(
+    settings: Settings, args: argparse.Namespace, *, default_run_dir: str = SHARED_RUN_DIR
+) -> Settings:
+    """Flags override the file, as with nats-server.
+
+    ``default_run_dir`` is the run dir when neither names one.
+    """
     router = settings.router
     changes: dict[str, object] = {}
     if args.host is not None:
@@ -273,7 +281,7 @@ def apply_server_flags(settings: Settings, args: argparse.Namespace) -> Settings
         log=log,
         api=api,
         store=store,
-        run_dir=args.run_dir or settings.run_dir,
+        run_dir=args.run_dir or settings.run_dir or default_run_dir,
         ports_file_dir=args.ports_file_dir or settings.ports_file_dir,
     )
     return apply_leaf_flags(settings, args)
@@ -291,8 +299,10 @@ def _check_tls_flags(settings: Settings) -> str | None:
     return None
 
 
-def load_with_flags(prog: str, argv: Sequence[str]) -> tuple[Settings, argparse.Namespace] | int:
-    """Parse ``argv``, load the config, apply the flags.
+def load_with_flags(
+    prog: str, argv: Sequence[str], *, default_run_dir: str = SHARED_RUN_DIR
+) -> tuple[Settings, argparse.Namespace] | int:
+    """Parse ``argv``, load the config, apply the flags (``default_run_dir``: as there).
 
     Returns the settings and the parsed arguments, or an exit status when the
     process should stop now: 0 after ``-t`` on a valid file, 1 on a config
@@ -308,7 +318,7 @@ def load_with_flags(prog: str, argv: Sequence[str]) -> tuple[Settings, argparse.
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1
     try:
-        settings = apply_server_flags(settings, args)
+        settings = apply_server_flags(settings, args, default_run_dir=default_run_dir)
     except ConfigError as exc:
         print(f"{prog}: {exc}", file=sys.stderr)
         return 1

@@ -63,13 +63,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import errno
 import json
 import logging
 import os
+import shutil
 import signal
 import socket
 import sys
+import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -83,6 +86,7 @@ from leafnode.flags import apply_server_flags, leaf_flag_argv, load_with_flags
 from leafnode.forkserver import FD_PLACEHOLDER, ForkServer, ForkServerError
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, FrameError, IpcError, encode_frame
 from leafnode.ipc.asyncio import request_once, unix_server
+from leafnode.pidlock import lock_file
 from leafnode.runtime import setup_logging
 
 if TYPE_CHECKING:
@@ -304,6 +308,7 @@ class Supervisor:
         args = self.args
         if name in ("router", "api"):
             tail = strip_flags(self.argv, _SUPERVISOR_FLAGS)
+            tail += ["--run-dir", str(self.run_dir)]  # maybe private: not in argv
         else:  # store and uplink take the config, run dir, logging and leaf flags
             tail = ["-c", args.config] if args.config else []
             tail += ["--run-dir", str(self.run_dir)]
@@ -586,7 +591,10 @@ class Supervisor:
                 )
             except OSError as exc:
                 if exc.errno == errno.EADDRINUSE:
-                    log.error("Another leafnode runs with run_dir %s", self.run_dir)
+                    answer = await _request(self.run_dir / SUPERVISOR_SOCKET, "ping")
+                    pid = answer.fields.get("pid") if answer is not None else None
+                    holder = f" (pid {pid})" if isinstance(pid, int) else ""
+                    log.error("Another leafnode%s runs with run_dir %s", holder, self.run_dir)
                 else:
                     log.error("Cannot create %s: %s", SUPERVISOR_SOCKET, exc)
                 return 1
@@ -629,6 +637,23 @@ async def _wait_exits(children: Sequence[Child], timeout: asyncio.Timeout) -> No
         pass
 
 
+def sqlite_path(url: str) -> str | None:
+    """The file of a ``sqlite://`` store URL; None for another database or memory."""
+    scheme, sep, rest = url.partition("://")
+    if not sep or scheme.partition("+")[0] != "sqlite":
+        return None
+    path = rest.removeprefix("/").partition("?")[0]
+    return path if path and path != ":memory:" else None
+
+
+def _private_run_dir() -> str:
+    """A new run directory of this instance alone, under $XDG_RUNTIME_DIR or /tmp."""
+    base = os.environ.get("XDG_RUNTIME_DIR")
+    if not base or not os.path.isdir(base):
+        base = tempfile.gettempdir()
+    return tempfile.mkdtemp(prefix="leafnode-", dir=base)
+
+
 def main(argv: Sequence[str] | None = None, *, early: EarlyListener | None = None) -> int:
     """``leafnode run [-c FILE] [nats-server flags]``; returns the exit status.
 
@@ -637,7 +662,9 @@ def main(argv: Sequence[str] | None = None, *, early: EarlyListener | None = Non
         early: the client socket ``leafnode.cli`` bound from the flags, if any.
     """
     arglist = list(sys.argv[1:] if argv is None else argv)
-    loaded = load_with_flags("leafnode run", arglist)
+    # No run_dir configured: a private one (several sites run side by side
+    # from one directory, as nats-servers do), not the lone services' ./run.
+    loaded = load_with_flags("leafnode run", arglist, default_run_dir="")
     if isinstance(loaded, int):
         return loaded
     settings, args = loaded
@@ -655,21 +682,36 @@ def main(argv: Sequence[str] | None = None, *, early: EarlyListener | None = Non
     except OSError as exc:
         log.error("Error listening on port: %s:%d, %s", router.host, router.port, exc)
         return 1
-    # Forked before the event loop exists, and with the modules of the
-    # services this config needs (a service a reload adds imports its own).
-    # It closes its copy of the client socket: only the supervisor and the
-    # router hold the port, so it closes when they are gone.
-    forks = ForkServer.start(
-        [service_module(name) for name in needed], close_fds=(client_socket.fileno(),)
-    )
-    supervisor = Supervisor(settings, args, arglist, forks, client_socket)
-    try:
-        code = asyncio.run(supervisor.run())
-    except KeyboardInterrupt:
-        code = 0
-    finally:
-        forks.close()
-        client_socket.close()
+    with contextlib.ExitStack() as cleanup:
+        cleanup.callback(client_socket.close)
+        keep = [client_socket.fileno()]
+        database = sqlite_path(settings.store.url) if "store" in needed else None
+        if database is not None:
+            with contextlib.suppress(OSError):  # the store reports a bad path itself
+                fd, holder = lock_file(database)
+                if holder is not None:
+                    log.error("Another leafnode (pid %d) buffers into %s", holder, database)
+                    return 1
+                assert fd is not None
+                cleanup.callback(os.close, fd)
+                keep.append(fd)
+        if not settings.run_dir:
+            private = _private_run_dir()
+            cleanup.callback(shutil.rmtree, private, ignore_errors=True)
+            settings = dataclasses.replace(settings, run_dir=private)
+            log.debug("Private run directory %s", private)
+        # Forked before the event loop exists, and with the modules of the
+        # services this config needs (a service a reload adds imports its own).
+        # It closes its copies of the client socket (only the supervisor and
+        # the router hold the port, so it closes when they are gone) and of
+        # the database lock.
+        forks = ForkServer.start([service_module(name) for name in needed], close_fds=keep)
+        cleanup.callback(forks.close)
+        supervisor = Supervisor(settings, args, arglist, forks, client_socket)
+        try:
+            code = asyncio.run(supervisor.run())
+        except KeyboardInterrupt:
+            code = 0
     log.info("Server Exiting..")
     return code
 

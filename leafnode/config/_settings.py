@@ -244,7 +244,7 @@ class Settings:
     store: StoreSettings = field(default_factory=StoreSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
     log: LogSettings = field(default_factory=LogSettings)
-    run_dir: str = "./run"
+    run_dir: str = ""  # none: `leafnode run` makes a private one, lone services use ./run
     data_path_cpu: CpuSetting = "auto"
     ports_file_dir: str | None = None
     source: Path | None = None

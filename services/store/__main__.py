@@ -23,7 +23,7 @@ import trio
 from sqlalchemy.exc import SQLAlchemyError
 
 from leafnode.config import ConfigError, Settings, StoreSettings, load
-from leafnode.flags import add_leaf_flags, apply_leaf_flags
+from leafnode.flags import SHARED_RUN_DIR, add_leaf_flags, apply_leaf_flags
 from leafnode.ipc import STORE_SOCKET
 from leafnode.runtime import setup_logging, write_pid_file
 
@@ -68,7 +68,10 @@ def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
         pid_file=args.pid_file or settings.log.pid_file,
     )
     settings = dataclasses.replace(
-        settings, store=store, log=log_settings, run_dir=args.run_dir or settings.run_dir
+        settings,
+        store=store,
+        log=log_settings,
+        run_dir=args.run_dir or settings.run_dir or SHARED_RUN_DIR,
     )
     return apply_leaf_flags(settings, args)
 

@@ -20,7 +20,7 @@ import trio
 
 from leafnode import SERVER_VERSION, __version__
 from leafnode.config import ConfigError, Settings, load
-from leafnode.flags import add_leaf_flags, apply_leaf_flags
+from leafnode.flags import SHARED_RUN_DIR, add_leaf_flags, apply_leaf_flags
 from leafnode.ipc import serve_unix_socket
 from leafnode.runtime import setup_logging, write_pid_file
 
@@ -63,7 +63,7 @@ def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
             log_file=args.log_file or log_settings.log_file,
             pid_file=args.pid_file or log_settings.pid_file,
         )
-    run_dir = args.run_dir or settings.run_dir
+    run_dir = args.run_dir or settings.run_dir or SHARED_RUN_DIR
     settings = dataclasses.replace(settings, log=log_settings, run_dir=run_dir)
     return apply_leaf_flags(settings, args)
 

@@ -231,7 +231,7 @@ def test_a_second_site_on_the_same_run_dir_is_refused(
     first = start_site()
     second = start_site(wait=False, extra_args=("-p", "-1", "--run-dir", str(first.run_dir)))
     assert second.proc.wait(15) == 1
-    assert "Another leafnode runs with run_dir" in second.log_text()
+    assert f"Another leafnode (pid {first.proc.pid}) runs with run_dir" in second.log_text()
     assert first.proc.poll() is None
 
 

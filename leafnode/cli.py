@@ -2,7 +2,13 @@
 
 Each subcommand is a ``_cmd_<name>(args) -> int`` function registered in
 ``build_parser``; ``main`` returns its exit status. Flags shared with
-nats-server keep its spelling (``-c/--config``).
+nats-server keep its spelling (``-c/--config``); as nats-server, ``-v`` and
+``--signal``/``-sl`` (``leafnode.signalcmd``) work at the top level and
+after ``run``.
+
+Nothing heavy is imported at module level: ``leafnode run`` binds its client
+port (``leafnode.clientport``) before it imports the supervisor, so that a
+client connecting right after exec waits in the backlog, not refused.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ import importlib
 import sys
 from typing import TYPE_CHECKING
 
-from leafnode import __version__
+from leafnode import SERVER_VERSION, __version__
 
 if TYPE_CHECKING:
     import argparse
@@ -61,6 +67,11 @@ def _cmd_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def version_line() -> str:
+    """What ``-v``/``--version`` prints (nats-server prints ``nats-server: vX.Y.Z``)."""
+    return f"leafnode: v{__version__} (nats-server v{SERVER_VERSION} protocol)"
+
+
 def service_module(name: str) -> str:
     """The module that holds service ``name``'s ``main`` (for ``import_module``)."""
     return SERVICE_MAINS[name].partition(":")[0]
@@ -80,7 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="leafnode", description="A NATS leaf node that buffers hub-bound traffic."
     )
-    parser.add_argument("--version", action="version", version=f"leafnode {__version__}")
+    parser.add_argument("-v", "--version", action="version", version=version_line())
+    parser.add_argument(
+        "-sl",
+        "--signal",
+        metavar="CMD[=PID]",
+        help="send stop|quit|term|reopen|reload|ldm to a running leafnode run",
+    )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
 
     check = commands.add_parser("check", help="validate a config file and exit")
@@ -95,6 +112,14 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``leafnode`` command line; returns the process exit status."""
     arglist = list(sys.argv[1:] if argv is None else argv)
+    if arglist[:1] in (["-v"], ["--version"]):
+        print(version_line())
+        return 0
+    command = arglist[1:] if arglist[:1] == ["run"] else arglist
+    if any(arg in ("--signal", "-sl") or arg.startswith("--signal=") for arg in command):
+        from leafnode.signalcmd import signal_main
+
+        return signal_main(command)
     if arglist and arglist[0] == "run":
         # The client port first, before anything heavy is imported: clients
         # that connect now wait in the backlog (leafnode.clientport).

@@ -15,7 +15,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from leafnode import SERVER_VERSION, __version__
+from leafnode.cli import version_line
 from leafnode.config import (
     BufferSettings,
     ConfigError,
@@ -92,7 +92,7 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
         "-v",
         "--version",
         action="version",
-        version=f"leafnode: v{__version__} (nats-server v{SERVER_VERSION} protocol)",
+        version=version_line(),
     )
     logs = parser.add_argument_group("logging options")
     logs.add_argument("-l", "--log", dest="log_file", metavar="FILE", help="log file")

@@ -3,17 +3,33 @@
 Log lines look like nats-server's (``[pid] YYYY/MM/DD HH:MM:SS.uuuuuu [INF] ...``)
 so operators' log parsers and our tests can read both the same way. ``-D``
 enables ``[DBG]`` and ``-V`` enables ``[TRC]`` lines.
+
+SIGUSR1 reopens the log file, as nats-server does for log rotation (rename
+the file, send SIGUSR1, new lines go to a new file under the old name). The
+signal handler only sets a flag; the handler's next ``emit`` reopens, under
+the handler's lock, so a line is never split between two files and no I/O
+runs inside a signal handler. ``leafnode run`` passes the signal on to every
+service.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
+import threading
 import time
 from typing import TextIO
 
-__all__ = ["TRACE", "NatsLogFormatter", "setup_logging", "write_pid_file"]
+__all__ = [
+    "TRACE",
+    "NatsLogFormatter",
+    "ReopeningFileHandler",
+    "request_log_reopen",
+    "setup_logging",
+    "write_pid_file",
+]
 
 # Below DEBUG: protocol tracing (-V), as nats-server's [TRC].
 TRACE = 5
@@ -50,6 +66,37 @@ class NatsLogFormatter(logging.Formatter):
         return f"[{self._pid}] {stamp}.{micros:06d} [{tag}] {message}"
 
 
+class ReopeningFileHandler(logging.FileHandler):
+    """A file handler that reopens its file (same name) once asked to.
+
+    :func:`request_log_reopen` (SIGUSR1) asks every instance; the reopen
+    happens at the next line, inside ``emit`` (under the handler's lock).
+    """
+
+    _generation = 0  # bumped by request_log_reopen
+
+    def __init__(self, filename: str) -> None:
+        super().__init__(filename)
+        self._opened_at = ReopeningFileHandler._generation
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if self._opened_at != ReopeningFileHandler._generation:
+            self._opened_at = ReopeningFileHandler._generation
+            if self.stream is not None:
+                self.stream.close()
+            self.stream = self._open()
+        super().emit(record)
+
+
+def request_log_reopen() -> None:
+    """Make every log file handler reopen its file before its next line."""
+    ReopeningFileHandler._generation += 1
+
+
+def _on_sigusr1(_signum: int, _frame: object) -> None:
+    request_log_reopen()
+
+
 def setup_logging(
     *,
     debug: bool = False,
@@ -62,7 +109,7 @@ def setup_logging(
     level = TRACE if trace else logging.DEBUG if debug else logging.INFO
     handler: logging.Handler
     if log_file:
-        handler = logging.FileHandler(log_file)
+        handler = ReopeningFileHandler(log_file)
     else:
         handler = logging.StreamHandler(stream or sys.stderr)
     handler.setFormatter(NatsLogFormatter(logtime=logtime))
@@ -71,6 +118,9 @@ def setup_logging(
         root.removeHandler(old)
     root.addHandler(handler)
     root.setLevel(level)
+    if threading.current_thread() is threading.main_thread():
+        # Also without a log file: SIGUSR1's default action would kill us.
+        signal.signal(signal.SIGUSR1, _on_sigusr1)
 
 
 def write_pid_file(path: str) -> None:

@@ -40,6 +40,7 @@ config is for nats-server. SIGINT/SIGTERM stop the children in reverse order
 ``supervisor.ctl`` ``reload``, used by the api) re-reads the file, starts a
 service the new config needs, and reloads the others over their sockets.
 SIGUSR2 puts the router in lame-duck mode; when it exits, so does the site.
+SIGUSR1 reopens the log file, here and in every service (log rotation).
 
 Services run in their own process groups (a terminal's Ctrl-C reaches only
 the supervisor, which stops them in order). The fork server dies with the
@@ -87,7 +88,7 @@ from leafnode.forkserver import FD_PLACEHOLDER, ForkServer, ForkServerError
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, FrameError, IpcError, encode_frame
 from leafnode.ipc.asyncio import request_once, unix_server
 from leafnode.pidlock import lock_file
-from leafnode.runtime import setup_logging
+from leafnode.runtime import request_log_reopen, setup_logging
 
 if TYPE_CHECKING:
     import argparse
@@ -545,6 +546,16 @@ class Supervisor:
             "error", frame.id, {"error": f"unknown request {frame.type!r}", "code": "unknown_type"}
         )
 
+    def _reopen_logs(self) -> None:
+        """SIGUSR1: reopen the log file here and in every service (log rotation)."""
+        if not self.settings.log.log_file:
+            log.info("File log re-open ignored, not a file logger")
+            return
+        request_log_reopen()
+        log.info("File log re-opened")
+        for child in self.children.values():
+            child.signal(signal.SIGUSR1)
+
     # -- files ----------------------------------------------------------------------------
 
     def _write_pid_file(self) -> None:
@@ -584,6 +595,7 @@ class Supervisor:
         self.forks.attach(self._exited, self._forks_lost)
         for signum in (signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2):
             loop.add_signal_handler(signum, signals.put_nowait, signum)
+        loop.add_signal_handler(signal.SIGUSR1, self._reopen_logs)
         async with contextlib.AsyncExitStack() as stack:
             try:
                 await stack.enter_async_context(

@@ -30,6 +30,7 @@ BENCHES: Final = (
     ("replay_bench", "draining a backlog into a hub subscriber"),
     ("site_bench", "memory and start-up time of a whole site vs nats-server"),
     ("conn_bench", "memory per client connection and fan-out to 3,000 clients vs nats-server"),
+    ("startup_bench", "exec -> client port accepts, exec -> INFO: leafnode run vs nats-server"),
 )
 
 

@@ -31,9 +31,12 @@ service exits (``c`` as ``subprocess`` reports it: negative for a signal).
 
 Lifetimes: the fork server dies with the supervisor (``PR_SET_PDEATHSIG`` =
 SIGKILL: it holds nothing to clean up) and leaves when its socket closes;
-each service gets SIGTERM when the fork server dies (the router SIGKILL, so
-its client sockets close at once), so a SIGKILLed supervisor still leaves no
-service behind. Both run in their own process
+each service gets SIGTERM when the fork server dies, so a SIGKILLed
+supervisor still leaves no service behind. The router (``ADOPTED``) is
+forked twice so that it becomes the supervisor's child (the supervisor is a
+child subreaper, and reaps it: the fork server, which watches its pidfd,
+reports its exit with no status), and gets SIGKILL when the supervisor
+dies, at once rather than through the fork server's death. Both run in their own process
 groups: a terminal's Ctrl-C reaches only the supervisor, which stops the
 services in order.
 
@@ -56,6 +59,7 @@ import select
 import signal
 import socket
 import sys
+import time
 import traceback
 from typing import TYPE_CHECKING, Final
 
@@ -71,6 +75,14 @@ PR_SET_NAME: Final = 15
 MAX_MESSAGE: Final = 65536
 MAX_FDS: Final = 4
 FD_PLACEHOLDER: Final = "{fd0}"
+# Services forked as the supervisor's own children (reparented to it, a child
+# subreaper) and killed (SIGKILL) the moment it dies: the router, so that a
+# SIGKILL of `leafnode run` closes every client connection at once, as it
+# does for nats-server (nats.js's suite kills the pid it started and expects
+# the connection gone; through the fork server, the router would have
+# answered PINGs for a few more milliseconds).
+ADOPTED: Final = frozenset({"router"})
+PR_SET_CHILD_SUBREAPER: Final = 36
 
 
 class ForkServerError(Exception):
@@ -118,6 +130,8 @@ class ForkServer:
         """
         ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         parent = os.getpid()
+        # The ADOPTED services are reparented to us, not to init.
+        _prctl()(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
         # What the supervisor imported is shared with the fork server and the
         # services: keep the supervisor's own collections off those pages.
         gc.collect()
@@ -184,7 +198,13 @@ class ForkServer:
         message = json.loads(data)
         if "exit" in message:
             assert self._on_exit is not None
-            self._on_exit(int(message["exit"]), int(message["code"]))
+            pid, code = int(message["exit"]), message["code"]
+            if code is None:  # an ADOPTED service: our child, a zombie now
+                try:
+                    code = os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1])
+                except ChildProcessError:
+                    code = -signal.SIGKILL
+            self._on_exit(pid, int(code))
             return
         pending, self._pending = self._pending, None
         if pending is None or pending.done():
@@ -239,14 +259,19 @@ def _serve(sock: socket.socket, modules: Sequence[str], parent: int) -> None:
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     services: dict[int, int] = {}  # pidfd -> pid
+    adopted: set[int] = set()  # services reparented to the supervisor
     while True:
         for fd, _ in poller.poll():
             if fd != sock.fileno():
                 pid = services.pop(fd)
                 poller.unregister(fd)
                 os.close(fd)
-                _, status = os.waitpid(pid, 0)
-                code = os.waitstatus_to_exitcode(status)
+                # An adopted service is the supervisor's child: it reaps it.
+                code: int | None = None
+                if pid not in adopted:
+                    _, status = os.waitpid(pid, 0)
+                    code = os.waitstatus_to_exitcode(status)
+                adopted.discard(pid)
                 if not _tell(sock, {"exit": pid, "code": code}):
                     return
                 continue
@@ -255,7 +280,12 @@ def _serve(sock: socket.socket, modules: Sequence[str], parent: int) -> None:
                 return  # the supervisor closed its end: we are done
             try:
                 request = json.loads(data)
-                pid = _fork_service(request["name"], request["argv"], fds, sock, services)
+                name = request["name"]
+                if name in ADOPTED:
+                    pid = _fork_adopted(name, request["argv"], fds, sock, services, parent)
+                    adopted.add(pid)
+                else:
+                    pid = _fork_service(name, request["argv"], fds, sock, services)
             except (OSError, ValueError, KeyError, TypeError) as exc:
                 if not _tell(sock, {"error": str(exc)}):
                     return
@@ -270,16 +300,70 @@ def _serve(sock: socket.socket, modules: Sequence[str], parent: int) -> None:
                 return
 
 
-def _death_signal(name: str) -> int:
-    """What service ``name`` gets when the fork server dies (the supervisor died).
+def _fork_adopted(
+    name: str,
+    argv: list[str],
+    fds: list[int],
+    sock: socket.socket,
+    services: dict[int, int],
+    supervisor: int,
+) -> int:
+    """Fork service ``name`` as the supervisor's child (see ``ADOPTED``); returns its pid.
 
-    SIGKILL for the router: its clients must see their connections close at
-    once, as when nats-server is killed (nats.js's suite kills the pid it
-    started and expects the connection gone at once; a router that stops
-    gracefully answers PINGs for a few more milliseconds). The others get
-    SIGTERM and stop cleanly (the store commits what it holds).
+    A double fork: the intermediate forks the service, reports its pid over a
+    pipe and exits, so the service is reparented to the supervisor (a child
+    subreaper). Only then does the service set its death signal, which from
+    that moment fires when the supervisor dies.
     """
-    return signal.SIGKILL if name == "router" else signal.SIGTERM
+    read_end, write_end = os.pipe()
+    middle = os.fork()
+    if middle == 0:  # pragma: no cover - the intermediate process
+        try:
+            os.close(read_end)
+            me = os.getpid()  # before the fork: we may be gone when the child asks
+            pid = os.fork()
+            if pid == 0:
+                os.close(write_end)
+                _adopted_child(name, argv, fds, sock, services, supervisor, me)
+            os.write(write_end, str(pid).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    try:
+        answer = os.read(read_end, 32)
+    finally:
+        os.close(read_end)
+        os.waitpid(middle, 0)
+    if not answer:
+        raise OSError(f"could not fork {name}")
+    return int(answer)
+
+
+def _adopted_child(
+    name: str,
+    argv: list[str],
+    fds: list[int],
+    sock: socket.socket,
+    services: dict[int, int],
+    supervisor: int,
+    middle: int,
+) -> None:  # pragma: no cover - runs in the service
+    """In an adopted service: wait to be the supervisor's child, then run as any service."""
+    while os.getppid() == middle:  # the intermediate exits right after forking us
+        time.sleep(0.0002)
+    if os.getppid() != supervisor:  # the supervisor died meanwhile
+        os._exit(1)
+    _run_service(name, argv, fds, sock, services, parent=supervisor)
+
+
+def _death_signal(name: str) -> int:
+    """What service ``name`` gets when its parent dies.
+
+    The router (``ADOPTED``: its parent is the supervisor) gets SIGKILL; the
+    others (the fork server's children) get SIGTERM and stop cleanly (the
+    store commits what it holds).
+    """
+    return signal.SIGKILL if name in ADOPTED else signal.SIGTERM
 
 
 def _tell(sock: socket.socket, message: dict[str, object]) -> bool:
@@ -295,20 +379,34 @@ def _fork_service(
     name: str, argv: list[str], fds: list[int], sock: socket.socket, services: dict[int, int]
 ) -> int:
     """Fork service ``name``; returns its pid in the fork server (never returns in the child)."""
-    argv = [str(fds[0]) if arg == FD_PLACEHOLDER and fds else str(arg) for arg in argv]
-    keep = set(fds)
     server = os.getpid()
     pid = os.fork()
     if pid:
         return pid
-    code: int = 1  # pragma: no cover - everything below runs in the service
+    _run_service(name, argv, fds, sock, services, parent=server)  # pragma: no cover
+    return 0  # pragma: no cover - _run_service never returns
+
+
+def _run_service(
+    name: str,
+    argv: list[str],
+    fds: list[int],
+    sock: socket.socket,
+    services: dict[int, int],
+    *,
+    parent: int,
+) -> None:  # pragma: no cover - runs in the service
+    """Set up the forked process ``name`` and run its main; never returns."""
+    argv = [str(fds[0]) if arg == FD_PLACEHOLDER and fds else str(arg) for arg in argv]
+    keep = set(fds)
+    code: int = 1
     try:
         sock.close()
         for pidfd in services:
             os.close(pidfd)
         os.setpgid(0, 0)
         _prctl()(PR_SET_PDEATHSIG, _death_signal(name), 0, 0, 0)
-        if os.getppid() != server:  # the fork server died before prctl took effect
+        if os.getppid() != parent:  # the parent died before prctl took effect
             os._exit(1)
         # What a freshly exec'd interpreter starts with.
         signal.signal(signal.SIGINT, signal.default_int_handler)

@@ -45,9 +45,12 @@ SIGUSR1 reopens the log file, here and in every service (log rotation).
 Services run in their own process groups (a terminal's Ctrl-C reaches only
 the supervisor, which stops them in order). The fork server dies with the
 supervisor and each service gets SIGTERM when the fork server dies
-(``PR_SET_PDEATHSIG``), so a SIGKILLed supervisor leaves no service behind;
-the router gets SIGKILL instead, so its clients see their connections close
-at once, as when nats-server itself is killed.
+(``PR_SET_PDEATHSIG``), so a SIGKILLed supervisor leaves no service behind.
+The router is the exception: the fork server forks it twice so that it is
+reparented to the supervisor (a child subreaper, which reaps it), and it
+gets SIGKILL the moment the supervisor dies: once ``leafnode run``'s pid is
+gone, the router answers nothing more and its clients see their connections
+close at once, as when nats-server itself is killed.
 
 The supervisor runs on bare asyncio, not trio: it only waits for children,
 signals, timers and a few socket requests, and trio's import would cost it
@@ -122,6 +125,8 @@ STABLE_S: Final = 10.0
 # Stop budget: everything is gone within 5 s of SIGTERM (issue 5).
 STOP_DEADLINE_S: Final = 4.5
 PING_TIMEOUT_S: Final = 2.0
+# sun_path holds 107 bytes: base + "/leafnode-XXXXXXXX/" + "supervisor.ctl" must fit.
+MAX_RUN_DIR_BASE: Final = 107 - len("/leafnode-XXXXXXXX/supervisor.ctl")
 # Flags only the supervisor acts on: children get no pid file or ports file.
 _SUPERVISOR_FLAGS: Final = ("-P", "--pid", "--ports_file_dir")
 
@@ -659,10 +664,14 @@ def sqlite_path(url: str) -> str | None:
 
 
 def _private_run_dir() -> str:
-    """A new run directory of this instance alone, under $XDG_RUNTIME_DIR or /tmp."""
-    base = os.environ.get("XDG_RUNTIME_DIR")
-    if not base or not os.path.isdir(base):
-        base = tempfile.gettempdir()
+    """A new run directory of this instance alone, under $XDG_RUNTIME_DIR or /tmp.
+
+    /tmp also when the other would make the sockets' paths longer than a
+    Unix socket address holds.
+    """
+    for base in (os.environ.get("XDG_RUNTIME_DIR"), tempfile.gettempdir(), "/tmp"):
+        if base and os.path.isdir(base) and len(base) <= MAX_RUN_DIR_BASE:
+            break
     return tempfile.mkdtemp(prefix="leafnode-", dir=base)
 
 

@@ -7,9 +7,11 @@ close them over the lame-duck duration, exit).
 
 from __future__ import annotations
 
+import fcntl
 import functools
 import logging
 import os
+import resource
 import signal
 import socket
 import sys
@@ -38,6 +40,10 @@ if TYPE_CHECKING:
 PRELOAD = ("encodings.idna",)
 
 log = logging.getLogger("leafnode.router")
+
+# Where the client port's listening socket goes (see _high_fd): the fd table
+# grows to this size, 8 KiB.
+HIGH_FD = 1024
 
 
 def ports_file_path(directory: str) -> Path:
@@ -114,6 +120,27 @@ def _pop_listen_fd(argv: list[str]) -> int | None:
     return None
 
 
+def _high_fd(fd: int) -> int:
+    """Move ``fd`` above the descriptors client sockets will get; returns its number now.
+
+    When the router is killed, Linux closes its descriptors in ascending
+    order but releases the sockets last-closed-first, so the client port's
+    listening socket, placed above every client socket, is released before
+    any of them: a client that saw its connection end and reconnects is
+    refused, as after nats-server was killed (nats.js's suite does exactly
+    that). Client sockets take the lowest free numbers, so this holds up to
+    about ``HIGH_FD`` connections.
+    """
+    soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = min(soft if soft != resource.RLIM_INFINITY else HIGH_FD, HIGH_FD) - 1
+    try:
+        high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, target)
+    except OSError:
+        return fd
+    os.close(fd)
+    return high
+
+
 def main(argv: list[str] | None = None) -> int:
     arglist = list(sys.argv[1:] if argv is None else argv)
     # Internal flags for `leafnode run`. --listen-fd N: serve the client port
@@ -126,7 +153,7 @@ def main(argv: list[str] | None = None) -> int:
     if listen_fd == -1:
         print("leafnode router: --listen-fd needs a file descriptor number", file=sys.stderr)
         return 2
-    listen_socket = socket.socket(fileno=listen_fd) if listen_fd is not None else None
+    listen_socket = socket.socket(fileno=_high_fd(listen_fd)) if listen_fd is not None else None
     supervised = defer_listen or listen_socket is not None
     loaded = load_with_flags("leafnode router", arglist)
     if isinstance(loaded, int):

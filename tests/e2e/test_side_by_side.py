@@ -12,6 +12,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -36,8 +37,8 @@ def _ports_file_port(path: Path, proc: subprocess.Popen[bytes], log: Path) -> in
 
 @pytest.mark.e2e
 def test_ten_sites_run_side_by_side_from_one_directory(tmp_path: Path) -> None:
-    runtime = tmp_path / "xdg"
-    runtime.mkdir(mode=0o700)
+    # Short: pytest's tmp_path can be too long a base for Unix socket paths.
+    runtime = Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))
     here, ports = tmp_path / "here", tmp_path / "ports"
     here.mkdir()
     env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
@@ -63,6 +64,7 @@ def test_ten_sites_run_side_by_side_from_one_directory(tmp_path: Path) -> None:
             proc.terminate()
     assert [proc.wait(30) for proc, _ in procs] == [0] * SITES
     assert list(runtime.iterdir()) == []  # removed at exit
+    runtime.rmdir()
 
 
 @pytest.mark.e2e

@@ -8,6 +8,7 @@ default host listens on IPv4 and IPv6. Real sites, a real hub, real sockets.
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import socket
@@ -35,11 +36,17 @@ def _first_client(port: int, proc: subprocess.Popen[bytes], host: str = "127.0.0
     deadline = time.monotonic() + CONNECT_DEADLINE_S
     while True:
         try:
-            return RawClient(port, host)
+            client = RawClient(port, host, read_info=False)
+            break
         except ConnectionRefusedError:
             assert proc.poll() is None, "leafnode run exited"
             assert time.monotonic() < deadline, f"{host}:{port} never accepted"
             time.sleep(0.005)
+    # The router may still be starting (a busy machine): INFO comes once it runs.
+    line = client.read_line(timeout=CONNECT_DEADLINE_S)
+    assert line.startswith(b"INFO "), line
+    client.info = json.loads(line[5:])
+    return client
 
 
 def _buffered(db: Path) -> list[bytes]:
@@ -89,9 +96,11 @@ def test_sigkill_of_the_run_pid_closes_client_connections_at_once(
     client.read_until(b"PONG\r\n")
     site.proc.kill()
     site.proc.wait(5)
-    # The router got SIGKILL with its parent: no PONG after the run pid is gone.
+    # The router, the supervisor's child, got SIGKILL when it died: it answers
+    # nothing once the run pid is gone, and the connection ends within 1 s.
     out = client.read_until_closed(timeout=1.0) if _send_ping(client) else b""
     assert b"PONG" not in out
+    # The port was released before the connections: a reconnect is refused.
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", site.port), timeout=5).close()
 

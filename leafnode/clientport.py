@@ -21,12 +21,13 @@ Wildcard hosts (``0.0.0.0``, ``::`` or none) listen on IPv4 and IPv6 at once,
 as nats-server (Go) does: one ``AF_INET6`` socket on ``::`` with
 ``IPV6_V6ONLY`` off, or plain IPv4 where the host has no IPv6.
 
-This module imports only ``socket``: it runs before the rest of the program
-is loaded.
+This module imports only ``socket`` and ``errno``: it runs before the rest
+of the program is loaded.
 """
 
 from __future__ import annotations
 
+import errno
 import socket
 from typing import TYPE_CHECKING, Final
 
@@ -88,7 +89,7 @@ def bind_client_port(host: str, port: int) -> socket.socket:
         except OSError as exc:
             if sock.family != socket.AF_INET6 or host not in WILDCARD_HOSTS:
                 raise
-            if exc.errno == getattr(socket, "EADDRINUSE", 98):
+            if exc.errno == errno.EADDRINUSE:
                 raise
             # IPv6 exists but cannot be bound (disabled on every interface).
             sock.close()
@@ -131,7 +132,7 @@ def _flag_value(argv: Sequence[str], names: Sequence[str]) -> str | None:
                 value = argv[i + 1]
             elif name.startswith("--") and arg.startswith(name + "="):
                 value = arg[len(name) + 1 :]
-            elif len(name) == 2 and arg.startswith(name) and len(arg) > 2 and arg[2] != "-":
+            elif len(name) == 2 and arg.startswith(name) and len(arg) > 2:
                 value = arg[2:]
     return value
 

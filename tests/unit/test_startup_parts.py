@@ -1,0 +1,76 @@
+"""Pieces of ``leafnode run``'s start-up (issue 12): the early bind's flag reading, store paths."""
+
+from __future__ import annotations
+
+import socket
+
+import pytest
+
+from leafnode.clientport import bind_early, take_client_socket
+from leafnode.supervisor import sqlite_path
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-c", "leaf.conf"],  # the file may name the address
+        ["-c", "leaf.conf", "-p", "4222"],  # ... or the host
+        ["-v"],
+        ["--help"],
+        ["-t", "-c", "leaf.conf"],
+        ["--signal", "reload"],
+        ["-p", "not-a-number"],  # argparse reports it
+    ],
+)
+def test_no_early_bind_when_the_flags_do_not_decide(argv: list[str]) -> None:
+    assert bind_early(argv) is None
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-p", "-1", "-a", "127.0.0.1"],
+        ["--port=-1", "--addr=127.0.0.1"],
+        ["-p-1", "--net", "127.0.0.1", "-c", "leaf.conf"],
+    ],
+)
+def test_early_bind_from_the_flags(argv: list[str]) -> None:
+    early = bind_early(argv)
+    assert early is not None
+    assert early.sock is not None
+    try:
+        assert (early.host, early.port) == ("127.0.0.1", -1)
+        assert early.sock.getsockname()[0] == "127.0.0.1"
+        # The config agrees: the same socket; it does not: a new one.
+        assert take_client_socket(early, "127.0.0.1", -1) is early.sock
+    finally:
+        early.sock.close()
+
+
+def test_an_early_socket_the_config_contradicts_is_replaced() -> None:
+    early = bind_early(["-p", "-1", "-a", "127.0.0.1"])
+    assert early is not None
+    assert early.sock is not None
+    sock = take_client_socket(early, "127.0.0.1", 0)
+    try:
+        assert sock is not early.sock
+        assert early.sock.fileno() == -1  # closed
+        with socket.create_connection(sock.getsockname()[:2], timeout=5):
+            pass
+    finally:
+        sock.close()
+
+
+@pytest.mark.parametrize(
+    ("url", "path"),
+    [
+        ("sqlite:///leafnode-buffer.db", "leafnode-buffer.db"),
+        ("sqlite:////var/lib/leafnode/b.db", "/var/lib/leafnode/b.db"),
+        ("sqlite+pysqlite:///b.db?timeout=5", "b.db"),
+        ("sqlite://", None),
+        ("sqlite:///:memory:", None),
+        ("postgresql+psycopg://u@h/db", None),
+    ],
+)
+def test_sqlite_path(url: str, path: str | None) -> None:
+    assert sqlite_path(url) == path

@@ -587,6 +587,7 @@ class StoreService:
         remotes: dict[str, object] = {}
         total_msgs = total_bytes = 0
         for remote, c in sorted(counts.items()):
+            lim = self.buffers.get(remote)
             remotes[remote] = {
                 "msgs": c.msgs,
                 "bytes": c.bytes,
@@ -594,6 +595,13 @@ class StoreService:
                 "retained_msgs": c.retained_msgs,
                 "retained_bytes": c.retained_bytes,
                 "dropped": drops.get(remote, {}),
+                # discard: new at a limit: new messages are refused.
+                "full": lim is not None
+                and lim.discard == "new"
+                and (
+                    (lim.max_msgs is not None and c.msgs >= lim.max_msgs)
+                    or (lim.max_bytes is not None and c.bytes >= lim.max_bytes)
+                ),
             }
             total_msgs += c.msgs
             total_bytes += c.bytes
@@ -606,6 +614,7 @@ class StoreService:
                     "retained_msgs": 0,
                     "retained_bytes": 0,
                     "dropped": reasons,
+                    "full": False,
                 }
         return {
             "leaf_id": self.leaf_id,

@@ -82,6 +82,8 @@ _PG_TEXTS: Final = (
     ("terminating connection", "the connection to PostgreSQL at {db} was cut"),
     ("server closed the connection", "the connection to PostgreSQL at {db} was cut"),
     ("consuming input failed", "the connection to PostgreSQL at {db} was cut"),
+    ("connection is lost", "the connection to PostgreSQL at {db} was cut"),
+    ("connection is closed", "the connection to PostgreSQL at {db} was cut"),
     ("timeout", "PostgreSQL at {db} does not answer (timeout)"),
 )
 

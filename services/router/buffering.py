@@ -18,12 +18,14 @@ When the store is unreachable (down, restarting) or answers ``unavailable``
 local traffic; buffered messages wait in memory, bounded per remote by
 ``MEMORY_LIMIT_BYTES`` and the remote's ``max_bytes``; past the bound the
 remote's ``discard`` policy applies (``old``: drop the oldest waiting one,
-``new``: refuse the new one), counted by reason ``store_unavailable``.
+``new``: refuse the new one), counted by reason ``store_unavailable`` (the
+bound holds in flight too: one burst bigger than ``max_bytes`` in one pass is
+refused there even while the store is up).
 Waiting messages are appended, in publish order, as soon as the store
 answers again; ``bufferz`` shows them per remote with the reason they wait.
 
 Accounting: each message is counted once. The router counts what it drops
-itself (``store_unavailable``); what the store refuses (``discard: new`` at
+itself (``bufferz`` ``dropped``); what the store refuses (``discard: new`` at
 a limit, a message above ``max_bytes``) the store counts, so the router only
 logs it. Drops are logged at most once per ``DROP_LOG_INTERVAL_S`` per remote
 and reason, with the count since the last line.
@@ -31,8 +33,8 @@ and reason, with the count since the last line.
 Verbose clients get one answer per PUB, in PUB order: for a PUB on a
 buffered subject, ``+OK`` once every copy is committed, ``-ERR 'Leafnode
 Buffer Full'`` when one was refused or dropped before its commit. Until then
-the answers of that client's later PUBs wait behind it (``answers_pub``);
-the deferred ``PONG`` comes after them.
+the answers of that client's later PUBs, and its PONGs, wait behind it in
+that order (``answers_pub``, ``pong_now``).
 """
 
 from __future__ import annotations
@@ -126,13 +128,18 @@ class BufferOrigin(Protocol):
 
 
 class _Answer:
-    """A verbose PUB's answer: owed until each of its copies is committed or dropped."""
+    """A verbose PUB's answer: owed until each of its copies is committed or dropped.
 
-    __slots__ = ("client", "left", "refused")
+    With ``pong`` set it is a PING's PONG instead, in turn after the answers
+    of the PUBs before it.
+    """
 
-    def __init__(self, client: BufferOrigin) -> None:
+    __slots__ = ("client", "left", "pong", "refused")
+
+    def __init__(self, client: BufferOrigin, *, pong: bool = False) -> None:
         self.client = client
         self.left = 0
+        self.pong = pong
         self.refused = False
 
 
@@ -156,7 +163,7 @@ class StoreLink:
         self.waiters: list[tuple[int, BufferOrigin]] = []
         # Verbose answers not yet sent, per client, in PUB order.
         self.owed: dict[BufferOrigin, collections.deque[_Answer]] = {}
-        # Messages the router dropped itself (``store_unavailable``).
+        # Messages the router dropped itself (before the store saw them).
         self.dropped: collections.Counter[tuple[str, str]] = collections.Counter()
         # Remotes with ``discard: new`` whose memory queue refused the last message.
         self.refusing: set[str] = set()
@@ -208,7 +215,7 @@ class StoreLink:
                 answer.left += 1
             self.waiting_bytes[name] += len(data)
             self.waiting_msgs[name] += 1
-        if origin is not None:
+        if origin is not None and (answer is None or answer.left):
             origin.buffer_batch = self.batch_no
         if answer is not None and origin is not None:
             self._owe(origin, answer)
@@ -245,7 +252,9 @@ class StoreLink:
         queue = self.owed.get(client)
         while queue and queue[0].left == 0:
             answer = queue.popleft()
-            if answer.refused:
+            if answer.pong:
+                client.send_pong()
+            elif answer.refused:
                 client.send_error(BUFFER_FULL)
             else:
                 client.send_ok()
@@ -260,9 +269,10 @@ class StoreLink:
         if self.waiting_bytes[remote] + size <= limit:
             self.refusing.discard(remote)
             return True
+        reason = "store_unavailable"
         if settings is not None and settings.discard == "new":
             self.refusing.add(remote)
-            self._count_drop(remote, "store_unavailable", 1)
+            self._count_drop(remote, reason, 1)
             return False
         # discard old: drop the oldest waiting messages of this remote.
         i = 0
@@ -278,15 +288,15 @@ class StoreLink:
                     settled.add(answer.client)
                 self.waiting_bytes[remote] -= len(msg.data)
                 self.waiting_msgs[remote] -= 1
-                self._count_drop(remote, "store_unavailable", 1)
+                self._count_drop(remote, reason, 1)
             else:
                 i += 1
         for client in settled:
             self._settle(client)
         return True
 
-    def _count_drop(self, remote: str, reason: str, n: int) -> None:
-        if reason == "store_unavailable":
+    def _count_drop(self, remote: str, reason: str, n: int, *, by_store: bool = False) -> None:
+        if not by_store:
             self.dropped[(remote, reason)] += n
         key = (remote, reason)
         self._unlogged[key] += n
@@ -318,7 +328,15 @@ class StoreLink:
                 self._log_drops(key, now)
 
     def pong_now(self, client: BufferOrigin) -> bool:
-        """True when ``client`` may get its PONG now; else it is sent on commit."""
+        """True when ``client`` may get its PONG now; else it is sent on commit.
+
+        A verbose client's PONG waits behind its owed answers: those are the
+        buffered messages it published before the PING.
+        """
+        queue = self.owed.get(client)
+        if queue:
+            queue.append(_Answer(client, pong=True))
+            return False
         if client.buffer_batch <= self.committed:
             return True
         self.waiters.append((client.buffer_batch, client))
@@ -436,13 +454,14 @@ class StoreLink:
         """A batch is committed: counters, verbose answers, then deferred PONGs."""
         for index, reason in refused:
             # The store counts these drops; the router only logs them.
-            self._count_drop(batch[index].remote, reason, 1)
+            self._count_drop(batch[index].remote, reason, 1, by_store=True)
             answer = answers[index]
             if answer is not None:
                 answer.refused = True
         for msg in batch:
             self.waiting_bytes[msg.remote] -= len(msg.data)
             self.waiting_msgs[msg.remote] -= 1
+            self.refusing.discard(msg.remote)  # room again in memory
         self.appended += len(batch) - len(refused)
         settled: dict[BufferOrigin, None] = {}
         for answer in answers:

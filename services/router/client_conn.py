@@ -537,7 +537,8 @@ class ClientConnection:
 
     def send_ok(self) -> None:
         """A verbose PUB's +OK deferred until the store committed it (buffering.StoreLink)."""
-        self._proto(OK)
+        if not self.closing:
+            self._proto(OK)
 
     def send_error(self, text: str) -> None:
         """``-ERR '<text>'`` that keeps the connection open."""

@@ -14,8 +14,13 @@ microseconds since the Unix epoch (``*_us``); seqs are store-wide, start at 1,
 grow by one per stored message and are never reused, not even after a purge
 and a restart.
 
-``ping`` {} -> ``pong`` {leaf_id, last_seq, version}
+``ping`` {} -> ``pong`` {leaf_id, last_seq, version, database: {up, error,
+down_since_us}}
     Readiness probe; ``leaf_id`` is the store's random id (DESIGN §8).
+    ``database`` is whether the database takes writes, as the store last
+    saw it (every operation, and a one-row write probe about every second
+    while idle): ``error`` is an operator's sentence while it does not
+    (never the driver's text), ``down_since_us`` when that began.
 
 ``append`` {msgs: [[remote, subject, reply|null, hdr_len, received_at_us,
 [queue, ...]], ...]}, one blob per message: its headers (``hdr_len`` bytes,
@@ -71,10 +76,14 @@ acked_at_us|null], ...], next, more}, one blob per message as in append.
     remote get a ``rewind`` event so readers move their cursor back.
 
 ``stats`` {} -> ``ok`` {leaf_id, last_seq, remotes: {name: {msgs, bytes,
-oldest_age_s|null, retained_msgs, retained_bytes, dropped: {reason: n}}},
-total: {msgs, bytes}}
+oldest_age_s|null, retained_msgs, retained_bytes, dropped: {reason: n}, full}},
+total: {msgs, bytes}, database: {up, error?, down_since_us?}}
     ``msgs``/``bytes`` are the pending backlog, the quantities the limits
     bound. ``size`` of a message is subject + reply + headers + payload.
+    ``full``: the remote has ``discard: new`` and is at ``max_msgs`` or
+    ``max_bytes``, so new messages are refused. While the database is down
+    the answer comes at once from the counters in memory (``oldest_age_s``
+    null) with ``database`` as in ``ping``.
 
 ``subscribe`` {remote?: str} -> ``ok`` {last_seq}
     From then on the store sends events with the id of this request:
@@ -101,8 +110,8 @@ total: {msgs, bytes}}
 Errors: ``error`` {error: text, code}; ``code`` is ``bad_request`` (the
 request was refused as malformed; nothing changed), ``unavailable`` (the
 database failed, e.g. disk full or Postgres down; nothing was committed, the
-request may be retried) or ``unknown_type``. A frame that breaks the framing
-closes the connection.
+request may be retried; ``error`` is ``store database: <sentence>``) or
+``unknown_type``. A frame that breaks the framing closes the connection.
 
 Drop reasons (stats ``dropped`` and append ``refused``): ``max_msgs``,
 ``max_bytes``, ``max_age``, ``purged``.

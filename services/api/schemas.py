@@ -55,13 +55,30 @@ class Backlog(BaseModel):
     )
 
 
+class HeldInRouter(BaseModel):
+    msgs: int
+    bytes: int
+    reason: str | None = Field(description="why they are not in the store yet (null: none held)")
+
+
 class BufferRemote(BaseModel):
     name: str
     account: str | None
     urls: list[str]
     connected: bool | None = Field(description="link state (null: the uplink did not say)")
     backlog: Backlog
+    held_in_router: HeldInRouter = Field(
+        description="messages waiting in router memory for the store (not yet durable)"
+    )
+    refusing_new: bool = Field(
+        description="discard: new and full: new messages are refused (and counted as dropped)"
+    )
     dropped: dict[str, int]
+
+
+class StoreDatabase(BaseModel):
+    up: bool | None = Field(description="the store's database takes writes (null: unknown)")
+    error: str | None
 
 
 class Totals(BaseModel):
@@ -74,6 +91,7 @@ class BufferView(BaseModel):
 
     remotes: list[BufferRemote]
     total: Totals
+    database: StoreDatabase
 
 
 class BufferMessage(BaseModel):

@@ -9,6 +9,11 @@ answer is an error (the service is expected) or just absent (it is not
 configured: ``leafnode run`` starts the store only when some remote buffers,
 the uplink only when remotes exist).
 
+The store answers ``stats`` while its database is down (from its counters,
+with ``database.up`` false and an operator's sentence): the store is then
+``unavailable`` with the error ``store database: <sentence>``, whatever the
+backlog, so ``/healthz`` is 503 and ``leafnode_store_database_up`` 0.
+
 Remote link state the uplink did not give is ``None`` ("unknown"), never
 guessed. An uplink whose control socket does not answer still counts as up
 when the router reports it attached to the data link.
@@ -31,9 +36,11 @@ if TYPE_CHECKING:
 
     from .deps import ApiState
 
-__all__ = ["RemoteView", "SiteView", "collect"]
+__all__ = ["DATABASE", "RemoteView", "SiteView", "collect"]
 
 Failure = ServiceUnavailableError | ServiceRefusedError
+# How a store database failure is named in /healthz's error.
+DATABASE = "store database"
 
 
 def _dict(value: object) -> dict[str, object]:
@@ -77,6 +84,15 @@ class RemoteView:
     link: dict[str, object] | None = None
     backlog: dict[str, object] | None = None
     router_drops: dict[str, object] = dataclasses.field(default_factory=dict)
+    # Messages waiting in router memory for the store ({msgs, bytes}), and
+    # whether a ``discard: new`` buffer refuses new messages (store or router).
+    held: dict[str, object] = dataclasses.field(default_factory=dict)
+    router_refusing: bool = False
+
+    @property
+    def refusing(self) -> bool:
+        """``discard: new`` and full: new messages are refused (in the store or in memory)."""
+        return self.router_refusing or (self.backlog or {}).get("full") is True
 
     @property
     def connected(self) -> bool | None:
@@ -119,6 +135,15 @@ class RemoteView:
         _add_counts(out, (self.drain or {}).get("dropped"))
         return out
 
+    def held_summary(self, reason: str | None) -> dict[str, object]:
+        """``msgs``, ``bytes`` waiting in router memory for the store, and ``reason``."""
+        msgs = _int(self.held.get("msgs")) or 0
+        return {
+            "msgs": msgs,
+            "bytes": _int(self.held.get("bytes")) or 0,
+            "reason": reason if msgs else None,
+        }
+
     def all_drops(self) -> dict[str, int]:
         """``buffer_drops`` plus the live (not buffered) messages the uplink dropped."""
         out = self.buffer_drops()
@@ -140,9 +165,15 @@ class SiteView:
     def service_status(self) -> dict[str, dict[str, object]]:
         """``{service: {"status": "ok" | "unavailable" | "not running", ...}}``."""
         settings = self.state.settings
+        store = _status(self.stats, expected=expects_store(settings))
+        database = self.database()
+        if database is not None and database.get("up") is False:
+            store["status"] = "unavailable"
+            store["error"] = f"{DATABASE}: {database.get('error') or 'unavailable'}"
+            store["database"] = database
         out: dict[str, dict[str, object]] = {
             "router": _status(self.varz, expected=True),
-            "store": _status(self.stats, expected=expects_store(settings)),
+            "store": store,
         }
         uplink = _status(self.links, expected=expects_uplink(settings))
         if uplink["status"] != "ok" and self.uplink_attached():
@@ -158,19 +189,53 @@ class SiteView:
         """The router reports an uplink on its data link."""
         return isinstance(self.varz, dict) and (_int(self.varz.get("leafnodes")) or 0) > 0
 
+    def database(self) -> dict[str, object] | None:
+        """The store's ``database`` state ({up, error, down_since_us}); None: unknown.
+
+        From ``stats``, or from an ``unavailable`` answer naming the database.
+        """
+        if isinstance(self.stats, dict):
+            found = self.stats.get("database")
+            return found if isinstance(found, dict) else None
+        if isinstance(self.stats, ServiceUnavailableError):
+            prefix = f"{DATABASE}: "
+            if self.stats.reason.startswith(prefix):
+                return {"up": False, "error": self.stats.reason[len(prefix) :]}
+        return None
+
+    def held_reason(self) -> str | None:
+        """Why messages wait in router memory: the database, or the store link."""
+        database = self.database()
+        if database is not None and database.get("up") is False:
+            return f"{DATABASE}: {database.get('error') or 'unavailable'}"
+        if isinstance(self.bufferz, dict):
+            return _str(self.bufferz.get("waiting_reason"))
+        return None
+
     def down(self) -> list[tuple[str, str]]:
-        """``(service, error)`` for every expected service that did not answer."""
-        return [
-            (name, str(entry.get("error", "")))
-            for name, entry in self.service_status().items()
-            if entry["status"] == "unavailable"
-        ]
+        """``(what, error)`` for every expected service that is unavailable.
+
+        A store whose database is down is ``("store database", sentence)``.
+        """
+        out = []
+        for name, entry in self.service_status().items():
+            if entry["status"] != "unavailable":
+                continue
+            error = str(entry.get("error", ""))
+            if name == "store" and error.startswith(f"{DATABASE}: "):
+                name, error = DATABASE, error[len(DATABASE) + 2 :]
+            out.append((name, error))
+        return out
 
     def remotes(self) -> list[RemoteView]:
         """Configured remotes, then remotes only the store still knows (old backlog)."""
         links = {str(r.get("name")): r for r in self.links} if isinstance(self.links, list) else {}
         stats = _dict(self.stats.get("remotes")) if isinstance(self.stats, dict) else {}
-        drops = _dict(self.bufferz.get("dropped")) if isinstance(self.bufferz, dict) else {}
+        bufferz = self.bufferz if isinstance(self.bufferz, dict) else {}
+        drops = _dict(bufferz.get("dropped"))
+        held = _dict(bufferz.get("held"))
+        refusing = bufferz.get("refusing")
+        refusing = refusing if isinstance(refusing, list) else []
         views = [self._view(r, stats) for r in self.state.settings.leafnodes.remotes]
         known = {v.name for v in views}
         views += [
@@ -181,6 +246,8 @@ class SiteView:
         for view in views:
             view.link = links.get(view.name)
             view.router_drops = _dict(drops.get(view.name))
+            view.held = _dict(held.get(view.name))
+            view.router_refusing = view.name in refusing
         return views
 
     def _view(self, remote: RemoteSettings, stats: dict[str, object]) -> RemoteView:

@@ -396,6 +396,12 @@ class ClientConnection:
         self.in_bytes += len(data)
         if self._checks and not self._pub_allowed(subject):
             return
+        if self.verbose:
+            # One answer per PUB: a buffered one is answered by the store link
+            # once committed (+OK) or refused (-ERR), and later ones in turn.
+            link = self.account.store_link
+            if link is None or not link.answers_pub(self, self.account.buffer_rules, subject):
+                self._proto(OK)
         delivered = route_local(self, self.account, subject, reply, hdr_len, data)
         if not delivered and reply is not None and self.no_responders:
             self._send_no_responders(subject, reply)
@@ -421,9 +427,7 @@ class ClientConnection:
         trace.send(self)
 
     def _pub_allowed(self, subject: bytes) -> bool:
-        """Verbose ack, pedantic subject check and publish permissions."""
-        if self.verbose:
-            self._proto(OK)
+        """Pedantic subject check and publish permissions (-ERR, no +OK, when refused)."""
         if self.pedantic and not is_valid_literal_subject(subject):
             self.send_error("Invalid Publish Subject")
             return False
@@ -628,6 +632,11 @@ class ClientConnection:
         """A PONG deferred until the store committed (buffering.StoreLink)."""
         if not self.closing:
             self._proto(PONG)
+
+    def send_ok(self) -> None:
+        """A verbose PUB's +OK deferred until the store committed it (buffering.StoreLink)."""
+        if not self.closing:
+            self._proto(OK)
 
     def send_error(self, text: str) -> None:
         """``-ERR '<text>'`` that keeps the connection open."""

@@ -8,11 +8,12 @@ Requests (``leafnode.ipc`` framing; every answer carries the request's id):
     nats-server's monitoring objects (``services.router.monitor``); ``query``
     holds the HTTP query parameters as strings. A bad value answers
     ``error`` {error, code: "bad_request"}.
-``bufferz`` {} -> ``ok`` {data: {enabled, store_available, waiting, appended,
-dropped: {remote: {reason: n}}}}
+``bufferz`` {} -> ``ok`` {data: {enabled, store_available, waiting,
+waiting_reason, held: {remote: {msgs, bytes}}, appended, dropped: {remote:
+{reason: n}}, refusing: [remote]}}
     The router's side of buffering: messages waiting in memory for the store
-    and what was dropped before reaching it (reason ``store_unavailable``, or
-    the store's refusal reasons).
+    and why, and what the router dropped before the store (reason
+    ``store_unavailable``; the store counts its own refusals).
 ``listen`` {} -> ``ok`` {port}
     Open the client port (a router started with ``--defer-listen`` by
     ``leafnode run`` waits for this); answered once clients can connect.

@@ -356,23 +356,41 @@ def accountz(server: Server, query: Mapping[str, str]) -> dict[str, object]:
 
 
 def bufferz(server: Server) -> dict[str, object]:
-    """The router's side of buffering (see ``buffering.StoreLink``)."""
+    """The router's side of buffering (see ``buffering.StoreLink``).
+
+    ``waiting`` counts the messages held in router memory (``held`` per
+    remote, with ``waiting_reason`` saying why they are not in the store
+    yet); ``dropped`` counts only what the router dropped itself (the store
+    counts its own refusals); ``refusing`` lists the ``discard: new``
+    remotes whose memory queue refused the last message.
+    """
     link = server.store_link
     if link is None:
         return {
             "enabled": False,
             "store_available": False,
             "waiting": 0,
+            "waiting_reason": None,
+            "held": {},
             "appended": 0,
             "dropped": {},
+            "refusing": [],
         }
     dropped: dict[str, dict[str, int]] = {}
     for (remote, reason), count in link.dropped.items():
         dropped.setdefault(remote, {})[reason] = count
+    held = {
+        remote: {"msgs": n, "bytes": link.waiting_bytes[remote]}
+        for remote, n in sorted(link.waiting_msgs.items())
+        if n
+    }
     return {
         "enabled": True,
         "store_available": link.available,
         "waiting": len(link.pending),
+        "waiting_reason": link.reason,
+        "held": held,
         "appended": link.appended,
         "dropped": dropped,
+        "refusing": sorted(link.refusing),
     }

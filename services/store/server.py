@@ -13,11 +13,17 @@ worker thread under ``CapacityLimiter(1)``. Consecutive ``append`` requests
 (from any connection) that are already queued are merged into one
 transaction (group commit), so a commit's fsync is paid once per group and
 every request is answered only after that commit. A database error answers
-each request of the group with ``error``/``unavailable``; nothing was
-committed and the store goes on (the next request tries again). An outage
-(disk full, PostgreSQL down) is logged at ERROR when it starts and at INFO
-when a request succeeds again, with the count of failed requests in between:
-clients retry, so the failures meanwhile are DEBUG lines, not a flood.
+each request of the group with ``error``/``unavailable`` and an operator's
+sentence (``health.describe``, never the driver's text); nothing was
+committed and the store goes on (the next request tries again).
+
+Whether the database works is ``health.DatabaseHealth``: every operation's
+outcome feeds it, and so does a probe (a one-row write) queued every
+``PROBE_INTERVAL_S`` while no other operation ran, so an outage shows with an
+empty backlog too. ``ping`` and ``stats`` carry it as ``database``; while the
+database is down ``stats`` is answered at once from the counters in memory
+(its ``oldest_age_s`` null) instead of queueing behind failing operations.
+The outage is logged once when it starts and once when it ends.
 
 ``reload`` runs the re-read of the config file as one more operation in
 the DB worker, so new limits apply from one operation to the next, never
@@ -57,6 +63,7 @@ from leafnode.ipc import (
 )
 from leafnode.ipc.trio import serve_unix_socket
 
+from .health import DatabaseHealth, database_name
 from .reads import encode_read
 
 if TYPE_CHECKING:
@@ -66,7 +73,7 @@ if TYPE_CHECKING:
 
     from .service import StoreService
 
-__all__ = ["HOUSEKEEPING_INTERVAL_S", "ReloadFn", "StoreServer"]
+__all__ = ["HOUSEKEEPING_INTERVAL_S", "PROBE_INTERVAL_S", "ReloadFn", "StoreServer"]
 
 log = logging.getLogger("leafnode.store")
 
@@ -79,6 +86,9 @@ MAX_GROUP_MSGS: Final = 20_000
 MAX_OUTBOX_BYTES: Final = 256 * 1024 * 1024
 # How often max_age and retain (and limits lowered by a reload) are enforced.
 HOUSEKEEPING_INTERVAL_S: Final = 1.0
+# How often an idle store checks that its database takes a write: an outage
+# shows in /healthz within about this long even with nothing buffered.
+PROBE_INTERVAL_S: Final = 1.0
 
 # Re-reads and applies the config file: (error or None, changes).
 ReloadFn = Callable[[], tuple[str | None, list[str]]]
@@ -150,9 +160,13 @@ class _Call:
     # Runs in the DB thread; returns the answer's fields (and blobs via frame).
     run: Callable[[int], bytes]
     after: Callable[[], None] | None = None
+    # The answer when the database failed, instead of ``unavailable``.
+    fallback: Callable[[int], bytes] | None = None
     # Whether success proves the database takes writes again (ends an
     # outage): a read or an empty housekeeping pass succeeds on a full disk.
     writes: bool = False
+    # The periodic probe (weaker evidence than a real write: health.py).
+    probe: bool = False
 
 
 class StoreServer:
@@ -173,26 +187,30 @@ class StoreServer:
         path: Path,
         *,
         housekeeping_interval_s: float = HOUSEKEEPING_INTERVAL_S,
+        probe_interval_s: float = PROBE_INTERVAL_S,
         reload: ReloadFn | None = None,
     ) -> None:
         self.service = service
         self.path = path
         self.housekeeping_interval_s = housekeeping_interval_s
+        self.probe_interval_s = probe_interval_s
         self._reload = reload
         self.limiter = trio.CapacityLimiter(1)
         self._send_op, self._recv_op = trio.open_memory_channel[_Append | _Call](MAX_QUEUED_OPS)
         self._conns: set[_Conn] = set()
-        # Whether the last database operation failed: an outage is logged
-        # when it starts and when it ends, not once per retried request or
-        # housekeeping tick; _failures counts the requests it failed.
-        self._db_down = False
-        self._failures = 0
+        self.health = DatabaseHealth(database_name(service.engine.url.render_as_string()))
+        # trio time of the last operation that touched the database, and
+        # whether a probe is queued (never two at once: a locked database
+        # holds each one for the busy timeout).
+        self._last_op_at = 0.0
+        self._probe_queued = False
 
     async def serve(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Run until cancelled; ``started()`` once the socket accepts."""
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._worker)
             nursery.start_soon(self._housekeeper)
+            nursery.start_soon(self._prober)
             await nursery.start(serve_unix_socket, self.path, self._handle)
             log.info("Listening for store clients on %s", self.path)
             task_status.started()
@@ -255,7 +273,12 @@ class StoreServer:
                 encode_frame(
                     "pong",
                     rid,
-                    {"leaf_id": svc.leaf_id, "last_seq": svc.last_seq, "version": PROTOCOL_VERSION},
+                    {
+                        "leaf_id": svc.leaf_id,
+                        "last_seq": svc.last_seq,
+                        "version": PROTOCOL_VERSION,
+                        "database": self.health.as_fields(),
+                    },
                 )
             )
         elif kind == "subscribe":
@@ -291,9 +314,14 @@ class StoreServer:
         elif kind == "reload":
             await self._send_op.send(self._reload_call(conn, rid))
         elif kind == "stats":
-            await self._send_op.send(
-                _Call(conn, rid, lambda rid: encode_frame("ok", rid, svc.stats()))
-            )
+            if not self.health.up:
+                conn.send(self._stats_from_memory(rid))
+                return
+
+            def stats(rid: int) -> bytes:
+                return encode_frame("ok", rid, {**svc.stats(), "database": {"up": True}})
+
+            await self._send_op.send(_Call(conn, rid, stats, fallback=self._stats_from_memory))
         else:
             raise RequestError(f"unknown request type {kind!r}", code="unknown_type")
 
@@ -395,13 +423,18 @@ class StoreServer:
         try:
             answer = await trio.to_thread.run_sync(op.run, op.rid, limiter=self.limiter)
         except SQLAlchemyError as exc:
-            self._db_failed("Store operation failed: %s", _short(exc))
-            answer = _unavailable(op.rid, exc)
+            sentence = self.health.failed(exc, write=op.writes, what="Store operation")
+            if op.fallback is not None:
+                answer = op.fallback(op.rid)
+            else:
+                answer = _unavailable(op.rid, sentence)
         else:
-            if op.writes:
-                self._db_up()
+            self.health.succeeded(write=op.writes, probe=op.probe)
             if op.after is not None:
                 op.after()
+        finally:
+            if op.writes:
+                self._last_op_at = trio.current_time()
         if op.conn is not None:
             op.conn.send(answer)
 
@@ -412,14 +445,15 @@ class StoreServer:
                 svc.append, [op.msgs for op in group], limiter=self.limiter
             )
         except SQLAlchemyError as exc:
-            self._db_failed(
-                "Append of %d messages failed: %s", sum(len(op.msgs) for op in group), _short(exc)
-            )
+            count = sum(len(op.msgs) for op in group)
+            sentence = self.health.failed(exc, write=True, what=f"Append of {count} messages")
             for op in group:
                 if op.conn is not None:
-                    op.conn.send(_unavailable(op.rid, exc))
+                    op.conn.send(_unavailable(op.rid, sentence))
             return
-        self._db_up()
+        finally:
+            self._last_op_at = trio.current_time()
+        self.health.succeeded(write=True)
         touched: dict[str, int] = {}
         for op, out in zip(group, outcomes, strict=True):
             if op.conn is not None:
@@ -439,25 +473,30 @@ class StoreServer:
         for remote, seq in touched.items():
             self._notify("appended", remote, seq)
 
-    def _db_failed(self, message: str, *args: object) -> None:
-        self._failures += 1
-        if self._db_down:
-            log.debug(message, *args)
-            return
-        self._db_down = True
-        log.error(message, *args)
-        log.error(
-            "Store database unavailable: requests are answered 'unavailable' until it recovers"
-        )
+    def _stats_from_memory(self, rid: int) -> bytes:
+        fields = self.service.stats_from_memory()
+        fields["database"] = self.health.as_fields()
+        return encode_frame("ok", rid, fields)
 
-    def _db_up(self) -> None:
-        if self._db_down:
-            self._db_down = False
-            log.info(
-                "Store database is available again (%d requests failed meanwhile)",
-                self._failures,
-            )
-            self._failures = 0
+    async def _prober(self) -> None:
+        """Queue a probe when no write ran for an interval, or the database is down."""
+
+        def probe(rid: int) -> bytes:
+            self.service.probe()
+            return b""
+
+        def done() -> None:
+            self._probe_queued = False
+
+        while True:
+            await trio.sleep(self.probe_interval_s)
+            idle = trio.current_time() - self._last_op_at >= self.probe_interval_s
+            if self._probe_queued or not (idle or not self.health.up):
+                continue
+            self._probe_queued = True
+            # ``after`` runs on success only; a failed probe clears the flag here.
+            call = _Call(None, 0, probe, done, writes=True, probe=True, fallback=_no_answer(done))
+            await self._send_op.send(call)
 
     async def _housekeeper(self) -> None:
         svc = self.service
@@ -480,12 +519,15 @@ def _required_str(fields: dict[str, object], key: str) -> str:
     return value
 
 
-def _short(exc: BaseException) -> str:
-    """The first line of a database error (SQLAlchemy appends SQL and links)."""
-    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+def _no_answer(then: Callable[[], None]) -> Callable[[int], bytes]:
+    def answer(rid: int) -> bytes:
+        then()
+        return b""
+
+    return answer
 
 
-def _unavailable(rid: int, exc: BaseException) -> bytes:
+def _unavailable(rid: int, sentence: str) -> bytes:
     return encode_frame(
-        "error", rid, {"error": f"store unavailable: {_short(exc)}", "code": "unavailable"}
+        "error", rid, {"error": f"store database: {sentence}", "code": "unavailable"}
     )

@@ -31,6 +31,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -127,6 +128,9 @@ class StoreService:
         self._counts: dict[str, _Counts] = {name: _Counts() for name in self.buffers}
         self._drops: dict[str, dict[str, int]] = {}
         self._warned: set[str] = set()
+        # Held while committed counters are installed, so ``stats_from_memory``
+        # (the trio thread, while the database is down) sees them whole.
+        self._counters_lock = threading.Lock()
 
     # -- lifecycle -----------------------------------------------------------------
 
@@ -178,8 +182,9 @@ class StoreService:
                 what = "buffered" if old is None else "limits"
                 changes.append(f"remote {name!r}: {what}" + "".join(f", {d}" for d in diffs))
         self.buffers = dict(buffers)
-        for name in self.buffers:
-            self._counts.setdefault(name, _Counts())
+        with self._counters_lock:
+            for name in self.buffers:
+                self._counts.setdefault(name, _Counts())
         self._warned.difference_update(self.buffers)
         return changes
 
@@ -543,25 +548,64 @@ class StoreService:
             if len(rows) < SCAN_CHUNK:
                 return n, nbytes, last
 
+    def probe(self) -> None:
+        """A one-row write (``store_meta`` heartbeat): does the database take writes?
+
+        Raises:
+            sqlalchemy.exc.SQLAlchemyError: it does not (see ``health.py``).
+        """
+        with Session(self.engine) as session, session.begin():
+            repo.set_meta("heartbeat_us", str(self._clock_us()), session=session)
+
     def stats(self) -> dict[str, object]:
         """The ``stats`` answer: backlog, retained rows and drops per remote."""
         now = self._clock_us()
+        with Session(self.engine) as session, session.begin():
+            oldest = {
+                remote: repo.oldest_pending_received(remote, session=session)
+                for remote, c in sorted(self._counts.items())
+                if c.msgs
+            }
+        return self._stats(
+            {
+                remote: None if received is None else max(0, now - received) / 1e6
+                for remote, received in oldest.items()
+            }
+        )
+
+    def stats_from_memory(self) -> dict[str, object]:
+        """``stats`` without the database (it is down): ``oldest_age_s`` is null.
+
+        Safe to call from another thread than the DB worker's.
+        """
+        return self._stats({})
+
+    def _stats(self, ages: Mapping[str, float | None]) -> dict[str, object]:
+        with self._counters_lock:
+            counts = {remote: c.copy() for remote, c in self._counts.items()}
+            drops = {remote: dict(reasons) for remote, reasons in self._drops.items()}
         remotes: dict[str, object] = {}
         total_msgs = total_bytes = 0
-        with Session(self.engine) as session, session.begin():
-            for remote, c in sorted(self._counts.items()):
-                oldest = repo.oldest_pending_received(remote, session=session) if c.msgs else None
-                remotes[remote] = {
-                    "msgs": c.msgs,
-                    "bytes": c.bytes,
-                    "oldest_age_s": None if oldest is None else max(0, now - oldest) / 1e6,
-                    "retained_msgs": c.retained_msgs,
-                    "retained_bytes": c.retained_bytes,
-                    "dropped": dict(self._drops.get(remote, {})),
-                }
-                total_msgs += c.msgs
-                total_bytes += c.bytes
-        for remote, reasons in self._drops.items():
+        for remote, c in sorted(counts.items()):
+            lim = self.buffers.get(remote)
+            remotes[remote] = {
+                "msgs": c.msgs,
+                "bytes": c.bytes,
+                "oldest_age_s": ages.get(remote),
+                "retained_msgs": c.retained_msgs,
+                "retained_bytes": c.retained_bytes,
+                "dropped": drops.get(remote, {}),
+                # discard: new at a limit: new messages are refused.
+                "full": lim is not None
+                and lim.discard == "new"
+                and (
+                    (lim.max_msgs is not None and c.msgs >= lim.max_msgs)
+                    or (lim.max_bytes is not None and c.bytes >= lim.max_bytes)
+                ),
+            }
+            total_msgs += c.msgs
+            total_bytes += c.bytes
+        for remote, reasons in drops.items():
             if remote not in remotes:
                 remotes[remote] = {
                     "msgs": 0,
@@ -569,7 +613,8 @@ class StoreService:
                     "oldest_age_s": None,
                     "retained_msgs": 0,
                     "retained_bytes": 0,
-                    "dropped": dict(reasons),
+                    "dropped": reasons,
+                    "full": False,
                 }
         return {
             "leaf_id": self.leaf_id,
@@ -580,10 +625,11 @@ class StoreService:
 
     def _install(self, counts: Mapping[str, _Counts], drops: Counter[tuple[str, str]]) -> None:
         """Make committed counter changes visible (only after the commit)."""
-        self._counts.update(counts)
-        for (remote, reason), n in drops.items():
-            per = self._drops.setdefault(remote, {})
-            per[reason] = per.get(reason, 0) + n
+        with self._counters_lock:
+            self._counts.update(counts)
+            for (remote, reason), n in drops.items():
+                per = self._drops.setdefault(remote, {})
+                per[reason] = per.get(reason, 0) + n
 
 
 _LIMIT_KEYS: Final = ("max_msgs", "max_bytes", "max_age_s", "discard", "retain_s")

@@ -194,7 +194,11 @@ def test_bad_replay_bodies(site: ApiSite, body: dict[str, object]) -> None:
 def test_without_buffered_remotes_the_buffer_is_empty(site_factory: SiteFactory) -> None:
     site = site_factory(remote=False)
     http = site.http()
-    assert http.get("/buffer").json() == {"remotes": [], "total": {"msgs": 0, "bytes": 0}}
+    assert http.get("/buffer").json() == {
+        "remotes": [],
+        "total": {"msgs": 0, "bytes": 0},
+        "database": {"up": None, "error": None},
+    }
     assert http.get("/buffer/messages").json() == {"messages": [], "next": 0, "more": False}
     assert http.delete("/buffer").json() == {"purged": 0}
     assert http.get("/replay").json() == {"remotes": []}

@@ -456,7 +456,12 @@ async def test_counters_and_seqs_survive_a_restart(store_factory: StoreFactory) 
     async with open_trio_client(store.socket_path) as client:
         pong = await client.request("ping")
         # The table is empty, yet seqs continue: Nats-Msg-Id must never repeat.
-        assert pong.fields == {"leaf_id": leaf_id, "last_seq": 5, "version": 1}
+        assert pong.fields == {
+            "leaf_id": leaf_id,
+            "last_seq": 5,
+            "version": 1,
+            "database": {"up": True, "error": None, "down_since_us": None},
+        }
         assert (await append(client, [msg("t.z")])).first_seq == 6
         st = await remote_stats(client)
     assert st["dropped"] == {"max_msgs": 3, "purged": 2}

@@ -25,7 +25,9 @@ from ..schemas import (
     BufferMessages,
     BufferRemote,
     BufferView,
+    HeldInRouter,
     Purged,
+    StoreDatabase,
     Totals,
 )
 from ..site import collect
@@ -64,6 +66,7 @@ async def get_buffer(state: State) -> BufferView:
         if expects_store(state.settings):
             raise stats
         stats = None
+    reason = view.held_reason()
     remotes = [
         BufferRemote(
             name=r.name,
@@ -71,11 +74,16 @@ async def get_buffer(state: State) -> BufferView:
             urls=r.urls,
             connected=r.connected,
             backlog=Backlog.model_validate(r.backlog_summary()),
+            held_in_router=HeldInRouter.model_validate(r.held_summary(reason)),
+            refusing_new=r.refusing,
             dropped=r.buffer_drops(),
         )
         for r in view.remotes()
         if r.buffered
     ]
+    database = view.database() or {}
+    up = database.get("up")
+    error = database.get("error")
     total = stats.get("total") if isinstance(stats, dict) else None
     if isinstance(total, dict):
         totals = Totals(msgs=int(total.get("msgs") or 0), bytes=int(total.get("bytes") or 0))
@@ -83,7 +91,14 @@ async def get_buffer(state: State) -> BufferView:
         totals = Totals(
             msgs=sum(r.backlog.msgs for r in remotes), bytes=sum(r.backlog.bytes for r in remotes)
         )
-    return BufferView(remotes=remotes, total=totals)
+    return BufferView(
+        remotes=remotes,
+        total=totals,
+        database=StoreDatabase(
+            up=up if isinstance(up, bool) else None,
+            error=error if isinstance(error, str) else None,
+        ),
+    )
 
 
 @router.get("/buffer/messages", summary="Buffered messages, oldest first")

@@ -46,7 +46,9 @@ class _SiteCollector:
     def collect(self) -> Iterator[Metric]:
         view = self.view
         up = GaugeMetricFamily(
-            "leafnode_service_up", "1 when the service answers on its socket", labels=["service"]
+            "leafnode_service_up",
+            "1 when the service answers on its socket and works (the store: with its database)",
+            labels=["service"],
         )
         settings = view.state.settings
         for name, status in view.service_status().items():
@@ -58,6 +60,13 @@ class _SiteCollector:
             if expected or status["status"] == "ok":
                 up.add_metric([name], 1.0 if status["status"] == "ok" else 0.0)
         yield up
+        database = view.database()
+        if database is not None and isinstance(database.get("up"), bool):
+            yield GaugeMetricFamily(
+                "leafnode_store_database_up",
+                "1 while the store's database takes writes (0: buffered messages wait in memory)",
+                value=1.0 if database["up"] else 0.0,
+            )
         yield from self._router()
         yield from self._remotes()
 
@@ -133,6 +142,21 @@ class _SiteCollector:
         paused = GaugeMetricFamily(
             "leafnode_replay_paused", "1 while the replay is paused", labels=labels
         )
+        held = GaugeMetricFamily(
+            "leafnode_buffer_held_messages",
+            "buffered messages waiting in router memory for the store (not yet durable)",
+            labels=labels,
+        )
+        held_bytes = GaugeMetricFamily(
+            "leafnode_buffer_held_bytes",
+            "size of the messages held in router memory",
+            labels=labels,
+        )
+        refusing = GaugeMetricFamily(
+            "leafnode_buffer_refusing",
+            "1 while a discard: new buffer is full and refuses new messages",
+            labels=labels,
+        )
         for remote in self.view.remotes():
             label = [remote.name]
             link = remote.link or {}
@@ -162,6 +186,11 @@ class _SiteCollector:
             flag = (remote.drain or {}).get("paused")
             if isinstance(flag, bool):
                 paused.add_metric(label, 1.0 if flag else 0.0)
+            if remote.buffered:
+                summary = remote.held_summary(None)
+                held.add_metric(label, float(summary["msgs"]))  # type: ignore[arg-type]
+                held_bytes.add_metric(label, float(summary["bytes"]))  # type: ignore[arg-type]
+                refusing.add_metric(label, 1.0 if remote.refusing else 0.0)
         yield from (
             connected,
             reconnects,
@@ -173,6 +202,9 @@ class _SiteCollector:
             oldest,
             rate,
             paused,
+            held,
+            held_bytes,
+            refusing,
         )
 
 

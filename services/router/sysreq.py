@@ -151,6 +151,9 @@ class SystemServices:
 
     # The rest of routing.Delivery: nothing to do for an internal subscriber.
 
+    def send_ok(self) -> None:
+        pass
+
     def send_error(self, text: str) -> None:
         pass
 

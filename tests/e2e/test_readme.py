@@ -10,8 +10,12 @@ Each fenced block says what it is in its info string, and each kind is run:
   configuration, as nats-server's ``-t``), with the files they name made.
 * ``env``: the docker-compose variables; ``tests/e2e/test_compose.py`` starts
   the compose services with exactly these (``readme_compose_env``).
+* ``text``: output shown (log lines, figures), not an example to run.
 * no info string: only ``scripts/run`` and ``scripts/test``; ``scripts/run``
   reads ``examples/leaf.conf``, which is checked here.
+
+A new block of any other kind fails ``test_every_block_is_of_a_kind_that_is_run``:
+an example must say what it is, so that it is run.
 """
 
 from __future__ import annotations
@@ -85,7 +89,7 @@ def test_every_block_is_of_a_kind_that_is_run() -> None:
     blocks = readme_blocks()
     assert blocks
     for block in blocks:
-        assert block.kind in ("conf", "sh", "env", ""), block
+        assert block.kind in ("conf", "sh", "env", "text", ""), block
         if block.kind == "":
             assert block.text.strip() in PLAIN_COMMANDS, block
     assert readme_blocks("conf"), "the README shows no config"

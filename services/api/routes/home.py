@@ -15,7 +15,7 @@ UI's online validator badge is off for the same reason.
 from __future__ import annotations
 
 import html
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, TypedDict
 
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
@@ -26,7 +26,7 @@ from swagger_ui_bundle import swagger_ui_path
 if TYPE_CHECKING:
     from fastapi import FastAPI
 
-__all__ = ["DOCS_STATIC", "install", "router"]
+__all__ = ["DOCS_STATIC", "Endpoint", "endpoints", "install", "router"]
 
 router = APIRouter(include_in_schema=False)
 
@@ -37,14 +37,21 @@ _SWAGGER_CSS: Final = "swagger-ui.css"
 _FAVICON: Final = "favicon-32x32.png"
 
 
-def endpoints(app: FastAPI) -> list[dict[str, object]]:
+class Endpoint(TypedDict):
+    path: str
+    methods: list[str]
+    summary: str
+    token: bool
+
+
+def endpoints(app: FastAPI) -> list[Endpoint]:
     """``{path, methods, summary, token}`` of every documented operation, in schema order.
 
     Read from the OpenAPI document (what ``/docs`` shows). ``summary``: the
     first operation's; ``token``: it needs the bearer token when
     ``api { token }`` is set.
     """
-    out: list[dict[str, object]] = []
+    out: list[Endpoint] = []
     paths = app.openapi().get("paths", {})
     for path, operations in paths.items():
         ops = [(m.upper(), op) for m, op in operations.items() if isinstance(op, dict)]
@@ -64,16 +71,14 @@ def _wants_json(request: Request) -> bool:
     return "application/json" in accept and "text/html" not in accept
 
 
-def _page(app: FastAPI, items: list[dict[str, object]]) -> str:
+def _page(app: FastAPI, items: list[Endpoint]) -> str:
     rows = []
     for item in items:
-        path = str(item["path"])
-        methods = " ".join(str(m) for m in item["methods"])  # type: ignore[attr-defined]
+        path = html.escape(item["path"])
         note = " (token)" if item["token"] else ""
         rows.append(
-            f'<li><a href=".{html.escape(path)}">{html.escape(path)}</a> '
-            f"<code>{html.escape(methods)}</code> {html.escape(str(item['summary']))}"
-            f"{note}</li>"
+            f'<li><a href=".{path}">{path}</a> <code>{" ".join(item["methods"])}</code> '
+            f"{html.escape(item['summary'])}{note}</li>"
         )
     title = html.escape(f"{app.title} {app.version}")
     return (

@@ -18,7 +18,7 @@ from leafnode import __version__
 from .deps import ApiState
 from .errors import ERROR_SCHEMA, install_error_handlers
 from .links import Links
-from .routes import buffer, config, metrics, monitor, replay
+from .routes import buffer, config, home, metrics, monitor, replay
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator, Callable
@@ -74,9 +74,11 @@ def create_app(
         description=(
             "nats-server compatible monitoring (/varz, /connz, /subsz, /leafz, /accountz, "
             "/healthz), Prometheus /metrics, and the leaf node's config, buffer and replay. "
-            "/config, /buffer and /replay need the bearer token when api { token } is set."
+            "/config, /buffer and /replay need the bearer token when api { token } is set. "
+            "GET / lists the endpoints."
         ),
-        docs_url="/docs",
+        # /docs is ours (routes/home.py): Swagger UI from local assets, not a CDN.
+        docs_url=None,
         redoc_url=None,
         lifespan=_lifespan,
     )
@@ -85,6 +87,7 @@ def create_app(
         state.reapply = reapply
     app.state.api = state
     install_error_handlers(app)
+    home.install(app)
     app.include_router(monitor.router, responses=_COMMON_ERRORS)
     app.include_router(metrics.router)
     for guarded in (config.router, buffer.router, replay.router):

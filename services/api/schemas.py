@@ -18,11 +18,13 @@ __all__ = [
     "BufferView",
     "ConfigView",
     "Purged",
+    "Rate",
     "RedriveResult",
     "ReloadResult",
     "ReplayControl",
     "ReplayControlResult",
     "ReplayRemote",
+    "ReplayRun",
     "ReplayView",
     "Totals",
 ]
@@ -135,7 +137,30 @@ class ReplayControl(BaseModel):
     until: str | None = Field(None, max_length=64, description="redrive: as since")
 
 
+class Rate(BaseModel):
+    msgs_s: float = Field(description="messages per second")
+    bytes_s: float = Field(description="bytes per second (as the backlog counts bytes)")
+
+
+class ReplayRun(BaseModel):
+    """One replay: the backlog as it began, and what of it was sent."""
+
+    started_at: str = Field(description="RFC 3339")
+    ended_at: str | None = Field(description="RFC 3339; null while it runs")
+    ended: Literal["caught up", "link down", "paused"] | None = Field(
+        description="how it ended; null while it runs"
+    )
+    backlog: Totals = Field(description="the backlog when it began (the store's count)")
+    sent: Totals = Field(description="sent to the hub since it began")
+
+
 class ReplayRemote(BaseModel):
+    """One buffered remote's drain; the same vocabulary as ``/buffer`` (msgs, bytes).
+
+    Bytes are counted as the store counts them (subject, reply, headers and
+    payload: what ``max_bytes`` limits) in every figure.
+    """
+
     name: str
     state: str = Field(
         description="draining, idle, paused, waiting_for_interest, no_link, "
@@ -143,13 +168,13 @@ class ReplayRemote(BaseModel):
     )
     connected: bool | None
     paused: bool | None
-    remaining_msgs: int = Field(description="the backlog, from the store")
-    remaining_bytes: int
-    waiting_for_interest: int | None
-    sent_msgs: int | None = Field(description="sent to the hub since the uplink started")
-    sent_bytes: int | None
-    rate_msgs_s: float | None = Field(description="over the last seconds")
-    eta_s: float | None = Field(description="remaining / rate; 0 when nothing remains")
+    backlog: Backlog = Field(description="what remains, from the store (as in /buffer)")
+    sent: Totals | None = Field(description="sent to the hub since the uplink started")
+    rate: Rate | None = Field(description="sent per second over the last 5 s, up to now")
+    eta_s: float | None = Field(
+        description="deliverable backlog / rate; 0 when nothing remains, null when unknown"
+    )
+    replay: ReplayRun | None = Field(description="the current or last replay")
 
 
 class ReplayView(BaseModel):
@@ -159,8 +184,10 @@ class ReplayView(BaseModel):
 
 
 class ReplayControlResult(BaseModel):
-    action: str
-    remotes: list[dict[str, object]]
+    """``POST /replay`` pause or resume: the remotes concerned, as ``GET /replay`` shows them."""
+
+    action: Literal["pause", "resume"]
+    remotes: list[ReplayRemote]
 
 
 class RedriveResult(BaseModel):

@@ -33,20 +33,28 @@ request, ``bad_request`` for a bad field or an unknown remote,
 
         {subjects, state, draining, paused, store_connected, store_error,
          waiting_for_interest, sent, sent_bytes, acked, rate_msgs_s,
-         remaining, remaining_bytes, eta_s, dropped}
+         rate_bytes_s, remaining, remaining_bytes, eta_s, replay, dropped}
 
     ``state``: ``draining``, ``waiting_for_interest``, ``idle``, ``paused``,
     ``no_link`` (hub down or its initial interest not in yet) or
     ``store_unavailable``. ``draining``: state is ``draining``.
     ``waiting_for_interest``: pending messages the hub has no interest in.
-    ``sent``/``sent_bytes``: messages (payload bytes) the hub confirmed with a
-    PONG since the uplink started; ``acked``: messages removed from the
-    backlog (sent, or with nothing left to deliver). ``rate_msgs_s``: ``sent``
-    per second over the last 5 s (null before two samples). ``remaining`` /
+    ``sent``/``sent_bytes``: messages the hub confirmed with a PONG since
+    the uplink started, and their bytes as the store counts them (subject,
+    reply, headers, payload: the measure of ``remaining_bytes`` and
+    ``max_bytes``); ``acked``: messages removed from the backlog (sent, or
+    with nothing left to deliver). ``rate_msgs_s``/``rate_bytes_s``: sent
+    per second over the last 5 s, up to now (from the replay's start when it
+    began since; null before any sample). ``remaining`` /
     ``remaining_bytes``: the store's pending backlog of the remote (null
-    before the first answer; refreshed every second). ``eta_s``: remaining
-    / rate (0 when nothing remains, null when unknown). ``dropped``: buffered
-    messages dropped by the drain (``max_payload``: larger than the hub's).
+    before the first answer; refreshed every second and when a replay
+    begins). ``eta_s``: deliverable remaining / rate (0 when nothing
+    remains, null when unknown). ``replay``: the current or last replay,
+    null before the first: ``{started_at, ended_at, ended, backlog: {msgs,
+    bytes}, sent: {msgs, bytes}}`` (epoch seconds; ``ended``: null while it
+    runs, else "caught up", "link down" or "paused"; ``backlog``: the
+    store's as it began). ``dropped``: buffered messages dropped by the
+    drain (``max_payload``: larger than the hub's).
 ``leafz`` {query: {subs?, acc?}} -> ``ok`` {data}
     nats-server's ``/leafz`` from the leaf side: ``{server_id, now,
     leafnodes, leafs: [{id, name, is_spoke: true, account, ip, port, rtt,

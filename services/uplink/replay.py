@@ -70,7 +70,7 @@ from leafnode.ipc import (
     stamp_headers,
 )
 
-from .progress import Progress
+from .progress import Progress, Replay
 from .wire import BatchEncoder, hmsg_route
 
 if TYPE_CHECKING:
@@ -191,7 +191,13 @@ class Drain:
         """The hub link dropped: the batch awaiting its PONG must go again."""
         self._skip.difference_update(self._flying)
         self._flying = []
+        self._interrupt("link down")
         self._notify()
+
+    def _interrupt(self, why: str) -> None:
+        line = self.progress.interrupt(self.sent, self.sent_bytes, why)
+        if line is not None:
+            log.info('Leafnode remote "%s": %s', self.name, line)
 
     def interest_added(self, subject: bytes) -> None:
         """The hub announced interest: waiting records may be deliverable now."""
@@ -209,6 +215,7 @@ class Drain:
     def pause(self) -> None:
         """Send nothing more after the batch in flight (the backlog keeps growing)."""
         self.paused = True
+        self._interrupt("paused")
         self._notify()
 
     def resume(self) -> None:
@@ -421,17 +428,46 @@ class Drain:
     async def _stats(self, client: TrioIpcClient) -> None:
         while True:
             frame = await self._call(client, "stats", {})
-            remotes = frame.fields.get("remotes")
-            mine = remotes.get(self.name) if isinstance(remotes, dict) else None
-            msgs = mine.get("msgs") if isinstance(mine, dict) else 0
-            nbytes = mine.get("bytes") if isinstance(mine, dict) else 0
-            self.remaining = msgs if isinstance(msgs, int) else None
-            self.remaining_bytes = nbytes if isinstance(nbytes, int) else None
-            sending = self.state() == "draining"
-            line = self.progress.sample(trio.current_time(), self.sent, self.remaining, sending)
+            self._take_stats(frame)
+            line = self.progress.sample(
+                trio.current_time(),
+                self.sent,
+                self.sent_bytes,
+                self.remaining,
+                self.waiting_for_interest,
+            )
             if line is not None:
                 log.info('Leafnode remote "%s": %s', self.name, line)
             await trio.sleep(STATS_INTERVAL_S)
+
+    def _take_stats(self, frame: Frame) -> None:
+        """``remaining``/``remaining_bytes`` from a store ``stats`` answer."""
+        remotes = frame.fields.get("remotes")
+        mine = remotes.get(self.name) if isinstance(remotes, dict) else None
+        msgs = mine.get("msgs") if isinstance(mine, dict) else 0
+        nbytes = mine.get("bytes") if isinstance(mine, dict) else 0
+        self.remaining = msgs if isinstance(msgs, int) else None
+        self.remaining_bytes = nbytes if isinstance(nbytes, int) else None
+
+    async def _begin_replay(self) -> None:
+        """Start a replay's figures from the store's backlog now, before its first batch.
+
+        A store that does not answer leaves the last known backlog (the
+        fetcher has just read from it, so that is rare).
+        """
+        client = self.client
+        if client is not None:
+            try:
+                self._take_stats(await client.request("stats"))
+            except (OSError, IpcClosedError, RequestError):
+                pass
+        self.progress.begin(
+            trio.current_time(),
+            self.sent,
+            self.sent_bytes,
+            self.remaining or 0,
+            self.remaining_bytes or 0,
+        )
 
     async def _sender(self) -> None:
         while True:
@@ -441,12 +477,17 @@ class Drain:
                     queue.popleft()
                 session = self.remote.session
                 if queue and self._releasable(session):
-                    break
+                    if self.progress.active:
+                        break
+                    # A replay begins: count its backlog before anything of it
+                    # goes, then look at the queue again (it may have changed).
+                    await self._begin_replay()
+                    continue
                 await self._wait()
             assert session is not None
             batch = queue.popleft()
             self._notify()  # the fetcher may read the next batch meanwhile
-            data, seqs, nbytes, clean = self._encode(batch, session)
+            data, seqs, nbytes, stored, clean = self._encode(batch, session)
             if not seqs:
                 self._advance(batch, clean=clean)
                 continue
@@ -468,14 +509,24 @@ class Drain:
                 continue
             self._flying = []
             self.sent += len(seqs)
-            self.sent_bytes += nbytes
+            self.sent_bytes += stored
             self._to_ack.extend(seqs)
             self._advance(batch, clean=clean)
+            line = self.progress.sent_batch()
+            if line is not None:
+                log.info('Leafnode remote "%s": %s', self.name, line)
             self._notify()
 
-    def _encode(self, batch: _Batch, session: Session) -> tuple[list[bytes], list[int], int, bool]:
-        """The batch's wire form: ``(lines, their seqs, payload bytes, clean)`` (hot path).
+    def _encode(
+        self, batch: _Batch, session: Session
+    ) -> tuple[list[bytes], list[int], int, int, bool]:
+        """The batch's wire form: ``(lines, their seqs, payload bytes, stored bytes, clean)``
+        (hot path).
 
+        Payload bytes (headers and payload, before stamping) count for the
+        link's ``out_bytes``, as nats-server counts them; stored bytes are
+        the store's measure of the same records (subject, reply, headers,
+        payload), so ``sent_bytes`` and the backlog's bytes add up.
         ``clean``: no record of the batch was left waiting.
 
         Records without matching interest are remembered as waiting; records
@@ -494,7 +545,7 @@ class Drain:
         out: list[bytes] = []
         seqs: list[int] = []
         done: list[int] = []
-        nbytes = 0
+        nbytes = stored = 0
         for row, data in zip(batch.rows, batch.blobs, strict=True):
             seq, _remote, subject, reply, hdr_len, received, queues, _acked = row
             if seq in skip:
@@ -524,11 +575,12 @@ class Drain:
             out.append(encode(route, seq, hdr_len, data, received))
             seqs.append(seq)
             nbytes += len(data)
+            stored += len(data) + len(subject) + (len(reply) if reply else 0)
         if done:
             skip.update(done)
             self._to_ack.extend(done)
             self._notify()
-        return out, seqs, nbytes, len(waiting) == waiting_before
+        return out, seqs, nbytes, stored, len(waiting) == waiting_before
 
     def _too_large(self, seq: int, hdr_len: int, data: bytes, session: Session) -> bool:
         headers = stamp_headers(
@@ -545,6 +597,11 @@ class Drain:
             session.max_payload,
         )
         return True
+
+    def _replay_status(self, replay: Replay) -> dict[str, object]:
+        if replay is self.progress.current:
+            replay.update(self.sent, self.sent_bytes)
+        return replay.status()
 
     # -- operations (uplink.ctl) ----------------------------------------------
 
@@ -580,7 +637,9 @@ class Drain:
     def status(self) -> dict[str, object]:
         """The ``buffer`` object of ``uplink.ctl status`` (see ``control.py``)."""
         buffered = self.remote.buffered
-        rate = self.progress.rate()
+        now = trio.current_time()
+        rates = self.progress.rate(now, self.sent, self.sent_bytes)
+        replay = self.progress.last
         return {
             "subjects": [p.decode() for p in buffered.patterns] if buffered is not None else [],
             "state": self.state(),
@@ -592,9 +651,13 @@ class Drain:
             "sent": self.sent,
             "sent_bytes": self.sent_bytes,
             "acked": self.acked,
-            "rate_msgs_s": None if rate is None else round(rate, 1),
+            "rate_msgs_s": None if rates is None else round(rates[0], 1),
+            "rate_bytes_s": None if rates is None else round(rates[1], 1),
             "remaining": self.remaining,
             "remaining_bytes": self.remaining_bytes,
-            "eta_s": self.progress.eta_s(),
+            "eta_s": self.progress.eta_s(
+                now, self.sent, self.sent_bytes, self.waiting_for_interest
+            ),
+            "replay": None if replay is None else self._replay_status(replay),
             "dropped": dict(self.dropped),
         }

@@ -83,7 +83,7 @@ async def test_messages_filters_and_paging(filled: ApiSite) -> None:
     only_b = http.get("/buffer/messages", params={"subject": "tele.b"}).json()
     assert len(only_b["messages"]) == 3
     assert only_b["messages"][0]["msg_id"] == "client-chosen"
-    assert http.get("/buffer/messages", params={"remote": "other"}).json()["messages"] == []
+    assert http.get("/buffer/messages", params={"remote": "other"}).status_code == 404
 
     seqs = []
     after = 0
@@ -166,9 +166,16 @@ async def test_replay_progress_and_control(filled: ApiSite) -> None:
     body = http.get("/replay").json()
     (remote,) = body["remotes"]
     assert remote["name"] == "central"
-    assert remote["remaining_msgs"] == 8
-    assert remote["remaining_bytes"] > 0
+    # The same backlog object as /buffer's, in the same words.
+    (buffered,) = http.get("/buffer").json()["remotes"]
+    assert set(remote["backlog"]) == set(buffered["backlog"])
+    for key in ("msgs", "bytes", "waiting_for_interest"):
+        assert remote["backlog"][key] == buffered["backlog"][key]
+    assert remote["backlog"]["msgs"] == 8
     assert remote["state"] == "unknown"  # no uplink is running
+    assert remote["sent"] is None
+    assert remote["rate"] is None
+    assert remote["replay"] is None
     resp = http.post("/replay", json={"action": "pause"})
     assert resp.status_code == 503
     assert resp.json()["service"] == "uplink"
@@ -202,3 +209,45 @@ def test_without_buffered_remotes_the_buffer_is_empty(site_factory: SiteFactory)
     assert http.get("/buffer/messages").json() == {"messages": [], "next": 0, "more": False}
     assert http.delete("/buffer").json() == {"purged": 0}
     assert http.get("/replay").json() == {"remotes": []}
+
+
+@pytest.mark.parametrize(
+    ("method", "url", "body"),
+    [
+        ("GET", "/buffer/messages?remote=nowhere", None),
+        ("GET", "/buffer/messages?remote=nowhere&retained=true", None),
+        ("DELETE", "/buffer?remote=nowhere", None),
+        ("POST", "/replay", {"action": "pause", "remote": "nowhere"}),
+        ("POST", "/replay", {"action": "resume", "remote": "nowhere"}),
+        ("POST", "/replay", {"action": "redrive", "remote": "nowhere"}),
+    ],
+)
+def test_an_unknown_remote_is_404_with_a_reason_everywhere(
+    filled: ApiSite, method: str, url: str, body: dict[str, object] | None
+) -> None:
+    http = filled.http()
+    resp = http.request(method, url, json=body)
+    assert resp.status_code == 404, resp.text
+    answer = resp.json()
+    assert answer["remote"] == "nowhere"
+    assert answer["error"] == "no buffered remote named 'nowhere' (buffered remotes: central)"
+    assert _backlog(filled) == 8  # nothing was purged
+    # The known name is served (pause/resume: 503, no uplink runs here).
+    known = url.replace("nowhere", "central")
+    named = {**body, "remote": "central"} if body is not None else None
+    assert http.request(method, known, json=named).status_code in (200, 503)
+
+
+def test_a_remote_without_buffer_is_404_with_a_reason(site_factory: SiteFactory) -> None:
+    site = site_factory(
+        extra='leafnodes { remotes: [ { name: plain, url: "nats-leaf://127.0.0.1:1" } ] }',
+        remote=False,
+    )
+    http = site.http()
+    for resp in (
+        http.get("/buffer/messages", params={"remote": "plain"}),
+        http.delete("/buffer", params={"remote": "plain"}),
+        http.post("/replay", json={"action": "pause", "remote": "plain"}),
+    ):
+        assert resp.status_code == 404, resp.text
+        assert resp.json()["error"] == "remote 'plain' has no buffer"

@@ -55,9 +55,11 @@ BUFFER_FIELDS = {
     "sent_bytes",
     "acked",
     "rate_msgs_s",
+    "rate_bytes_s",
     "remaining",
     "remaining_bytes",
     "eta_s",
+    "replay",
     "dropped",
 }
 LEAF_FIELDS = {

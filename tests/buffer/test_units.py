@@ -82,26 +82,79 @@ class TestBufferSubjects:
 
 
 class TestProgress:
-    def test_rate_eta_and_log_lines_of_a_long_replay(self) -> None:
+    """Figures of the walkthrough's 150,000-message replay (messages of 20 bytes).
+
+    The drain had sent 500 messages (9,000 bytes) before it: they are not
+    part of this replay.
+    """
+
+    BACKLOG = 15 * LOG_MIN_MSGS
+
+    def _begun(self) -> Progress:
         progress = Progress()
-        backlog = 5 * LOG_MIN_MSGS
-        first = progress.sample(0.0, 0, backlog, sending=True)
-        assert first == f"replaying {backlog} buffered messages"
-        assert progress.sample(1.0, 10_000, backlog - 10_000, sending=True) is None
-        assert progress.rate() == 10_000
-        assert progress.eta_s() == 4.0
-        line = progress.sample(5.0, 50_000, 10_000, sending=True)
-        assert line is not None
-        assert line.startswith("replay: sent 50000 (10000 msg/s), remaining 10000, ETA 1s")
-        done = progress.sample(6.0, 60_000, 0, sending=False)
-        assert done == "replay caught up: sent 60000 messages in 6.0s (10000 msg/s)"
-        assert progress.eta_s() == 0.0
+        progress.begin(0.0, 500, 9000, self.BACKLOG, self.BACKLOG * 20)
+        return progress
+
+    def test_figures_start_at_the_replay_and_end_exact(self) -> None:
+        progress = self._begun()
+        assert progress.rate(0.0, 500, 9000) is None
+        # Known from the first confirmed batch, before any sample.
+        assert progress.rate(0.5, 2500, 49_000) == (4000.0, 80_000.0)
+        assert progress.sent_batch() == "replaying 150000 buffered messages (3000000 bytes)"
+        assert progress.sent_batch() is None
+        assert progress.sample(1.0, 10_500, 209_000, self.BACKLOG - 10_000, 0) is None
+        assert progress.eta_s(1.0, 10_500, 209_000, 0) == 14.0
+        line = progress.sample(5.0, 50_500, 1_009_000, 100_000, 0)
+        assert line == "replay: sent 50000 (10000 msg/s), remaining 100000, ETA 10s"
+        done = progress.sample(15.0, 150_500, 3_009_000, 0, 0)
+        assert done == (
+            "replay caught up: sent 150000 messages (3000000 bytes) in 15.0s (10000 msg/s)"
+        )
+        assert progress.eta_s(15.0, 150_500, 3_009_000, 0) == 0.0
+        assert progress.last is not None
+        status = progress.last.status()
+        assert status["backlog"] == {"msgs": 150_000, "bytes": 3_000_000}
+        assert status["sent"] == {"msgs": 150_000, "bytes": 3_000_000}
+        assert status["ended"] == "caught up"
+        assert not progress.active
+
+    def test_the_rate_forgets_samples_older_than_the_window(self) -> None:
+        progress = self._begun()
+        for second in range(1, 11):
+            sent = 500 + second * 1000 if second <= 5 else 5500 + (second - 5) * 3000
+            progress.sample(float(second), sent, 0, 1, 0)
+        rates = progress.rate(10.0, 20_500, 0)
+        assert rates is not None
+        assert rates[0] == 3000.0  # the last 5 s, not the average since 0
+
+    def test_eta_counts_only_deliverable_messages(self) -> None:
+        progress = self._begun()
+        progress.sample(1.0, 10_500, 0, 40_000, 10_000)
+        assert progress.eta_s(1.0, 10_500, 0, 10_000) == 3.0
+        assert progress.eta_s(1.0, 10_500, 0, 40_000) is None
+
+    def test_a_backlog_that_waits_for_interest_says_nothing(self) -> None:
+        progress = self._begun()
+        assert progress.sample(1.0, 500, 9000, self.BACKLOG, self.BACKLOG) is None
+        assert not progress.active
+
+    def test_an_interrupted_replay_says_how_far_it_got(self) -> None:
+        progress = self._begun()
+        assert progress.sent_batch() is not None
+        line = progress.interrupt(20_500, 409_000, "link down")
+        assert line == (
+            "replay interrupted (link down): sent 20000 of 150000 buffered messages (400000 bytes)"
+        )
+        assert progress.last is not None
+        assert progress.last.status()["ended"] == "link down"
 
     def test_short_replays_stay_quiet(self) -> None:
         progress = Progress()
-        assert progress.sample(0.0, 0, LOG_MIN_MSGS - 1, sending=True) is None
-        assert progress.sample(1.0, LOG_MIN_MSGS - 1, 0, sending=True) is None
-        assert progress.rate() is not None
+        progress.begin(0.0, 0, 0, LOG_MIN_MSGS - 1, 0)
+        assert progress.sent_batch() is None
+        assert progress.sample(1.0, LOG_MIN_MSGS - 1, 0, 0, 0) is None
+        assert progress.last is not None
+        assert progress.last.status()["sent"] == {"msgs": LOG_MIN_MSGS - 1, "bytes": 0}
 
 
 def test_go_durations() -> None:

@@ -8,14 +8,18 @@
    private ``/tmp`` to its own), ``depends_on`` conditions honoured by running
    the services' own healthchecks. Only the variables a user would set change:
    ports and listen address (free ports on 127.0.0.1), the hub's address (the
-   ``hub`` host name is 127.0.0.1 here) and the api token.
+   ``hub`` host name is 127.0.0.1 here); the rest is the environment the
+   README documents (its ``env`` block: the api token, several buffer subjects).
 3. The site then works end to end: a nats-py request from the site reaches a
-   responder on the real nats-server hub and back, a buffered publish shows
-   in ``/buffer``, ``/healthz`` is ok.
+   responder on the real nats-server hub and back, a buffered publish on each
+   documented subject shows in ``/buffer``, ``/healthz`` is ok.
+4. ``migrate`` writes leaf.conf from the environment at every start: a changed
+   variable (or template) applies at the next start; an edited file is kept.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import os
 import re
@@ -32,13 +36,18 @@ import nats
 import pytest
 import yaml
 
+from leafnode.compose import render
+from leafnode.config import load
 from leafnode.testing import free_port, nats_server_binary
 from tests.conftest import respond_ok, until_responding
+from tests.e2e.test_readme import readme_compose_env
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"
 DOCKERFILE = REPO / "Dockerfile"
-TOKEN = "compose-test-token"
+README_ENV = readme_compose_env()
+TOKEN = README_ENV["LEAFNODE_API_TOKEN"]
+SUBJECTS = README_ENV["LEAFNODE_BUFFER_SUBJECTS"].replace(",", " ").split()
 _VAR = re.compile(
     r"\$(?:(\$)|\{([A-Za-z_][A-Za-z0-9_]*)(?:(:?[-?])([^}]*))?\}|([A-Za-z_][A-Za-z0-9_]*))"
 )
@@ -236,12 +245,14 @@ def demo_env() -> dict[str, str]:
             "HUB_LEAF_PORT",
         )
     }
+    hub_url = README_ENV["LEAFNODE_HUB_URL"]
+    assert hub_url == "nats-leaf://hub:7422"  # the demo profile's hub
     return {
+        **README_ENV,
         **ports,
         "LEAFNODE_LISTEN_HOST": "127.0.0.1",
         "HUB_LISTEN_HOST": "127.0.0.1",
         "LEAFNODE_HUB_URL": f"nats-leaf://127.0.0.1:{ports['HUB_LEAF_PORT']}",
-        "LEAFNODE_API_TOKEN": TOKEN,
     }
 
 
@@ -307,12 +318,54 @@ def test_the_leaf_config_it_writes_is_valid(demo_env: dict[str, str]) -> None:
     services = compose["services"]
     assert isinstance(services, dict)
     env = _env_dict(services["migrate"]["environment"])
-    settings = loads(env["LEAFNODE_CONF"], environ=env)
+    settings = loads(render(env["LEAFNODE_CONF"], env), environ=env)
     assert settings.run_dir == "/run/leafnode"
     assert settings.api.token == TOKEN
     (remote,) = settings.leafnodes.remotes
     assert remote.buffer is not None
-    assert remote.buffer.subjects == ("telemetry.>",)
+    assert remote.buffer.subjects == tuple(SUBJECTS)
+    assert len(SUBJECTS) > 1  # the README shows that several work
+
+
+def _run_migrate(
+    env: dict[str, str], tmp: Path, bin_dir: Path, *, template: str | None = None
+) -> LocalService:
+    migrate = local_services(load_compose(env), {"demo"}, tmp, bin_dir)["migrate"]
+    if template is not None:
+        migrate.env["LEAFNODE_CONF"] = template
+    done = subprocess.run(
+        migrate.argv, env=migrate.env, cwd=REPO, capture_output=True, text=True, timeout=120
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    return migrate
+
+
+def test_a_changed_environment_applies_at_the_next_start(
+    tmp_path: Path, bin_dir: Path, demo_env: dict[str, str]
+) -> None:
+    first = _run_migrate(demo_env, tmp_path, bin_dir)
+    conf = tmp_path / "volumes" / "config" / "leaf.conf"
+    (remote,) = load(conf, environ=first.env).leafnodes.remotes
+    assert remote.buffer is not None
+    assert remote.buffer.subjects == tuple(SUBJECTS)
+
+    changed = {**demo_env, "LEAFNODE_BUFFER_SUBJECTS": "metrics.>,logs.>", "LEAFNODE_NAME": "b"}
+    template = first.env["LEAFNODE_CONF"].replace('retain: "24h"', 'retain: "48h"')
+    second = _run_migrate(changed, tmp_path, bin_dir, template=template)
+    settings = load(conf, environ=second.env)
+    assert settings.router.server_name == "b"
+    (remote,) = settings.leafnodes.remotes
+    assert remote.buffer is not None
+    assert remote.buffer.subjects == ("metrics.>", "logs.>")
+    assert remote.buffer.retain_s == 48 * 3600
+
+    # An operator's edit (by hand or PUT /config) is theirs: kept.
+    conf.write_text(conf.read_text().replace('retain: "48h"', 'retain: "1h"'))
+    third = _run_migrate(demo_env, tmp_path, bin_dir)
+    (remote,) = load(conf, environ=third.env).leafnodes.remotes
+    assert remote.buffer is not None
+    assert remote.buffer.retain_s == 3600
+    assert remote.buffer.subjects == ("metrics.>", "logs.>")
 
 
 @pytest.mark.e2e
@@ -329,14 +382,16 @@ async def test_the_demo_profile_is_a_working_site(
         await hub.subscribe("svc.>", cb=respond_ok)
         await until_responding(site, "svc.echo", timeout=20)  # site -> hub -> site
 
-        await site.publish("telemetry.t1", b"kept for the hub")
+        for subject in SUBJECTS:
+            await site.publish(subject.replace(">", "t1").replace("*", "x"), b"for the hub")
         await site.flush()
         async with httpx.AsyncClient(
             base_url=api, headers={"Authorization": f"Bearer {TOKEN}"}
         ) as http:
             deadline = time.monotonic() + 10
-            while (await http.get("/buffer")).json()["total"]["msgs"] < 1:
-                assert time.monotonic() < deadline, "the buffered message never showed"
+            while (await http.get("/buffer")).json()["total"]["msgs"] < len(SUBJECTS):
+                assert time.monotonic() < deadline, "the buffered messages never showed"
+                await asyncio.sleep(0.05)
             health = await http.get("/healthz")
             assert health.status_code == 200, health.text
             services = health.json()["services"]

@@ -19,6 +19,7 @@ from leafnode.ipc import MAX_READ_LIMIT, decode_read_reply, msg_id, rfc3339_us
 from ..deps import Authorized, State, expects_store
 from ..filters import check_subject, parse_time_us
 from ..links import ServiceRefusedError, ServiceUnavailableError
+from ..names import check_remote
 from ..schemas import (
     Backlog,
     BufferMessage,
@@ -114,6 +115,7 @@ async def get_messages(
         bool, Query(description="also list retained (already delivered) messages")
     ] = False,
 ) -> BufferMessages:
+    await check_remote(state, remote, stored=True)
     now = time.time()
     fields: dict[str, object] = {"after": after, "limit": limit, "acked": retained}
     if remote is not None:
@@ -157,6 +159,7 @@ async def get_messages(
 async def purge(
     state: State, remote: RemoteName = None, subject: Subject = None, until: Time = None
 ) -> Purged:
+    await check_remote(state, remote, stored=True)
     fields: dict[str, object] = {}
     if remote is not None:
         fields["remote"] = remote

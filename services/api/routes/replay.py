@@ -1,8 +1,12 @@
 """``/replay``: drain progress, pause/resume, and redrive (DESIGN §4, §7).
 
-Progress combines the store's backlog (what remains) with the uplink's drain
-state and rate (the ``buffer`` object of ``uplink.ctl`` ``status``); the ETA
-is remaining / rate.
+Progress combines the store's backlog (what remains, the same ``backlog``
+object as ``/buffer``) with the uplink's drain state, counters, rate and
+current replay (the ``buffer`` object of ``uplink.ctl`` ``status``); the ETA
+is the deliverable backlog / rate. Every figure uses one vocabulary: ``msgs``
+and ``bytes``, bytes counted as the store counts them. ``POST /replay``
+pause and resume answer with the same objects as ``GET /replay``. An
+unknown remote name is 404 with a reason (``names.py``).
 Pause and resume are the uplink's (``uplink.ctl`` ``replay`` with an action):
 without an uplink that answers, they are 503 naming it. Redrive goes through
 ``uplink.ctl`` ``redrive`` (the uplink asks the store and rewinds its drain in
@@ -12,21 +16,32 @@ step), or straight to the store's ``redrive`` when no uplink answers.
 from __future__ import annotations
 
 import time
+from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
 
+from leafnode.ipc import rfc3339_us
+
 from ..deps import Authorized, State, buffered_remotes, expects_store
-from ..errors import ApiError
 from ..filters import check_subject, parse_time_us
 from ..links import ServiceRefusedError, ServiceUnavailableError
+from ..names import check_remote
 from ..schemas import (
+    Backlog,
+    Rate,
     RedriveResult,
     ReplayControl,
     ReplayControlResult,
     ReplayRemote,
+    ReplayRun,
     ReplayView,
+    Totals,
 )
 from ..site import collect
+
+if TYPE_CHECKING:
+    from ..deps import ApiState
+    from ..site import RemoteView
 
 __all__ = ["router"]
 
@@ -43,65 +58,97 @@ def _count(value: object) -> int | None:
     return value if isinstance(value, int) and not isinstance(value, bool) else None
 
 
-@router.get("/replay", summary="Drain progress per buffered remote: rate, remaining, ETA")
-async def get_replay(state: State) -> ReplayView:
+def _time(value: object) -> str | None:
+    seconds = _number(value)
+    return None if seconds is None else rfc3339_us(int(seconds * 1_000_000))
+
+
+def _totals(value: object) -> Totals | None:
+    if not isinstance(value, dict):
+        return None
+    msgs, nbytes = _count(value.get("msgs")), _count(value.get("bytes"))
+    return None if msgs is None or nbytes is None else Totals(msgs=msgs, bytes=nbytes)
+
+
+def _run(value: object) -> ReplayRun | None:
+    """The uplink's ``replay`` object (see ``uplink.ctl``), or None."""
+    if not isinstance(value, dict):
+        return None
+    started, backlog, sent = _time(value.get("started_at")), value.get("backlog"), value.get("sent")
+    backlog_totals, sent_totals = _totals(backlog), _totals(sent)
+    ended = value.get("ended")
+    if started is None or backlog_totals is None or sent_totals is None:
+        return None
+    return ReplayRun(
+        started_at=started,
+        ended_at=_time(value.get("ended_at")),
+        ended=ended if ended in ("caught up", "link down", "paused") else None,
+        backlog=backlog_totals,
+        sent=sent_totals,
+    )
+
+
+def _eta(backlog: Backlog, rate: Rate | None) -> float | None:
+    """Deliverable backlog / rate: 0 when empty, None when it cannot be told."""
+    if backlog.msgs == 0:
+        return 0.0
+    deliverable = backlog.msgs - (backlog.waiting_for_interest or 0)
+    if deliverable <= 0 or rate is None or rate.msgs_s <= 0:
+        return None
+    return round(deliverable / rate.msgs_s, 1)
+
+
+def _remote(remote: RemoteView) -> ReplayRemote:
+    backlog = Backlog.model_validate(remote.backlog_summary())
+    drain = remote.drain or {}
+    msgs_s, bytes_s = _number(drain.get("rate_msgs_s")), _number(drain.get("rate_bytes_s"))
+    rate = None if msgs_s is None or bytes_s is None else Rate(msgs_s=msgs_s, bytes_s=bytes_s)
+    sent, sent_bytes = _count(drain.get("sent")), _count(drain.get("sent_bytes"))
+    paused = drain.get("paused")
+    return ReplayRemote(
+        name=remote.name,
+        state=str(drain.get("state") or "unknown"),
+        connected=remote.connected,
+        paused=paused if isinstance(paused, bool) else None,
+        backlog=backlog,
+        sent=None if sent is None or sent_bytes is None else Totals(msgs=sent, bytes=sent_bytes),
+        rate=rate,
+        eta_s=_eta(backlog, rate),
+        replay=_run(drain.get("replay")),
+    )
+
+
+async def _remotes(state: ApiState, names: list[str] | None = None) -> list[ReplayRemote]:
+    """``ReplayRemote`` of every buffered remote (or of ``names``), from one ``collect``."""
     view = await collect(state)
     if isinstance(view.stats, ServiceUnavailableError | ServiceRefusedError) and expects_store(
         state.settings
     ):
         raise view.stats
-    remotes = []
-    for remote in view.remotes():
-        if not remote.buffered:
-            continue
-        backlog = remote.backlog_summary()
-        remaining = int(backlog["msgs"])  # type: ignore[call-overload]
-        drain = remote.drain or {}
-        rate = _number(drain.get("rate_msgs_s"))
-        eta: float | None = None
-        if remaining == 0:
-            eta = 0.0
-        elif rate:
-            eta = round(remaining / rate, 1)
-        paused = drain.get("paused")
-        remotes.append(
-            ReplayRemote(
-                name=remote.name,
-                state=str(drain.get("state") or "unknown"),
-                connected=remote.connected,
-                paused=paused if isinstance(paused, bool) else None,
-                remaining_msgs=remaining,
-                remaining_bytes=int(backlog["bytes"]),  # type: ignore[call-overload]
-                waiting_for_interest=_count(drain.get("waiting_for_interest")),
-                sent_msgs=_count(drain.get("sent")),
-                sent_bytes=_count(drain.get("sent_bytes")),
-                rate_msgs_s=rate,
-                eta_s=eta,
-            )
-        )
-    return ReplayView(remotes=remotes)
+    return [_remote(r) for r in view.remotes() if r.buffered and (names is None or r.name in names)]
+
+
+@router.get("/replay", summary="Drain progress per buffered remote: backlog, sent, rate, ETA")
+async def get_replay(state: State) -> ReplayView:
+    return ReplayView(remotes=await _remotes(state))
 
 
 @router.post("/replay", summary="Pause or resume draining, or redrive retained messages")
 async def post_replay(state: State, body: ReplayControl) -> ReplayControlResult | RedriveResult:
+    await check_remote(state, body.remote)
     if body.action == "redrive":
         return await _redrive(state, body)
     fields: dict[str, object] = {"action": body.action}
     if body.remote is not None:
         fields["remote"] = body.remote
-    frame = await state.links.request("uplink", "replay", fields)
-    remotes = frame.fields.get("remotes")
-    return ReplayControlResult(
-        action=body.action,
-        remotes=[r for r in remotes if isinstance(r, dict)] if isinstance(remotes, list) else [],
-    )
+    await state.links.request("uplink", "replay", fields)
+    names = [body.remote] if body.remote is not None else None
+    return ReplayControlResult(action=body.action, remotes=await _remotes(state, names))
 
 
 async def _redrive(state: State, body: ReplayControl) -> RedriveResult:
     names = buffered_remotes(state.settings)
     if body.remote is not None:
-        if body.remote not in names:
-            raise ApiError(404, f"no buffered remote named {body.remote!r}", remote=body.remote)
         names = [body.remote]
     now = time.time()
     fields: dict[str, object] = {}

@@ -36,6 +36,8 @@ import contextlib
 import errno
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -155,6 +157,7 @@ class ChaosRun:
         self.pg = pg
         self.figures = Figures()
         self.drains: list[float] = []
+        self.held: list[int] = []
         self._memory: dict[str, list[tuple[int, int]]] = {}
         self._started = time.monotonic()
         proxy_port = free_port()
@@ -176,9 +179,10 @@ class ChaosRun:
             asyncio.run(_add_stream(self.hub.url))
             self.proxy = FaultProxy(self.hub.leaf_port, port=proxy_port)
             url = store_url or f"sqlite:///{workdir / 'buffer.db'}"
-            self.site = SiteProcess(
-                _site_config(self.proxy.url, url), workdir=workdir / "site", extra_args=("-p", "-1")
-            )
+            config = _site_config(self.proxy.url, url)
+            if url.startswith("postgresql"):
+                _migrate(workdir / "migrate.conf", config)
+            self.site = SiteProcess(config, workdir=workdir / "site", extra_args=("-p", "-1"))
             self.site.wait_ready(timeout=60)
             self.subscriber = HubSubscriber(self.hub.port)
             _wait(self._link_ready, timeout=30, what="the hub link and its interest")
@@ -253,6 +257,11 @@ class ChaosRun:
             if pss:
                 self._memory.setdefault(name, []).append((pid, pss))
 
+    def _hold(self, seconds: float) -> None:
+        """Keep an outage going ``seconds`` (its length), then note the backlog it left."""
+        time.sleep(max(0.0, seconds))
+        self.held.append(self.backlog() or 0)
+
     def _recovered(self) -> None:
         """From now (the repair), wait for a drained backlog and record how long it took."""
         start = time.monotonic()
@@ -272,7 +281,7 @@ class ChaosRun:
         self.proxy.fault(kind)
         began = time.monotonic()
         _wait(self._link_down, timeout=30, what=f"the uplink to notice the {kind}")
-        time.sleep(max(0.0, hold_s - (time.monotonic() - began)))  # the outage's length
+        self._hold(hold_s - (time.monotonic() - began))
         self.proxy.heal()
         self._recovered()
 
@@ -294,7 +303,7 @@ class ChaosRun:
         self.figures.faults[f"hub {signal.Signals(signum).name}"] += 1
         self.hub.stop(signum)
         _wait(self._link_down, timeout=30, what="the uplink to notice the hub is gone")
-        time.sleep(hold_s)  # the outage's length
+        self._hold(hold_s)
         restart_process(self.hub)
         self.hub_starts += 1
         wait_for_log(self.hub, r"Listening for leafnode connections", count=self.hub_starts)
@@ -305,7 +314,7 @@ class ChaosRun:
         assert self.pg is not None, "database_outage needs the run's PgCluster"
         self.figures.faults["postgresql stop"] += 1
         self.pg.shutdown("fast")
-        time.sleep(hold_s)  # the outage's length
+        time.sleep(hold_s)  # the outage's length (the store cannot count meanwhile)
         self.pg.start()
         self._recovered()
 
@@ -322,7 +331,7 @@ class ChaosRun:
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
-        time.sleep(hold_s)  # the outage's length
+        self._hold(hold_s)
         filler.unlink()
         self._recovered()
 
@@ -409,6 +418,16 @@ def _site_config(hub_url: str, store_url: str) -> str:
           ]
         }}
         """
+
+
+def _migrate(path: Path, config: str) -> None:
+    """``leafnode migrate``: a PostgreSQL store needs its schema first (SQLite makes it)."""
+    path.write_text(config)
+    subprocess.run(
+        [sys.executable, "-m", "leafnode", "migrate", "-c", str(path)],
+        check=True,
+        capture_output=True,
+    )
 
 
 async def _add_stream(url: str) -> None:

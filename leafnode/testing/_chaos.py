@@ -158,6 +158,7 @@ class ChaosRun:
         self.figures = Figures()
         self.drains: list[float] = []
         self.held: list[int] = []
+        self.last_fault = ""
         self._memory: dict[str, list[tuple[int, int]]] = {}
         self._started = time.monotonic()
         proxy_port = free_port()
@@ -257,6 +258,10 @@ class ChaosRun:
             if pss:
                 self._memory.setdefault(name, []).append((pid, pss))
 
+    def _begin(self, label: str) -> None:
+        self.figures.faults[label] += 1
+        self.last_fault = label
+
     def _hold(self, seconds: float) -> None:
         """Keep an outage going ``seconds`` (its length), then note the backlog it left."""
         time.sleep(max(0.0, seconds))
@@ -277,7 +282,7 @@ class ChaosRun:
     def link_fault(self, kind: FaultKind, *, hold_s: float = 1.0) -> None:
         """Break the hub link the ``kind`` way until the uplink sees it, ``hold_s`` at least."""
         assert self.proxy is not None
-        self.figures.faults[f"link {kind}"] += 1
+        self._begin(f"link {kind}")
         self.proxy.fault(kind)
         began = time.monotonic()
         _wait(self._link_down, timeout=30, what=f"the uplink to notice the {kind}")
@@ -287,7 +292,7 @@ class ChaosRun:
 
     def kill_service(self, name: str) -> None:
         """SIGKILL ``name`` under load; the supervisor restarts it."""
-        self.figures.faults[f"kill -9 {name}"] += 1
+        self._begin(f"kill -9 {name}")
         old = self.services()[name]
         os.kill(old, signal.SIGKILL)
 
@@ -300,7 +305,7 @@ class ChaosRun:
 
     def restart_hub(self, signum: int = signal.SIGTERM, *, hold_s: float = 0.5) -> None:
         """Stop the hub with ``signum``, keep it down ``hold_s``, start it on the same ports."""
-        self.figures.faults[f"hub {signal.Signals(signum).name}"] += 1
+        self._begin(f"hub {signal.Signals(signum).name}")
         self.hub.stop(signum)
         _wait(self._link_down, timeout=30, what="the uplink to notice the hub is gone")
         self._hold(hold_s)
@@ -312,7 +317,7 @@ class ChaosRun:
     def database_outage(self, *, hold_s: float = 2.0) -> None:
         """Stop the PostgreSQL cluster (fast shutdown), keep it down ``hold_s``, start it."""
         assert self.pg is not None, "database_outage needs the run's PgCluster"
-        self.figures.faults["postgresql stop"] += 1
+        self._begin("postgresql stop")
         self.pg.shutdown("fast")
         time.sleep(hold_s)  # the outage's length (the store cannot count meanwhile)
         self.pg.start()
@@ -320,7 +325,7 @@ class ChaosRun:
 
     def disk_full(self, disk: Path, *, hold_s: float = 2.0) -> None:
         """Take every free byte of ``disk`` (the SQLite file's), ``hold_s``, then free it."""
-        self.figures.faults["disk full"] += 1
+        self._begin("disk full")
         filler = disk / "filler"
         with open(filler, "wb") as fh:
             chunk = b"\0" * (1 << 16)

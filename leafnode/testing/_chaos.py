@@ -92,6 +92,7 @@ class Figures:
     foreign_ids: int = 0
     stream_msgs: int = 0
     stream_duplicates: int = 0
+    stream_missing: int = 0
     worst_drain_s: float = 0.0
     worst_flush_s: float = 0.0
     memory_kb: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
@@ -117,6 +118,7 @@ class Figures:
             f"  with another Nats-Msg-Id   {self.foreign_ids}",
             f"stream messages (dedup)      {self.stream_msgs}",
             f"  duplicates in the stream   {self.stream_duplicates}",
+            f"  acknowledged, not in it    {self.stream_missing}",
             f"worst link-back-to-drained   {self.worst_drain_s:.2f} s",
             f"worst flush                  {self.worst_flush_s:.2f} s",
             "memory PSS kB (first, last, max; restarts):",
@@ -369,6 +371,7 @@ class ChaosRun:
         figures.foreign_ids = sum(1 for payload, ident in arrivals if ident != payload)
         figures.stream_msgs = len(in_stream)
         figures.stream_duplicates = len(in_stream) - len(set(in_stream))
+        figures.stream_missing = len(acked - set(in_stream))
         figures.out_of_order = sorted(
             {f"{n} ({where})" for where, ids in (("subscriber", seen), ("stream", in_stream))
              for n in _out_of_order(ids)}

@@ -94,6 +94,7 @@ class Figures:
     stream_duplicates: int = 0
     stream_missing: int = 0
     worst_drain_s: float = 0.0
+    largest_backlog: int = 0
     worst_flush_s: float = 0.0
     memory_kb: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     duration_s: float = 0.0
@@ -120,6 +121,7 @@ class Figures:
             f"  duplicates in the stream   {self.stream_duplicates}",
             f"  acknowledged, not in it    {self.stream_missing}",
             f"worst link-back-to-drained   {self.worst_drain_s:.2f} s",
+            f"largest backlog at a repair  {self.largest_backlog}",
             f"worst flush                  {self.worst_flush_s:.2f} s",
             "memory PSS kB (first, last, max; restarts):",
         ]
@@ -377,6 +379,7 @@ class ChaosRun:
              for n in _out_of_order(ids)}
         )  # fmt: skip
         figures.worst_drain_s = max(self.drains, default=0.0)
+        figures.largest_backlog = max(self.held, default=0)
         figures.worst_flush_s = max((p.stats.worst_flush_s for p in self.publishers), default=0.0)
         for name, samples in self._memory.items():
             pss = [s for _, s in samples]

@@ -88,7 +88,7 @@ def run(args: argparse.Namespace) -> int:
         pg: PgCluster | None = None
         disk: Path | None = None
         if args.store == "postgres":
-            pg = stack.enter_context(PgCluster(base_dir=base / "pg"))
+            pg = stack.enter_context(PgCluster())  # its own temp dir: postgres must reach it
             store_url = pg.create_database()
         elif args.store == "tmpfs":
             disk = _mount_tmpfs(stack, base)

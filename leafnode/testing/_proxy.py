@@ -170,9 +170,12 @@ class FaultProxy:
             self._server = None
         for link in list(self._links):
             self._drop(link, reset=False)
-        self._flowing.set()
-        tasks = [t for link in self._links for t in link.tasks]
-        await asyncio.gather(*tasks, return_exceptions=True)
+        # Pumps and connection handlers (a blackhole holds some): end them all,
+        # so none is left pending when the loop closes.
+        others = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+        for task in others:
+            task.cancel()
+        await asyncio.gather(*others, return_exceptions=True)
 
     def _drop(self, link: _Link, *, reset: bool) -> None:
         for task in link.tasks:

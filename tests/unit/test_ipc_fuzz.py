@@ -1,8 +1,8 @@
 """Property tests of the ipc frame decoder: any input gives frames or FrameError.
 
-``test_ipc_codec`` round-trips valid frames; here the input is hostile:
-random bytes, valid streams with bytes changed, and bodies with every JSON
-shape. The decoder must return frames or raise ``FrameError`` (sticky),
+``test_ipc_codec`` round-trips valid frames under random chunking; here the
+input is hostile: random bytes, valid streams with bytes changed, and bodies
+with every JSON shape. The decoder must return frames or raise ``FrameError`` (sticky),
 never another exception, and never buffer more than ``max_frame`` plus the
 length prefix and one read.
 """
@@ -19,7 +19,7 @@ from hypothesis import strategies as st
 
 from leafnode.ipc import Frame, FrameDecoder, FrameError, encode_frame
 
-FUZZ = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(deadline=None, max_examples=200, suppress_health_check=[HealthCheck.too_slow])
 MAX_FRAME = 512
 
 json_values = st.recursive(
@@ -31,7 +31,7 @@ json_values = st.recursive(
     lambda inner: (
         st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=5), inner, max_size=3)
     ),
-    max_leaves=8,
+    max_leaves=5,
 )
 frames = st.builds(
     Frame,
@@ -108,15 +108,6 @@ def bodies(draw: st.DrawFn) -> bytes:
     blobs = draw(st.binary(max_size=20))
     body = struct.pack("!I", len(text)) + text + blobs
     return struct.pack("!I", len(body)) + body
-
-
-@FUZZ
-@given(st.lists(frames, max_size=5), st.lists(st.integers(0, 10**6), max_size=6))
-def test_any_split_of_a_valid_stream_gives_the_same_frames(
-    sent: list[Frame], cuts: list[int]
-) -> None:
-    data = encoded(sent)
-    assert decode(chunked(data, cuts), max_frame=1 << 20) == (sent, None)
 
 
 @FUZZ

@@ -93,6 +93,8 @@ class Figures:
     stream_msgs: int = 0
     stream_duplicates: int = 0
     stream_missing: int = 0
+    # Outage -> acknowledged messages missing from the stream, sent since it began.
+    stream_missing_by_fault: Counter[str] = field(default_factory=Counter)
     worst_drain_s: float = 0.0
     largest_backlog: int = 0
     worst_flush_s: float = 0.0
@@ -119,7 +121,8 @@ class Figures:
             f"  with another Nats-Msg-Id   {self.foreign_ids}",
             f"stream messages (dedup)      {self.stream_msgs}",
             f"  duplicates in the stream   {self.stream_duplicates}",
-            f"  acknowledged, not in it    {self.stream_missing}",
+            f"  acknowledged, not in it    {self.stream_missing}"
+            + "".join(f"; {n} after {k}" for k, n in self.stream_missing_by_fault.items()),
             f"worst link-back-to-drained   {self.worst_drain_s:.2f} s",
             f"largest backlog at a repair  {self.largest_backlog}",
             f"worst flush                  {self.worst_flush_s:.2f} s",
@@ -163,6 +166,8 @@ class ChaosRun:
         self.drains: list[float] = []
         self.held: list[int] = []
         self.last_fault = ""
+        # (outage, each publisher's next sequence number when it began)
+        self._timeline: list[tuple[str, dict[str, int]]] = []
         self._memory: dict[str, list[tuple[int, int]]] = {}
         self._started = time.monotonic()
         proxy_port = free_port()
@@ -265,6 +270,7 @@ class ChaosRun:
     def _begin(self, label: str) -> None:
         self.figures.faults[label] += 1
         self.last_fault = label
+        self._timeline.append((label, {p.name: p.next_seq for p in self.publishers}))
 
     def _hold(self, seconds: float) -> None:
         """Keep an outage going ``seconds`` (its length), then note the backlog it left."""
@@ -373,7 +379,11 @@ class ChaosRun:
         figures.foreign_ids = sum(1 for payload, ident in arrivals if ident != payload)
         figures.stream_msgs = len(in_stream)
         figures.stream_duplicates = len(in_stream) - len(set(in_stream))
-        figures.stream_missing = len(acked - set(in_stream))
+        missing = acked - set(in_stream)
+        figures.stream_missing = len(missing)
+        for name, seq in missing:
+            began = [label for label, at in self._timeline if at[name] <= seq]
+            figures.stream_missing_by_fault[began[-1] if began else "the start"] += 1
         figures.out_of_order = sorted(
             {f"{n} ({where})" for where, ids in (("subscriber", seen), ("stream", in_stream))
              for n in _out_of_order(ids)}

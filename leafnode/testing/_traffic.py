@@ -169,6 +169,11 @@ class CountingPublisher:
         if self._thread.is_alive():
             raise RuntimeError(f"publisher {self.name} did not stop in {timeout}s")
 
+    @property
+    def next_seq(self) -> int:
+        """The sequence number of the next message."""
+        return self._next
+
     def acked_ids(self) -> set[int]:
         return {i for r in self.stats.acked for i in r}
 

@@ -333,21 +333,43 @@ class ChaosRun:
         self.pg.start()
         self._recovered()
 
+    def waiting_in_router(self) -> int:
+        """Buffered messages the router holds in memory because the store refused them."""
+        try:
+            frame = ipc_request(self.run_dir / "router.ctl", "bufferz")
+        except (OSError, IpcError):
+            return 0
+        data = frame.fields.get("data")
+        waiting = data.get("waiting") if isinstance(data, dict) else 0
+        return waiting if isinstance(waiting, int) else 0
+
     def disk_full(self, disk: Path, *, hold_s: float = 2.0) -> None:
-        """Take every free byte of ``disk`` (the SQLite file's), ``hold_s``, then free it."""
+        """Fill ``disk`` (the SQLite file's) while the backlog grows; ``hold_s``; free it.
+
+        With the link up, the store reuses the pages of delivered rows and
+        never needs a new byte, so the hub link is refused meanwhile: the
+        backlog must grow, the store's next commit fails (SQLITE_FULL), and
+        the router holds the messages in memory (``waiting``), which is the
+        sign awaited before the hold.
+        """
+        assert self.proxy is not None
         self._begin("disk full")
+        self.proxy.fault("refuse")
         filler = disk / "filler"
-        with open(filler, "wb") as fh:
+        with open(filler, "wb", buffering=0) as fh:
             chunk = b"\0" * (1 << 16)
             try:
-                while True:
-                    fh.write(chunk)
-                    fh.flush()
+                while fh.write(chunk):
+                    pass
             except OSError as exc:
                 if exc.errno != errno.ENOSPC:
                     raise
-        self._hold(hold_s)
-        filler.unlink()
+        try:
+            _wait(lambda: self.waiting_in_router() > 0, timeout=30, what="a store refusing")
+            self._hold(hold_s)
+        finally:
+            filler.unlink()
+            self.proxy.heal()
         self._recovered()
 
     # -- the end ------------------------------------------------------------------

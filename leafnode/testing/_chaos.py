@@ -249,8 +249,9 @@ class ChaosRun:
         return status.get("ready") is True and isinstance(subs, list) and "tele.>" in subs
 
     def drained(self) -> bool:
-        """The link is up and the backlog holds no more than the batches in flight."""
-        if self.link_status().get("connected") is not True:
+        """The link is up, the router holds nothing for the store, and the backlog
+        holds no more than the batches in flight."""
+        if self.link_status().get("connected") is not True or self.waiting_in_router():
             return False
         backlog = self.backlog()
         in_flight = sum(p.batch for p in self.publishers) * 2

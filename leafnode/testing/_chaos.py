@@ -249,8 +249,7 @@ class ChaosRun:
         return status.get("ready") is True and isinstance(subs, list) and "tele.>" in subs
 
     def drained(self) -> bool:
-        """The link is up, the router holds nothing for the store, and the backlog
-        holds no more than the batches in flight."""
+        """Link up, nothing waiting in the router, no more backlog than in flight."""
         if self.link_status().get("connected") is not True or self.waiting_in_router():
             return False
         backlog = self.backlog()

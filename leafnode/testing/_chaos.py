@@ -93,6 +93,7 @@ class Figures:
     stream_msgs: int = 0
     stream_duplicates: int = 0
     stream_missing: int = 0
+    stream_missing_ids: list[str] = field(default_factory=list)
     # Outage -> acknowledged messages missing from the stream, sent since it began.
     stream_missing_by_fault: Counter[str] = field(default_factory=Counter)
     worst_drain_s: float = 0.0
@@ -132,6 +133,8 @@ class Figures:
             lines.append(f"  {name:<8} {first:>8} {last:>8} {peak:>8}  {restarts}")
         if self.lost:
             lines.append(f"lost (first 20): {self.lost[:20]}")
+        if self.stream_missing_ids:
+            lines.append(f"not in the stream (first 20): {self.stream_missing_ids[:20]}")
         if self.out_of_order:
             lines.append(f"out of order: {self.out_of_order}")
         return "\n".join(lines)
@@ -403,6 +406,7 @@ class ChaosRun:
         figures.stream_duplicates = len(in_stream) - len(set(in_stream))
         missing = acked - set(in_stream)
         figures.stream_missing = len(missing)
+        figures.stream_missing_ids = sorted(f"{n}-{s}" for n, s in missing)
         for name, seq in missing:
             began = [label for label, at in self._timeline if at[name] <= seq]
             figures.stream_missing_by_fault[began[-1] if began else "the start"] += 1

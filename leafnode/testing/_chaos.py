@@ -18,15 +18,16 @@ took from the repair to a drained backlog (``drains``):
   supervisor restarts it);
 * ``restart_hub(signum)``: the hub stops (SIGTERM or SIGKILL) and starts again;
 * ``database_outage()``: the PostgreSQL cluster stops and starts again;
-* ``disk_full()``: a filler file takes every free byte of the SQLite disk,
-  then goes.
+* ``disk_full()``: a filler file takes every free byte of the SQLite disk
+  while the hub link is refused (so the backlog must grow), then goes.
 
 ``finish()`` stops the publishers, waits until the site is drained and the
 hub has what was acknowledged (or a deadline passed), reads the stream and
-computes ``Figures``: acknowledged-but-lost (must be 0), order of first
-arrivals per publisher, duplicates (each must carry one ``Nats-Msg-Id``, and
-the stream must hold each message once), the worst drain time, and each
-service's memory (PSS) over the run.
+computes ``Figures``: acknowledged-but-lost (at neither the subscriber nor
+the stream: must be 0), order of first arrivals per publisher, duplicates
+(each must carry one ``Nats-Msg-Id``, and the stream must hold each message
+once), acknowledged messages the stream lacks (by the outage they were sent
+after), the worst drain time, and each service's memory (PSS) over the run.
 """
 
 from __future__ import annotations
@@ -149,6 +150,7 @@ class ChaosRun:
         pg: the cluster behind ``store_url``, for ``database_outage``.
         publishers: how many publisher threads.
         rate: messages per second per publisher.
+        batch: messages per flush.
         hub_binary: which nats-server runs the hub.
     """
 

@@ -11,9 +11,9 @@ the test is read.
 
 from __future__ import annotations
 
-import tempfile
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -21,7 +21,6 @@ from leafnode.config import ConfigError, Settings, loads
 
 FUZZ = settings(deadline=None, max_examples=400, suppress_health_check=[HealthCheck.too_slow])
 SOURCE = "fuzz.conf"
-EMPTY_DIR = Path(tempfile.mkdtemp(prefix="leafnode-config-fuzz-"))
 
 VALID = [
     Path(__file__).parents[2].joinpath("examples", "leaf.conf").read_text(),
@@ -90,10 +89,10 @@ def mutated(draw: st.DrawFn) -> str:
     return "".join(text)
 
 
-def check(text: str) -> None:
+def check(text: str, empty_dir: Path) -> None:
     error: ConfigError | None = None
     try:
-        result = loads(text, source=SOURCE, base_dir=EMPTY_DIR, environ={})
+        result = loads(text, source=SOURCE, base_dir=empty_dir, environ={})
     except ConfigError as exc:
         error = exc
     if error is None:
@@ -107,18 +106,24 @@ def check(text: str) -> None:
     assert str(error) == f"{SOURCE}:{error.line}:{error.column}: {error.reason}"
 
 
-def test_the_valid_corpus_loads() -> None:
+@pytest.fixture(scope="module")
+def empty_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where includes resolve: nothing to find there."""
+    return tmp_path_factory.mktemp("empty")
+
+
+def test_the_valid_corpus_loads(empty_dir: Path) -> None:
     for text in VALID:
-        assert isinstance(loads(text, source=SOURCE, base_dir=EMPTY_DIR, environ={}), Settings)
+        assert isinstance(loads(text, source=SOURCE, base_dir=empty_dir, environ={}), Settings)
 
 
 @FUZZ
 @given(token_soup | st.text(max_size=200))
-def test_random_text_gives_settings_or_a_positioned_error(text: str) -> None:
-    check(text)
+def test_random_text_gives_settings_or_a_positioned_error(empty_dir: Path, text: str) -> None:
+    check(text, empty_dir)
 
 
 @FUZZ
 @given(mutated())
-def test_mutated_files_give_settings_or_a_positioned_error(text: str) -> None:
-    check(text)
+def test_mutated_files_give_settings_or_a_positioned_error(empty_dir: Path, text: str) -> None:
+    check(text, empty_dir)

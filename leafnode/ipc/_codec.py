@@ -210,7 +210,7 @@ def _decode_body(body: bytes) -> Frame:
         raise FrameError("JSON length exceeds the frame body", snippet=body)
     try:
         header = json.loads(body[4:json_end])
-    except (ValueError, UnicodeDecodeError):
+    except (ValueError, UnicodeDecodeError, RecursionError):  # RecursionError: [[[[...
         raise FrameError("frame JSON is not valid", snippet=body[4:json_end]) from None
     if not isinstance(header, dict):
         raise FrameError("frame JSON is not an object", snippet=body[4:json_end])

@@ -5,6 +5,7 @@ Used by ``tests/`` and ``bench/``; never by the services.
 
 from __future__ import annotations
 
+from ._chaos import SERVICES, ChaosRun, Figures
 from ._postgres import PG_USER, PgCluster, pg_bin_dir
 from ._procs import (
     NatsServerProcess,
@@ -15,6 +16,7 @@ from ._procs import (
     nats_server_binary,
     wait_for_port,
 )
+from ._proxy import FAULT_KINDS, FaultKind, FaultProxy
 from ._site import ApiProcess as ApiProcess
 from ._site import SiteProcess as SiteProcess
 from ._site import http_get as http_get
@@ -22,6 +24,7 @@ from ._site import pid_alive as pid_alive
 from ._site import ping_socket as ping_socket
 from ._site import site_processes as site_processes
 from ._site import wait_for_socket as wait_for_socket
+from ._traffic import CountingPublisher, HubSubscriber, ipc_request, memory_kb
 from ._uplink import (
     HubProcess,
     OperatorKeys,
@@ -33,8 +36,16 @@ from ._uplink import (
 )
 
 __all__ = [
+    "FAULT_KINDS",
     "PG_USER",
+    "SERVICES",
+    "ChaosRun",
+    "CountingPublisher",
+    "FaultKind",
+    "FaultProxy",
+    "Figures",
     "HubProcess",
+    "HubSubscriber",
     "NatsServerProcess",
     "OperatorKeys",
     "PgCluster",
@@ -44,7 +55,9 @@ __all__ = [
     "UplinkProcess",
     "free_port",
     "hub_binaries",
+    "ipc_request",
     "make_tls_files",
+    "memory_kb",
     "nats_server_binary",
     "pg_bin_dir",
     "restart_process",

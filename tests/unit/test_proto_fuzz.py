@@ -31,6 +31,7 @@ from leafnode.proto import (
     Unsub,
     encode_event,
 )
+from tests.unit.test_proto_golden import load_transcripts
 
 # The machine is shared: no deadlines, modest example counts.
 FUZZ = settings(deadline=None, max_examples=300, suppress_health_check=[HealthCheck.too_slow])
@@ -257,3 +258,77 @@ def test_chunking_does_not_change_the_outcome(kind: Kind, data: bytes, cuts: lis
     # Limits are checked on partial lines too, but a partial line over a limit
     # is over it once complete: the outcome never depends on the chunking.
     assert outcome(chunked(data, cuts)) == outcome([data])
+
+
+# -- valid streams with bytes changed: events or a protocol error, chunking-proof --
+
+BIG = {"max_control_line": 4096, "max_payload": 1 << 16, "max_buffer": 1 << 18}
+GOLDEN_STREAMS = {
+    Kind.SERVER: list(load_transcripts("server_to_client.txt").values()),
+    Kind.LEAF: list(load_transcripts("hub_to_leaf.txt").values()),
+}
+
+
+def mutate(draw: st.DrawFn, data: bytes) -> bytes:
+    """A few bytes of ``data`` overwritten, inserted or deleted."""
+    out = bytearray(data)
+    for _ in range(draw(st.integers(1, 4))):
+        at = draw(st.integers(0, len(out)))
+        match draw(st.sampled_from(["set", "insert", "delete"])):
+            case "set" if at < len(out):
+                out[at] = draw(st.integers(0, 255))
+            case "insert":
+                out[at:at] = draw(fragments | st.binary(min_size=1, max_size=4))
+            case _:
+                del out[at : at + draw(st.integers(1, 8))]
+    return bytes(out)
+
+
+@st.composite
+def mutated_streams(draw: st.DrawFn) -> tuple[Kind, bytes]:
+    kind = draw(st.sampled_from(list(Kind)))
+    if kind in GOLDEN_STREAMS and draw(st.booleans()):
+        data = draw(st.sampled_from(GOLDEN_STREAMS[kind]))  # real nats-server bytes
+    else:
+        events = draw(st.lists(EVENTS[kind], min_size=1, max_size=8))
+        data = b"".join(encode_event(e) for e in events)
+    return kind, mutate(draw, data)
+
+
+def outcome(kind: Kind, chunks: list[bytes]) -> tuple[list[Event], str | None]:
+    parser = Parser(kind, **BIG)
+    events: list[Event] = []
+    error: RemoteProtocolError | None = None
+    try:
+        for chunk in chunks:
+            parser.feed(chunk)
+            while (event := parser.next_event()) is not None:
+                events.append(event)
+            parser.compact()
+            assert parser.buffered <= BIG["max_buffer"]
+    except RemoteProtocolError as exc:
+        error = exc
+    if error is None:
+        return events, None
+    assert len(error.snippet) <= 32
+    with pytest.raises(RemoteProtocolError):
+        parser.next_event()
+    return events, error.err_text
+
+
+@FUZZ
+@given(mutated_streams(), st.lists(st.integers(0, 10**6), max_size=8))
+def test_mutated_valid_streams_give_events_or_a_protocol_error(
+    stream: tuple[Kind, bytes], cuts: list[int]
+) -> None:
+    kind, data = stream
+    assert outcome(kind, chunked(data, cuts)) == outcome(kind, [data])
+
+
+@pytest.mark.parametrize("kind", list(GOLDEN_STREAMS))
+def test_real_streams_split_anywhere_give_the_same_events(kind: Kind) -> None:
+    for data in GOLDEN_STREAMS[kind]:
+        whole = outcome(kind, [data])
+        assert whole[1] is None
+        for cut in range(len(data) + 1):
+            assert outcome(kind, [data[:cut], data[cut:]]) == whole

@@ -22,6 +22,7 @@ from leafnode.config import (
     Settings,
     TlsSettings,
     UserSettings,
+    check_store_url,
     load,
     loads,
 )
@@ -274,6 +275,9 @@ def apply_server_flags(
         api = dataclasses.replace(api, port=args.http_port)
     store = settings.store
     if args.store_url is not None:
+        problem = check_store_url(args.store_url)
+        if problem is not None:
+            raise ConfigError(FLAGS_SOURCE, 0, 0, f"--store: {problem}")
         store = dataclasses.replace(store, url=args.store_url)
     settings = dataclasses.replace(
         settings,

@@ -19,6 +19,7 @@ from ._build_auth import (
     nkey_verify_key,
     operator_signing_keys,
 )
+from ._build_store import check_store_url
 from ._errors import ConfigError
 from ._parser import parse
 from ._settings import (
@@ -62,6 +63,7 @@ __all__ = [
     "TlsSettings",
     "UserSettings",
     "WebsocketSettings",
+    "check_store_url",
     "decode_jwt",
     "load",
     "loads",

@@ -42,7 +42,9 @@ from ._build_auth import (
     nkey_verify_key,
     operator_signing_keys,
 )
-from ._build_leaf import build_leafnodes, build_tls
+from ._build_leaf import build_leafnodes
+from ._build_store import build_store
+from ._build_tls import build_tls
 from ._build_ws import build_websocket
 from ._errors import ConfigError
 from ._parser import Entry, Value, parse_tree
@@ -67,6 +69,7 @@ from ._values import (
     want_int,
     want_map,
     want_port,
+    want_size,
     want_str,
     want_str_list,
 )
@@ -100,7 +103,6 @@ _UNSUPPORTED_TOP_LEVEL = frozenset(
         "server_tags",
     }
 )
-_SYNC_MODES = ("full", "normal")
 
 # nats-server's spellings of the operator-mode keys (opts.go), by our name.
 _OPERATOR_KEYS = {
@@ -215,10 +217,10 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
                 router = replace(router, max_payload=_want_max_payload(entry, name))
                 later[key] = entry
             case "max_control_line":
-                value = want_int(entry, name, minimum=0)
+                value = want_size(entry, name)
                 router = replace(router, max_control_line=value or defaults.max_control_line)
             case "max_pending":
-                value = want_int(entry, name, minimum=0)
+                value = want_size(entry, name)
                 router = replace(router, max_pending=value or defaults.max_pending)
                 later[key] = entry
             case "max_connections" | "max_conn":
@@ -252,7 +254,10 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "ports_file_dir":
                 settings = replace(settings, ports_file_dir=want_str(entry, name))
             case "run_dir":
-                settings = replace(settings, run_dir=want_str(entry, name))
+                run_dir = want_str(entry, name)
+                if not run_dir:
+                    raise ConfigError.at(entry.pos, f"{name}: may not be empty")
+                settings = replace(settings, run_dir=run_dir)
             case "data_path_cpu":
                 settings = replace(settings, data_path_cpu=_want_cpu_setting(entry, name))
             case "http":
@@ -263,7 +268,9 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "api":
                 api = _build_api(entry, api, ctx)
             case "store":
-                store = _build_store(entry, ctx)
+                store = build_store(entry, ctx)
+            case "allow_non_tls":
+                later[key] = entry
             case "authorization" | "accounts" | "no_auth_user" | "tls" | "leafnodes" | "leaf":
                 later["leafnodes" if key == "leaf" else key] = entry
             case _ if key in _OPERATOR_KEYS:
@@ -302,9 +309,17 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             default_permissions=auth.permissions,
         )
     if "tls" in later:
-        tls = build_tls(later["tls"], "tls", ctx, default_timeout_s=DEFAULT_CLIENT_TLS_TIMEOUT_S)
+        tls = build_tls(
+            later["tls"], "tls", ctx, default_timeout_s=DEFAULT_CLIENT_TLS_TIMEOUT_S, server=True
+        )
+        if "allow_non_tls" in later:
+            allow = want_bool(later["allow_non_tls"], later["allow_non_tls"].key)
+            tls = replace(tls, allow_non_tls=tls.allow_non_tls or allow)
         router = replace(router, tls=tls, auth_timeout_s=tls.timeout_s + 1.0)
-    if auth is not None and auth.timeout_s is not None:
+    elif "allow_non_tls" in later:
+        # Checked, and nothing to allow without a tls block.
+        want_bool(later["allow_non_tls"], later["allow_non_tls"].key)
+    if auth is not None and auth.timeout_s:  # 0 keeps the default, as in nats-server
         router = replace(router, auth_timeout_s=auth.timeout_s)
     if "no_auth_user" in later:
         router = replace(router, no_auth_user=_no_auth_user(later["no_auth_user"], auth, accounts))
@@ -326,7 +341,7 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
 
 
 def _want_max_payload(entry: Entry, name: str) -> int:
-    value = want_int(entry, name, minimum=0) or RouterSettings().max_payload
+    value = want_size(entry, name) or RouterSettings().max_payload
     if value > MAX_PAYLOAD_LIMIT:
         raise ConfigError.at(
             entry.pos, f"{name}: {value} is larger than the 64 MiB limit ({MAX_PAYLOAD_LIMIT})"
@@ -565,28 +580,6 @@ def _build_api(entry: Entry, api: ApiSettings, ctx: Context) -> ApiSettings:
             case _:
                 ctx.unknown(item, sub)
     return api
-
-
-def _build_store(entry: Entry, ctx: Context) -> StoreSettings:
-    """``store { url, sync: full|normal }`` (DESIGN §4)."""
-    defaults = StoreSettings()
-    url, sync = defaults.url, defaults.sync
-    for item in want_map(entry, entry.key).values():
-        sub = f"store.{item.key}"
-        match item.key.lower():
-            case "url":
-                url = want_str(item, sub)
-                if not url:
-                    raise ConfigError.at(item.pos, f"{sub}: may not be empty")
-            case "sync":
-                sync = want_str(item, sub).lower()
-                if sync not in _SYNC_MODES:
-                    raise ConfigError.at(
-                        item.pos, f"{sub}: expected 'full' or 'normal', got {sync!r}"
-                    )
-            case _:
-                ctx.unknown(item, sub)
-    return StoreSettings(url=url, sync=sync)
 
 
 def _want_cpu_setting(entry: Entry, name: str) -> CpuSetting:

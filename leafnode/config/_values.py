@@ -38,10 +38,12 @@ __all__ = [
     "want_duration",
     "want_host_port",
     "want_int",
+    "want_limit",
     "want_list",
     "want_map",
     "want_port",
     "want_seconds",
+    "want_size",
     "want_str",
     "want_str_list",
     "want_subjects",
@@ -58,6 +60,11 @@ _UNIT_S = {
     "m": 60.0,
     "h": 3600.0,
 }
+# What a size value may look like, for error messages (the lexer's SIZE_SUFFIXES).
+SIZE_HELP = (
+    "a size in bytes such as 1048576, 512MB or 1GiB "
+    "(units K, M, G, T = 1000^n; KB, MB, GB, TB, KiB, MiB, GiB, TiB = 1024^n)"
+)
 _ENV_REF = re.compile(r"\$(\w+)|\$\{([^}]*)\}")
 MAX_PORT = 65535
 
@@ -149,6 +156,39 @@ def want_int(entry: Entry, name: str, *, minimum: int | None = None) -> int:
     if minimum is not None and data < minimum:
         raise ConfigError.at(entry.pos, f"{name}: must be at least {minimum}, got {data}")
     return data
+
+
+def want_size(entry: Entry, name: str, *, minimum: int = 0) -> int:
+    """A size in bytes: an integer, or an integer with a unit (``1MB``, made by the lexer).
+
+    Anything else is an error that lists the units (``5XB`` reaches us as a string).
+    """
+    data = entry.value.data
+    if isinstance(data, bool) or not isinstance(data, int):
+        raise type_error(entry.pos, name, SIZE_HELP, entry.value)
+    if data < minimum:
+        raise ConfigError.at(entry.pos, f"{name}: must be at least {minimum}, got {data}")
+    return data
+
+
+def want_limit(entry: Entry, name: str, *, size: bool) -> int | None:
+    """A limit that may be unlimited: ``-1`` or ``0`` (JetStream's spellings) -> None.
+
+    ``size`` limits take units (``1GB``); other limits are counts. Any other
+    negative value is an error rather than a second spelling of "unlimited".
+    """
+    data = entry.value.data
+    what = "a size" if size else "a count"
+    if isinstance(data, bool) or not isinstance(data, int):
+        expected = f"{SIZE_HELP}, or -1 for unlimited" if size else "an integer"
+        if not size:
+            expected += ", or -1 for unlimited"
+        raise type_error(entry.pos, name, expected, entry.value)
+    if data < -1:
+        raise ConfigError.at(
+            entry.pos, f"{name}: expected {what} of at least 1, or -1 for unlimited, got {data}"
+        )
+    return data if data > 0 else None
 
 
 def want_map(entry: Entry, name: str) -> Tree:

@@ -30,6 +30,8 @@ from leafnode.config import (
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from leafnode.testing import TlsFiles
+
 USER_SEED = nkeys.encode_seed(bytes(range(32)), nkeys.PREFIX_BYTE_USER).decode()
 USER_NKEY = nkeys.from_seed(USER_SEED.encode()).public_key.decode()
 ACCOUNT_SEED = nkeys.encode_seed(bytes(range(32)), nkeys.PREFIX_BYTE_ACCOUNT).decode()
@@ -300,8 +302,9 @@ class TestAuth:
             "<string>:5:5: accounts.A.jetstream is not supported by leafnode; ignored",
         )
 
-    def test_tls_sets_auth_timeout(self) -> None:
-        c = s("tls { timeout: 3 }\nauthorization { token: t }")
+    def test_tls_sets_auth_timeout(self, tls_files: TlsFiles) -> None:
+        tls = f"cert_file: '{tls_files.server_cert}', key_file: '{tls_files.server_key}'"
+        c = s(f"tls {{ {tls}, timeout: 3 }}\nauthorization {{ token: t }}")
         assert c.router.auth_timeout_s == 4.0
 
 
@@ -401,9 +404,13 @@ class TestRemotes:
         remote = self.remote("url: h, credentials: '$DIR/site.creds'", DIR=str(tmp_path))
         assert remote.credentials == str(tmp_path / "site.creds")
 
-    def test_tls_files(self, tmp_path: Path) -> None:
-        for name in ("c.pem", "k.pem", "ca.pem"):
-            (tmp_path / name).write_text("x")
+    def test_tls_files(self, tmp_path: Path, tls_files: TlsFiles) -> None:
+        for name, made in (
+            ("c.pem", tls_files.client_cert),
+            ("k.pem", tls_files.client_key),
+            ("ca.pem", tls_files.ca_cert),
+        ):
+            (tmp_path / name).write_bytes(made.read_bytes())
         c = s(
             "leafnodes { remotes: [{url: h, tls { "
             "cert_file: c.pem, key_file: k.pem, ca_file: ca.pem }}] }",
@@ -494,8 +501,8 @@ ERRORS: list[tuple[str, int, int, str]] = [
     ("max_payload: 65MB", 1, 1, "64 MiB"),
     ("max_payload: -1", 1, 1, "at least 0"),
     ("max_payload: 2MB\nmax_pending: 1MB", 1, 1, "cannot be higher than max_pending"),
-    ("max_payload: 1.5", 1, 1, "expected an integer, got a float"),
-    ("max_payload: true", 1, 1, "expected an integer, got a boolean"),
+    ("max_payload: 1.5", 1, 1, "expected a size in bytes such as 1048576, 512MB or 1GiB"),
+    ("max_payload: true", 1, 1, "got a boolean"),
     ('ping_interval: "2x"', 1, 1, "invalid duration"),
     ("ping_interval: [1]", 1, 1, "expected a duration"),
     ('ping_interval: "0s"', 1, 1, "must be positive"),

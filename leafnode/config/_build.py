@@ -47,7 +47,7 @@ from ._build_store import build_store
 from ._build_tls import build_tls
 from ._build_ws import build_websocket
 from ._errors import ConfigError
-from ._parser import Entry, Value, parse_tree
+from ._parser import Entry, Sandbox, Value, parse_tree
 from ._settings import (
     DEFAULT_ACCOUNT,
     AccountSettings,
@@ -158,16 +158,31 @@ def loads(
     source: str = "<string>",
     base_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    include_root: Path | None = None,
 ) -> Settings:
     """Validate config text (see ``load``); ``source`` names it in errors.
 
     ``base_dir`` (default: the current directory) anchors ``include`` and
     relative file paths. ``Settings.source`` stays None.
 
+    ``include_root`` is for a text from someone who may not read the host's
+    files (``PUT /config``): ``include`` may then only name files inside that
+    directory, and once an include or a ``$VARIABLE`` brought content in, an
+    error keeps its file, line, column and reason but withholds the values
+    it would quote (``ConfigError.without_values``).
+
     Raises:
         ConfigError: on a syntax error or invalid settings.
     """
-    return _load_text(text, source, base_dir, environ, None)
+    if include_root is None:
+        return _load_text(text, source, base_dir, environ, None)
+    sandbox = Sandbox(root=include_root)
+    try:
+        return _load_text(text, source, base_dir, environ, None, sandbox)
+    except ConfigError as exc:
+        if sandbox.foreign or exc.source != source:
+            raise exc.without_values() from None
+        raise
 
 
 def _load_text(
@@ -176,10 +191,11 @@ def _load_text(
     base_dir: Path | None,
     environ: Mapping[str, str] | None,
     file: Path | None,
+    sandbox: Sandbox | None = None,
 ) -> Settings:
     env = os.environ if environ is None else environ
     base = Path(".") if base_dir is None else base_dir
-    tree = parse_tree(text, source=source, base_dir=base, environ=env)
+    tree = parse_tree(text, source=source, base_dir=base, environ=env, sandbox=sandbox)
     return build_settings(tree, Context(base_dir=base, environ=env), source=file)
 
 

@@ -68,6 +68,7 @@ from ._values import (
     want_host_port,
     want_int,
     want_map,
+    want_path,
     want_port,
     want_size,
     want_str,
@@ -131,8 +132,9 @@ def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = No
     """Read and validate a config file.
 
     Args:
-        path: the config file. ``include`` and relative file options
-            (``credentials``, TLS files) are relative to its directory.
+        path: the config file. ``include`` is relative to its directory;
+            other relative paths (TLS files, ``credentials``, ``pid_file``,
+            ...) to the working directory, as nats-server resolves them.
         environ: variables for ``$NAME`` references (default: ``os.environ``).
 
     Returns:
@@ -162,8 +164,9 @@ def loads(
 ) -> Settings:
     """Validate config text (see ``load``); ``source`` names it in errors.
 
-    ``base_dir`` (default: the current directory) anchors ``include`` and
-    relative file paths. ``Settings.source`` stays None.
+    ``base_dir`` (default: the current directory) anchors ``include``;
+    other relative paths are relative to the working directory.
+    ``Settings.source`` stays None.
 
     ``include_root`` is for a text from someone who may not read the host's
     files (``PUT /config``): ``include`` may then only name files inside that
@@ -196,7 +199,7 @@ def _load_text(
     env = os.environ if environ is None else environ
     base = Path(".") if base_dir is None else base_dir
     tree = parse_tree(text, source=source, base_dir=base, environ=env, sandbox=sandbox)
-    return build_settings(tree, Context(base_dir=base, environ=env), source=file)
+    return build_settings(tree, Context(environ=env), source=file)
 
 
 def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> Settings:
@@ -264,14 +267,14 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "logtime":
                 log = replace(log, logtime=want_bool(entry, name))
             case "log_file" | "logfile":
-                log = replace(log, log_file=want_str(entry, name))
+                log = replace(log, log_file=want_path(entry, name))
             case "pid_file" | "pidfile":
-                log = replace(log, pid_file=want_str(entry, name))
+                log = replace(log, pid_file=want_path(entry, name))
             case "ports_file_dir":
-                settings = replace(settings, ports_file_dir=want_str(entry, name))
+                settings = replace(settings, ports_file_dir=want_path(entry, name))
             case "run_dir":
-                run_dir = want_str(entry, name)
-                if not run_dir:
+                run_dir = want_path(entry, name)
+                if run_dir is None:
                     raise ConfigError.at(entry.pos, f"{name}: may not be empty")
                 settings = replace(settings, run_dir=run_dir)
             case "data_path_cpu":

@@ -41,6 +41,7 @@ __all__ = [
     "want_limit",
     "want_list",
     "want_map",
+    "want_path",
     "want_port",
     "want_seconds",
     "want_size",
@@ -71,9 +72,13 @@ MAX_PORT = 65535
 
 @dataclass
 class Context:
-    """What building settings needs besides the tree: paths, env, warnings."""
+    """What building settings needs besides the tree: env, warnings.
 
-    base_dir: Path
+    Paths in option values are relative to the process's working directory,
+    as nats-server resolves them; only ``include`` (the parser's business) is
+    relative to the including file.
+    """
+
     environ: Mapping[str, str]
     warnings: list[str] = field(default_factory=list)
 
@@ -95,21 +100,29 @@ class Context:
         """A path option that must name a readable file; returned absolute.
 
         ``~`` and ``$VAR``/``${VAR}`` are expanded as nats-server does; a relative
-        path is relative to the directory of the top-level config file.
+        path is relative to the working directory (nats-server's rule: only
+        ``include`` is relative to the config file).
         """
         raw = want_str(entry, name)
         if not raw:
             raise ConfigError.at(entry.pos, f"{name}: empty file name")
         expanded = _ENV_REF.sub(lambda m: self.environ.get(m.group(1) or m.group(2), ""), raw)
-        path = Path(expanded).expanduser()
-        if not path.is_absolute():
-            path = self.base_dir / path
-        path = Path(os.path.abspath(path))
+        path = Path(os.path.abspath(Path(expanded).expanduser()))
         if not path.is_file():
             raise ConfigError.at(entry.pos, f"{name}: file {raw!r} does not exist")
         if not os.access(path, os.R_OK):
             raise ConfigError.at(entry.pos, f"{name}: file {raw!r} is not readable")
         return str(path)
+
+
+def want_path(entry: Entry, name: str) -> str | None:
+    """A path the process creates or opens later (pid file, log file, a directory).
+
+    Returned absolute, resolved against the working directory as nats-server
+    does; an empty string means "none", as in nats-server.
+    """
+    raw = want_str(entry, name)
+    return os.path.abspath(raw) if raw else None
 
 
 def type_name(value: Value) -> str:

@@ -142,9 +142,10 @@ KEYS: list[tuple[str, Get, object]] = [
     ("trace: on", lambda c: c.log.trace, True),
     ("logtime: false", lambda c: c.log.logtime, False),
     ("log_file: /var/log/l.log", lambda c: c.log.log_file, "/var/log/l.log"),
-    ("logfile: l.log", lambda c: c.log.log_file, "l.log"),
-    ("pid_file: l.pid", lambda c: c.log.pid_file, "l.pid"),
-    ("pidfile: m.pid", lambda c: c.log.pid_file, "m.pid"),
+    # Relative paths are relative to the working directory, as in nats-server.
+    ("logfile: l.log", lambda c: c.log.log_file, os.path.abspath("l.log")),
+    ("pid_file: l.pid", lambda c: c.log.pid_file, os.path.abspath("l.pid")),
+    ("pidfile: m.pid", lambda c: c.log.pid_file, os.path.abspath("m.pid")),
     ("ports_file_dir: /tmp/p", lambda c: c.ports_file_dir, "/tmp/p"),
     ("run_dir: /run/x", lambda c: c.run_dir, "/run/x"),
     ("http: 8223", lambda c: (c.api.host, c.api.port), ("127.0.0.1", 8223)),
@@ -393,10 +394,14 @@ class TestRemotes:
         c = s('leafnodes { dial_timeout: "3s", remotes: [{url: a}, {url: b, dial_timeout: "1s"}] }')
         assert [r.dial_timeout_s for r in c.leafnodes.remotes] == [3.0, 1.0]
 
-    def test_credentials_relative_to_config_dir(self, tmp_path: Path) -> None:
+    def test_credentials_relative_to_working_directory(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
         (tmp_path / "site.creds").write_text("x")
-        conf = tmp_path / "leaf.conf"
+        (tmp_path / "etc").mkdir()
+        conf = tmp_path / "etc" / "leaf.conf"
         conf.write_text("leafnodes { remotes: [ { url: hub, creds: site.creds } ] }")
+        monkeypatch.chdir(tmp_path)
         assert load(conf).leafnodes.remotes[0].credentials == str(tmp_path / "site.creds")
 
     def test_credentials_env_expansion(self, tmp_path: Path) -> None:
@@ -404,7 +409,10 @@ class TestRemotes:
         remote = self.remote("url: h, credentials: '$DIR/site.creds'", DIR=str(tmp_path))
         assert remote.credentials == str(tmp_path / "site.creds")
 
-    def test_tls_files(self, tmp_path: Path, tls_files: TlsFiles) -> None:
+    def test_tls_files(
+        self, tmp_path: Path, tls_files: TlsFiles, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
         for name, made in (
             ("c.pem", tls_files.client_cert),
             ("k.pem", tls_files.client_key),
@@ -414,7 +422,6 @@ class TestRemotes:
         c = s(
             "leafnodes { remotes: [{url: h, tls { "
             "cert_file: c.pem, key_file: k.pem, ca_file: ca.pem }}] }",
-            base_dir=tmp_path,
         )
         assert c.leafnodes.remotes[0].tls == TlsSettings(
             cert_file=str(tmp_path / "c.pem"),
@@ -651,15 +658,17 @@ def test_credentials_must_be_readable(tmp_path: Path) -> None:
     _expect(f"leafnodes {{ remotes: [ {{url: a, creds: '{creds}'}} ] }}", 1, 33, "not readable")
 
 
-def test_credentials_and_nkey_conflict(tmp_path: Path) -> None:
+def test_credentials_and_nkey_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "c").write_text("x")
+    monkeypatch.chdir(tmp_path)
     text = f"leafnodes {{ remotes: [ {{url: a, creds: c,\n  nkey: {USER_SEED}}} ] }}"
-    _expect(text, 2, 3, "both credentials and nkey", base_dir=tmp_path)
+    _expect(text, 2, 3, "both credentials and nkey")
 
 
-def test_tls_cert_needs_key(tmp_path: Path) -> None:
+def test_tls_cert_needs_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "c.pem").write_text("x")
-    _expect("tls { cert_file: c.pem }", 1, 1, "missing 'key_file'", base_dir=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    _expect("tls { cert_file: c.pem }", 1, 1, "missing 'key_file'")
 
 
 class TestLoad:

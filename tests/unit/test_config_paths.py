@@ -56,6 +56,11 @@ def pem(cwd: Path, tls_files: TlsFiles) -> Path:
     return cwd / "certs"
 
 
+def _client_tls(settings: Settings) -> TlsSettings:
+    assert settings.router.tls is not None
+    return settings.router.tls
+
+
 def _remote_tls(settings: Settings) -> TlsSettings:
     tls = settings.leafnodes.remotes[0].tls
     assert tls is not None
@@ -72,9 +77,9 @@ REMOTE_TLS = (
 )
 
 TLS_KEYS: list[tuple[str, str, Callable[[Settings], str | None], str]] = [
-    ("tls.cert_file", CLIENT_TLS, lambda c: c.router.tls and c.router.tls.cert_file, "server.pem"),
-    ("tls.key_file", CLIENT_TLS, lambda c: c.router.tls and c.router.tls.key_file, "server.key"),
-    ("tls.ca_file", CLIENT_TLS, lambda c: c.router.tls and c.router.tls.ca_file, "ca.pem"),
+    ("tls.cert_file", CLIENT_TLS, lambda c: _client_tls(c).cert_file, "server.pem"),
+    ("tls.key_file", CLIENT_TLS, lambda c: _client_tls(c).key_file, "server.key"),
+    ("tls.ca_file", CLIENT_TLS, lambda c: _client_tls(c).ca_file, "ca.pem"),
     (
         "remote tls.cert_file",
         REMOTE_TLS,

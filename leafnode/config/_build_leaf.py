@@ -11,6 +11,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
 from ._build_tls import build_tls
+from ._creds import creds_problem
 from ._errors import ConfigError
 from ._settings import (
     DEFAULT_ACCOUNT,
@@ -162,6 +163,7 @@ def _build_remote(
                 if nkey is not None:
                     raise ConfigError.at(item.pos, f"{name}: cannot have both credentials and nkey")
                 credentials = ctx.file_path(item, sub)
+                _check_creds(credentials, item.pos, sub)
             case "nkey" | "seed":
                 if credentials is not None:
                     raise ConfigError.at(item.pos, f"{name}: cannot have both credentials and nkey")
@@ -261,6 +263,18 @@ def normalize_url(raw: str, pos: Pos, name: str) -> tuple[str, str, int]:
         netloc = f"{netloc}:{port}"
     shown_host = f"[{host}]" if ":" in host else host
     return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment)), shown_host, port
+
+
+def _check_creds(path: str, pos: Pos, name: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError.at(pos, f"{name}: cannot read the credentials file: {reason}") from None
+    problem = creds_problem(text)
+    if problem is not None:
+        raise ConfigError.at(pos, f"{name}: not a usable .creds file: {problem}")
 
 
 def _shown(raw: str) -> str:

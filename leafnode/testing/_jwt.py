@@ -41,6 +41,7 @@ __all__ = [
     "creds_text",
     "encode_jwt",
     "public_key",
+    "sample_creds",
 ]
 
 # The header nats-io/jwt v2 issues, and the one v1 issued.
@@ -126,6 +127,11 @@ def creds_text(jwt: str, seed: str) -> str:
         "------END USER NKEY SEED------\n\n"
         "*************************************************************\n"
     )
+
+
+def sample_creds() -> str:
+    """A well-formed ``.creds`` text (a user of a throw-away operator), for config tests."""
+    return JwtOperator(system_account=False).account("A").user().creds()
 
 
 def _times(expires: int | None, not_before: int | None) -> dict[str, object]:

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from leafnode.testing import hub_binaries
+from leafnode.testing._jwt import sample_creds
 
 LEAFNODE = Path(sys.executable).parent / "leafnode"
 
@@ -188,7 +189,15 @@ password
         "accounts: {\r\n  ACC: { users: [{user: leaf, password: leaf}] }\r\n}\r\n"
         "include ./more.conf\r\n",
         ok=True,
-        files={"leaf.creds": "x", "more.conf": "debug: true; trace: false\n"},
+        files={"leaf.creds": sample_creds(), "more.conf": "debug: true; trace: false\n"},
+    ),
+    Case(
+        "garbage creds",
+        'leafnodes { remotes: [ { url: "nats://h:1", credentials: "./leaf.creds" } ] }\n',
+        ok=False,
+        files={"leaf.creds": "x"},
+        # nats-server -t does not read the file; leafnode run's uplink refuses it.
+        differs_on=frozenset({"latest", "debian"}),
     ),
     Case(
         "duration reconnect",

@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from leafnode.config import ConfigError, Settings, TlsSettings, load
-from leafnode.testing._jwt import JwtOperator
+from leafnode.testing._jwt import JwtOperator, sample_creds
 from services.store.engine import create_store_engine
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def test_tls_file_next_to_the_config_is_not_found(cwd: Path, pem: Path) -> None:
 
 @pytest.mark.parametrize("key", ["credentials", "creds"])
 def test_credentials(cwd: Path, key: str) -> None:
-    (cwd / "site.creds").write_text("creds")
+    (cwd / "site.creds").write_text(sample_creds())
     (cwd / "etc" / "site.creds").write_text("the wrong one")
     settings = load_from_etc(cwd, f"leafnodes {{ remotes: [ {{ url: hub, {key}: site.creds }} ] }}")
     assert settings.leafnodes.remotes[0].credentials == str(cwd / "site.creds")

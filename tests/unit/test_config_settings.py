@@ -26,6 +26,7 @@ from leafnode.config import (
     load,
     loads,
 )
+from leafnode.testing._jwt import sample_creds
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -67,7 +68,7 @@ leafnodes {
 
 def test_design_example(tmp_path: Path) -> None:
     creds = tmp_path / "site.creds"
-    creds.write_text("creds")
+    creds.write_text(sample_creds())
     conf = tmp_path / "leaf.conf"
     # The DESIGN example binds account APP, which must exist.
     text = DESIGN_EXAMPLE.replace("CREDS", str(creds)) + "accounts { APP {} }\n"
@@ -397,7 +398,7 @@ class TestRemotes:
     def test_credentials_relative_to_working_directory(
         self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
     ) -> None:
-        (tmp_path / "site.creds").write_text("x")
+        (tmp_path / "site.creds").write_text(sample_creds())
         (tmp_path / "etc").mkdir()
         conf = tmp_path / "etc" / "leaf.conf"
         conf.write_text("leafnodes { remotes: [ { url: hub, creds: site.creds } ] }")
@@ -405,7 +406,7 @@ class TestRemotes:
         assert load(conf).leafnodes.remotes[0].credentials == str(tmp_path / "site.creds")
 
     def test_credentials_env_expansion(self, tmp_path: Path) -> None:
-        (tmp_path / "site.creds").write_text("x")
+        (tmp_path / "site.creds").write_text(sample_creds())
         remote = self.remote("url: h, credentials: '$DIR/site.creds'", DIR=str(tmp_path))
         assert remote.credentials == str(tmp_path / "site.creds")
 
@@ -651,7 +652,7 @@ def test_errors(text: str, line: int, column: int, reason: str) -> None:
 
 def test_credentials_must_be_readable(tmp_path: Path) -> None:
     creds = tmp_path / "site.creds"
-    creds.write_text("x")
+    creds.write_text(sample_creds())
     creds.chmod(0)
     if os.access(creds, os.R_OK):
         pytest.skip("running as a user who can read any file")
@@ -659,7 +660,7 @@ def test_credentials_must_be_readable(tmp_path: Path) -> None:
 
 
 def test_credentials_and_nkey_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    (tmp_path / "c").write_text("x")
+    (tmp_path / "c").write_text(sample_creds())
     monkeypatch.chdir(tmp_path)
     text = f"leafnodes {{ remotes: [ {{url: a, creds: c,\n  nkey: {USER_SEED}}} ] }}"
     _expect(text, 2, 3, "both credentials and nkey")

@@ -199,3 +199,35 @@ class TestTlsFilesLoad:
         tls = loads(text, environ={}).router.tls
         assert tls is not None
         assert tls.timeout_s == 2.0
+
+
+JWT_BLOCK = "-----BEGIN X-----\na.b.c\n-----END X-----\n"
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ("SECRET-CONTENT\n", "no user JWT block"),
+        ("-----BEGIN NATS USER JWT-----\nSECRET-CONTENT\n------END------\n", "not a JWT"),
+        (JWT_BLOCK, "no user seed block"),
+        (
+            JWT_BLOCK + "-----BEGIN S-----\nSECRET\n-----END S-----\n",
+            "not a user nkey seed",
+        ),
+        (
+            JWT_BLOCK + "-----BEGIN S-----\nSUSECRET\n-----END S-----\n",
+            "not a valid user nkey seed",
+        ),
+    ],
+)
+def test_credentials_file_must_be_usable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, text: str, problem: str
+) -> None:
+    # The uplink refuses to start with such a file; `leafnode check` refuses it too.
+    (tmp_path / "site.creds").write_text(text)
+    monkeypatch.chdir(tmp_path)
+    err = error(remote("url: hub,\n  credentials: site.creds"))
+    assert (err.line, err.column) == (2, 3)
+    assert "leafnodes.remotes[0].credentials: not a usable .creds file" in err.reason
+    assert problem in err.reason
+    assert "SECRET" not in str(err)

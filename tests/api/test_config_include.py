@@ -89,3 +89,17 @@ def test_include_inside_the_config_directory_works(site: ApiSite) -> None:
     resp = _put(site, text)
     assert resp.status_code == 200, resp.text
     assert site.config_path.read_text() == text
+
+
+def test_reload_error_withholds_the_files_content(site: ApiSite) -> None:
+    # POST /config/reload re-reads files the caller did not send.
+    site.config_path.write_text(
+        "authorization {\n  user: a\n  password: 'file-secret-31ab'\n  pasword: x\n}\n"
+    )
+    resp = site.http().post("/config/reload")
+    assert resp.status_code == 422, resp.text
+    body = resp.json()
+    assert (body["line"], body["column"]) == (4, 3)
+    assert body["error"].startswith("unknown field")
+    assert "file-secret-31ab" not in resp.text
+    assert "pasword" not in resp.text

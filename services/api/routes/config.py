@@ -184,5 +184,6 @@ async def reload_config(state: State) -> ReloadResult:
         try:
             settings = state.reapply(await anyio.to_thread.run_sync(load, path))
         except ConfigError as exc:
-            raise _config_error(exc) from None
+            # The caller sent none of the file: the error quotes none of it.
+            raise _config_error(exc.without_values()) from None
         return ReloadResult.model_validate(await reload_everything(state, settings))

@@ -25,6 +25,7 @@ from leafnode.config import (
     check_store_url,
     load,
     loads,
+    tls_files_problem,
 )
 
 if TYPE_CHECKING:
@@ -330,6 +331,10 @@ def _check_tls_flags(settings: Settings) -> str | None:
         )
     if tls is not None and tls.verify and not tls.ca_file:
         return "TLS client verification needs a CA (--tlscacert, or tls { ca_file })"
+    if tls is not None:
+        problem = tls_files_problem(tls)
+        if problem is not None:
+            return f"{FLAGS_SOURCE}: --tlscert/--tlskey/--tlscacert: {problem}"
     return None
 
 

@@ -20,6 +20,7 @@ from ._build_auth import (
     operator_signing_keys,
 )
 from ._build_store import check_store_url
+from ._build_tls import tls_files_problem
 from ._errors import ConfigError
 from ._parser import parse
 from ._settings import (
@@ -70,4 +71,5 @@ __all__ = [
     "nkey_verify_key",
     "operator_signing_keys",
     "parse",
+    "tls_files_problem",
 ]

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
     from ._parser import Entry
     from ._values import Context
 
-__all__ = ["build_tls"]
+__all__ = ["build_tls", "tls_files_problem"]
 
 
 def build_tls(
@@ -102,6 +102,28 @@ def _load(
     ca_file: str | None,
 ) -> None:
     """Load the files into a throw-away context, as the router and uplink will."""
+    which, problem = _load_problem(cert_file, key_file, ca_file)
+    if problem is not None:
+        where = entries["ca_file" if which == "ca_file" else "cert_file"].pos
+        prefix = f"{name}.ca_file" if which == "ca_file" else name
+        raise ConfigError.at(where, f"{prefix}: {problem}")
+
+
+def tls_files_problem(tls: TlsSettings) -> str | None:
+    """Why the certificate, key or CA of ``tls`` cannot be loaded, or None.
+
+    For TLS settings that did not come from a config block (``--tlscert``,
+    ``--tlskey``, ``--tlscacert``).
+    """
+    which, problem = _load_problem(tls.cert_file, tls.key_file, tls.ca_file)
+    if problem is None:
+        return None
+    return f"{which}: {problem}" if which == "ca_file" else problem
+
+
+def _load_problem(
+    cert_file: str | None, key_file: str | None, ca_file: str | None
+) -> tuple[str, str | None]:
     import ssl  # only configs with TLS pay for the import
 
     context = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
@@ -109,20 +131,16 @@ def _load(
         try:
             context.load_cert_chain(cert_file, key_file)
         except (ssl.SSLError, OSError) as exc:
-            raise ConfigError.at(
-                entries["cert_file"].pos,
-                f"{name}: cannot load cert_file and key_file: {_ssl_reason(exc)} "
-                "(expected a PEM certificate and the PEM private key that matches it)",
-            ) from None
+            return "cert_file", (
+                f"cannot load cert_file and key_file: {_ssl_reason(exc)} "
+                "(expected a PEM certificate and the PEM private key that matches it)"
+            )
     if ca_file is not None:
         try:
             context.load_verify_locations(cafile=ca_file)
         except (ssl.SSLError, OSError) as exc:
-            raise ConfigError.at(
-                entries["ca_file"].pos,
-                f"{name}.ca_file: cannot load the CA: {_ssl_reason(exc)} "
-                "(expected PEM certificates)",
-            ) from None
+            return "ca_file", f"cannot load the CA: {_ssl_reason(exc)} (expected PEM certificates)"
+    return "", None
 
 
 def _ssl_reason(exc: Exception) -> str:
@@ -130,8 +148,13 @@ def _ssl_reason(exc: Exception) -> str:
     reason = getattr(exc, "reason", None)
     if isinstance(reason, str) and reason:
         return reason.lower().replace("_", " ")
-    strerror = getattr(exc, "strerror", None)
-    return strerror if isinstance(strerror, str) and strerror else type(exc).__name__
+    import ssl
+
+    if isinstance(exc, ssl.SSLError):
+        return "not in PEM format"  # OpenSSL's "PEM lib" error carries no reason
+    if isinstance(exc, OSError) and exc.strerror:
+        return exc.strerror  # "No such file or directory", "Permission denied"
+    return type(exc).__name__
 
 
 def _want_on_off(entry: Entry, name: str) -> bool:

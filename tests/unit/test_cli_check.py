@@ -308,3 +308,17 @@ def test_store_flag_is_checked(tmp_path: Path) -> None:
     assert result.returncode == 1
     assert "command line: --store: unsupported database scheme 'mysql://'" in result.stderr
     assert "hunter2" not in result.stderr
+
+
+def test_tls_flag_files_are_loaded(tmp_path: Path) -> None:
+    # `leafnode run -t` refuses what the router would fail to load at start-up.
+    (tmp_path / "bad.pem").write_text("SECRET-ISH not a certificate\n")
+    result = run(
+        str(LEAFNODE), "run", "-t", "--tlscert", "bad.pem", "--tlskey", "bad.pem", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "leafnode run: command line: --tlscert/--tlskey/--tlscacert: cannot load cert_file "
+        "and key_file: not in PEM format (expected a PEM certificate and the PEM private key "
+        "that matches it)\n"
+    )

@@ -87,3 +87,27 @@ def test_without_allow_non_tls_tls_is_required(
     info = _first_info(router.port)
     assert info.get("tls_required") is True
     assert "tls_available" not in info
+
+
+@pytest.mark.asyncio
+async def test_handshake_first_wins_over_allow_non_tls(
+    router_factory: RouterFactory, tmp_path: Path
+) -> None:
+    # nats-server: with handshake_first, TLS is required whatever allow_non_tls says.
+    certs = make_tls_files(tmp_path / "certs")
+    router = router_factory(
+        f"""allow_non_tls: true
+        tls {{
+          cert_file: "{certs.server_cert}"
+          key_file: "{certs.server_key}"
+          handshake_first: true
+        }}"""
+    )
+    ctx = ssl.create_default_context(cafile=str(certs.ca_cert))
+    nc = await nats.connect(f"tls://127.0.0.1:{router.port}", tls=ctx, tls_handshake_first=True)
+    try:
+        info = nc._server_info
+        assert info.get("tls_required") is True
+        assert "tls_available" not in info
+    finally:
+        await nc.close()

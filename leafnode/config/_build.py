@@ -218,7 +218,10 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "server_name":
                 server_name = want_str(entry, name)
                 if not server_name or any(ch.isspace() for ch in server_name):
-                    raise ConfigError.at(entry.pos, f"{name}: may not be empty or contain spaces")
+                    raise ConfigError.at(
+                        entry.pos,
+                        f"{name}: may not be empty or contain spaces, got {server_name!r}",
+                    )
                 router = replace(router, server_name=server_name)
             case "host" | "net":
                 router = replace(router, host=want_str(entry, name))
@@ -256,7 +259,11 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "lame_duck_duration":
                 lame_duck_s = want_duration(entry, name)
                 if lame_duck_s < MIN_LAME_DUCK_S:
-                    raise ConfigError.at(entry.pos, f"{name}: the minimum is 30 seconds")
+                    raise ConfigError.at(
+                        entry.pos,
+                        f"{name}: the minimum is 30 seconds (as in nats-server), "
+                        f"got {entry.value.data!r}",
+                    )
                 router = replace(router, lame_duck_duration_s=lame_duck_s)
             case "lame_duck_grace_period":
                 router = replace(router, lame_duck_grace_period_s=want_duration(entry, name))

@@ -56,6 +56,8 @@ INVALID: list[tuple[str, str, tuple[str, ...]]] = [
     ('ping_interval: "-2s"', "1:1", ("ping_interval", "'-2s'", "positive")),
     ("write_deadline: 0", "1:1", ("write_deadline", "0", "positive")),
     ('lame_duck_grace_period: "soon"', "1:1", ("lame_duck_grace_period", "'soon'", '"2s"')),
+    ('lame_duck_duration: "10s"', "1:1", ("lame_duck_duration", "'10s'", "minimum is 30 seconds")),
+    ('server_name: "a b"', "1:1", ("server_name", "'a b'", "spaces")),
     ("authorization { timeout: -1 }", "1:17", ("authorization.timeout", "-1", "zero or positive")),
     # Ports.
     ("port: 65536", "1:1", ("port", "65536", "-1..65535")),

@@ -70,6 +70,7 @@ from ._values import (
     want_map,
     want_path,
     want_port,
+    want_secret,
     want_size,
     want_str,
     want_str_list,
@@ -599,7 +600,7 @@ def _build_api(entry: Entry, api: ApiSettings, ctx: Context) -> ApiSettings:
             case "port":
                 api = replace(api, port=want_port(item, sub))
             case "token":
-                token = want_str(item, sub)
+                token = want_secret(item, sub)
                 if not token:
                     raise ConfigError.at(item.pos, f"{sub}: may not be empty")
                 api = replace(api, token=token)

@@ -42,6 +42,7 @@ from ._values import (
     want_list,
     want_map,
     want_seconds,
+    want_secret,
     want_str,
     want_subjects,
 )
@@ -96,9 +97,9 @@ def build_authorization(entry: Entry, ctx: Context) -> Authorization:
             case "user" | "username":
                 user = want_str(item, sub)
             case "pass" | "password":
-                password = want_str(item, sub)
+                password = want_secret(item, sub)
             case "token":
-                auth.token = want_str(item, sub)
+                auth.token = want_secret(item, sub)
             case "timeout":
                 auth.timeout_s = want_seconds(item, sub)
             case "users":
@@ -163,7 +164,7 @@ def build_users(
                 case "user" | "username":
                     user = want_str(item, sub)
                 case "pass" | "password":
-                    password = want_str(item, sub)
+                    password = want_secret(item, sub)
                 case "nkey":
                     nkey = want_str(item, sub)
                     if not is_public_user_nkey(nkey):

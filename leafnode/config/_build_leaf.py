@@ -27,6 +27,7 @@ from ._values import (
     want_limit,
     want_list,
     want_map,
+    want_secret,
     want_str,
     want_str_list,
     want_subjects,
@@ -167,7 +168,7 @@ def _build_remote(
             case "nkey" | "seed":
                 if credentials is not None:
                     raise ConfigError.at(item.pos, f"{name}: cannot have both credentials and nkey")
-                nkey = want_str(item, sub)
+                nkey = want_secret(item, sub)
                 if not is_user_seed(nkey):
                     raise ConfigError.at(item.pos, f"{sub}: not a valid user nkey seed (SU...)")
             case "tls":

@@ -384,12 +384,12 @@ class _Parser:
         try:
             tree = sub.document()
         except ConfigError as exc:
+            # The value may be a secret (password: $PASSWORD): never quoted.
+            reason = exc.without_values().reason
             raise ConfigError.at(
-                pos, f"environment variable {name}={raw!r} is not a valid value: {exc.reason}"
+                pos, f"environment variable {name} is not a valid value: {reason}"
             ) from None
         entry = tree.get(_ENV_KEY)
         if entry is None or len(tree) != 1:
-            raise ConfigError.at(
-                pos, f"environment variable {name}={raw!r} is not a single config value"
-            )
+            raise ConfigError.at(pos, f"environment variable {name} is not a single config value")
         return Value(entry.value.data, pos)

@@ -44,6 +44,7 @@ __all__ = [
     "want_path",
     "want_port",
     "want_seconds",
+    "want_secret",
     "want_size",
     "want_str",
     "want_str_list",
@@ -152,6 +153,17 @@ def want_str(entry: Entry, name: str) -> str:
     if not isinstance(data, str):
         raise type_error(entry.pos, name, "a string", entry.value)
     return data
+
+
+def want_secret(entry: Entry, name: str) -> str:
+    """A password, token or seed: as ``want_str``, but an error never shows the value."""
+    if not isinstance(entry.value.data, str):
+        raise ConfigError.at(
+            entry.pos,
+            f"{name}: expected a string (quote it), got {type_name(entry.value)} "
+            "(not shown: it is a secret)",
+        )
+    return entry.value.data
 
 
 def want_bool(entry: Entry, name: str) -> bool:

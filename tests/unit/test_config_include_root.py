@@ -74,7 +74,7 @@ def test_error_in_included_file_names_it_but_not_its_tokens(conf_dir: Path) -> N
     auth.write_text("authorization {\n  user: a\n  password: 123456\n}\n")
     err = refused("include auth.conf\n", conf_dir)
     assert (err.source, err.line, err.column) == (str(auth), 3, 3)
-    assert err.reason == "authorization.password: expected a string, got an integer"
+    assert err.reason == "authorization.password: expected a string (quote it), got an integer"
     auth.write_text("colour_secret_key: 'value'\n")
     err = refused("include auth.conf\n", conf_dir)
     assert (err.source, err.line, err.column) == (str(auth), 1, 1)

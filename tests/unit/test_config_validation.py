@@ -233,3 +233,27 @@ def test_credentials_file_must_be_usable(
     assert "leafnodes.remotes[0].credentials: not a usable .creds file" in err.reason
     assert problem in err.reason
     assert "SECRET" not in str(err)
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "authorization { user: a, password: 918273645 }",
+        "authorization { token: 918273645 }",
+        "authorization { users: [ { user: a, password: 918273645 } ] }",
+        "api { token: 918273645 }",
+        "leafnodes { remotes: [ { url: hub, nkey: 918273645 } ] }",
+        "leafnodes { remotes: [ { url: hub, nkey: SU918273645 } ] }",
+    ],
+)
+def test_errors_never_show_a_secret(text: str) -> None:
+    # No password, token or seed in an error (leafnode check prints them).
+    err = error(text)
+    assert "918273645" not in str(err)
+
+
+def test_environment_values_are_not_quoted() -> None:
+    with pytest.raises(ConfigError) as info:
+        loads("authorization { user: a, password: $PW }", environ={"PW": "[918273645"})
+    assert "environment variable PW is not a valid value" in info.value.reason
+    assert "918273645" not in str(info.value)

@@ -241,10 +241,13 @@ class ClientConnection:
         anything else, or nothing within the TLS timeout, is a plain client.
         The byte is peeked, not read, so either path sees the whole stream.
         """
+        stream = self.stream
+        if not isinstance(stream, trio.SocketStream):
+            return "tls"  # not a TCP socket to peek at: TLS as without allow_non_tls
         first = b"-"
         with trio.move_on_after(timeout_s):
             try:
-                first = await self.stream.socket.recv(1, socket.MSG_PEEK)
+                first = await stream.socket.recv(1, socket.MSG_PEEK)
             except OSError:
                 first = b""
         if not first:

@@ -281,10 +281,8 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "ports_file_dir":
                 settings = replace(settings, ports_file_dir=want_path(entry, name))
             case "run_dir":
-                run_dir = want_path(entry, name)
-                if run_dir is None:
-                    raise ConfigError.at(entry.pos, f"{name}: may not be empty")
-                settings = replace(settings, run_dir=run_dir)
+                # "" is none configured, as Settings' default (a private one under run).
+                settings = replace(settings, run_dir=want_path(entry, name) or "")
             case "data_path_cpu":
                 settings = replace(settings, data_path_cpu=_want_cpu_setting(entry, name))
             case "http":

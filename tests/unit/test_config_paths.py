@@ -181,3 +181,7 @@ def test_include_is_relative_to_the_including_file(cwd: Path) -> None:
     (cwd / "conf.d" / "a.conf").write_text("pid_file: wrong.pid\n")
     settings = load_from_etc(cwd, "include conf.d/a.conf\n")
     assert settings.log.pid_file == os.path.join(cwd, "from-b.pid")
+
+
+def test_empty_run_dir_means_none_configured(cwd: Path) -> None:
+    assert load_from_etc(cwd, 'run_dir: ""').run_dir == ""

@@ -94,7 +94,6 @@ INVALID: list[tuple[str, str, tuple[str, ...]]] = [
     # TLS of the client port needs a certificate and a key, verify needs a CA.
     ("tls { verify: true }", "1:1", ("tls", "cert_file", "key_file")),
     ("tls { cert_file: /nonexistent.pem, key_file: k }", "1:7", ("tls.cert_file", "exist")),
-    ("run_dir: ''", "1:1", ("run_dir", "may not be empty")),
     ("allow_non_tls: maybe", "1:1", ("allow_non_tls", "'maybe'", "true/false")),
 ]
 

@@ -22,8 +22,10 @@ from leafnode.config import (
     Settings,
     TlsSettings,
     UserSettings,
+    check_store_url,
     load,
     loads,
+    tls_files_problem,
 )
 
 if TYPE_CHECKING:
@@ -43,6 +45,18 @@ FLAGS_SOURCE = "command line"
 #: The run dir of services started one by one when none is configured
 #: (``leafnode run`` makes a private one instead: leafnode.supervisor).
 SHARED_RUN_DIR = "./run"
+#: nats-server's cluster flags: accepted and ignored with one warning line each,
+#: as the ``cluster {}`` block is (leafnode is not a cluster node).
+#: (flag, destination, takes a value)
+_CLUSTER_FLAGS: tuple[tuple[str, str, bool], ...] = (
+    ("--cluster", "cluster", True),
+    ("--cluster_listen", "cluster_listen", True),
+    ("--routes", "routes", True),
+    ("--cluster_name", "cluster_name", True),
+    ("--cluster_advertise", "cluster_advertise", True),
+    ("--no_advertise", "no_advertise", False),
+    ("--connect_retries", "connect_retries", True),
+)
 
 
 def add_server_flags(parser: argparse.ArgumentParser) -> None:
@@ -111,6 +125,14 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--tlskey", metavar="FILE", help="private key for server certificate")
     tls.add_argument("--tlsverify", action="store_true", help="enable TLS, verify clients")
     tls.add_argument("--tlscacert", metavar="FILE", help="client certificate CA for verification")
+    cluster = parser.add_argument_group("cluster options (leafnode is not a cluster node)")
+    for flag, dest, takes_value in _CLUSTER_FLAGS:
+        if takes_value:
+            cluster.add_argument(flag, dest=dest, metavar="VALUE", help="ignored, with a warning")
+        else:
+            cluster.add_argument(
+                flag, dest=dest, action="store_true", help="ignored, with a warning"
+            )
     leaf = add_leaf_flags(parser)
     leaf.add_argument("--run-dir", dest="run_dir", metavar="DIR", help="service socket directory")
     leaf.add_argument("--store", dest="store_url", metavar="URL", help="buffer database URL")
@@ -274,6 +296,9 @@ def apply_server_flags(
         api = dataclasses.replace(api, port=args.http_port)
     store = settings.store
     if args.store_url is not None:
+        problem = check_store_url(args.store_url)
+        if problem is not None:
+            raise ConfigError(FLAGS_SOURCE, 0, 0, f"--store: {problem}")
         store = dataclasses.replace(store, url=args.store_url)
     settings = dataclasses.replace(
         settings,
@@ -283,8 +308,18 @@ def apply_server_flags(
         store=store,
         run_dir=args.run_dir or settings.run_dir or default_run_dir,
         ports_file_dir=args.ports_file_dir or settings.ports_file_dir,
+        warnings=(*settings.warnings, *_ignored_flag_warnings(args)),
     )
     return apply_leaf_flags(settings, args)
+
+
+def _ignored_flag_warnings(args: argparse.Namespace) -> list[str]:
+    """One line per nats-server cluster flag given, worded as for the config keys."""
+    return [
+        f"{FLAGS_SOURCE}: {flag} is not supported by leafnode; ignored"
+        for flag, dest, takes_value in _CLUSTER_FLAGS
+        if (getattr(args, dest, None) is not None if takes_value else getattr(args, dest, False))
+    ]
 
 
 def _check_tls_flags(settings: Settings) -> str | None:
@@ -296,6 +331,10 @@ def _check_tls_flags(settings: Settings) -> str | None:
         )
     if tls is not None and tls.verify and not tls.ca_file:
         return "TLS client verification needs a CA (--tlscacert, or tls { ca_file })"
+    if tls is not None:
+        problem = tls_files_problem(tls)
+        if problem is not None:
+            return f"{FLAGS_SOURCE}: --tlscert/--tlskey/--tlscacert: {problem}"
     return None
 
 

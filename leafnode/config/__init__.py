@@ -19,6 +19,8 @@ from ._build_auth import (
     nkey_verify_key,
     operator_signing_keys,
 )
+from ._build_store import check_store_url
+from ._build_tls import tls_files_problem
 from ._errors import ConfigError
 from ._parser import parse
 from ._settings import (
@@ -62,10 +64,12 @@ __all__ = [
     "TlsSettings",
     "UserSettings",
     "WebsocketSettings",
+    "check_store_url",
     "decode_jwt",
     "load",
     "loads",
     "nkey_verify_key",
     "operator_signing_keys",
     "parse",
+    "tls_files_problem",
 ]

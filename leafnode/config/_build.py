@@ -42,10 +42,12 @@ from ._build_auth import (
     nkey_verify_key,
     operator_signing_keys,
 )
-from ._build_leaf import build_leafnodes, build_tls
+from ._build_leaf import build_leafnodes
+from ._build_store import build_store
+from ._build_tls import build_tls
 from ._build_ws import build_websocket
 from ._errors import ConfigError
-from ._parser import Entry, Value, parse_tree
+from ._parser import Entry, Sandbox, Value, parse_tree
 from ._settings import (
     DEFAULT_ACCOUNT,
     AccountSettings,
@@ -66,7 +68,10 @@ from ._values import (
     want_host_port,
     want_int,
     want_map,
+    want_path,
     want_port,
+    want_secret,
+    want_size,
     want_str,
     want_str_list,
 )
@@ -100,7 +105,6 @@ _UNSUPPORTED_TOP_LEVEL = frozenset(
         "server_tags",
     }
 )
-_SYNC_MODES = ("full", "normal")
 
 # nats-server's spellings of the operator-mode keys (opts.go), by our name.
 _OPERATOR_KEYS = {
@@ -129,8 +133,9 @@ def load(path: str | os.PathLike[str], *, environ: Mapping[str, str] | None = No
     """Read and validate a config file.
 
     Args:
-        path: the config file. ``include`` and relative file options
-            (``credentials``, TLS files) are relative to its directory.
+        path: the config file. ``include`` is relative to its directory;
+            other relative paths (TLS files, ``credentials``, ``pid_file``,
+            ...) to the working directory, as nats-server resolves them.
         environ: variables for ``$NAME`` references (default: ``os.environ``).
 
     Returns:
@@ -156,16 +161,32 @@ def loads(
     source: str = "<string>",
     base_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    include_root: Path | None = None,
 ) -> Settings:
     """Validate config text (see ``load``); ``source`` names it in errors.
 
-    ``base_dir`` (default: the current directory) anchors ``include`` and
-    relative file paths. ``Settings.source`` stays None.
+    ``base_dir`` (default: the current directory) anchors ``include``;
+    other relative paths are relative to the working directory.
+    ``Settings.source`` stays None.
+
+    ``include_root`` is for a text from someone who may not read the host's
+    files (``PUT /config``): ``include`` may then only name files inside that
+    directory, and once an include or a ``$VARIABLE`` brought content in, an
+    error keeps its file, line, column and reason but withholds the values
+    it would quote (``ConfigError.without_values``).
 
     Raises:
         ConfigError: on a syntax error or invalid settings.
     """
-    return _load_text(text, source, base_dir, environ, None)
+    if include_root is None:
+        return _load_text(text, source, base_dir, environ, None)
+    sandbox = Sandbox(root=include_root)
+    try:
+        return _load_text(text, source, base_dir, environ, None, sandbox)
+    except ConfigError as exc:
+        if sandbox.foreign or exc.source != source:
+            raise exc.without_values() from None
+        raise
 
 
 def _load_text(
@@ -174,11 +195,12 @@ def _load_text(
     base_dir: Path | None,
     environ: Mapping[str, str] | None,
     file: Path | None,
+    sandbox: Sandbox | None = None,
 ) -> Settings:
     env = os.environ if environ is None else environ
     base = Path(".") if base_dir is None else base_dir
-    tree = parse_tree(text, source=source, base_dir=base, environ=env)
-    return build_settings(tree, Context(base_dir=base, environ=env), source=file)
+    tree = parse_tree(text, source=source, base_dir=base, environ=env, sandbox=sandbox)
+    return build_settings(tree, Context(environ=env), source=file)
 
 
 def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> Settings:
@@ -197,7 +219,10 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "server_name":
                 server_name = want_str(entry, name)
                 if not server_name or any(ch.isspace() for ch in server_name):
-                    raise ConfigError.at(entry.pos, f"{name}: may not be empty or contain spaces")
+                    raise ConfigError.at(
+                        entry.pos,
+                        f"{name}: may not be empty or contain spaces, got {server_name!r}",
+                    )
                 router = replace(router, server_name=server_name)
             case "host" | "net":
                 router = replace(router, host=want_str(entry, name))
@@ -215,10 +240,10 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
                 router = replace(router, max_payload=_want_max_payload(entry, name))
                 later[key] = entry
             case "max_control_line":
-                value = want_int(entry, name, minimum=0)
+                value = want_size(entry, name)
                 router = replace(router, max_control_line=value or defaults.max_control_line)
             case "max_pending":
-                value = want_int(entry, name, minimum=0)
+                value = want_size(entry, name)
                 router = replace(router, max_pending=value or defaults.max_pending)
                 later[key] = entry
             case "max_connections" | "max_conn":
@@ -235,7 +260,11 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "lame_duck_duration":
                 lame_duck_s = want_duration(entry, name)
                 if lame_duck_s < MIN_LAME_DUCK_S:
-                    raise ConfigError.at(entry.pos, f"{name}: the minimum is 30 seconds")
+                    raise ConfigError.at(
+                        entry.pos,
+                        f"{name}: the minimum is 30 seconds (as in nats-server), "
+                        f"got {entry.value.data!r}",
+                    )
                 router = replace(router, lame_duck_duration_s=lame_duck_s)
             case "lame_duck_grace_period":
                 router = replace(router, lame_duck_grace_period_s=want_duration(entry, name))
@@ -246,13 +275,14 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "logtime":
                 log = replace(log, logtime=want_bool(entry, name))
             case "log_file" | "logfile":
-                log = replace(log, log_file=want_str(entry, name))
+                log = replace(log, log_file=want_path(entry, name))
             case "pid_file" | "pidfile":
-                log = replace(log, pid_file=want_str(entry, name))
+                log = replace(log, pid_file=want_path(entry, name))
             case "ports_file_dir":
-                settings = replace(settings, ports_file_dir=want_str(entry, name))
+                settings = replace(settings, ports_file_dir=want_path(entry, name))
             case "run_dir":
-                settings = replace(settings, run_dir=want_str(entry, name))
+                # "" is none configured, as Settings' default (a private one under run).
+                settings = replace(settings, run_dir=want_path(entry, name) or "")
             case "data_path_cpu":
                 settings = replace(settings, data_path_cpu=_want_cpu_setting(entry, name))
             case "http":
@@ -263,7 +293,9 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "api":
                 api = _build_api(entry, api, ctx)
             case "store":
-                store = _build_store(entry, ctx)
+                store = build_store(entry, ctx)
+            case "allow_non_tls":
+                later[key] = entry
             case "authorization" | "accounts" | "no_auth_user" | "tls" | "leafnodes" | "leaf":
                 later["leafnodes" if key == "leaf" else key] = entry
             case _ if key in _OPERATOR_KEYS:
@@ -302,9 +334,17 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             default_permissions=auth.permissions,
         )
     if "tls" in later:
-        tls = build_tls(later["tls"], "tls", ctx, default_timeout_s=DEFAULT_CLIENT_TLS_TIMEOUT_S)
+        tls = build_tls(
+            later["tls"], "tls", ctx, default_timeout_s=DEFAULT_CLIENT_TLS_TIMEOUT_S, server=True
+        )
+        if "allow_non_tls" in later:
+            allow = want_bool(later["allow_non_tls"], later["allow_non_tls"].key)
+            tls = replace(tls, allow_non_tls=tls.allow_non_tls or allow)
         router = replace(router, tls=tls, auth_timeout_s=tls.timeout_s + 1.0)
-    if auth is not None and auth.timeout_s is not None:
+    elif "allow_non_tls" in later:
+        # Checked, and nothing to allow without a tls block.
+        want_bool(later["allow_non_tls"], later["allow_non_tls"].key)
+    if auth is not None and auth.timeout_s:  # 0 keeps the default, as in nats-server
         router = replace(router, auth_timeout_s=auth.timeout_s)
     if "no_auth_user" in later:
         router = replace(router, no_auth_user=_no_auth_user(later["no_auth_user"], auth, accounts))
@@ -326,7 +366,7 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
 
 
 def _want_max_payload(entry: Entry, name: str) -> int:
-    value = want_int(entry, name, minimum=0) or RouterSettings().max_payload
+    value = want_size(entry, name) or RouterSettings().max_payload
     if value > MAX_PAYLOAD_LIMIT:
         raise ConfigError.at(
             entry.pos, f"{name}: {value} is larger than the 64 MiB limit ({MAX_PAYLOAD_LIMIT})"
@@ -558,35 +598,13 @@ def _build_api(entry: Entry, api: ApiSettings, ctx: Context) -> ApiSettings:
             case "port":
                 api = replace(api, port=want_port(item, sub))
             case "token":
-                token = want_str(item, sub)
+                token = want_secret(item, sub)
                 if not token:
                     raise ConfigError.at(item.pos, f"{sub}: may not be empty")
                 api = replace(api, token=token)
             case _:
                 ctx.unknown(item, sub)
     return api
-
-
-def _build_store(entry: Entry, ctx: Context) -> StoreSettings:
-    """``store { url, sync: full|normal }`` (DESIGN §4)."""
-    defaults = StoreSettings()
-    url, sync = defaults.url, defaults.sync
-    for item in want_map(entry, entry.key).values():
-        sub = f"store.{item.key}"
-        match item.key.lower():
-            case "url":
-                url = want_str(item, sub)
-                if not url:
-                    raise ConfigError.at(item.pos, f"{sub}: may not be empty")
-            case "sync":
-                sync = want_str(item, sub).lower()
-                if sync not in _SYNC_MODES:
-                    raise ConfigError.at(
-                        item.pos, f"{sub}: expected 'full' or 'normal', got {sync!r}"
-                    )
-            case _:
-                ctx.unknown(item, sub)
-    return StoreSettings(url=url, sync=sync)
 
 
 def _want_cpu_setting(entry: Entry, name: str) -> CpuSetting:

@@ -42,6 +42,7 @@ from ._values import (
     want_list,
     want_map,
     want_seconds,
+    want_secret,
     want_str,
     want_subjects,
 )
@@ -96,9 +97,9 @@ def build_authorization(entry: Entry, ctx: Context) -> Authorization:
             case "user" | "username":
                 user = want_str(item, sub)
             case "pass" | "password":
-                password = want_str(item, sub)
+                password = want_secret(item, sub)
             case "token":
-                auth.token = want_str(item, sub)
+                auth.token = want_secret(item, sub)
             case "timeout":
                 auth.timeout_s = want_seconds(item, sub)
             case "users":
@@ -163,7 +164,7 @@ def build_users(
                 case "user" | "username":
                     user = want_str(item, sub)
                 case "pass" | "password":
-                    password = want_str(item, sub)
+                    password = want_secret(item, sub)
                 case "nkey":
                     nkey = want_str(item, sub)
                     if not is_public_user_nkey(nkey):
@@ -338,6 +339,25 @@ def _allow_responses(entry: Entry, name: str, ctx: Context) -> tuple[int, float]
 
 # nats-io/jwt's MaxTokenSize.
 MAX_JWT_LEN = 1024 * 1024
+# Header algorithms nats-io/jwt v2 accepts: v2's, and v1's ("ed25519"), whatever
+# the claims' version (the header does not decide how the claims are read).
+_JWT_ALGORITHMS = ("ed25519-nkey", "ed25519")
+# The claims version nats-io/jwt v2 reads and verifies natively.
+_JWT_VERSION = 2
+# What nats-io/jwt v2 keeps of a version 1 JWT's claims when it migrates them
+# (decoder_{operator,account,user}.go): the fields of its v1 "nats" structs.
+# Anything else a v1 JWT carries (e.g. an account's default_permissions) is
+# dropped there, so it is dropped here too.
+_V1_NATS_FIELDS = {
+    "operator": frozenset(
+        {"signing_keys", "account_server_url", "operator_service_urls", "system_account"}
+    ),
+    "account": frozenset({"imports", "exports", "limits", "signing_keys", "revocations"}),
+    "user": frozenset(
+        {"pub", "sub", "resp", "src", "times", "times_location", "subs", "data", "payload"}
+        | {"bearer_token"}
+    ),
+}
 _JWT_PART = re.compile(r"[A-Za-z0-9_-]*")
 # A public nkey: prefix byte, 32-byte Ed25519 key, CRC16 (little-endian).
 _NKEY_RAW_LEN = 35
@@ -373,7 +393,9 @@ class DecodedJwt:
     not_before: int
     """``nbf`` in Unix seconds; 0 means always."""
     nats: dict[str, object]
-    """The ``nats`` object of the claims (type-specific fields)."""
+    """The ``nats`` object of the claims (type-specific fields), as a version 2 JWT has it."""
+    version: int = _JWT_VERSION
+    """1 for a legacy JWT (migrated to version 2's layout in ``nats``), else 2."""
 
     def time_problem(self, now: float) -> str | None:
         """Why the JWT is not valid at ``now`` (Unix seconds), or None when it is.
@@ -451,12 +473,21 @@ def decode_jwt(token: str, kind: str) -> DecodedJwt:
     """Decode a NATS JWT of type ``kind`` and verify its signature (nats-io/jwt v2 ``Decode``).
 
     Checks: three URL-safe base64 parts; the header ``{"typ":"JWT",
-    "alg":"ed25519-nkey"}``; claims that are a JSON object with ``nats.type``
-    equal to ``kind`` and ``nats.version`` 2; an ``iss`` that is a public
-    operator key (operator and account JWTs) or account key (user JWTs); a
-    ``sub`` that is a public key of ``kind``; and the Ed25519 signature of
-    ``iss`` over ``header.claims``. Times are not checked here (see
+    "alg":"ed25519-nkey"}`` or v1's ``{"typ":"jwt","alg":"ed25519"}`` (case
+    ignored); claims that are a JSON object of type ``kind``; an ``iss`` that
+    is a public operator key (operator and account JWTs) or account key (user
+    JWTs); a ``sub`` that is a public key of ``kind``; and the Ed25519
+    signature of ``iss``. Times are not checked here (see
     :meth:`DecodedJwt.time_problem`), nor who may issue (the caller's trust).
+
+    Both claim versions nats-server accepts are read, as nats-io/jwt v2 does:
+
+    * version 2: ``nats.type`` and ``nats.version: 2``; the signature covers
+      ``header.claims``;
+    * version 1 (a top-level ``type``, whatever else, or ``nats.version: 1``): the signature covers
+      the claims part only, a user's ``issuer_account`` is top-level, and
+      ``nats`` is migrated to version 2's layout, keeping only the fields
+      v1 had (see ``_V1_NATS_FIELDS``).
 
     Args:
         token: The JWT text.
@@ -474,19 +505,30 @@ def decode_jwt(token: str, kind: str) -> DecodedJwt:
     header = _json_object(_b64url(parts[0], "header"), "header")
     typ, alg = header.get("typ"), header.get("alg")
     if not (isinstance(typ, str) and typ.upper() == "JWT") or not (
-        isinstance(alg, str) and alg.lower() == "ed25519-nkey"
+        isinstance(alg, str) and alg.lower() in _JWT_ALGORITHMS
     ):
-        raise JwtError(f'header must be {{"typ":"JWT","alg":"ed25519-nkey"}}, got {header!r}')
+        raise JwtError(
+            'header must be {"typ":"JWT","alg":"ed25519-nkey"} (or v1\'s "alg":"ed25519"), '
+            f"got {header!r}"
+        )
     claims = _json_object(_b64url(parts[1], "claims"), "claims")
     signature = _b64url(parts[2], "signature")
     nats = claims.get("nats", {})
     if not isinstance(nats, dict):
         raise JwtError("claim 'nats' is not an object")
-    # Version 1 JWTs sign the claims part only; nobody has issued them since 2020.
-    if "type" in claims or nats.get("version") != 2:
-        raise JwtError("not a version 2 NATS JWT (nats.version must be 2)")
-    if nats.get("type") != kind:
-        raise JwtError(f"expected a JWT of type {kind!r}, got type {nats.get('type')!r}")
+    # nats-io/jwt: a top-level "type" makes a version 1 JWT, whatever else it says.
+    version = 1 if claims.get("type") else nats.get("version")
+    if version == 1:
+        claim_type = claims.get("type") or nats.get("type")
+        nats = _migrate_v1(kind, claims, nats)
+        signed = parts[1]  # v1 signs the claims part only
+    elif version == _JWT_VERSION:
+        claim_type = nats.get("type")
+        signed = f"{parts[0]}.{parts[1]}"
+    else:
+        raise JwtError(f"not a version 1 or 2 NATS JWT (version {version!r})")
+    if claim_type != kind:
+        raise JwtError(f"expected a JWT of type {kind!r}, got type {claim_type!r}")
     issuer = _str_claim(claims, "iss")
     subject = _str_claim(claims, "sub")
     try:
@@ -495,7 +537,7 @@ def decode_jwt(token: str, kind: str) -> DecodedJwt:
     except JwtError as exc:
         raise JwtError(f"{kind} JWT: {exc}") from None
     try:
-        verify_key.verify(f"{parts[0]}.{parts[1]}".encode("ascii"), signature)
+        verify_key.verify(signed.encode("ascii"), signature)
     except (BadSignatureError, CryptoError, ValueError) as exc:
         raise JwtError(f"signature does not verify with the issuer key {issuer}") from exc
     return DecodedJwt(
@@ -507,7 +549,25 @@ def decode_jwt(token: str, kind: str) -> DecodedJwt:
         expires=_int_claim(claims, "exp"),
         not_before=_int_claim(claims, "nbf"),
         nats=nats,
+        version=version,
     )
+
+
+def _migrate_v1(kind: str, claims: dict[str, object], nats: dict[str, object]) -> dict[str, object]:
+    """A version 1 ``nats`` object in version 2's layout (nats-io/jwt ``migrateV1``)."""
+    fields = _V1_NATS_FIELDS.get(kind, frozenset())
+    migrated: dict[str, object] = {key: nats[key] for key in fields if key in nats}
+    migrated["type"] = claims.get("type") or nats.get("type")
+    migrated["version"] = 1
+    if kind == "user":
+        issuer_account = claims.get("issuer_account")
+        if issuer_account:
+            migrated["issuer_account"] = issuer_account
+    keys = migrated.get("signing_keys")
+    if kind == "account" and isinstance(keys, list):
+        # v1 signing keys are plain keys (scoped keys came with v2).
+        migrated["signing_keys"] = [key for key in keys if isinstance(key, str)]
+    return migrated
 
 
 def operator_signing_keys(operator: DecodedJwt) -> list[str]:

@@ -10,6 +10,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from ._build_tls import build_tls
+from ._creds import creds_problem
 from ._errors import ConfigError
 from ._settings import (
     DEFAULT_ACCOUNT,
@@ -20,13 +22,12 @@ from ._settings import (
 )
 from ._values import (
     is_user_seed,
-    type_error,
     want_bool,
     want_duration,
-    want_int,
+    want_limit,
     want_list,
     want_map,
-    want_seconds,
+    want_secret,
     want_str,
     want_str_list,
     want_subjects,
@@ -39,7 +40,7 @@ if TYPE_CHECKING:
     from ._parser import Entry, Tree
     from ._values import Context
 
-__all__ = ["build_leafnodes", "build_tls", "normalize_url"]
+__all__ = ["build_leafnodes", "normalize_url"]
 
 # Default ports by URL scheme: the leafnode port, or the WebSocket defaults.
 _DEFAULT_PORTS = {"nats-leaf": 7422, "nats": 7422, "tls": 7422, "ws": 80, "wss": 443}
@@ -163,10 +164,11 @@ def _build_remote(
                 if nkey is not None:
                     raise ConfigError.at(item.pos, f"{name}: cannot have both credentials and nkey")
                 credentials = ctx.file_path(item, sub)
+                _check_creds(credentials, item.pos, sub)
             case "nkey" | "seed":
                 if credentials is not None:
                     raise ConfigError.at(item.pos, f"{name}: cannot have both credentials and nkey")
-                nkey = want_str(item, sub)
+                nkey = want_secret(item, sub)
                 if not is_user_seed(nkey):
                     raise ConfigError.at(item.pos, f"{sub}: not a valid user nkey seed (SU...)")
             case "tls":
@@ -241,22 +243,49 @@ def normalize_url(raw: str, pos: Pos, name: str) -> tuple[str, str, int]:
         parts = urlsplit(text)
         port = parts.port
     except ValueError as exc:
-        raise ConfigError.at(pos, f"{name}: invalid URL {raw!r}: {exc}") from None
+        raise ConfigError.at(pos, f"{name}: invalid URL {_shown(raw)!r}: {exc}") from None
     scheme = parts.scheme.lower()
     if scheme not in _DEFAULT_PORTS:
         allowed = ", ".join(sorted(_DEFAULT_PORTS))
         raise ConfigError.at(
-            pos, f"{name}: unsupported URL scheme {parts.scheme!r} in {raw!r} (use {allowed})"
+            pos,
+            f"{name}: unsupported URL scheme {parts.scheme!r} in {_shown(raw)!r} (use {allowed})",
         )
     host = parts.hostname
     if not host:
-        raise ConfigError.at(pos, f"{name}: URL {raw!r} has no host")
+        raise ConfigError.at(pos, f"{name}: URL {_shown(raw)!r} has no host")
+    if port == 0:
+        raise ConfigError.at(
+            pos, f"{name}: URL {_shown(raw)!r}: port 0 cannot be dialed (use 1..65535)"
+        )
     netloc = parts.netloc
     if port is None:
         port = _DEFAULT_PORTS[scheme]
         netloc = f"{netloc}:{port}"
     shown_host = f"[{host}]" if ":" in host else host
     return urlunsplit((scheme, netloc, parts.path, parts.query, parts.fragment)), shown_host, port
+
+
+def _check_creds(path: str, pos: Pos, name: str) -> None:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            text = fh.read()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or "not UTF-8 text"
+        raise ConfigError.at(pos, f"{name}: cannot read the credentials file: {reason}") from None
+    problem = creds_problem(text)
+    if problem is not None:
+        raise ConfigError.at(pos, f"{name}: not a usable .creds file: {problem}")
+
+
+def _shown(raw: str) -> str:
+    """A URL as an error may quote it: user info (a password or token) redacted."""
+    scheme, sep, rest = raw.strip().rpartition("://")
+    authority, slash, path = rest.partition("/")
+    _, at, host = authority.rpartition("@")
+    if not at:
+        return raw
+    return f"{scheme}{sep}[REDACTED]@{host}{slash}{path}"
 
 
 def _build_buffer(entry: Entry, name: str, ctx: Context) -> BufferSettings:
@@ -274,12 +303,10 @@ def _build_buffer(entry: Entry, name: str, ctx: Context) -> BufferSettings:
             case "subjects" | "subject":
                 subjects = want_subjects(item, sub)
             case "max_msgs":
-                # Zero or negative means unlimited, as in JetStream stream limits.
-                value = want_int(item, sub)
-                max_msgs = value if value > 0 else None
+                # -1 (or 0) means unlimited, as in JetStream stream limits.
+                max_msgs = want_limit(item, sub, size=False)
             case "max_bytes":
-                value = want_int(item, sub)
-                max_bytes = value if value > 0 else None
+                max_bytes = want_limit(item, sub, size=True)
             case "max_age":
                 age = want_duration(item, sub)
                 max_age_s = age if age > 0 else None
@@ -303,56 +330,3 @@ def _build_buffer(entry: Entry, name: str, ctx: Context) -> BufferSettings:
         discard=discard,
         retain_s=retain_s,
     )
-
-
-def build_tls(entry: Entry, name: str, ctx: Context, *, default_timeout_s: float) -> TlsSettings:
-    """A ``tls { ... }`` block; certificate files must exist and be readable."""
-    cert_file: str | None = None
-    key_file: str | None = None
-    ca_file: str | None = None
-    verify = False
-    insecure = False
-    timeout_s = default_timeout_s
-    handshake_first = False
-    for item in want_map(entry, name).values():
-        sub = f"{name}.{item.key}"
-        match item.key.lower():
-            case "cert_file":
-                cert_file = ctx.file_path(item, sub)
-            case "key_file":
-                key_file = ctx.file_path(item, sub)
-            case "ca_file":
-                ca_file = ctx.file_path(item, sub)
-            case "verify":
-                verify = want_bool(item, sub)
-            case "insecure":
-                insecure = want_bool(item, sub)
-            case "timeout":
-                timeout_s = want_seconds(item, sub)
-            case "handshake_first" | "first" | "immediate":
-                handshake_first = _want_on_off(item, sub)
-            case _:
-                ctx.unknown(item, sub)
-    if (cert_file is None) != (key_file is None):
-        missing = "key_file" if key_file is None else "cert_file"
-        raise ConfigError.at(
-            entry.pos, f"{name}: missing {missing!r} (cert_file and key_file go together)"
-        )
-    return TlsSettings(
-        cert_file=cert_file,
-        key_file=key_file,
-        ca_file=ca_file,
-        verify=verify,
-        insecure=insecure,
-        timeout_s=timeout_s,
-        handshake_first=handshake_first,
-    )
-
-
-def _want_on_off(entry: Entry, name: str) -> bool:
-    data = entry.value.data
-    if isinstance(data, bool):
-        return data
-    if isinstance(data, str) and data.lower() in ("true", "on", "false", "off"):
-        return data.lower() in ("true", "on")
-    raise type_error(entry.pos, name, "a boolean", entry.value)

@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from ._build_leaf import build_tls
+from ._build_tls import build_tls
 from ._errors import ConfigError
 from ._settings import WebsocketSettings
 from ._values import (

@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 
 # Everything in __all__ gets re-exported as part of the leafnode.config API.
 __all__ = ["ConfigError", "Pos"]
+
+
+# What a reason quotes from the config: Python reprs of strings (either quote
+# style), "got a string ('x')"/"got an integer (5)" and "got -5" tails.
+_QUOTED = re.compile(r"'(?:[^'\\\n]|\\.)*'|\"(?:[^\"\\\n]|\\.)*\"")
+_GOT_SHOWN = re.compile(r"(got an? [a-z]+) \(.*\)")
+_GOT_NUMBER = re.compile(r",? got -?[0-9][^\s,;)]*")
+_WITHHELD = "\u2026"  # what stands for a withheld value: an ellipsis
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,6 +59,18 @@ class ConfigError(Exception):
     def at(cls, pos: Pos, reason: str) -> ConfigError:
         """Build an error located at ``pos``."""
         return cls(pos.source, pos.line, pos.column, reason)
+
+    def without_values(self) -> ConfigError:
+        """The same error with every value it quotes withheld.
+
+        For a config sent by someone who may not read what an ``include`` or
+        a ``$VARIABLE`` brought in: the file, line, column and the reason stay,
+        the quoted tokens become ``'…'`` and "got ..." tails lose the value.
+        """
+        reason = _GOT_SHOWN.sub(r"\1", self.reason)
+        reason = _QUOTED.sub(f"'{_WITHHELD}'", reason)
+        reason = _GOT_NUMBER.sub("", reason)
+        return ConfigError(self.source, self.line, self.column, reason)
 
     def __str__(self) -> str:
         if self.line <= 0:

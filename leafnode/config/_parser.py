@@ -48,7 +48,7 @@ from ._lexer import Scanner
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["Entry", "Scalar", "Tree", "Value", "parse", "parse_tree", "to_plain"]
+__all__ = ["Entry", "Sandbox", "Scalar", "Tree", "Value", "parse", "parse_tree", "to_plain"]
 
 Scalar = str | int | float | bool
 # Blocks and arrays nest at most this deep: deep enough for any real config,
@@ -81,12 +81,28 @@ class Entry:
 Tree = dict[str, Entry]
 
 
+@dataclass(slots=True)
+class Sandbox:
+    """Limits for a config text sent by someone who may not read the host's files.
+
+    ``root``: ``include`` may only name files inside this directory (after
+    resolving ``..`` and symlinks), as for a config sent to ``PUT /config``.
+    ``foreign`` is set while parsing when any value came from outside the
+    text itself (an included file or an environment variable), so that the
+    loader knows its errors may quote content the sender did not send.
+    """
+
+    root: Path
+    foreign: bool = False
+
+
 def parse_tree(
     text: str,
     *,
     source: str = "<string>",
     base_dir: Path | None = None,
     environ: Mapping[str, str] | None = None,
+    sandbox: Sandbox | None = None,
 ) -> Tree:
     """Parse config text into a positioned tree (see the module docstring).
 
@@ -96,6 +112,7 @@ def parse_tree(
         base_dir: where ``include`` paths are relative to (default: the
             current directory).
         environ: variables for ``$NAME`` (default: ``os.environ``).
+        sandbox: limits for an untrusted text (see ``Sandbox``).
 
     Raises:
         ConfigError: on any syntax error, unreadable include or undefined variable.
@@ -107,6 +124,7 @@ def parse_tree(
         os.environ if environ is None else environ,
         includes=(),
         env_stack=frozenset(),
+        sandbox=sandbox,
     )
     return parser.document()
 
@@ -152,8 +170,10 @@ class _Parser:
         *,
         includes: tuple[Path, ...],
         env_stack: frozenset[str],
+        sandbox: Sandbox | None,
     ) -> None:
         self._s = Scanner(text.removeprefix("\ufeff"), source)
+        self._sandbox = sandbox
         self._base_dir = base_dir
         self._environ = environ
         self._includes = includes
@@ -301,6 +321,16 @@ class _Parser:
             raise ConfigError.at(pos, f"include cycle: {name!r} is already being included")
         if len(self._includes) >= MAX_INCLUDE_DEPTH:
             raise ConfigError.at(pos, f"includes nest deeper than {MAX_INCLUDE_DEPTH} files")
+        if self._sandbox is not None:
+            root = self._sandbox.root.resolve()
+            if not resolved.is_relative_to(root):
+                # Checked before the file is opened: not even its existence is told.
+                raise ConfigError.at(
+                    pos,
+                    f"include {name!r} names a file outside the config directory {root}: "
+                    "a config sent over the API may only include files inside it",
+                )
+            self._sandbox.foreign = True
         try:
             text = path.read_text(encoding="utf-8")
         except OSError as exc:
@@ -315,6 +345,7 @@ class _Parser:
             self._environ,
             includes=(*self._includes, resolved),
             env_stack=self._env_stack,
+            sandbox=self._sandbox,
         )
         for key, entry in sub.document().items():
             target.pop(key, None)
@@ -330,6 +361,8 @@ class _Parser:
                 return Value(entry.value.data, pos)
         if name in self._env_stack:
             raise ConfigError.at(pos, f"variable reference cycle for '${name}'")
+        if self._sandbox is not None:
+            self._sandbox.foreign = True
         raw = self._environ.get(name)
         if raw is None:
             raise ConfigError.at(
@@ -346,16 +379,17 @@ class _Parser:
             self._environ,
             includes=self._includes,
             env_stack=self._env_stack | {name},
+            sandbox=self._sandbox,
         )
         try:
             tree = sub.document()
         except ConfigError as exc:
+            # The value may be a secret (password: $PASSWORD): never quoted.
+            reason = exc.without_values().reason
             raise ConfigError.at(
-                pos, f"environment variable {name}={raw!r} is not a valid value: {exc.reason}"
+                pos, f"environment variable {name} is not a valid value: {reason}"
             ) from None
         entry = tree.get(_ENV_KEY)
         if entry is None or len(tree) != 1:
-            raise ConfigError.at(
-                pos, f"environment variable {name}={raw!r} is not a single config value"
-            )
+            raise ConfigError.at(pos, f"environment variable {name} is not a single config value")
         return Value(entry.value.data, pos)

@@ -91,6 +91,9 @@ class TlsSettings:
     insecure: bool = False
     timeout_s: float = 2.0
     handshake_first: bool = False
+    # Client port only (nats-server's top-level allow_non_tls): TLS and plain
+    # clients side by side; INFO says tls_available instead of tls_required.
+    allow_non_tls: bool = False
 
 
 @dataclass(frozen=True)

@@ -38,10 +38,14 @@ __all__ = [
     "want_duration",
     "want_host_port",
     "want_int",
+    "want_limit",
     "want_list",
     "want_map",
+    "want_path",
     "want_port",
     "want_seconds",
+    "want_secret",
+    "want_size",
     "want_str",
     "want_str_list",
     "want_subjects",
@@ -58,15 +62,24 @@ _UNIT_S = {
     "m": 60.0,
     "h": 3600.0,
 }
+# What a size value may look like, for error messages (the lexer's SIZE_SUFFIXES).
+SIZE_HELP = (
+    "a size in bytes such as 1048576, 512MB or 1GiB "
+    "(units K, M, G, T = 1000^n; KB, MB, GB, TB, KiB, MiB, GiB, TiB = 1024^n)"
+)
 _ENV_REF = re.compile(r"\$(\w+)|\$\{([^}]*)\}")
 MAX_PORT = 65535
 
 
 @dataclass
 class Context:
-    """What building settings needs besides the tree: paths, env, warnings."""
+    """What building settings needs besides the tree: env, warnings.
 
-    base_dir: Path
+    Paths in option values are relative to the process's working directory,
+    as nats-server resolves them; only ``include`` (the parser's business) is
+    relative to the including file.
+    """
+
     environ: Mapping[str, str]
     warnings: list[str] = field(default_factory=list)
 
@@ -88,21 +101,29 @@ class Context:
         """A path option that must name a readable file; returned absolute.
 
         ``~`` and ``$VAR``/``${VAR}`` are expanded as nats-server does; a relative
-        path is relative to the directory of the top-level config file.
+        path is relative to the working directory (nats-server's rule: only
+        ``include`` is relative to the config file).
         """
         raw = want_str(entry, name)
         if not raw:
             raise ConfigError.at(entry.pos, f"{name}: empty file name")
         expanded = _ENV_REF.sub(lambda m: self.environ.get(m.group(1) or m.group(2), ""), raw)
-        path = Path(expanded).expanduser()
-        if not path.is_absolute():
-            path = self.base_dir / path
-        path = Path(os.path.abspath(path))
+        path = Path(os.path.abspath(Path(expanded).expanduser()))
         if not path.is_file():
             raise ConfigError.at(entry.pos, f"{name}: file {raw!r} does not exist")
         if not os.access(path, os.R_OK):
             raise ConfigError.at(entry.pos, f"{name}: file {raw!r} is not readable")
         return str(path)
+
+
+def want_path(entry: Entry, name: str) -> str | None:
+    """A path the process creates or opens later (pid file, log file, a directory).
+
+    Returned absolute, resolved against the working directory as nats-server
+    does; an empty string means "none", as in nats-server.
+    """
+    raw = want_str(entry, name)
+    return os.path.abspath(raw) if raw else None
 
 
 def type_name(value: Value) -> str:
@@ -134,6 +155,17 @@ def want_str(entry: Entry, name: str) -> str:
     return data
 
 
+def want_secret(entry: Entry, name: str) -> str:
+    """A password, token or seed: as ``want_str``, but an error never shows the value."""
+    if not isinstance(entry.value.data, str):
+        raise ConfigError.at(
+            entry.pos,
+            f"{name}: expected a string (quote it), got {type_name(entry.value)} "
+            "(not shown: it is a secret)",
+        )
+    return entry.value.data
+
+
 def want_bool(entry: Entry, name: str) -> bool:
     data = entry.value.data
     if not isinstance(data, bool):
@@ -149,6 +181,39 @@ def want_int(entry: Entry, name: str, *, minimum: int | None = None) -> int:
     if minimum is not None and data < minimum:
         raise ConfigError.at(entry.pos, f"{name}: must be at least {minimum}, got {data}")
     return data
+
+
+def want_size(entry: Entry, name: str, *, minimum: int = 0) -> int:
+    """A size in bytes: an integer, or an integer with a unit (``1MB``, made by the lexer).
+
+    Anything else is an error that lists the units (``5XB`` reaches us as a string).
+    """
+    data = entry.value.data
+    if isinstance(data, bool) or not isinstance(data, int):
+        raise type_error(entry.pos, name, SIZE_HELP, entry.value)
+    if data < minimum:
+        raise ConfigError.at(entry.pos, f"{name}: must be at least {minimum}, got {data}")
+    return data
+
+
+def want_limit(entry: Entry, name: str, *, size: bool) -> int | None:
+    """A limit that may be unlimited: ``-1`` or ``0`` (JetStream's spellings) -> None.
+
+    ``size`` limits take units (``1GB``); other limits are counts. Any other
+    negative value is an error rather than a second spelling of "unlimited".
+    """
+    data = entry.value.data
+    what = "a size" if size else "a count"
+    if isinstance(data, bool) or not isinstance(data, int):
+        expected = f"{SIZE_HELP}, or -1 for unlimited" if size else "an integer"
+        if not size:
+            expected += ", or -1 for unlimited"
+        raise type_error(entry.pos, name, expected, entry.value)
+    if data < -1:
+        raise ConfigError.at(
+            entry.pos, f"{name}: expected {what} of at least 1, or -1 for unlimited, got {data}"
+        )
+    return data if data > 0 else None
 
 
 def want_map(entry: Entry, name: str) -> Tree:

@@ -10,6 +10,12 @@ scoped), expiry (``exp``), not-before (``nbf``), revocations, permissions,
 connection types, bearer tokens, and a foreign issuer for negative tests.
 Claims are kept as data and encoded on demand, so an account re-issued after
 :meth:`JwtAccount.revoke` carries the new revocation list.
+
+``version=1`` issues legacy JWTs as nats-io/jwt v1 (and ``nsc`` before 2.0)
+did, which nats-server still accepts: header ``{"typ":"jwt","alg":"ed25519"}``,
+the claim type at the top level (``"type": "user"``) and no ``nats.version``,
+a user's ``issuer_account`` at the top level, and a signature over the claims
+part only (version 2 signs ``header.claims``).
 """
 
 from __future__ import annotations
@@ -35,10 +41,12 @@ __all__ = [
     "creds_text",
     "encode_jwt",
     "public_key",
+    "sample_creds",
 ]
 
-# The only header nats-server's v2 JWT library issues (and that we accept).
+# The header nats-io/jwt v2 issues, and the one v1 issued.
 _HEADER = _b64(json.dumps({"typ": "JWT", "alg": "ed25519-nkey"}).encode())
+_HEADER_V1 = _b64(json.dumps({"typ": "jwt", "alg": "ed25519"}).encode())
 
 # Account limits that allow everything (a missing `leaf` would mean 0).
 _UNLIMITED: dict[str, object] = {
@@ -60,21 +68,49 @@ def public_key(keys: nkeys.KeyPair) -> str:
 
 
 def encode_jwt(
-    claims: Mapping[str, object], issuer: nkeys.KeyPair, *, issued_at: int | None = None
+    claims: Mapping[str, object],
+    issuer: nkeys.KeyPair,
+    *,
+    issued_at: int | None = None,
+    version: int = 2,
 ) -> str:
     """Sign ``claims`` with ``issuer``; ``iat`` (default: now), ``iss`` and ``jti`` are added.
 
-    ``jti`` is base32 of SHA-512/256 over the claims, as the NATS JWT library
-    computes it (the servers do not check it).
+    ``claims`` are written in version 2's layout (``nats.type``,
+    ``nats.version``); ``version=1`` rewrites them as a v1 JWT (see the
+    module docstring). ``jti`` is base32 of SHA-512/256 over the claims, as
+    the NATS JWT library computes it (the servers do not check it).
     """
-    body = dict(claims)
+    body = dict(claims) if version == 2 else _v1_claims(claims)
     body["iat"] = int(time.time()) if issued_at is None else issued_at
     body["iss"] = public_key(issuer)
     digest = hashlib.new("sha512_256", json.dumps(body, sort_keys=True).encode()).digest()
     body["jti"] = base64.b32encode(digest).decode().rstrip("=")
     payload = _b64(json.dumps(body, separators=(",", ":")).encode())
-    signature: bytes = issuer.sign(f"{_HEADER}.{payload}".encode())
+    if version == 1:
+        signature: bytes = issuer.sign(payload.encode())
+        return f"{_HEADER_V1}.{payload}.{_b64(signature)}"
+    signature = issuer.sign(f"{_HEADER}.{payload}".encode())
     return f"{_HEADER}.{payload}.{_b64(signature)}"
+
+
+def _v1_claims(claims: Mapping[str, object]) -> dict[str, object]:
+    """Version 2 claims rewritten as nats-io/jwt v1 laid them out."""
+    body = dict(claims)
+    raw = body.get("nats")
+    nats: dict[str, object] = dict(raw) if isinstance(raw, dict) else {}
+    body["type"] = nats.pop("type")
+    nats.pop("version", None)
+    if "issuer_account" in nats:
+        body["issuer_account"] = nats.pop("issuer_account")
+    # v1 had no connection types, scoped signing keys or account default permissions.
+    nats.pop("allowed_connection_types", None)
+    nats.pop("default_permissions", None)
+    keys = nats.get("signing_keys")
+    if isinstance(keys, list):
+        nats["signing_keys"] = [key for key in keys if isinstance(key, str)]
+    body["nats"] = nats
+    return body
 
 
 def creds_text(jwt: str, seed: str) -> str:
@@ -91,6 +127,11 @@ def creds_text(jwt: str, seed: str) -> str:
         "------END USER NKEY SEED------\n\n"
         "*************************************************************\n"
     )
+
+
+def sample_creds() -> str:
+    """A well-formed ``.creds`` text (a user of a throw-away operator), for config tests."""
+    return JwtOperator(system_account=False).account("A").user().creds()
 
 
 def _times(expires: int | None, not_before: int | None) -> dict[str, object]:
@@ -146,6 +187,8 @@ class JwtAccount:
         not_before: ``nbf`` (Unix seconds).
         default_permissions: ``nats.default_permissions`` (``{"pub": ..., "sub": ...}``).
         disallow_bearer: ``nats.limits.disallow_bearer``.
+        version: 1 for a legacy v1 JWT (default: the operator's); its users
+            default to it too.
     """
 
     def __init__(
@@ -158,8 +201,10 @@ class JwtAccount:
         not_before: int | None = None,
         default_permissions: Mapping[str, object] | None = None,
         disallow_bearer: bool = False,
+        version: int | None = None,
     ) -> None:
         self.name = name
+        self.version = operator.version if version is None else version
         self.keys = _new_keys(nkeys.PREFIX_BYTE_ACCOUNT)
         self.issuer = issuer or operator.keys
         self.issued_at = int(time.time())
@@ -194,7 +239,7 @@ class JwtAccount:
         if self.default_permissions is not None:
             nats["default_permissions"] = dict(self.default_permissions)
         claims = {"sub": self.public_key, "name": self.name, **self.times, "nats": nats}
-        return encode_jwt(claims, self.issuer, issued_at=self.issued_at)
+        return encode_jwt(claims, self.issuer, issued_at=self.issued_at, version=self.version)
 
     def add_signing_key(self, *, scope: Mapping[str, object] | None = None) -> nkeys.KeyPair:
         """A new signing key; with ``scope`` (a permissions template) it is a scoped key."""
@@ -219,6 +264,7 @@ class JwtAccount:
         connection_types: tuple[str, ...] = (),
         signing_key: nkeys.KeyPair | None = None,
         bearer: bool = False,
+        version: int | None = None,
     ) -> JwtUser:
         """Issue a user JWT.
 
@@ -236,6 +282,7 @@ class JwtAccount:
                 scoped key the JWT carries no permissions or limits unless
                 ``pub``/``sub`` are given.
             bearer: ``nats.bearer_token``: no nonce signature needed.
+            version: 1 for a legacy v1 JWT (default: the account's).
         """
         keys = _new_keys(nkeys.PREFIX_BYTE_USER)
         nats: dict[str, object] = {"type": "user", "version": 2}
@@ -264,7 +311,13 @@ class JwtAccount:
             **_times(expires, not_before),
             "nats": nats,
         }
-        return JwtUser(keys, encode_jwt(claims, issuer, issued_at=issued_at))
+        jwt = encode_jwt(
+            claims,
+            issuer,
+            issued_at=issued_at,
+            version=self.version if version is None else version,
+        )
+        return JwtUser(keys, jwt)
 
 
 class JwtOperator:
@@ -276,6 +329,8 @@ class JwtOperator:
         strict_signing: ``strict_signing_key_usage``: only signing keys may
             issue accounts.
         system_account: Create a ``SYS`` account and name it in the JWT.
+        version: 1 for legacy v1 JWTs: the operator's, and by default its
+            accounts' and their users'.
     """
 
     def __init__(
@@ -285,8 +340,10 @@ class JwtOperator:
         signing_key: bool = False,
         strict_signing: bool = False,
         system_account: bool = True,
+        version: int = 2,
     ) -> None:
         self.name = name
+        self.version = version
         self.keys = _new_keys(nkeys.PREFIX_BYTE_OPERATOR)
         self.signing_keys = [_new_keys(nkeys.PREFIX_BYTE_OPERATOR)] if signing_key else []
         self.strict_signing = strict_signing
@@ -307,7 +364,7 @@ class JwtOperator:
         if self.strict_signing:
             nats["strict_signing_key_usage"] = True
         claims = {"sub": self.public_key, "name": self.name, "nats": nats}
-        return encode_jwt(claims, self.keys)
+        return encode_jwt(claims, self.keys, version=self.version)
 
     def account(
         self,
@@ -318,6 +375,7 @@ class JwtOperator:
         not_before: int | None = None,
         default_permissions: Mapping[str, object] | None = None,
         disallow_bearer: bool = False,
+        version: int | None = None,
     ) -> JwtAccount:
         """Create an account (arguments as for :class:`JwtAccount`), preloaded by :meth:`config`."""
         account = JwtAccount(
@@ -328,6 +386,7 @@ class JwtOperator:
             not_before=not_before,
             default_permissions=default_permissions,
             disallow_bearer=disallow_bearer,
+            version=version,
         )
         self.accounts[name] = account
         return account

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import functools
 import logging
+import socket
 import time
 from typing import TYPE_CHECKING, Final
 
@@ -68,6 +69,10 @@ log = logging.getLogger("leafnode.router")
 
 # How much one receive_some may return: large reads let the parser batch.
 MAX_RECV = 64 * 1024
+
+# The first byte of a TLS record carrying a handshake (a ClientHello): how an
+# allow_non_tls port tells TLS clients from plain ones, as nats-server does.
+_TLS_HANDSHAKE_RECORD = 0x16
 
 # nats-server's defaults for a CONNECT that omits them (client.go defaultOpts).
 _DEFAULT_VERBOSE = True
@@ -212,6 +217,10 @@ class ClientConnection:
             info = self._info_bytes()
             with trio.move_on_after(tls.timeout_s):
                 await self.stream.send_all(info)
+            if tls.allow_non_tls:
+                mode = await self._sniff_tls(tls.timeout_s)
+                if mode != "tls":
+                    return mode == "plain"
         stream = trio.SSLStream(self.stream, server.ssl_context, server_side=True)
         try:
             with trio.fail_after(tls.timeout_s):
@@ -224,6 +233,26 @@ class ClientConnection:
         self.outbound.stream = stream
         self.outbound.close_raw()
         return True
+
+    async def _sniff_tls(self, timeout_s: float) -> str:
+        """``allow_non_tls``: "tls", "plain" or "closed", from the client's first byte.
+
+        As nats-server: a TLS ClientHello starts with a handshake record (0x16);
+        anything else, or nothing within the TLS timeout, is a plain client.
+        The byte is peeked, not read, so either path sees the whole stream.
+        """
+        stream = self.stream
+        if not isinstance(stream, trio.SocketStream):
+            return "tls"  # not a TCP socket to peek at: TLS as without allow_non_tls
+        first = b"-"
+        with trio.move_on_after(timeout_s):
+            try:
+                first = await stream.socket.recv(1, socket.MSG_PEEK)
+            except OSError:
+                first = b""
+        if not first:
+            return "closed"
+        return "tls" if first[0] == _TLS_HANDSHAKE_RECORD else "plain"
 
     async def _write_then_cancel(self) -> None:
         await self.outbound.run_writer()

@@ -8,6 +8,10 @@ Theory of operation (nats-server 2.15 ``auth.go``, the ``juc != nil`` branch of
   issued by a trusted operator key, and keeps per account: its signing keys
   (plain, or scoped with a permissions template), revocations, validity
   times, ``default_permissions`` and ``disallow_bearer``.
+* Operator, account and user JWTs may be legacy version 1 JWTs, as in
+  nats-server: ``decode_jwt`` verifies them and migrates their claims to
+  version 2's layout (a v1 user's top-level ``issuer_account`` becomes
+  ``nats.issuer_account``), so what follows reads one layout.
 * A CONNECT carries ``jwt`` (the user JWT) and ``sig``. The user JWT must
   verify with its issuer ``iss`` (``decode_jwt``) and be within its
   ``nbf``/``exp``. Its account is ``nats.issuer_account`` when set, else

@@ -160,7 +160,10 @@ class Server:
         if self.auth.auth_required:
             info["auth_required"] = True
         if settings.tls is not None:
-            info["tls_required"] = True
+            # allow_non_tls: TLS is offered, not required (nats-server's tls_available),
+            # unless the handshake comes first.
+            offered = settings.tls.allow_non_tls and not settings.tls.handshake_first
+            info["tls_available" if offered else "tls_required"] = True
             if settings.tls.verify:
                 info["tls_verify"] = True
         if self.lame_duck_mode:

@@ -215,8 +215,9 @@ def test_lame_duck_ends_the_site(start_site: SiteStarter) -> None:
 
 
 def test_a_service_that_cannot_start_fails_the_run(start_site: SiteStarter, tmp_path: Path) -> None:
+    # A valid URL whose directory does not exist: only the store finds out.
     config = (
-        'store { url: "nosuchdb://x" }\n'
+        f'store {{ url: "sqlite:///{tmp_path}/no/such/dir/buffer.db" }}\n'
         'leafnodes { remotes: [ { url: "nats-leaf://127.0.0.1:1", '
         'buffer { subjects: ["a"] } } ] }\n'
     )

@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from leafnode.testing import hub_binaries
+from leafnode.testing._jwt import sample_creds
 
 LEAFNODE = Path(sys.executable).parent / "leafnode"
 
@@ -71,7 +72,7 @@ def test_error_in_include_names_it(tmp_path: Path) -> None:
     write(tmp_path, "max_payload: lots\n", "limits.conf")
     result = check(write(tmp_path, "include limits.conf\n"))
     assert result.returncode == 1
-    assert result.stderr.startswith("limits.conf:1:1: max_payload: expected an integer")
+    assert result.stderr.startswith("limits.conf:1:1: max_payload: expected a size")
 
 
 def test_missing_file(tmp_path: Path) -> None:
@@ -188,7 +189,15 @@ password
         "accounts: {\r\n  ACC: { users: [{user: leaf, password: leaf}] }\r\n}\r\n"
         "include ./more.conf\r\n",
         ok=True,
-        files={"leaf.creds": "x", "more.conf": "debug: true; trace: false\n"},
+        files={"leaf.creds": sample_creds(), "more.conf": "debug: true; trace: false\n"},
+    ),
+    Case(
+        "garbage creds",
+        'leafnodes { remotes: [ { url: "nats://h:1", credentials: "./leaf.creds" } ] }\n',
+        ok=False,
+        files={"leaf.creds": "x"},
+        # nats-server -t does not read the file; leafnode run's uplink refuses it.
+        differs_on=frozenset({"latest", "debian"}),
     ),
     Case(
         "duration reconnect",
@@ -260,3 +269,56 @@ def test_service_table_matches_the_entry_points() -> None:
 
     declared = {ep.name: ep.value for ep in entry_points(group=SERVICE_GROUP)}
     assert declared == SERVICE_MAINS
+
+
+# Issue 11 point 5: values `leafnode run` refuses, or misreads, fail `leafnode check`.
+NONSENSE = [
+    (
+        "leafnodes {\n  remotes: [{url: hub, buffer {subjects: a,\n    max_bytes: -5}}]\n}\n",
+        "leaf.conf:3:5: leafnodes.remotes[0].buffer.max_bytes: expected a size of at least 1, "
+        "or -1 for unlimited, got -5",
+    ),
+    (
+        "leafnodes {\n  remotes: [{url: hub, buffer {subjects: a,\n    max_bytes: 5XB}}]\n}\n",
+        "leaf.conf:3:5: leafnodes.remotes[0].buffer.max_bytes: expected a size in bytes such as "
+        "1048576, 512MB or 1GiB (units K, M, G, T = 1000^n; KB, MB, GB, TB, KiB, MiB, GiB, "
+        "TiB = 1024^n), or -1 for unlimited, got a string ('5XB')",
+    ),
+    (
+        'store {\n  url: "mysql://leaf:hunter2@db/leaf"\n}\n',
+        "leaf.conf:2:3: store.url: unsupported database scheme 'mysql://' (use sqlite:///PATH "
+        "(relative) or sqlite:////PATH (absolute), or "
+        "postgresql+psycopg://USER:PASSWORD@HOST:PORT/DATABASE)",
+    ),
+    ("tls {\n  verify: true\n}\n", "leaf.conf:1:1: tls: the client port's TLS needs"),
+]
+
+
+@pytest.mark.parametrize(("text", "message"), NONSENSE, ids=["negative", "unit", "mysql", "tls"])
+def test_check_refuses_nonsense(text: str, message: str, tmp_path: Path) -> None:
+    result = check(write(tmp_path, text))
+    assert result.returncode == 1, result.stdout
+    assert result.stderr.startswith(message), result.stderr
+    assert "hunter2" not in result.stderr
+    assert "Traceback" not in result.stderr
+
+
+def test_store_flag_is_checked(tmp_path: Path) -> None:
+    result = run(str(LEAFNODE), "run", "-t", "--store", "mysql://u:hunter2@db/x", cwd=tmp_path)
+    assert result.returncode == 1
+    assert "command line: --store: unsupported database scheme 'mysql://'" in result.stderr
+    assert "hunter2" not in result.stderr
+
+
+def test_tls_flag_files_are_loaded(tmp_path: Path) -> None:
+    # `leafnode run -t` refuses what the router would fail to load at start-up.
+    (tmp_path / "bad.pem").write_text("SECRET-ISH not a certificate\n")
+    result = run(
+        str(LEAFNODE), "run", "-t", "--tlscert", "bad.pem", "--tlskey", "bad.pem", cwd=tmp_path
+    )
+    assert result.returncode == 1
+    assert result.stderr == (
+        "leafnode run: command line: --tlscert/--tlskey/--tlscacert: cannot load cert_file "
+        "and key_file: not in PEM format (expected a PEM certificate and the PEM private key "
+        "that matches it)\n"
+    )

@@ -97,10 +97,11 @@ class TestParsing:
         assert operator is not None
         assert operator.operator_jwts == (op.jwt,)
 
-    def test_operator_file(self, tmp_path: Path) -> None:
+    def test_operator_file(self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
         op = JwtOperator()
         (tmp_path / "op.jwt").write_text(op.jwt + "\n")
-        operator = s(op.config(operator="op.jwt"), base_dir=tmp_path).router.operator
+        monkeypatch.chdir(tmp_path)  # relative to the working directory, as in nats-server
+        operator = s(op.config(operator="op.jwt")).router.operator
         assert operator is not None
         assert operator.operator_jwts == (op.jwt,)
 

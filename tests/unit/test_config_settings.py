@@ -26,9 +26,12 @@ from leafnode.config import (
     load,
     loads,
 )
+from leafnode.testing._jwt import sample_creds
 
 if TYPE_CHECKING:
     from pathlib import Path
+
+    from leafnode.testing import TlsFiles
 
 USER_SEED = nkeys.encode_seed(bytes(range(32)), nkeys.PREFIX_BYTE_USER).decode()
 USER_NKEY = nkeys.from_seed(USER_SEED.encode()).public_key.decode()
@@ -65,7 +68,7 @@ leafnodes {
 
 def test_design_example(tmp_path: Path) -> None:
     creds = tmp_path / "site.creds"
-    creds.write_text("creds")
+    creds.write_text(sample_creds())
     conf = tmp_path / "leaf.conf"
     # The DESIGN example binds account APP, which must exist.
     text = DESIGN_EXAMPLE.replace("CREDS", str(creds)) + "accounts { APP {} }\n"
@@ -140,9 +143,10 @@ KEYS: list[tuple[str, Get, object]] = [
     ("trace: on", lambda c: c.log.trace, True),
     ("logtime: false", lambda c: c.log.logtime, False),
     ("log_file: /var/log/l.log", lambda c: c.log.log_file, "/var/log/l.log"),
-    ("logfile: l.log", lambda c: c.log.log_file, "l.log"),
-    ("pid_file: l.pid", lambda c: c.log.pid_file, "l.pid"),
-    ("pidfile: m.pid", lambda c: c.log.pid_file, "m.pid"),
+    # Relative paths are relative to the working directory, as in nats-server.
+    ("logfile: l.log", lambda c: c.log.log_file, os.path.abspath("l.log")),
+    ("pid_file: l.pid", lambda c: c.log.pid_file, os.path.abspath("l.pid")),
+    ("pidfile: m.pid", lambda c: c.log.pid_file, os.path.abspath("m.pid")),
     ("ports_file_dir: /tmp/p", lambda c: c.ports_file_dir, "/tmp/p"),
     ("run_dir: /run/x", lambda c: c.run_dir, "/run/x"),
     ("http: 8223", lambda c: (c.api.host, c.api.port), ("127.0.0.1", 8223)),
@@ -300,8 +304,9 @@ class TestAuth:
             "<string>:5:5: accounts.A.jetstream is not supported by leafnode; ignored",
         )
 
-    def test_tls_sets_auth_timeout(self) -> None:
-        c = s("tls { timeout: 3 }\nauthorization { token: t }")
+    def test_tls_sets_auth_timeout(self, tls_files: TlsFiles) -> None:
+        tls = f"cert_file: '{tls_files.server_cert}', key_file: '{tls_files.server_key}'"
+        c = s(f"tls {{ {tls}, timeout: 3 }}\nauthorization {{ token: t }}")
         assert c.router.auth_timeout_s == 4.0
 
 
@@ -390,24 +395,34 @@ class TestRemotes:
         c = s('leafnodes { dial_timeout: "3s", remotes: [{url: a}, {url: b, dial_timeout: "1s"}] }')
         assert [r.dial_timeout_s for r in c.leafnodes.remotes] == [3.0, 1.0]
 
-    def test_credentials_relative_to_config_dir(self, tmp_path: Path) -> None:
-        (tmp_path / "site.creds").write_text("x")
-        conf = tmp_path / "leaf.conf"
+    def test_credentials_relative_to_working_directory(
+        self, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        (tmp_path / "site.creds").write_text(sample_creds())
+        (tmp_path / "etc").mkdir()
+        conf = tmp_path / "etc" / "leaf.conf"
         conf.write_text("leafnodes { remotes: [ { url: hub, creds: site.creds } ] }")
+        monkeypatch.chdir(tmp_path)
         assert load(conf).leafnodes.remotes[0].credentials == str(tmp_path / "site.creds")
 
     def test_credentials_env_expansion(self, tmp_path: Path) -> None:
-        (tmp_path / "site.creds").write_text("x")
+        (tmp_path / "site.creds").write_text(sample_creds())
         remote = self.remote("url: h, credentials: '$DIR/site.creds'", DIR=str(tmp_path))
         assert remote.credentials == str(tmp_path / "site.creds")
 
-    def test_tls_files(self, tmp_path: Path) -> None:
-        for name in ("c.pem", "k.pem", "ca.pem"):
-            (tmp_path / name).write_text("x")
+    def test_tls_files(
+        self, tmp_path: Path, tls_files: TlsFiles, monkeypatch: pytest.MonkeyPatch
+    ) -> None:
+        monkeypatch.chdir(tmp_path)
+        for name, made in (
+            ("c.pem", tls_files.client_cert),
+            ("k.pem", tls_files.client_key),
+            ("ca.pem", tls_files.ca_cert),
+        ):
+            (tmp_path / name).write_bytes(made.read_bytes())
         c = s(
             "leafnodes { remotes: [{url: h, tls { "
             "cert_file: c.pem, key_file: k.pem, ca_file: ca.pem }}] }",
-            base_dir=tmp_path,
         )
         assert c.leafnodes.remotes[0].tls == TlsSettings(
             cert_file=str(tmp_path / "c.pem"),
@@ -494,8 +509,8 @@ ERRORS: list[tuple[str, int, int, str]] = [
     ("max_payload: 65MB", 1, 1, "64 MiB"),
     ("max_payload: -1", 1, 1, "at least 0"),
     ("max_payload: 2MB\nmax_pending: 1MB", 1, 1, "cannot be higher than max_pending"),
-    ("max_payload: 1.5", 1, 1, "expected an integer, got a float"),
-    ("max_payload: true", 1, 1, "expected an integer, got a boolean"),
+    ("max_payload: 1.5", 1, 1, "expected a size in bytes such as 1048576, 512MB or 1GiB"),
+    ("max_payload: true", 1, 1, "got a boolean"),
     ('ping_interval: "2x"', 1, 1, "invalid duration"),
     ("ping_interval: [1]", 1, 1, "expected a duration"),
     ('ping_interval: "0s"', 1, 1, "must be positive"),
@@ -637,22 +652,24 @@ def test_errors(text: str, line: int, column: int, reason: str) -> None:
 
 def test_credentials_must_be_readable(tmp_path: Path) -> None:
     creds = tmp_path / "site.creds"
-    creds.write_text("x")
+    creds.write_text(sample_creds())
     creds.chmod(0)
     if os.access(creds, os.R_OK):
         pytest.skip("running as a user who can read any file")
     _expect(f"leafnodes {{ remotes: [ {{url: a, creds: '{creds}'}} ] }}", 1, 33, "not readable")
 
 
-def test_credentials_and_nkey_conflict(tmp_path: Path) -> None:
-    (tmp_path / "c").write_text("x")
+def test_credentials_and_nkey_conflict(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "c").write_text(sample_creds())
+    monkeypatch.chdir(tmp_path)
     text = f"leafnodes {{ remotes: [ {{url: a, creds: c,\n  nkey: {USER_SEED}}} ] }}"
-    _expect(text, 2, 3, "both credentials and nkey", base_dir=tmp_path)
+    _expect(text, 2, 3, "both credentials and nkey")
 
 
-def test_tls_cert_needs_key(tmp_path: Path) -> None:
+def test_tls_cert_needs_key(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     (tmp_path / "c.pem").write_text("x")
-    _expect("tls { cert_file: c.pem }", 1, 1, "missing 'key_file'", base_dir=tmp_path)
+    monkeypatch.chdir(tmp_path)
+    _expect("tls { cert_file: c.pem }", 1, 1, "missing 'key_file'")
 
 
 class TestLoad:

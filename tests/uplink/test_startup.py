@@ -29,8 +29,12 @@ def test_malformed_creds_file_is_a_start_up_error(tmp_path: Path) -> None:
     config.write_text(remote_config(f'{{ name: c, url: "127.0.0.1:1", credentials: "{creds}" }}'))
     result = run_uplink(config)
     assert result.returncode == 1
-    assert f"{creds}:1:1: no user JWT block" in result.stderr
-    assert "'c'" in result.stderr
+    # The config loader checks the file's shape (so `leafnode check` refuses it too).
+    assert f"{config}:5:32: leafnodes.remotes[0].credentials: not a usable .creds file" in (
+        result.stderr
+    )
+    assert "no user JWT block" in result.stderr
+    assert "this is not" not in result.stderr
 
 
 def test_missing_creds_file_and_bad_url_are_config_errors(tmp_path: Path) -> None:
@@ -54,4 +58,5 @@ def test_unreadable_certificate_is_a_start_up_error(tmp_path: Path) -> None:
     config.write_text(remote_config(f'{{ url: "127.0.0.1:1", tls {{ ca_file: "{bogus}" }} }}'))
     result = run_uplink(config)
     assert result.returncode == 1
-    assert "cannot load TLS files" in result.stderr
+    # The config loader loads TLS files (so `leafnode check` refuses them too).
+    assert f"{config}:5:29: leafnodes.remotes[0].tls.ca_file: cannot load the CA" in result.stderr

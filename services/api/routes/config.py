@@ -163,7 +163,11 @@ async def put_config(state: State, request: Request) -> ReloadResult:
     async with state.reload_lock:
         try:
             settings = await anyio.to_thread.run_sync(
-                lambda: loads(text, source=str(path), base_dir=path.parent)
+                # include_root: the sender may include files of the config
+                # directory only, and errors withhold content they did not send.
+                lambda: loads(
+                    text, source=str(path), base_dir=path.parent, include_root=path.parent
+                )
             )
             # The command line's --remote/--creds/--buffer must still fit the new file.
             settings = state.reapply(dataclasses.replace(settings, source=path))
@@ -180,5 +184,6 @@ async def reload_config(state: State) -> ReloadResult:
         try:
             settings = state.reapply(await anyio.to_thread.run_sync(load, path))
         except ConfigError as exc:
-            raise _config_error(exc) from None
+            # The caller sent none of the file: the error quotes none of it.
+            raise _config_error(exc.without_values()) from None
         return ReloadResult.model_validate(await reload_everything(state, settings))

@@ -238,7 +238,10 @@ async def probe(name: str, run_dir: Path, api: tuple[str, int] | None = None) ->
         host = {"0.0.0.0": "127.0.0.1", "::": "::1", "": "127.0.0.1"}.get(api[0], api[0])
         return await _http_answers(host, api[1])
     answer = await _request(run_dir / SOCKETS[name], "ping")
-    return answer is not None and answer.type == "pong"
+    # A router is ready once all its ports listen (its websocket port too).
+    return (
+        answer is not None and answer.type == "pong" and answer.fields.get("listening") is not False
+    )
 
 
 class StartupError(Exception):
@@ -571,7 +574,7 @@ class Supervisor:
             with contextlib.suppress(OSError), open(path, "w", encoding="ascii") as fh:
                 fh.write(str(os.getpid()))
 
-    def _write_ports_file(self) -> None:
+    def _write_ports_file(self, websocket: str | None = None) -> None:
         directory = self.settings.ports_file_dir
         if not directory:
             return
@@ -583,6 +586,8 @@ class Supervisor:
             api_host, api_port = self.api_socket.getsockname()[:2]
             api_host = "127.0.0.1" if api_host in ("0.0.0.0", "::") else api_host
             ports["monitoring"] = [f"http://{api_host}:{api_port}"]
+        if websocket:
+            ports["websocket"] = [websocket]
         path = Path(directory) / f"nats-server_{os.getpid()}.ports"
         path.parent.mkdir(parents=True, exist_ok=True)
         # Renamed into place: a tool polling for the file never reads half of it.
@@ -638,7 +643,9 @@ class Supervisor:
                 self.exit_code = 1
             await self.shutdown()
         else:
-            self._write_ports_file()
+            router = await _request(self.run_dir / SOCKETS["router"], "ping")
+            websocket = router.fields.get("websocket") if router is not None else None
+            self._write_ports_file(websocket if isinstance(websocket, str) else None)
             self._write_pid_file()
             log.info("Server is ready")
             await self.done.wait()

@@ -75,6 +75,9 @@ class ControlHandler:
                     "server_id": server.server_id,
                     "server_name": server.server_name,
                     "port": server.port,
+                    # Every port of the router listens (client, websocket).
+                    "listening": server.listening.is_set(),
+                    "websocket": server.websocket_url() if server.websocket_port else None,
                 },
             )
         if frame.type == "reload":

@@ -188,8 +188,18 @@ class Server:
             host = "127.0.0.1"
         scheme = "tls" if self.settings.tls is not None else "nats"
         ports = {"nats": [f"{scheme}://{host}:{self.port}"]}
+        if self.websocket_port:
+            ports["websocket"] = [self.websocket_url()]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(ports))
+
+    def websocket_url(self) -> str:
+        """The websocket port's URL as nats-server writes it in its ports file."""
+        ws = self.settings.websocket
+        assert ws is not None
+        host = ws.host if ws.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        scheme = "ws" if ws.tls is None else "wss"
+        return f"{scheme}://{host}:{self.websocket_port}"
 
     # ------------------------------------------------------------ operations
 
@@ -294,6 +304,9 @@ class Server:
                 self._build_info()
                 self._listen_scope = trio.CancelScope()
                 await nursery.start(self._serve_clients, listeners, nursery)
+                # Before the ports file and readiness: tools read the
+                # websocket URL from the ports file (nats.js's harness does).
+                await self._start_websocket(nursery)
                 if ports_file is not None:
                     self.write_ports_file(ports_file)
                 log.info("Listening for client connections on %s:%d", settings.host, self.port)
@@ -304,7 +317,6 @@ class Server:
                 if not supervised:
                     log.info("Server is ready")
                 self.listening.set()
-                await self._start_websocket(nursery)
         finally:
             if ports_file is not None:
                 # Shutdown path, one small file: a blocking unlink is fine.

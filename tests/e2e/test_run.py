@@ -117,6 +117,20 @@ def test_ports_and_pid_files(start_site: SiteStarter, tmp_path: Path) -> None:
     assert not site.ports_file.exists()
 
 
+def test_ports_file_names_the_websocket_port(start_site: SiteStarter) -> None:
+    """nats-server writes ``websocket`` URLs in its ports file; tools read them
+    to find a ``port: -1`` websocket (nats.js's test harness does)."""
+    site = start_site("websocket { port: -1, no_tls: true }\n", extra_args=("-p", "-1"))
+    ports = json.loads(site.ports_file.read_text())
+    (url,) = ports["websocket"]
+    assert url.startswith("ws://127.0.0.1:")
+    ws_port = int(url.rsplit(":", 1)[1])
+    assert ws_port not in (0, site.port)
+    assert f"Listening for websocket clients on ws://0.0.0.0:{ws_port}" in site.log_text()
+    # Ready, and so in the ports file, only once the websocket port listens.
+    assert site.log_text().index("Listening for websocket") < site.log_text().index("Server is ready")
+
+
 def test_without_a_monitoring_port_only_the_router_runs(start_site: SiteStarter) -> None:
     site = start_site(extra_args=("-p", "-1"))
     assert set(site.children()) == {"router"}

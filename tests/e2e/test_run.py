@@ -128,7 +128,9 @@ def test_ports_file_names_the_websocket_port(start_site: SiteStarter) -> None:
     assert ws_port not in (0, site.port)
     assert f"Listening for websocket clients on ws://0.0.0.0:{ws_port}" in site.log_text()
     # Ready, and so in the ports file, only once the websocket port listens.
-    assert site.log_text().index("Listening for websocket") < site.log_text().index("Server is ready")
+    assert site.log_text().index("Listening for websocket") < site.log_text().index(
+        "Server is ready"
+    )
 
 
 def test_without_a_monitoring_port_only_the_router_runs(start_site: SiteStarter) -> None:

@@ -115,24 +115,32 @@ def test_link_drop_mid_replay(sites: Sites, store_url: str) -> None:
     The batch awaiting its PONG must go again on the next link. (A hub
     killed with SIGKILL would also lose what it had confirmed but not yet
     written to its subscribers: core NATS semantics, not the uplink's.)
+    A first half of the backlog is delivered on the first link; the hub is
+    stopped before the drain of the second half resumes, so the stall always
+    lands mid-replay (stopping it once the replay was seen under way raced a
+    drain of 10,000 messages that can finish within one poll).
     """
     hub = sites.hub()
     site = sites.site(hub, store_url=store_url, extra='ping_interval: "250ms"')
     site.wait_ready_link()
     collector = HubCollector(hub.proc.port)
     poll(site.subscriptions, lambda subs: "tele.>" in subs, timeout=15, what="hub interest")
-    site.ctl("replay", action="pause")
     publisher = Publisher(site.router.port)
+    publisher.start(limit=5_000)
+    publisher.join()
+    poll(collector.snapshot, lambda got: len(got) >= 5_000, timeout=30, what="the first half")
+    poll(site.backlog, lambda n: n == 0, timeout=30, what="the first half acknowledged")
+    site.ctl("replay", action="pause")
     publisher.start(limit=10_000)
     publisher.join()
-    site.ctl("replay", action="resume")
-    poll(collector.snapshot, lambda got: len(got) > 0, timeout=30, what="replay under way")
+    assert site.backlog() == 5_000
     hub.proc.proc.send_signal(signal.SIGSTOP)
     try:
+        site.ctl("replay", action="resume")
         status = poll(site.status, lambda s: s["connected"] is False, timeout=15, what="stale")
     finally:
         hub.proc.proc.send_signal(signal.SIGCONT)
     assert "Stale" in str(status["last_error"])
-    assert site.backlog() > 0, "the replay finished before the link dropped"
+    assert site.backlog() > 0, "a batch was acknowledged by a stopped hub"
     check_delivery(site, collector, publisher)
     assert site.status()["reconnects"] == 1

@@ -59,8 +59,10 @@ A service's exit is reported by the fork server, which watches a pidfd
 per service (no SIGCHLD handler, no watcher thread).
 
 ``supervisor.ctl`` requests (ipc frames): ``ping`` -> ``pong`` {pid, services:
-{name: pid}}; ``reload`` -> ``ok`` {reloaded, error?, services: {name:
-{reloaded, error?, started?}}}.
+{name: pid}}; ``reload`` -> ``ok`` {reloaded, error?, restart_needed?: [{key,
+old, new}], services: {name: {reloaded, error?, started?}}}. A reload that
+changes a key needing a restart (``leafnode.config.restart_needed``) is
+refused as a whole: no service is touched, the running config stays.
 """
 
 from __future__ import annotations
@@ -85,7 +87,7 @@ from typing import TYPE_CHECKING, Final
 from leafnode import SERVER_VERSION, __version__
 from leafnode.cli import service_module
 from leafnode.clientport import take_client_socket
-from leafnode.config import ConfigError, load
+from leafnode.config import ConfigError, load, refusal, restart_needed
 from leafnode.flags import apply_server_flags, leaf_flag_argv, load_with_flags
 from leafnode.forkserver import FD_PLACEHOLDER, ForkServer, ForkServerError
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, FrameError, IpcError, encode_frame
@@ -475,14 +477,32 @@ class Supervisor:
         self.done.set()
 
     async def reload(self) -> dict[str, object]:
-        """SIGHUP: re-read the file, start what it newly needs, reload the rest."""
+        """SIGHUP: re-read the file, start what it newly needs, reload the rest.
+
+        Refused as a whole (nothing started, nothing reloaded) when the file
+        changes a key that needs a restart; each such key is logged.
+        """
         old = self.settings
         if self.args.config:
             try:
-                self.settings = apply_server_flags(load(self.args.config), self.args)
+                new = apply_server_flags(load(self.args.config), self.args, default_run_dir="")
             except ConfigError as exc:
                 log.error("Failed to reload configuration: %s", exc)
                 return {"reloaded": False, "error": str(exc), "services": {}}
+            if not new.run_dir:  # still none configured: the private one in use
+                new = dataclasses.replace(new, run_dir=str(self.run_dir))
+            refused = restart_needed(old, new)
+            if refused:
+                # As nats-server: nothing applied, every service keeps running as it was.
+                for change in refused:
+                    log.error("Failed to reload configuration: %s", change)
+                return {
+                    "reloaded": False,
+                    "error": refusal(refused),
+                    "restart_needed": [change.as_dict() for change in refused],
+                    "services": {},
+                }
+            self.settings = new
         results: dict[str, dict[str, object]] = {}
         for name in services_needed(self.settings):
             if name not in self.children and not self.stopping:

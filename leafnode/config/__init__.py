@@ -7,6 +7,9 @@ problem is a ``ConfigError`` whose ``str()`` is ``file:line:column: reason``.
 ``decode_jwt`` (with ``nkey_verify_key`` and ``operator_signing_keys``) is the
 one NATS JWT verifier: the loader checks operator-mode JWTs with it, and the
 router checks user JWTs with it.
+
+``restart_needed(old, new)`` says which changes a reload cannot apply (a
+reload with any is refused as a whole, as nats-server refuses one).
 """
 
 from __future__ import annotations
@@ -23,6 +26,7 @@ from ._build_store import check_store_url
 from ._build_tls import tls_files_problem
 from ._errors import ConfigError
 from ._parser import parse
+from ._reload import RestartNeeded, refusal, restart_needed
 from ._settings import (
     DEFAULT_ACCOUNT,
     AccountSettings,
@@ -57,6 +61,7 @@ __all__ = [
     "OperatorSettings",
     "Permissions",
     "RemoteSettings",
+    "RestartNeeded",
     "RouterSettings",
     "Settings",
     "StoreSettings",
@@ -71,5 +76,7 @@ __all__ = [
     "nkey_verify_key",
     "operator_signing_keys",
     "parse",
+    "refusal",
+    "restart_needed",
     "tls_files_problem",
 ]

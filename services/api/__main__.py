@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Final
 import uvicorn
 
 from leafnode import __version__
-from leafnode.config import ConfigError, load
+from leafnode.config import ConfigError, load, restart_needed
 from leafnode.flags import apply_server_flags, load_with_flags
 from leafnode.runtime import setup_logging, write_pid_file
 
@@ -85,10 +85,16 @@ def _reload_own(state: ApiState, args: argparse.Namespace) -> None:
     if not args.config:
         return
     try:
-        state.settings = apply_server_flags(load(args.config), args)
+        settings = apply_server_flags(load(args.config), args)
     except ConfigError as exc:
         log.error("Failed to reload the api configuration: %s", exc)
         return
+    refused = restart_needed(state.settings, settings)
+    if refused:  # as nats-server: nothing applied
+        for refused_change in refused:
+            log.error("Failed to reload the api configuration: %s", refused_change)
+        return
+    state.settings = settings
     log.info("Reloaded the api configuration")
 
 

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from leafnode import SERVER_VERSION, __version__
-from leafnode.config import ConfigError, load
+from leafnode.config import ConfigError, load, refusal, restart_needed
 from leafnode.flags import apply_server_flags, load_with_flags
 from leafnode.ipc.trio import serve_unix_socket
 from leafnode.runtime import setup_logging, write_pid_file
@@ -105,6 +105,11 @@ def _reload(server: Server, args: argparse.Namespace) -> str | None:
     except ConfigError as exc:
         log.error("Failed to reload server configuration: %s", exc)
         return str(exc)
+    refused = restart_needed(server.full_settings, settings)
+    if refused:  # as nats-server: nothing applied
+        for refused_change in refused:
+            log.error("Failed to reload server configuration: %s", refused_change)
+        return refusal(refused)
     server.reload(settings)
     log.info("Reloaded server configuration")
     return None

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 from leafnode import SERVER_VERSION
 from leafnode.monitoring import MonitorError, query_flag
 from leafnode.proto import subject_matches
+from leafnode.redact import url_address
 
 from .closed import ClosedClient, ClosedSub
 
@@ -140,7 +141,8 @@ def varz(server: Server) -> dict[str, object]:
         "system_account": "",
         "leaf": {
             "remotes": [
-                {"local_account": r.account, "urls": list(r.urls), "deny": {}}
+                # host:port only, as nats-server's urlsToStrings: never the userinfo.
+                {"local_account": r.account, "urls": [url_address(u) for u in r.urls], "deny": {}}
                 for r in full.leafnodes.remotes
             ]
         },

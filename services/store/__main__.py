@@ -7,7 +7,8 @@ only then bind ``run_dir/store.sock``: a client that can connect can append.
 Signals, as nats-server: SIGINT/SIGTERM stop; SIGHUP re-reads the config
 file, as the ``reload`` request on ``store.sock`` does (``leafnode run``'s
 supervisor sends that one): new buffer limits apply to the next appends and
-housekeeping. ``store { url, sync }`` changes need a restart.
+housekeeping. ``store { url, sync }`` changes need a restart: a reload with
+one is refused as a whole (``leafnode.config.restart_needed``).
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from pathlib import Path
 import trio
 from sqlalchemy.exc import SQLAlchemyError
 
-from leafnode.config import ConfigError, Settings, StoreSettings, load
+from leafnode.config import ConfigError, Settings, load, refusal, restart_needed
 from leafnode.flags import SHARED_RUN_DIR, add_leaf_flags, apply_leaf_flags
 from leafnode.ipc import STORE_SOCKET
+from leafnode.redact import redact_url
 from leafnode.runtime import setup_logging, write_pid_file
 
 from .engine import create_store_engine
@@ -77,12 +79,14 @@ def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def reload(
-    service: StoreService, running: StoreSettings, args: argparse.Namespace
+    service: StoreService, running: list[Settings], args: argparse.Namespace
 ) -> tuple[str | None, list[str]]:
     """Re-read the config file and apply its buffer limits; ``(error, changes)``.
 
-    Runs in the store's DB thread, between two operations. A file that does
-    not load leaves every limit as it was.
+    Runs in the store's DB thread, between two operations. ``running[0]`` is
+    the config in effect, replaced when a reload applies. A file that does
+    not load, or that changes a key needing a restart (``store { url, sync }``
+    among them), leaves every limit as it was.
     """
     if not args.config:
         log.info("Reloaded: no configuration file to re-read")
@@ -92,12 +96,14 @@ def reload(
     except ConfigError as exc:
         log.error("Failed to reload the configuration: %s", exc)
         return str(exc), []
-    changes: list[str] = []
-    if (settings.store.url, settings.store.sync) != (running.url, running.sync):
-        log.warning("Reload: store url and sync changes need a restart; keeping the old ones")
-        changes.append("store url/sync: unchanged until a restart")
+    refused = restart_needed(running[0], settings)
+    if refused:  # as nats-server: nothing applied
+        for refused_change in refused:
+            log.error("Failed to reload the configuration: %s", refused_change)
+        return refusal(refused), []
+    running[0] = settings
     buffers = {r.name: r.buffer for r in settings.leafnodes.remotes if r.buffer is not None}
-    changes += service.reload(buffers)
+    changes = service.reload(buffers)
     for change in changes:
         log.info("Reloaded: %s", change)
     log.info("Reloaded configuration (%d change(s))", len(changes))
@@ -138,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine = create_store_engine(settings.store)
     except Exception as exc:  # a bad URL or a missing driver: say so, exit 1
-        log.error("Bad store url %r: %s", settings.store.url, exc)
+        log.error("Bad store url %s: %s", redact_url(settings.store.url), exc)
         return 1
     log.info("  Database: %s (sync %s)", engine.url.render_as_string(), settings.store.sync)
     try:
@@ -153,11 +159,12 @@ def main(argv: list[str] | None = None) -> int:
         log.error("Cannot open the store database: %s", str(exc).splitlines()[0])
         return 1
     log.info("  Leaf id:  %s, last seq %d", service.leaf_id, service.last_seq)
+    running = [settings]
     server = StoreServer(
         service,
         Path(settings.run_dir) / STORE_SOCKET,
         housekeeping_interval_s=args.housekeeping_interval,
-        reload=lambda: reload(service, settings.store, args),
+        reload=lambda: reload(service, running, args),
     )
     try:
         trio.run(serve, server)

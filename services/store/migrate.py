@@ -28,9 +28,10 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import inspect, text
+from sqlalchemy import inspect, make_url, text
 
 from leafnode.config import ConfigError, load
+from leafnode.redact import MASK, redact_url
 
 from .engine import create_store_engine, is_sqlite
 
@@ -260,10 +261,23 @@ def main(argv: list[str] | None = None) -> int:
         settings = dataclasses.replace(
             settings, store=dataclasses.replace(settings.store, url=args.store_url)
         )
+    shown = redact_url(settings.store.url)  # DESIGN §5: never the password
     try:
         upgrade(settings)
     except Exception as exc:
-        print(f"leafnode migrate: {settings.store.url}: {exc}", file=sys.stderr)
+        reason = _without_password(str(exc), settings.store.url)
+        print(f"leafnode migrate: {shown}: {reason}", file=sys.stderr)
         return 1
-    print(f"leafnode migrate: {settings.store.url} is at revision {head_revision()}")
+    print(f"leafnode migrate: {shown} is at revision {head_revision()}")
     return 0
+
+
+def _without_password(text: str, url: str) -> str:
+    """``text`` (a driver's error) with the URL's password masked, should the driver quote it."""
+    try:
+        password = make_url(url).password
+    except Exception:  # an unparsable URL: its error names no password of ours
+        return text
+    if password:
+        text = text.replace(str(password), MASK)
+    return text

@@ -19,7 +19,7 @@ from pathlib import Path
 import trio
 
 from leafnode import SERVER_VERSION, __version__
-from leafnode.config import ConfigError, Settings, load
+from leafnode.config import ConfigError, Settings, load, refusal, restart_needed
 from leafnode.flags import SHARED_RUN_DIR, add_leaf_flags, apply_leaf_flags
 from leafnode.ipc import serve_unix_socket
 from leafnode.runtime import setup_logging, write_pid_file
@@ -94,6 +94,11 @@ def reload(uplink: Uplink, args: argparse.Namespace) -> ReloadResult:
     except ConfigError as exc:
         log.error("Failed to reload the configuration: %s", exc)
         return str(exc), []
+    refused = restart_needed(uplink.settings, settings)
+    if refused:  # as nats-server: nothing applied
+        for refused_change in refused:
+            log.error("Failed to reload the configuration: %s", refused_change)
+        return refusal(refused), []
     error = check_remotes(settings)
     if error is not None:
         log.error("Failed to reload the configuration: %s", error)

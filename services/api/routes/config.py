@@ -5,12 +5,20 @@ A reload is DESIGN's SIGHUP: under ``leafnode run`` the supervisor does it
 config needs, and reloads each running one); otherwise (docker-compose, one
 container per service) the api asks each service's socket for ``reload``
 itself. A service that does not support ``reload`` is reported, not hidden.
+
+A reload that changes a key needing a restart (``leafnode.config.restart_needed``:
+listen addresses and ports, ``store.url``, ``run_dir``, ...) is refused as a
+whole before anything is written or applied: 409 ``{"error", "restart_needed":
+[{"key", "old", "new"}]}`` (secrets masked), and the running config stays;
+``GET /config`` shows the settings in effect, not the file on disk.
+``[REDACTED]`` sent back in a ``PUT`` keeps the running secret (``redact.py``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import os
 import tempfile
 from typing import TYPE_CHECKING, Final
@@ -18,12 +26,12 @@ from typing import TYPE_CHECKING, Final
 import anyio
 from fastapi import APIRouter, Request
 
-from leafnode.config import ConfigError, load, loads
+from leafnode.config import ConfigError, load, loads, refusal, restart_needed
 
 from ..deps import Authorized, State, expects_store, expects_uplink
 from ..errors import ApiError
 from ..links import ServiceRefusedError, ServiceUnavailableError
-from ..redact import redact_settings
+from ..redact import KeepSecretError, keep_secrets, redact_settings
 from ..schemas import ConfigView, ReloadResult
 
 if TYPE_CHECKING:
@@ -33,7 +41,9 @@ if TYPE_CHECKING:
 
     from ..deps import ApiState
 
-__all__ = ["reload_everything", "router"]
+__all__ = ["refuse_restart_changes", "reload_everything", "router"]
+
+log = logging.getLogger("leafnode.api")
 
 router = APIRouter(tags=["config"], dependencies=[Authorized])
 
@@ -75,9 +85,24 @@ async def _reload_service(state: ApiState, service: str, expected: bool) -> dict
     return entry
 
 
+def refuse_restart_changes(running: Settings, settings: Settings) -> None:
+    """Raise 409 when going from ``running`` to ``settings`` needs a restart (logged per key)."""
+    refused = restart_needed(running, settings)
+    if not refused:
+        return
+    for change in refused:
+        log.error("Failed to reload configuration: %s", change)
+    raise ApiError(409, refusal(refused), restart_needed=[c.as_dict() for c in refused])
+
+
 async def reload_everything(state: ApiState, settings: Settings) -> dict[str, object]:
-    """Apply ``settings`` (validated, flags applied) to the api, then reload the services."""
-    state.settings = settings
+    """Apply ``settings`` (validated, flags applied) to the api, then reload the services.
+
+    Raises:
+        ApiError: 409 when a key that needs a restart changed (then nothing
+            was applied), as the supervisor's answer says too.
+    """
+    refuse_restart_changes(state.settings, settings)
     try:
         frame = await state.links.request(
             "supervisor", "reload", timeout_s=SUPERVISOR_RELOAD_TIMEOUT_S
@@ -85,6 +110,11 @@ async def reload_everything(state: ApiState, settings: Settings) -> dict[str, ob
     except (ServiceUnavailableError, ServiceRefusedError):
         pass  # not under `leafnode run`: ask each service ourselves
     else:
+        refused = frame.fields.get("restart_needed")
+        if isinstance(refused, list) and refused:
+            # The supervisor read the file with its own flags and refused it.
+            raise ApiError(409, str(frame.fields.get("error")), restart_needed=refused)
+        state.settings = settings
         services = frame.fields.get("services")
         if isinstance(services, dict):
             return {
@@ -92,6 +122,7 @@ async def reload_everything(state: ApiState, settings: Settings) -> dict[str, ob
                 "services": services,
                 "warnings": list(settings.warnings),
             }
+    state.settings = settings
     services = {
         "router": await _reload_service(state, "router", True),
         "uplink": await _reload_service(state, "uplink", expects_uplink(settings)),
@@ -147,7 +178,10 @@ async def get_config(state: State) -> ConfigView:
     "/config",
     summary="Replace the config file (text/plain), then reload",
     openapi_extra=_CONFIG_BODY,
-    responses={422: {"description": "the file is invalid: error, line, column"}},
+    responses={
+        409: {"description": "a key that needs a restart changed: error, restart_needed"},
+        422: {"description": "the file is invalid: error, line, column"},
+    },
 )
 async def put_config(state: State, request: Request) -> ReloadResult:
     path = _config_path(state)
@@ -161,23 +195,35 @@ async def put_config(state: State, request: Request) -> ReloadResult:
     except UnicodeDecodeError as exc:
         raise ApiError(422, "the config is not UTF-8 text", line=0, column=0) from exc
     async with state.reload_lock:
-        try:
-            settings = await anyio.to_thread.run_sync(
-                # include_root: the sender may include files of the config
-                # directory only, and errors withhold content they did not send.
-                lambda: loads(
-                    text, source=str(path), base_dir=path.parent, include_root=path.parent
-                )
-            )
+
+        def parse(text: str) -> Settings:
+            # include_root: the sender may include files of the config
+            # directory only, and errors withhold content they did not send.
+            settings = loads(text, source=str(path), base_dir=path.parent, include_root=path.parent)
             # The command line's --remote/--creds/--buffer must still fit the new file.
-            settings = state.reapply(dataclasses.replace(settings, source=path))
+            return state.reapply(dataclasses.replace(settings, source=path))
+
+        try:
+            text = await anyio.to_thread.run_sync(keep_secrets, text, state.settings, parse)
+            settings = await anyio.to_thread.run_sync(parse, text)
         except ConfigError as exc:
             raise _config_error(exc) from None
+        except KeepSecretError as exc:
+            raise ApiError(422, exc.reason, line=exc.line, column=0) from None
+        # Refused before the file is written: the file keeps matching what runs.
+        refuse_restart_changes(state.settings, settings)
         await anyio.to_thread.run_sync(_write_file, path, text)
         return ReloadResult.model_validate(await reload_everything(state, settings))
 
 
-@router.post("/config/reload", summary="Re-read the config file and reload (as SIGHUP)")
+@router.post(
+    "/config/reload",
+    summary="Re-read the config file and reload (as SIGHUP)",
+    responses={
+        409: {"description": "a key that needs a restart changed: error, restart_needed"},
+        422: {"description": "the file is invalid: error, line, column"},
+    },
+)
 async def reload_config(state: State) -> ReloadResult:
     path = _config_path(state)
     async with state.reload_lock:

@@ -49,6 +49,8 @@ def redact_url(url: str, mask: str = MASK) -> str:
             query = urlencode(
                 [(k, mask if k.lower() in _SECRET_PARAMS else v) for k, v in pairs], safe="*[]"
             )
+    if (netloc, query) == (parts.netloc, parts.query):
+        return url  # nothing secret; urlunsplit would drop an empty authority's "//"
     return urlunsplit(parts._replace(netloc=netloc, query=query))
 
 

@@ -9,7 +9,7 @@ only; their contents never enter the settings.
 Keeping: DESIGN §7 lets a client send ``[REDACTED]`` back in a ``PUT /config``
 to mean "keep the secret that runs now". The file on disk must hold the
 real secret, since every service re-reads it, so ``keep_secrets`` rewrites
-the text: each ``[REDACTED]`` is first replaced by a numbered marker, the
+the text: each ``[REDACTED]`` is first replaced by a unique marker, the
 marked text is parsed, and walking those settings beside the running ones
 tells which secret each marker stands in for (a whole value, or the
 password of a URL; users, accounts and remotes are matched by name, other
@@ -22,11 +22,13 @@ never echoed with a secret in it.
 from __future__ import annotations
 
 import dataclasses
+import os
 import re
-import secrets
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import urlsplit
+
+import nkeys
 
 from leafnode.config import ConfigError
 from leafnode.redact import REDACTED, redact_url
@@ -99,9 +101,13 @@ def keep_secrets(text: str, current: Settings, parse: Callable[[str], Settings])
     """
     if REDACTED not in text:
         return text
-    nonce = secrets.token_hex(8)
     pieces = text.split(REDACTED)
-    markers = [f"leafnodekept{nonce}n{i}x" for i in range(len(pieces) - 1)]
+    # Each marker is a fresh user nkey seed: unique, and valid wherever a
+    # secret may stand (a remote's ``nkey`` is checked to be a seed).
+    markers = [
+        nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_USER).decode()
+        for _ in range(len(pieces) - 1)
+    ]
     marked = pieces[0] + "".join(m + p for m, p in zip(markers, pieces[1:], strict=True))
     found: dict[str, str] = {}
     _match(parse(marked), current, found, markers)

@@ -1,0 +1,192 @@
+"""A reload applies what can change at run time, or nothing (issue 11 points 2 and 3).
+
+As nats-server: a config that changes a key needing a restart is refused as
+a whole (409 naming each key with old and new value, a log line per key),
+the running config stays and ``GET /config`` shows it. Keys that reload take
+effect. ``[REDACTED]`` sent back keeps the running secret.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import time
+from collections.abc import Callable
+
+import nats
+import pytest
+from nats.errors import Error as NatsError
+
+from tests.api.conftest import TOKEN, ApiSite, SiteFactory, site_config
+
+USERS = 'authorization { users: [ { user: alice, password: "alice-secret-pw" } ] }'
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
+
+
+def _site_text(site: ApiSite, **options: object) -> str:
+    return site_config(site.workdir, hub_url="nats-leaf://127.0.0.1:1", **options)  # type: ignore[arg-type]
+
+
+async def _connects(url: str, **auth: str) -> bool:
+    try:
+        nc = await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0, **auth)
+    except NatsError:
+        return False
+    await nc.close()
+    return True
+
+
+@pytest.mark.asyncio
+async def test_put_that_changes_a_restart_key_is_409_and_applies_nothing(
+    site_factory: SiteFactory,
+) -> None:
+    site = site_factory()
+    before = site.config_path.read_text()
+    text = _site_text(site, token="new-token", extra=f"port: 14999\nserver_name: other\n{USERS}")
+    text = text.replace("buffer.db", "elsewhere.db")
+    resp = site.http().put("/config", content=text, headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 409, resp.text
+    body = resp.json()
+    refused = {c["key"]: (c["old"], c["new"]) for c in body["restart_needed"]}
+    assert set(refused) == {"port", "server_name", "store.url"}
+    assert refused["port"] == ("4222", "14999")
+    assert refused["store.url"] == (
+        f"sqlite:///{site.workdir}/buffer.db",
+        f"sqlite:///{site.workdir}/elsewhere.db",
+    )
+    assert "restart" in body["error"]
+    # Nothing applied: the file, the token, the users, the store all as before.
+    assert site.config_path.read_text() == before
+    config = site.http().get("/config")
+    assert config.status_code == 200
+    assert config.json()["config"]["store"]["url"] == f"sqlite:///{site.workdir}/buffer.db"
+    assert site.http(token="new-token").get("/config").status_code == 403
+    assert await _connects(site.router.url)
+    assert "config reload not supported for port: old=4222, new=14999" in site.api.log_text()
+
+
+def test_reload_of_a_file_with_a_restart_key_is_409_and_config_shows_what_runs(
+    site_factory: SiteFactory,
+) -> None:
+    site = site_factory()
+    text = _site_text(site, token="new-token").replace("buffer.db", "elsewhere.db")
+    site.config_path.write_text(text)
+    resp = site.http().post("/config/reload")
+    assert resp.status_code == 409, resp.text
+    assert [c["key"] for c in resp.json()["restart_needed"]] == ["store.url"]
+    # The file says elsewhere.db; the store still runs on buffer.db, and so says /config.
+    config = site.http().get("/config").json()
+    assert config["config"]["store"]["url"] == f"sqlite:///{site.workdir}/buffer.db"
+    assert site.http(token="new-token").get("/config").status_code == 403
+
+
+@pytest.mark.asyncio
+async def test_sighup_with_a_restart_key_leaves_each_service_as_it_was(
+    site_factory: SiteFactory,
+) -> None:
+    """docker-compose: each service reloads itself, and refuses the same file."""
+    site = site_factory()
+    assert site.store is not None
+    text = _site_text(site, token="new-token", extra=f"server_name: other\n{USERS}")
+    site.config_path.write_text(text.replace("buffer.db", "elsewhere.db"))
+    for proc in (site.router, site.store, site.api):
+        os.kill(proc.proc.pid, signal.SIGHUP)
+    line = "config reload not supported for server_name: old=none, new=other"
+    for proc in (site.router, site.store, site.api):
+        _until(lambda p=proc: line in p.log_text(), f"{proc} to refuse")  # type: ignore[misc]
+    assert "config reload not supported for store.url" in site.store.log_text()
+    # The users were not applied with the rest.
+    assert await _connects(site.router.url)
+    assert site.http().get("/config").status_code == 200
+    # And the store's reload request answers with the refusal.
+    answer = site.store_request("reload")
+    assert answer["reloaded"] is False
+    assert "store.url" in str(answer["error"])
+
+
+@pytest.mark.asyncio
+async def test_reloadable_router_settings_take_effect(site_factory: SiteFactory) -> None:
+    site = site_factory(remote=False)
+    limits = {
+        "max_payload": ("2MB", 2 * 1024 * 1024),
+        "max_control_line": ("8192", 8192),
+        "max_pending": ("32MB", 32 * 1024 * 1024),
+        "max_connections": ("500", 500),
+        "max_subscriptions": ("7", 7),
+        "ping_interval": ('"30s"', 30 * 10**9),
+        "ping_max": ("4", 4),
+        "write_deadline": ('"3s"', 3 * 10**9),
+        "lame_duck_duration": ('"40s"', 40 * 10**9),
+        "lame_duck_grace_period": ('"4s"', 4 * 10**9),
+    }
+    extra = "\n".join(f"{key}: {text}" for key, (text, _) in limits.items())
+    extra += '\nauthorization { timeout: 3 }\ndata_path_cpu: off\nleafnodes { reconnect: "7s" }'
+    text = site_config(site.workdir, extra=extra)
+    resp = site.http().put("/config", content=text, headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 200, resp.text
+    assert resp.json()["reloaded"] is True
+    varz = site.http().get("/varz").json()
+    assert {key: varz[key] for key in limits} == {key: want for key, (_, want) in limits.items()}
+    assert varz["auth_timeout"] == 3
+    config = site.http().get("/config").json()["config"]
+    assert config["data_path_cpu"] == "off"
+    assert config["leafnodes"]["reconnect_s"] == 7.0
+    nc = await nats.connect(site.router.url)
+    try:
+        assert nc.max_payload == 2 * 1024 * 1024
+    finally:
+        await nc.close()
+
+
+@pytest.mark.asyncio
+async def test_put_that_sends_redacted_back_keeps_the_secrets(site_factory: SiteFactory) -> None:
+    site = site_factory(remote=False, extra=USERS)
+    shown = site.http().get("/config").json()["config"]
+    assert shown["router"]["users"][0]["password"] == "[REDACTED]"
+    # The client edits the running config: secrets as GET /config shows them.
+    text = site_config(
+        site.workdir, token="[REDACTED]", extra=USERS.replace("alice-secret-pw", "[REDACTED]")
+    )
+    text += "max_payload: 2MB\n"
+    resp = site.http().put("/config", content=text, headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 200, resp.text
+    assert "alice-secret-pw" not in resp.text
+    on_disk = site.config_path.read_text()
+    assert "[REDACTED]" not in on_disk
+    assert "alice-secret-pw" in on_disk
+    assert f'token: "{TOKEN}"' in on_disk
+    assert site.http().get("/config").status_code == 200
+    assert await _connects(site.router.url, user="alice", password="alice-secret-pw")
+    assert not await _connects(site.router.url, user="alice", password="[REDACTED]")
+    assert site.http().get("/varz").json()["max_payload"] == 2 * 1024 * 1024
+
+
+def test_put_with_redacted_where_no_secret_runs_is_422(site_factory: SiteFactory) -> None:
+    site = site_factory(remote=False, extra=USERS)
+    before = site.config_path.read_text()
+    extra = 'authorization { users: [ { user: carol, password: "[REDACTED]" } ] }'
+    text = site_config(site.workdir, extra=extra)
+    resp = site.http().put("/config", content=text, headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 422, resp.text
+    body = resp.json()
+    assert body["line"] == text.splitlines().index(extra) + 1
+    assert "alice-secret-pw" not in resp.text
+    assert site.config_path.read_text() == before
+
+
+def test_varz_shows_remote_urls_as_host_port(site_factory: SiteFactory) -> None:
+    url = "nats-leaf://leafuser:url-secret-pw@127.0.0.1:1"
+    extra = f'leafnodes {{ remotes: [ {{ name: a, url: "{url}" }} ] }}'
+    site = site_factory(remote=False, extra=extra)
+    resp = site.http().get("/varz")
+    assert resp.status_code == 200, resp.text
+    assert "url-secret-pw" not in resp.text
+    assert "leafuser" not in resp.text
+    (remote,) = resp.json()["leaf"]["remotes"]
+    assert remote["urls"] == ["127.0.0.1:1"]

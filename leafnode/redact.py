@@ -2,7 +2,8 @@
 
 DESIGN §5: no command, log line or answer prints a secret; a URL is shown as
 ``scheme://user:***@host:port`` (log lines, CLI output, error answers) or
-``host:port`` (``/varz``, as nats-server's ``urlsToStrings``). ``GET /config``
+``host:port`` (``/varz``, as nats-server's ``urlsToStrings``); a traced
+``CONNECT`` shows its credentials masked, as nats-server's. ``GET /config``
 masks with ``REDACTED`` instead, so that a config sent back with it is
 recognised (``services/api/redact.py``).
 
@@ -17,12 +18,15 @@ from __future__ import annotations
 from typing import Final
 from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
-__all__ = ["MASK", "REDACTED", "redact_url", "url_address"]
+__all__ = ["CONNECT_SECRETS", "MASK", "REDACTED", "redact_connect", "redact_url", "url_address"]
 
 MASK: Final = "***"
 """What a secret looks like in log lines and CLI output (SQLAlchemy's own mask)."""
 REDACTED: Final = "[REDACTED]"
 """What a secret looks like in ``GET /config``; sent back, it means "keep the secret"."""
+CONNECT_SECRETS: Final = frozenset({"pass", "auth_token", "jwt", "sig"})
+"""CONNECT options a trace line shows masked (nats-server masks ``pass`` and
+``auth_token``; a JWT and a signed nonce are credentials too)."""
 # Query parameters of database URLs that hold a secret (libpq, psycopg).
 _SECRET_PARAMS: Final = frozenset({"password", "pass", "passwd", "token", "sslpassword"})
 
@@ -66,3 +70,8 @@ def url_address(url: str) -> str:
         return redact_url(url)
     host = f"[{hostname}]" if ":" in hostname else hostname
     return host if port is None else f"{host}:{port}"
+
+
+def redact_connect(options: dict[str, object]) -> dict[str, object]:
+    """A copy of CONNECT ``options`` with each credential replaced by ``REDACTED``."""
+    return {k: REDACTED if k in CONNECT_SECRETS else v for k, v in options.items()}

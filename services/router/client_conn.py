@@ -43,6 +43,7 @@ from leafnode.proto import (
     is_valid_queue,
     is_valid_subject,
 )
+from leafnode.redact import redact_connect
 from leafnode.runtime import TRACE
 
 from . import closed, msgtrace
@@ -621,6 +622,8 @@ class ClientConnection:
         ClientConnection.send_msg(self, subject, sid, reply, hdr_len, data)
 
     def _trace_in(self, event: Event) -> None:
+        if isinstance(event, Connect):  # never a password or token in the log
+            event = Connect(redact_connect(event.options))
         wire = encode_event(event)
         line, _, rest = wire.partition(b"\r\n")
         log.log(TRACE, "%s - <<- [%s]", self, line.decode(errors="replace"))

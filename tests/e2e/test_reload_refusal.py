@@ -1,0 +1,127 @@
+"""``leafnode run``: a reload that needs a restart is refused as a whole (issue 11 point 2).
+
+The supervisor re-reads the file on SIGHUP (and for the api's reload); a
+changed listen port, monitoring port or store URL is named in one log line
+each (``config reload not supported for <key>: old=..., new=...``), no
+service is reloaded or restarted, and the change that could have applied
+with them (users) is not applied either.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import time
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import nats
+import pytest
+
+from leafnode.testing import HubProcess, SiteProcess, free_port, pid_alive
+
+USERS = 'authorization { users: [ { user: alice, password: "alice-pw" } ] }'
+
+
+def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.05)
+
+
+@pytest.fixture
+def hub(tmp_path: Path) -> Iterator[HubProcess]:
+    proc = HubProcess(workdir=tmp_path / "hub")
+    proc.wait_ready()
+    yield proc
+    proc.kill()
+
+
+def _config(
+    workdir: Path, hub: HubProcess, port: int, http_port: int, db: str, extra: str = ""
+) -> str:
+    return (
+        f"port: {port}\nhttp_port: {http_port}\n"
+        f'store {{ url: "sqlite:///{workdir}/{db}" }}\n'
+        'leafnodes { reconnect: "100ms", remotes: [ { name: central, '
+        f'url: "{hub.leaf_url}", buffer {{ subjects: ["tele.>"] }} }} ] }}\n{extra}\n'
+    )
+
+
+def _post(port: int, path: str) -> tuple[int, dict[str, object]]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("POST", path)
+        resp = conn.getresponse()
+        return resp.status, json.loads(resp.read())
+    finally:
+        conn.close()
+
+
+def _get(port: int, path: str) -> dict[str, object]:
+    import http.client
+
+    conn = http.client.HTTPConnection("127.0.0.1", port, timeout=30)
+    try:
+        conn.request("GET", path)
+        data: dict[str, object] = json.loads(conn.getresponse().read())
+        return data
+    finally:
+        conn.close()
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_sighup_that_needs_a_restart_changes_nothing(tmp_path: Path, hub: HubProcess) -> None:
+    workdir = tmp_path / "site"
+    port, http_port = free_port(), free_port()
+    site = SiteProcess(
+        _config(workdir, hub, port, http_port, "buffer.db"), workdir=workdir, extra_args=()
+    )
+    try:
+        site.wait_ready()
+        children = site.children()
+        assert set(children) == {"store", "router", "uplink", "api"}
+        new_port, new_http = free_port(), free_port()
+        site.config_path.write_text(
+            _config(workdir, hub, new_port, new_http, "elsewhere.db", extra=USERS)
+        )
+        site.signal(signal.SIGHUP)
+        lines = (
+            f"config reload not supported for port: old={port}, new={new_port}",
+            f"config reload not supported for store.url: old=sqlite:///{workdir}/buffer.db, "
+            f"new=sqlite:///{workdir}/elsewhere.db",
+            f"config reload not supported for http_port: old={http_port}, new={new_http}",
+        )
+        _until(lambda: all(line in site.log_text() for line in lines), "the refusal")
+        # Nothing applied: same processes, same ports, no users, old store.
+        assert site.children() == children
+        assert all(pid_alive(pid) for pid in children.values())
+        assert "Reloaded configuration" not in site.log_text()
+        nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False)
+        await nc.close()
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", new_port), timeout=2).close()
+
+        # The api's reload asks the same question and answers 409 with the keys.
+        status, body = _post(http_port, "/config/reload")
+        assert status == 409, body
+        refused = body["restart_needed"]
+        assert isinstance(refused, list)
+        assert [c["key"] for c in refused] == ["port", "store.url", "http_port"]
+        config = _get(http_port, "/config")["config"]
+        assert isinstance(config, dict)
+        assert config["store"]["url"] == f"sqlite:///{workdir}/buffer.db"
+        assert config["router"]["port"] == port
+        assert site.children() == children
+    finally:
+        pids = site.children() if site.proc.poll() is None else {}
+        site.stop()
+        for pid in pids.values():
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -8,6 +8,7 @@ effect. ``[REDACTED]`` sent back keeps the running secret.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import signal
 import time
@@ -190,3 +191,48 @@ def test_varz_shows_remote_urls_as_host_port(site_factory: SiteFactory) -> None:
     assert "leafuser" not in resp.text
     (remote,) = resp.json()["leaf"]["remotes"]
     assert remote["urls"] == ["127.0.0.1:1"]
+
+
+@pytest.mark.asyncio
+async def test_reloaded_accounts_permissions_and_no_auth_user_take_effect(
+    site_factory: SiteFactory,
+) -> None:
+    site = site_factory(remote=False)
+    extra = """
+accounts {
+  A: { users: [ { user: a, password: apw, permissions: { publish: { deny: ["forbidden.>"] } } } ] }
+  B: { users: [ { user: b, password: bpw } ] }
+}
+no_auth_user: a
+"""
+    text = site_config(site.workdir, extra=extra)
+    resp = site.http().put("/config", content=text, headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 200, resp.text
+    errors: list[Exception] = []
+
+    async def on_error(exc: Exception) -> None:
+        errors.append(exc)
+
+    # No credentials: the no_auth_user, in account A, with its permissions.
+    anon = await nats.connect(site.router.url, error_cb=on_error)
+    b = await nats.connect(site.router.url, user="b", password="bpw")
+    same = await nats.connect(site.router.url, user="a", password="apw")
+    try:
+        got_a = await same.subscribe("hello")
+        got_b = await b.subscribe("hello")
+        await same.flush()
+        await b.flush()
+        await anon.publish("hello", b"from a")
+        msg = await got_a.next_msg(timeout=10)
+        assert msg.data == b"from a"
+        # Account B got nothing of it: its first message is its own, sent after.
+        await b.publish("hello", b"from b")
+        assert (await got_b.next_msg(timeout=10)).data == b"from b"
+        await anon.publish("forbidden.x", b"no")
+        deadline = time.monotonic() + 20
+        while not any("permissions violation" in str(e).lower() for e in errors):
+            assert time.monotonic() < deadline, "timed out waiting for the violation"
+            await asyncio.sleep(0.02)
+    finally:
+        for nc in (anon, b, same):
+            await nc.close()

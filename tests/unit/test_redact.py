@@ -9,6 +9,7 @@ import pytest
 
 from leafnode.config import Settings, loads
 from leafnode.redact import REDACTED, redact_url, url_address
+from leafnode.testing._jwt import JwtOperator
 from services.api.redact import KeepSecretError, keep_secrets, redact_settings
 
 
@@ -125,3 +126,15 @@ def test_a_secret_that_cannot_be_written_back_is_an_error_without_the_secret() -
     with pytest.raises(KeepSecretError) as info:
         keep_secrets(sent, running, _parse)
     assert "hi" not in info.value.reason
+
+
+def test_get_config_shows_no_operator_or_account_jwt() -> None:
+    op = JwtOperator()
+    account = op.account("A")
+    settings = loads(op.config())
+    assert settings.router.operator is not None
+    text = str(redact_settings(settings))
+    for jwt in (op.jwt, account.jwt, *(j for _, j in settings.router.operator.preload)):
+        assert jwt not in text
+    assert account.public_key in text
+    assert f"'operator_jwts': ['{REDACTED}']" in text

@@ -163,6 +163,9 @@ leafnodes {{
     broken = tmp_path / "broken.conf"
     broken.write_text(config + "port: [1\n")
     outputs.append(_cli("check", "-c", str(broken), cwd=tmp_path))
+    broken.write_text(config.replace(f"{host}:{plain.leaf_port}", f"{host}:notaport", 1))
+    outputs.append(_cli("check", "-c", str(broken), cwd=tmp_path))
+    assert "invalid URL" in outputs[-1]
     assert "exit 0" in outputs[0], outputs[0]
     assert "exit 0" in outputs[1], outputs[1]
 

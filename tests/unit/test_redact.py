@@ -7,7 +7,7 @@ import os
 import nkeys
 import pytest
 
-from leafnode.config import Settings, loads
+from leafnode.config import ConfigError, Settings, loads
 from leafnode.redact import REDACTED, redact_url, url_address
 from leafnode.testing._jwt import JwtOperator
 from services.api.redact import KeepSecretError, keep_secrets, redact_settings
@@ -138,3 +138,14 @@ def test_get_config_shows_no_operator_or_account_jwt() -> None:
         assert jwt not in text
     assert account.public_key in text
     assert f"'operator_jwts': ['{REDACTED}']" in text
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["nats-leaf://u:url-pw@host:notaport", "bogus://u:url-pw@host:7422", "nats-leaf://u:url-pw@"],
+)
+def test_a_config_error_about_a_url_does_not_quote_its_password(url: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        loads(f'leafnodes {{ remotes: [ {{ url: "{url}" }} ] }}')
+    assert "url-pw" not in str(info.value)
+    assert "u:***@" in str(info.value)

@@ -37,8 +37,10 @@ doubles from 0.25 s to 10 s (reset once it stayed up 10 s); a child that
 fails before its first readiness is a start-up error (exit 1), as a bad
 config is for nats-server. SIGINT/SIGTERM stop the children in reverse order
 (api and uplink, router, store), SIGKILL after 4.5 s in all. SIGHUP (or
-``supervisor.ctl`` ``reload``, used by the api) re-reads the file, starts a
-service the new config needs, and reloads the others over their sockets.
+``supervisor.ctl`` ``reload``, used by the api) re-reads the file, asks each
+running service whether it would apply it (``reload`` with ``check``), then
+starts a service the new config needs and reloads the others over their
+sockets; a refusal anywhere leaves every service as it was.
 SIGUSR2 puts the router in lame-duck mode; when it exits, so does the site.
 SIGUSR1 reopens the log file, here and in every service (log rotation).
 
@@ -203,11 +205,16 @@ def strip_flags(argv: Sequence[str], flags: Sequence[str]) -> list[str]:
     return out
 
 
-async def _request(path: Path, type: str, timeout: float = PING_TIMEOUT_S) -> Frame | None:
+async def _request(
+    path: Path,
+    type: str,
+    timeout: float = PING_TIMEOUT_S,
+    fields: dict[str, object] | None = None,
+) -> Frame | None:
     """One ipc request; None when nothing (or nothing sensible) answered."""
     try:
         async with asyncio.timeout(timeout):
-            return await request_once(path, type)
+            return await request_once(path, type, fields)
     except (OSError, IpcError, TimeoutError):
         return None
 
@@ -502,6 +509,10 @@ class Supervisor:
                     "restart_needed": [change.as_dict() for change in refused],
                     "services": {},
                 }
+            problem = await self._check_reload()
+            if problem is not None:
+                log.error("Failed to reload configuration: %s", problem)
+                return {"reloaded": False, "error": problem, "services": {}}
             self.settings = new
         results: dict[str, dict[str, object]] = {}
         for name in services_needed(self.settings):
@@ -533,6 +544,25 @@ class Supervisor:
         ok = all(entry["reloaded"] for entry in results.values())
         log.info("Reloaded configuration%s", "" if ok else " (not every service applied it)")
         return {"reloaded": ok, "services": results}
+
+    async def _check_reload(self) -> str | None:
+        """Ask each running service whether it would apply the file (``reload`` ``check``).
+
+        A file one service refuses (a creds file it cannot read, TLS files
+        that do not load) is then applied by none. Returns the first refusal.
+        A service that does not answer refuses nothing: the reload reports it.
+        """
+        for name in ORDER:
+            if name not in SOCKETS or name not in self.children:
+                continue
+            path = self.run_dir / SOCKETS[name]
+            answer = await _request(path, "reload", READY_TIMEOUT_S, {"check": True})
+            if answer is None:
+                continue
+            error = answer.fields.get("error")
+            if answer.type == "error" or isinstance(error, str):
+                return f"{name}: {error}"
+        return None
 
     async def _signals(self, signals: asyncio.Queue[int]) -> None:
         # One signal at a time, in order: a SIGTERM during a reload waits for it.

@@ -96,7 +96,7 @@ total: {msgs, bytes}, database: {up, error?, down_since_us?}}
 
 ``unsubscribe`` {sub: id} -> ``ok`` {}
 
-``reload`` {} -> ``ok`` {reloaded, changes: [str], error?}
+``reload`` {check?} -> ``ok`` {reloaded, changes: [str], error?}
     Re-reads the config file the store was started with, as SIGHUP does
     (``leafnode run`` sends this on a reload, to the store first), and
     applies each remote's buffer limits to later appends and housekeeping:
@@ -105,7 +105,9 @@ total: {msgs, bytes}, database: {up, error?, down_since_us?}}
     as dropped), and refuses appends with ``discard: new`` until the backlog
     is below it. ``changes`` describes what changed. ``reloaded`` is false,
     with ``error``, when the file does not load: the old limits stay.
-    ``store { url, sync }`` changes need a restart.
+    ``store { url, sync }`` changes need a restart (the reload is refused).
+    With ``check: true`` the file is only validated (``leafnode run``
+    checks every service before it reloads any).
 
 Errors: ``error`` {error: text, code}; ``code`` is ``bad_request`` (the
 request was refused as malformed; nothing changed), ``unavailable`` (the

@@ -14,6 +14,7 @@ import os
 import resource
 import signal
 import socket
+import ssl
 import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -26,8 +27,9 @@ from leafnode.flags import apply_server_flags, load_with_flags
 from leafnode.ipc.trio import serve_unix_socket
 from leafnode.runtime import setup_logging, write_pid_file
 
+from .auth import Authenticator
 from .control import CONTROL_SOCKET, ControlHandler
-from .server import Server
+from .server import Server, build_ssl_context
 
 if TYPE_CHECKING:
     import argparse
@@ -68,7 +70,7 @@ async def serve(
     async with trio.open_nursery() as nursery:
         # The control socket first: once the client port accepts, router.ctl
         # answers too (readiness as DESIGN §2 defines it).
-        control = ControlHandler(server, lambda: _reload(server, args))
+        control = ControlHandler(server, lambda check: _reload(server, args, check=check))
         await nursery.start(serve_unix_socket, Path(settings.run_dir) / CONTROL_SOCKET, control)
         await nursery.start(
             functools.partial(
@@ -95,10 +97,14 @@ async def serve(
     log.info("Server Exiting..")
 
 
-def _reload(server: Server, args: argparse.Namespace) -> str | None:
-    """Re-read the config file; returns the error text, or None when applied."""
+def _reload(server: Server, args: argparse.Namespace, *, check: bool = False) -> str | None:
+    """Re-read the config file; returns the error text, or None when applied.
+
+    With ``check`` only validate: the error it would refuse with, or None.
+    """
     if not args.config:
-        log.info("Reloaded: no configuration file to re-read")
+        if not check:
+            log.info("Reloaded: no configuration file to re-read")
         return None
     try:
         settings = apply_server_flags(load(args.config), args)
@@ -110,6 +116,14 @@ def _reload(server: Server, args: argparse.Namespace) -> str | None:
         for refused_change in refused:
             log.error("Failed to reload server configuration: %s", refused_change)
         return refusal(refused)
+    try:  # what server.reload builds, built first: a bad file changes nothing
+        build_ssl_context(settings.router)
+        Authenticator(settings.router)
+    except (OSError, ssl.SSLError, ValueError) as exc:
+        log.error("Failed to reload server configuration: %s", exc)
+        return str(exc)
+    if check:
+        return None
     server.reload(settings)
     log.info("Reloaded server configuration")
     return None

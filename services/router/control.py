@@ -17,8 +17,11 @@ waiting_reason, held: {remote: {msgs, bytes}}, appended, dropped: {remote:
 ``listen`` {} -> ``ok`` {port}
     Open the client port (a router started with ``--defer-listen`` by
     ``leafnode run`` waits for this); answered once clients can connect.
-``reload`` {} -> ``ok`` {reloaded: bool, error?}
-    Re-read the config file, as SIGHUP does.
+``reload`` {check?} -> ``ok`` {reloaded: bool, error?}
+    Re-read the config file, as SIGHUP does. With ``check: true`` only
+    validate it (``reloaded`` false, ``error`` when it would be refused):
+    ``leafnode run`` checks every service before it reloads any, so a file
+    one of them refuses is applied by none.
 """
 
 from __future__ import annotations
@@ -54,7 +57,7 @@ _VIEWS = {
 class ControlHandler:
     """Serves one control connection at a time per stream."""
 
-    def __init__(self, server: Server, reload: Callable[[], str | None]) -> None:
+    def __init__(self, server: Server, reload: Callable[[bool], str | None]) -> None:
         self.server = server
         self.reload = reload
 
@@ -81,7 +84,7 @@ class ControlHandler:
                 },
             )
         if frame.type == "reload":
-            error = self.reload()
+            error = self.reload(frame.fields.get("check") is True)
             fields: dict[str, object] = {"reloaded": error is None}
             if error is not None:
                 fields["error"] = error

@@ -79,14 +79,14 @@ def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
 
 
 def reload(
-    service: StoreService, running: list[Settings], args: argparse.Namespace
+    service: StoreService, running: list[Settings], args: argparse.Namespace, check: bool = False
 ) -> tuple[str | None, list[str]]:
     """Re-read the config file and apply its buffer limits; ``(error, changes)``.
 
     Runs in the store's DB thread, between two operations. ``running[0]`` is
     the config in effect, replaced when a reload applies. A file that does
     not load, or that changes a key needing a restart (``store { url, sync }``
-    among them), leaves every limit as it was.
+    among them), leaves every limit as it was. With ``check`` only validate.
     """
     if not args.config:
         log.info("Reloaded: no configuration file to re-read")
@@ -101,6 +101,8 @@ def reload(
         for refused_change in refused:
             log.error("Failed to reload the configuration: %s", refused_change)
         return refusal(refused), []
+    if check:
+        return None, []
     running[0] = settings
     buffers = {r.name: r.buffer for r in settings.leafnodes.remotes if r.buffer is not None}
     changes = service.reload(buffers)
@@ -164,7 +166,7 @@ def main(argv: list[str] | None = None) -> int:
         service,
         Path(settings.run_dir) / STORE_SOCKET,
         housekeeping_interval_s=args.housekeeping_interval,
-        reload=lambda: reload(service, running, args),
+        reload=lambda check: reload(service, running, args, check),
     )
     try:
         trio.run(serve, server)

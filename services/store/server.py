@@ -91,7 +91,7 @@ HOUSEKEEPING_INTERVAL_S: Final = 1.0
 PROBE_INTERVAL_S: Final = 1.0
 
 # Re-reads and applies the config file: (error or None, changes).
-ReloadFn = Callable[[], tuple[str | None, list[str]]]
+ReloadFn = Callable[[bool], tuple[str | None, list[str]]]
 
 
 class _Conn:
@@ -176,8 +176,9 @@ class StoreServer:
         service: the opened service.
         path: the socket path.
         housekeeping_interval_s: period of max_age/retain enforcement.
-        reload: re-reads the config file and applies it to ``service``;
-            returns ``(error or None, changes)``. Runs in the DB thread,
+        reload: re-reads the config file and applies it to ``service``
+            (only validates it when given True); returns ``(error or None,
+            changes)``. Runs in the DB thread,
             between two operations (``reload`` request, SIGHUP).
     """
 
@@ -312,7 +313,7 @@ class StoreServer:
         elif kind == "redrive":
             await self._send_op.send(self._redrive_call(conn, rid, f))
         elif kind == "reload":
-            await self._send_op.send(self._reload_call(conn, rid))
+            await self._send_op.send(self._reload_call(conn, rid, f.get("check") is True))
         elif kind == "stats":
             if not self.health.up:
                 conn.send(self._stats_from_memory(rid))
@@ -372,13 +373,13 @@ class StoreServer:
 
         return _Call(conn, rid, redrive, after, writes=True)
 
-    def _reload_call(self, conn: _Conn | None, rid: int) -> _Call:
+    def _reload_call(self, conn: _Conn | None, rid: int, check: bool = False) -> _Call:
         reload = self._reload
 
         def run(rid: int) -> bytes:
             # In the DB thread, between operations: appends queued before
             # the reload use the old limits, those after it the new ones.
-            error, changes = reload() if reload is not None else (None, [])
+            error, changes = reload(check) if reload is not None else (None, [])
             fields: dict[str, object] = {"reloaded": error is None, "changes": changes}
             if error is not None:
                 fields["error"] = error

@@ -85,8 +85,11 @@ def check_remotes(settings: Settings) -> str | None:
     return None
 
 
-def reload(uplink: Uplink, args: argparse.Namespace) -> ReloadResult:
-    """Re-read the config file and apply it; ``(error, changes)``."""
+def reload(uplink: Uplink, args: argparse.Namespace, *, check: bool = False) -> ReloadResult:
+    """Re-read the config file and apply it; ``(error, changes)``.
+
+    With ``check`` only validate it (credentials and TLS files included).
+    """
     if not args.config:
         return "no configuration file to reload", []
     try:
@@ -103,6 +106,8 @@ def reload(uplink: Uplink, args: argparse.Namespace) -> ReloadResult:
     if error is not None:
         log.error("Failed to reload the configuration: %s", error)
         return error, []
+    if check:
+        return None, []
     try:
         changes = uplink.reload(settings)
     except (OSError, ssl.SSLError) as exc:
@@ -117,7 +122,7 @@ def reload(uplink: Uplink, args: argparse.Namespace) -> ReloadResult:
 async def serve(settings: Settings, args: argparse.Namespace | None = None) -> None:
     uplink = Uplink(settings)
     cli = args if args is not None else build_arg_parser().parse_args([])
-    handler = ControlHandler(uplink, lambda: reload(uplink, cli))
+    handler = ControlHandler(uplink, lambda check: reload(uplink, cli, check=check))
     async with trio.open_nursery() as nursery:
         nursery.start_soon(uplink.run)
         await nursery.start(serve_unix_socket, Path(settings.run_dir) / CONTROL_SOCKET, handler)

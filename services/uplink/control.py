@@ -70,10 +70,12 @@ request, ``bad_request`` for a bad field or an unknown remote,
     Forwards to the store's ``redrive`` (retained messages of ``remote``
     become pending again) and moves the drain's cursor back, so they are
     sent again in seq order.
-``reload`` {} -> ``ok`` {reloaded, changes: [str], error?}
+``reload`` {check?} -> ``ok`` {reloaded, changes: [str], error?}
     Re-reads the config file as SIGHUP does: remotes added, removed or
     changed, buffer subjects. ``reloaded`` false with ``error`` when the file
-    is invalid (nothing changed then).
+    is invalid (nothing changed then). With ``check: true`` only validate
+    (credentials and TLS files too): ``leafnode run`` checks every service
+    before it reloads any.
 """
 
 from __future__ import annotations
@@ -111,10 +113,11 @@ class ControlHandler:
 
     Args:
         uplink: the running uplink.
-        reload: re-reads and applies the config file.
+        reload: re-reads and applies the config file (only validates it when
+            given True).
     """
 
-    def __init__(self, uplink: Uplink, reload: Callable[[], ReloadResult]) -> None:
+    def __init__(self, uplink: Uplink, reload: Callable[[bool], ReloadResult]) -> None:
         self.uplink = uplink
         self.reload = reload
 
@@ -157,7 +160,7 @@ class ControlHandler:
         if kind == "redrive":
             return encode_frame("ok", rid, await self._redrive(f))
         if kind == "reload":
-            error, changes = self.reload()
+            error, changes = self.reload(f.get("check") is True)
             fields: dict[str, object] = {"reloaded": error is None, "changes": changes}
             if error is not None:
                 fields["error"] = error

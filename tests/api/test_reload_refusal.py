@@ -236,3 +236,29 @@ no_auth_user: a
     finally:
         for nc in (anon, b, same):
             await nc.close()
+
+
+@pytest.mark.asyncio
+async def test_a_file_one_service_refuses_is_applied_by_none(site_factory: SiteFactory) -> None:
+    """Without a supervisor: the uplink cannot use the creds file, so the router
+    does not take the new users either, and the file on disk is put back."""
+    site = site_factory(uplink=True)
+    before = site.config_path.read_text()
+    bad_creds = site.workdir / "bad.creds"
+    bad_creds.write_text("not a creds file\n")
+    assert site.hub is not None
+    text = site_config(site.workdir, hub_url=site.hub.leaf_url, extra=USERS)
+    text = text.replace(
+        " ] }\n",
+        f', {{ name: other, url: "nats-leaf://127.0.0.1:1", credentials: "{bad_creds}" }} ] }}\n',
+        1,
+    )
+    resp = site.http().put("/config", content=text, headers={"Content-Type": "text/plain"})
+    assert resp.status_code == 422, resp.text
+    body = resp.json()
+    assert body["service"] == "uplink"
+    assert "no user JWT" in body["error"]
+    assert site.config_path.read_text() == before
+    assert await _connects(site.router.url)  # the users were not applied
+    names = [r["name"] for r in site.http().get("/config").json()["config"]["leafnodes"]["remotes"]]
+    assert names == ["central"]

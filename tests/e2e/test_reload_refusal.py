@@ -125,3 +125,46 @@ async def test_sighup_that_needs_a_restart_changes_nothing(tmp_path: Path, hub: 
         for pid in pids.values():
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_a_file_the_uplink_refuses_is_applied_by_no_service(
+    tmp_path: Path, hub: HubProcess
+) -> None:
+    """The supervisor asks every service first (reload with check): the router
+    does not take new users when the uplink cannot read the new creds file."""
+    workdir = tmp_path / "site"
+    port, http_port = free_port(), free_port()
+    site = SiteProcess(
+        _config(workdir, hub, port, http_port, "buffer.db"), workdir=workdir, extra_args=()
+    )
+    try:
+        site.wait_ready()
+        children = site.children()
+        bad_creds = tmp_path / "bad.creds"
+        bad_creds.write_text("not a creds file\n")
+        text = _config(workdir, hub, port, http_port, "buffer.db", extra=USERS).replace(
+            "] }\n",
+            f'{{ name: other, url: "nats-leaf://127.0.0.1:1", credentials: "{bad_creds}" }} ] }}\n',
+            1,
+        )
+        text = text.replace("} } {", "} }, {", 1)
+        site.config_path.write_text(text)
+        site.signal(signal.SIGHUP)
+        line = "Failed to reload configuration: uplink: "
+        _until(lambda: line in site.log_text(), "the uplink's refusal")
+        assert "no user JWT" in site.log_text()
+        assert "Reloaded server configuration" not in site.log_text()
+        nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False)
+        await nc.close()  # no users: the router kept its config
+        status, body = _post(http_port, "/config/reload")
+        assert status == 422, body
+        assert "no user JWT" in str(body["error"])
+        assert site.children() == children
+    finally:
+        pids = site.children() if site.proc.poll() is None else {}
+        site.stop()
+        for pid in pids.values():
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -85,6 +85,24 @@ async def _reload_service(state: ApiState, service: str, expected: bool) -> dict
     return entry
 
 
+async def _check_services(state: ApiState) -> None:
+    """Raise 422 when a service would refuse the file (``reload`` with ``check``).
+
+    Without a supervisor the api reloads each service itself: each is asked
+    first, so a file one of them refuses (a creds file it cannot read) is
+    applied by none. A service that does not answer refuses nothing.
+    """
+    for service in ("router", "uplink", "store"):
+        try:
+            frame = await state.links.request(service, "reload", {"check": True})
+        except (ServiceUnavailableError, ServiceRefusedError):
+            continue
+        error = frame.fields.get("error")
+        if isinstance(error, str):
+            log.error("Failed to reload configuration: %s: %s", service, error)
+            raise ApiError(422, f"{service}: {error}", service=service)
+
+
 def refuse_restart_changes(running: Settings, settings: Settings) -> None:
     """Raise 409 when going from ``running`` to ``settings`` needs a restart (logged per key)."""
     refused = restart_needed(running, settings)
@@ -99,8 +117,8 @@ async def reload_everything(state: ApiState, settings: Settings) -> dict[str, ob
     """Apply ``settings`` (validated, flags applied) to the api, then reload the services.
 
     Raises:
-        ApiError: 409 when a key that needs a restart changed (then nothing
-            was applied), as the supervisor's answer says too.
+        ApiError: 409 when a key that needs a restart changed, 422 when a
+            service would refuse the file; then nothing was applied.
     """
     refuse_restart_changes(state.settings, settings)
     try:
@@ -114,14 +132,18 @@ async def reload_everything(state: ApiState, settings: Settings) -> dict[str, ob
         if isinstance(refused, list) and refused:
             # The supervisor read the file with its own flags and refused it.
             raise ApiError(409, str(frame.fields.get("error")), restart_needed=refused)
-        state.settings = settings
         services = frame.fields.get("services")
+        error = frame.fields.get("error")
+        if services == {} and isinstance(error, str):
+            raise ApiError(422, error)  # a service would refuse it: none applied it
+        state.settings = settings
         if isinstance(services, dict):
             return {
                 "reloaded": frame.fields.get("reloaded") is True,
                 "services": services,
                 "warnings": list(settings.warnings),
             }
+    await _check_services(state)
     state.settings = settings
     services = {
         "router": await _reload_service(state, "router", True),
@@ -132,6 +154,13 @@ async def reload_everything(state: ApiState, settings: Settings) -> dict[str, ob
         entry["reloaded"] or entry.get("status") == "not running" for entry in services.values()
     )
     return {"reloaded": ok, "services": services, "warnings": list(settings.warnings)}
+
+
+def _read_file(path: Path) -> str | None:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        return None
 
 
 def _write_file(path: Path, text: str) -> None:
@@ -212,8 +241,17 @@ async def put_config(state: State, request: Request) -> ReloadResult:
             raise ApiError(422, exc.reason, line=exc.line, column=0) from None
         # Refused before the file is written: the file keeps matching what runs.
         refuse_restart_changes(state.settings, settings)
+        previous = await anyio.to_thread.run_sync(_read_file, path)
         await anyio.to_thread.run_sync(_write_file, path, text)
-        return ReloadResult.model_validate(await reload_everything(state, settings))
+        try:
+            result = await reload_everything(state, settings)
+        except ApiError:
+            # A service refused it (the services read the file itself): put the
+            # running config's file back.
+            if previous is not None:
+                await anyio.to_thread.run_sync(_write_file, path, previous)
+            raise
+        return ReloadResult.model_validate(result)
 
 
 @router.post(

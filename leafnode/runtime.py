@@ -20,12 +20,16 @@ import signal
 import sys
 import threading
 import time
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
+
+if TYPE_CHECKING:
+    from leafnode.config import LogSettings
 
 __all__ = [
     "TRACE",
     "NatsLogFormatter",
     "ReopeningFileHandler",
+    "reapply_logging",
     "request_log_reopen",
     "setup_logging",
     "write_pid_file",
@@ -121,6 +125,18 @@ def setup_logging(
     if threading.current_thread() is threading.main_thread():
         # Also without a log file: SIGUSR1's default action would kill us.
         signal.signal(signal.SIGUSR1, _on_sigusr1)
+
+
+def reapply_logging(old: LogSettings, new: LogSettings) -> None:
+    """After a reload: log as ``new`` says when its level, format or file changed.
+
+    As nats-server, ``debug``, ``trace``, ``logtime`` and ``log_file`` apply
+    at run time (a new log file is opened; the old one is left as it is).
+    """
+    keys = ("debug", "trace", "logtime", "log_file")
+    if all(getattr(old, k) == getattr(new, k) for k in keys):
+        return
+    setup_logging(debug=new.debug, trace=new.trace, logtime=new.logtime, log_file=new.log_file)
 
 
 def write_pid_file(path: str) -> None:

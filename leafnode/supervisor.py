@@ -95,7 +95,7 @@ from leafnode.forkserver import FD_PLACEHOLDER, ForkServer, ForkServerError
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, FrameError, IpcError, encode_frame
 from leafnode.ipc.asyncio import request_once, unix_server
 from leafnode.pidlock import lock_file
-from leafnode.runtime import request_log_reopen, setup_logging
+from leafnode.runtime import reapply_logging, request_log_reopen, setup_logging
 
 if TYPE_CHECKING:
     import argparse
@@ -513,6 +513,7 @@ class Supervisor:
             if problem is not None:
                 log.error("Failed to reload configuration: %s", problem)
                 return {"reloaded": False, "error": problem, "services": {}}
+            reapply_logging(old.log, new.log)
             self.settings = new
         results: dict[str, dict[str, object]] = {}
         for name in services_needed(self.settings):

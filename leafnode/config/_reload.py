@@ -68,6 +68,11 @@ RELOADABLE: Final = frozenset(
         "api.token",
         # Placement reads it at every sample (leafnode.affinity).
         "data_path_cpu",
+        # Every process sets its logging up again (leafnode.runtime.reapply_logging).
+        "log.debug",
+        "log.trace",
+        "log.logtime",
+        "log.log_file",
     }
 )
 """Settings paths a reload applies; each covers its whole subtree."""
@@ -80,10 +85,6 @@ RESTART: Final = {
     "store.sync": "store.sync",
     "api.host": "http",
     "api.port": "http_port",
-    "log.debug": "debug",
-    "log.trace": "trace",
-    "log.logtime": "logtime",
-    "log.log_file": "log_file",
     "log.pid_file": "pid_file",
     "run_dir": "run_dir",
     "ports_file_dir": "ports_file_dir",

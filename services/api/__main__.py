@@ -25,7 +25,7 @@ import uvicorn
 from leafnode import __version__
 from leafnode.config import ConfigError, load, restart_needed
 from leafnode.flags import apply_server_flags, load_with_flags
-from leafnode.runtime import setup_logging, write_pid_file
+from leafnode.runtime import reapply_logging, setup_logging, write_pid_file
 
 from .app import create_app
 
@@ -94,6 +94,7 @@ def _reload_own(state: ApiState, args: argparse.Namespace) -> None:
         for refused_change in refused:
             log.error("Failed to reload the api configuration: %s", refused_change)
         return
+    reapply_logging(state.settings.log, settings.log)
     state.settings = settings
     log.info("Reloaded the api configuration")
 

@@ -25,7 +25,7 @@ from leafnode import SERVER_VERSION, __version__
 from leafnode.config import ConfigError, load, refusal, restart_needed
 from leafnode.flags import apply_server_flags, load_with_flags
 from leafnode.ipc.trio import serve_unix_socket
-from leafnode.runtime import setup_logging, write_pid_file
+from leafnode.runtime import reapply_logging, setup_logging, write_pid_file
 
 from .auth import Authenticator
 from .control import CONTROL_SOCKET, ControlHandler
@@ -124,6 +124,7 @@ def _reload(server: Server, args: argparse.Namespace, *, check: bool = False) ->
         return str(exc)
     if check:
         return None
+    reapply_logging(server.full_settings.log, settings.log)
     server.reload(settings)
     log.info("Reloaded server configuration")
     return None

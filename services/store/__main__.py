@@ -27,7 +27,7 @@ from leafnode.config import ConfigError, Settings, load, refusal, restart_needed
 from leafnode.flags import SHARED_RUN_DIR, add_leaf_flags, apply_leaf_flags
 from leafnode.ipc import STORE_SOCKET
 from leafnode.redact import redact_url
-from leafnode.runtime import setup_logging, write_pid_file
+from leafnode.runtime import reapply_logging, setup_logging, write_pid_file
 
 from .engine import create_store_engine
 from .migrate import SchemaError, ensure_schema
@@ -103,6 +103,7 @@ def reload(
         return refusal(refused), []
     if check:
         return None, []
+    reapply_logging(running[0].log, settings.log)
     running[0] = settings
     buffers = {r.name: r.buffer for r in settings.leafnodes.remotes if r.buffer is not None}
     changes = service.reload(buffers)

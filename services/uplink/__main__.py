@@ -22,7 +22,7 @@ from leafnode import SERVER_VERSION, __version__
 from leafnode.config import ConfigError, Settings, load, refusal, restart_needed
 from leafnode.flags import SHARED_RUN_DIR, add_leaf_flags, apply_leaf_flags
 from leafnode.ipc import serve_unix_socket
-from leafnode.runtime import setup_logging, write_pid_file
+from leafnode.runtime import reapply_logging, setup_logging, write_pid_file
 
 from .auth import CredentialsError, check_credentials
 from .control import CONTROL_SOCKET, ControlHandler, ReloadResult
@@ -108,11 +108,13 @@ def reload(uplink: Uplink, args: argparse.Namespace, *, check: bool = False) -> 
         return error, []
     if check:
         return None, []
+    old_log = uplink.settings.log
     try:
         changes = uplink.reload(settings)
     except (OSError, ssl.SSLError) as exc:
         log.error("Failed to reload the configuration: %s", exc)
         return str(exc), []
+    reapply_logging(old_log, settings.log)
     for change in changes:
         log.info("Reloaded: %s", change)
     log.info("Reloaded configuration (%d change(s))", len(changes))

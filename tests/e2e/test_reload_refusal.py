@@ -168,3 +168,37 @@ async def test_a_file_the_uplink_refuses_is_applied_by_no_service(
         for pid in pids.values():
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_sighup_turns_debug_logging_on_in_every_service(
+    tmp_path: Path, hub: HubProcess
+) -> None:
+    """As nats-server: ``debug`` reloads (here: the router's [DBG] connect lines)."""
+    workdir = tmp_path / "site"
+    port, http_port = free_port(), free_port()
+    site = SiteProcess(
+        _config(workdir, hub, port, http_port, "buffer.db"), workdir=workdir, extra_args=()
+    )
+    try:
+        site.wait_ready()
+        nc = await nats.connect(f"nats://127.0.0.1:{port}")
+        await nc.close()
+        assert "Client connection created" not in site.log_text()
+        site.config_path.write_text(
+            _config(workdir, hub, port, http_port, "buffer.db", extra="debug: true")
+        )
+        site.signal(signal.SIGHUP)
+        _until(lambda: "Reloaded configuration" in site.log_text(), "the reload")
+        _until(lambda: "Reloaded server configuration" in site.log_text(), "the router's reload")
+        nc = await nats.connect(f"nats://127.0.0.1:{port}")
+        await nc.close()
+        _until(lambda: "[DBG]" in site.log_text(), "a debug line")
+        assert "Client connection created" in site.log_text()
+    finally:
+        pids = site.children() if site.proc.poll() is None else {}
+        site.stop()
+        for pid in pids.values():
+            if pid_alive(pid):
+                os.kill(pid, signal.SIGKILL)

@@ -55,16 +55,6 @@ def test_every_setting_is_decided() -> None:
             "0.0.0.0",
         ),
         ('run_dir: "/tmp/a"', 'run_dir: "/tmp/b"', "run_dir", "/tmp/a", "/tmp/b"),
-        ("debug: false", "debug: true", "debug", "false", "true"),
-        ("trace: true", "trace: false", "trace", "true", "false"),
-        ("logtime: true", "logtime: false", "logtime", "true", "false"),
-        (
-            'log_file: "/tmp/a.log"',
-            'log_file: "/tmp/b.log"',
-            "log_file",
-            "/tmp/a.log",
-            "/tmp/b.log",
-        ),
         ('pid_file: "/tmp/a.pid"', "", "pid_file", "/tmp/a.pid", "none"),
         (
             'ports_file_dir: "/tmp/a"',
@@ -118,6 +108,10 @@ def test_a_key_that_needs_a_restart_is_named_with_old_and_new(
         (BUFFERED, BUFFERED.replace("subjects: [x]", "subjects: [x, y], max_msgs: 10")),
         ('api { token: "a" }', 'api { token: "b" }'),
         ("data_path_cpu: auto", "data_path_cpu: off"),
+        ("debug: false", "debug: true"),
+        ("trace: true", "trace: false"),
+        ("logtime: true", "logtime: false"),
+        ('log_file: "/tmp/a.log"', 'log_file: "/tmp/b.log"'),
         # No store runs while no remote buffers: the one a reload starts opens the new URL.
         ('store { url: "sqlite:///a.db" }', f'store {{ url: "sqlite:///b.db" }}\n{BUFFERED}'),
     ],

@@ -27,6 +27,7 @@ import anyio
 from fastapi import APIRouter, Request
 
 from leafnode.config import ConfigError, load, loads, refusal, restart_needed
+from leafnode.runtime import reapply_logging
 
 from ..deps import Authorized, State, expects_store, expects_uplink
 from ..errors import ApiError
@@ -136,6 +137,7 @@ async def reload_everything(state: ApiState, settings: Settings) -> dict[str, ob
         error = frame.fields.get("error")
         if services == {} and isinstance(error, str):
             raise ApiError(422, error)  # a service would refuse it: none applied it
+        reapply_logging(state.settings.log, settings.log)
         state.settings = settings
         if isinstance(services, dict):
             return {
@@ -144,6 +146,7 @@ async def reload_everything(state: ApiState, settings: Settings) -> dict[str, ob
                 "warnings": list(settings.warnings),
             }
     await _check_services(state)
+    reapply_logging(state.settings.log, settings.log)
     state.settings = settings
     services = {
         "router": await _reload_service(state, "router", True),

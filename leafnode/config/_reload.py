@@ -60,6 +60,7 @@ RELOADABLE: Final = frozenset(
         "router.tls",
         "router.lame_duck_duration_s",
         "router.lame_duck_grace_period_s",
+        "router.max_closed_clients",  # the closed-connections list is resized
         # The uplink adds, removes and restarts remotes; the store takes new
         # buffer limits; the router new buffered subjects.
         "leafnodes.remotes",
@@ -81,6 +82,7 @@ RESTART: Final = {
     "router.server_name": "server_name",
     "router.host": "host",
     "router.port": "port",
+    "router.websocket": "websocket",  # its port opens once, at start
     "store.url": "store.url",
     "store.sync": "store.sync",
     "api.host": "http",

@@ -46,6 +46,13 @@ def test_every_setting_is_decided() -> None:
         ("port: 4222", "port: 4223", "port", "4222", "4223"),
         ("listen: 127.0.0.1:4222", "listen: 0.0.0.0:4222", "host", "127.0.0.1", "0.0.0.0"),
         ("server_name: a", "server_name: b", "server_name", "a", "b"),
+        (
+            "websocket { port: 8080, no_tls: true }",
+            "websocket { port: 8081, no_tls: true }",
+            "websocket",
+            "(changed)",
+            "(changed)",
+        ),
         ("http_port: 8222", "http_port: 8223", "http_port", "8222", "8223"),
         (
             'api { listen: "127.0.0.1:8222" }',
@@ -108,6 +115,7 @@ def test_a_key_that_needs_a_restart_is_named_with_old_and_new(
         (BUFFERED, BUFFERED.replace("subjects: [x]", "subjects: [x, y], max_msgs: 10")),
         ('api { token: "a" }', 'api { token: "b" }'),
         ("data_path_cpu: auto", "data_path_cpu: off"),
+        ("max_closed_clients: 10", "max_closed_clients: 20"),
         ("debug: false", "debug: true"),
         ("trace: true", "trace: false"),
         ("logtime: true", "logtime: false"),

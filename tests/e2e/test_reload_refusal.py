@@ -11,14 +11,19 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
+import subprocess
+import sys
+import tempfile
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import nats
 import pytest
+from nats.errors import Error as NatsError
 
 from leafnode.testing import HubProcess, SiteProcess, free_port, pid_alive
 
@@ -202,3 +207,33 @@ async def test_sighup_turns_debug_logging_on_in_every_service(
         for pid in pids.values():
             if pid_alive(pid):
                 os.kill(pid, signal.SIGKILL)
+
+
+@pytest.mark.e2e
+@pytest.mark.asyncio
+async def test_sighup_reloads_a_site_on_its_private_run_dir(tmp_path: Path) -> None:
+    """No run_dir configured: the private one in use is no change needing a restart."""
+    runtime = Path(tempfile.mkdtemp(prefix="xdg-", dir="/tmp"))  # short: socket paths
+    conf, ports, out = tmp_path / "leaf.conf", tmp_path / "ports", tmp_path / "run.log"
+    conf.write_text("")
+    argv = [sys.executable, "-m", "leafnode", "run", "-c", str(conf), "-p", "-1"]
+    argv += ["-a", "127.0.0.1", "--ports_file_dir", str(ports)]
+    env = {**os.environ, "XDG_RUNTIME_DIR": str(runtime)}
+    with out.open("wb") as sink:
+        proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=sink, stderr=sink)
+    try:
+        ports_file = ports / f"nats-server_{proc.pid}.ports"
+        _until(ports_file.exists, "the site to be ready")
+        url = json.loads(ports_file.read_text())["nats"][0]
+        conf.write_text(USERS)
+        proc.send_signal(signal.SIGHUP)
+        _until(lambda: "Reloaded configuration" in out.read_text(), "the reload")
+        assert "not supported" not in out.read_text()
+        nc = await nats.connect(url, user="alice", password="alice-pw", allow_reconnect=False)
+        await nc.close()
+        with pytest.raises(NatsError, match="Authorization Violation"):
+            await nats.connect(url, allow_reconnect=False, max_reconnect_attempts=0)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+        shutil.rmtree(runtime, ignore_errors=True)

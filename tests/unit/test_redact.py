@@ -148,4 +148,4 @@ def test_a_config_error_about_a_url_does_not_quote_its_password(url: str) -> Non
     with pytest.raises(ConfigError) as info:
         loads(f'leafnodes {{ remotes: [ {{ url: "{url}" }} ] }}')
     assert "url-pw" not in str(info.value)
-    assert "u:***@" in str(info.value)
+    assert "[REDACTED]@" in str(info.value)

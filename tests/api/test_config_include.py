@@ -84,11 +84,13 @@ def test_errors_in_the_sent_text_still_quote_it(site: ApiSite) -> None:
 
 def test_include_inside_the_config_directory_works(site: ApiSite) -> None:
     inside = site.config_path.parent / "name.conf"
-    inside.write_text("server_name: included-name\n")
+    # A key a reload applies (server_name would need a restart: 409).
+    inside.write_text("max_payload: 2MB\n")
     text = site.config_path.read_text().replace("\n", "\n", 1) + "include name.conf\n"
     resp = _put(site, text)
     assert resp.status_code == 200, resp.text
     assert site.config_path.read_text() == text
+    assert site.http().get("/varz").json()["max_payload"] == 2 * 1024 * 1024
 
 
 def test_reload_error_withholds_the_files_content(site: ApiSite) -> None:

@@ -19,6 +19,7 @@ import pytest
 from nats.errors import Error as NatsError
 
 from tests.api.conftest import TOKEN, ApiSite, SiteFactory, site_config
+from tests.ipcclient import request_once
 
 USERS = 'authorization { users: [ { user: alice, password: "alice-secret-pw" } ] }'
 
@@ -240,8 +241,9 @@ no_auth_user: a
 
 @pytest.mark.asyncio
 async def test_a_file_one_service_refuses_is_applied_by_none(site_factory: SiteFactory) -> None:
-    """Without a supervisor: the uplink cannot use the creds file, so the router
-    does not take the new users either, and the file on disk is put back."""
+    """Without a supervisor: nobody can use the creds file (the config check
+    or the uplink says so), so the router does not take the new users either
+    and the file on disk stays as it was."""
     site = site_factory(uplink=True)
     before = site.config_path.read_text()
     bad_creds = site.workdir / "bad.creds"
@@ -255,10 +257,28 @@ async def test_a_file_one_service_refuses_is_applied_by_none(site_factory: SiteF
     )
     resp = site.http().put("/config", content=text, headers={"Content-Type": "text/plain"})
     assert resp.status_code == 422, resp.text
-    body = resp.json()
-    assert body["service"] == "uplink"
-    assert "no user JWT" in body["error"]
+    assert "no user JWT" in resp.json()["error"]
     assert site.config_path.read_text() == before
     assert await _connects(site.router.url)  # the users were not applied
     names = [r["name"] for r in site.http().get("/config").json()["config"]["leafnodes"]["remotes"]]
     assert names == ["central"]
+
+
+@pytest.mark.asyncio
+async def test_reload_check_validates_without_applying(site_factory: SiteFactory) -> None:
+    """``reload {check: true}``: what the supervisor and the api ask every service
+    before they reload any; a file that would apply is not applied by the check."""
+    site = site_factory()
+    site.config_path.write_text(_site_text(site, extra=USERS))
+    for socket_name in ("router.ctl", "store.sock"):
+        answer = request_once(site.run_dir / socket_name, "reload", check=True)
+        assert answer.type == "ok", answer
+        assert "error" not in answer.fields
+    assert await _connects(site.router.url)  # the users are not applied by a check
+    site.config_path.write_text(_site_text(site, extra="server_name: other"))
+    refused = request_once(site.run_dir / "router.ctl", "reload", check=True)
+    assert "server_name" in str(refused.fields["error"])
+    site.config_path.write_text(_site_text(site, extra=USERS))
+    applied = request_once(site.run_dir / "router.ctl", "reload")
+    assert applied.fields["reloaded"] is True
+    assert not await _connects(site.router.url)

@@ -97,6 +97,20 @@ async def serve(
     log.info("Server Exiting..")
 
 
+def raise_nofile_limit() -> None:
+    """Raise the soft RLIMIT_NOFILE to the hard limit, as Go (so nats-server) does.
+
+    Each client costs the router two descriptors; a distribution's default
+    soft limit (1024) would refuse clients long before the machine must.
+    """
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft != hard:
+        try:
+            resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+        except (ValueError, OSError) as exc:
+            log.warning("Could not raise the open files limit from %d: %s", soft, exc)
+
+
 def _reload(server: Server, args: argparse.Namespace, *, check: bool = False) -> str | None:
     """Re-read the config file; returns the error text, or None when applied.
 
@@ -192,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     # and the "Server is ready" line.
     if log_settings.pid_file and not supervised:
         write_pid_file(log_settings.pid_file)
+    raise_nofile_limit()
     log.info("Starting leafnode router")
     log.info("  Version:  %s (nats-server protocol %s)", __version__, SERVER_VERSION)
     if args.config:

@@ -41,6 +41,11 @@ __all__ = ["Server"]
 log = logging.getLogger("leafnode.router")
 
 DATALINK_SOCKET = "router.sock"
+# Pauses after a failed accept (EMFILE, ENFILE, ENOBUFS): nats-server's
+# ACCEPT_MIN_SLEEP/ACCEPT_MAX_SLEEP, so running out of descriptors costs a
+# log line a second at most, and a freed descriptor is used soon.
+ACCEPT_MIN_SLEEP_S: Final = 0.01
+ACCEPT_MAX_SLEEP_S: Final = 1.0
 
 # INFO's ``api_lvl``: the JetStream API level nats-server 2.15 announces
 # (JSApiLevel). Clients read it to pick features; leafnode answers no JetStream
@@ -342,14 +347,19 @@ class Server:
             await listener.aclose()
 
     async def _accept_loop(self, listener: trio.SocketListener, handlers: trio.Nursery) -> None:
+        delay = ACCEPT_MIN_SLEEP_S
         while True:
             try:
                 stream = await listener.accept()
             except OSError as exc:
-                # EMFILE and friends: back off a little, as trio's serve_listeners.
-                log.error("Error accepting client connection: %s", exc)
-                await trio.sleep(0.1)
+                # EMFILE and friends: back off, doubling up to a second, as
+                # nats-server does; one log line per pause, not a flood.
+                ms = delay * 1000
+                log.error("Error accepting client connection: %s, sleeping %d ms", exc, ms)
+                await trio.sleep(delay)
+                delay = min(delay * 2, ACCEPT_MAX_SLEEP_S)
                 continue
+            delay = ACCEPT_MIN_SLEEP_S
             handlers.start_soon(self._handle_client, stream)
 
     async def _bind_datalink(self) -> trio.SocketListener:

@@ -3,9 +3,9 @@
 The steps, each bounded in time:
 
 1. (``tls { handshake_first: true }``) TLS before anything is read.
-2. The hub's INFO within ``first_info_timeout``. It must carry a non-zero
-   ``client_id`` and ``leafnode_urls``; otherwise we reached some other port
-   (a client port sends no ``leafnode_urls``) and give up, as nats-server does.
+2. The hub's INFO within ``first_info_timeout``. It must be a leafnode port's
+   INFO (``is_leafnode_info``); otherwise we reached some other port (a client,
+   route or gateway port) and give up, as nats-server does.
 3. TLS when the INFO says ``tls_required`` or the remote has a ``tls {}`` block.
 4. ``CONNECT`` with our identity and credentials. Never ``lang`` (the hub
    would take us for a client) nor ``account`` (an authorization violation),
@@ -57,6 +57,7 @@ __all__ = [
     "HubLink",
     "Identity",
     "backoff_for_error",
+    "is_leafnode_info",
     "open_hub_link",
 ]
 
@@ -93,6 +94,25 @@ def backoff_for_error(text: str) -> float | None:
     if "minimum version" in lowered:
         return VERSION_BACKOFF_S
     return None
+
+
+def is_leafnode_info(info: dict[str, object]) -> bool:
+    """Whether the first INFO came from a hub's leafnode port.
+
+    A leafnode port's INFO carries a non-zero ``client_id`` (a route's or a
+    gateway's carries none) and, unlike a client port's, ``leafnode_urls`` or
+    ``info_on_connect``. Checked live on 2.9.10 and 2.15.1: both always send
+    ``"info_on_connect":true`` on the leafnode port and never on the client
+    port; ``leafnode_urls`` is absent when a 2.15 hub has ``leafnodes {
+    no_advertise: true }`` (2.9.10 still sends it). nats-server's own leaf
+    demands ``leafnode_urls`` on 2.9 and so refuses such a 2.15 hub; 2.15's leaf
+    connects to it, and so do we. ``leafnode_urls`` alone still marks a hub
+    older than 2.2.2, which sent no ``info_on_connect``.
+    """
+    client_id = info.get("client_id")
+    if not isinstance(client_id, int) or isinstance(client_id, bool) or not client_id:
+        return False
+    return "leafnode_urls" in info or info.get("info_on_connect") is True
 
 
 @dataclass(frozen=True)
@@ -216,10 +236,10 @@ async def _handshake(
     if not isinstance(event, Info):
         raise HandshakeError(f"expected INFO from the hub, got {type(event).__name__}")
     info = event.options
-    client_id = info.get("client_id")
-    if not isinstance(client_id, int) or not client_id or "leafnode_urls" not in info:
+    if not is_leafnode_info(info):
         raise HandshakeError(
-            "the hub INFO has no client_id/leafnode_urls: this is not a leafnode port"
+            "the hub INFO has no client_id or no leafnode_urls/info_on_connect: "
+            "this is not a leafnode port"
         )
     if not secured and (tls is not None or info.get("tls_required") is True):
         try:

@@ -12,6 +12,7 @@ from leafnode.testing import OperatorKeys
 from services.uplink.auth import CredentialsError, parse_creds, sign_nonce, url_userinfo
 from services.uplink.dialer import HubUrl, UrlList
 from services.uplink.filters import JS_DENIES, SubjectFilter, permission_lists
+from services.uplink.handshake import is_leafnode_info
 from services.uplink.interest import AccountHubInterest, HubInterest
 from services.uplink.websocket import leafnode_path
 
@@ -136,3 +137,75 @@ class TestHubInterest:
         assert hub.remove(b"dup", None)
         assert not hub.remove(b"dup", None)
         assert [e.queue for e in hub.match(b"q").qsubs[0]] == [b"g"]
+
+
+# First INFOs captured from live hubs (server ids and nonces shortened).
+_LEAF_215: dict[str, object] = {
+    "server_id": "NAMW",
+    "version": "2.15.1",
+    "proto": 3,
+    "auth_required": True,
+    "ip": "127.0.0.1:38581",
+    "client_id": 5,
+    "nonce": "-i-PQfHJh7dC33I",
+    "compression": "s2_auto",
+    "info_on_connect": True,
+    "leafnode_urls": ["127.0.0.1:38581"],
+}
+_LEAF_29: dict[str, object] = {
+    "server_id": "NAFV",
+    "version": "2.9.10",
+    "proto": 1,
+    "auth_required": True,
+    "ip": "127.0.0.1:35101",
+    "client_id": 4,
+    "nonce": "a3VvC-7npb5jNgk",
+    "info_on_connect": True,
+    "leafnode_urls": ["127.0.0.1:35101"],
+}
+_CLIENT_215: dict[str, object] = {
+    "server_id": "NAMW",
+    "version": "2.15.1",
+    "proto": 1,
+    "host": "0.0.0.0",
+    "port": 51083,
+    "headers": True,
+    "client_id": 6,
+    "client_ip": "127.0.0.1",
+    "xkey": "XB5Q",
+}
+_CLIENT_29: dict[str, object] = {
+    "server_id": "NAFV",
+    "version": "2.9.10",
+    "proto": 1,
+    "client_id": 5,
+    "client_ip": "127.0.0.1",
+}
+
+
+class TestLeafnodePortInfo:
+    def test_leafnode_ports_of_both_versions(self) -> None:
+        assert is_leafnode_info(_LEAF_215)
+        assert is_leafnode_info(_LEAF_29)
+
+    def test_a_no_advertise_hub_sends_no_leafnode_urls(self) -> None:
+        # leafnodes { no_advertise: true } on 2.15.1: the same INFO without the key.
+        info = {k: v for k, v in _LEAF_215.items() if k != "leafnode_urls"}
+        assert is_leafnode_info(info)
+
+    def test_a_hub_before_info_on_connect(self) -> None:
+        info = {k: v for k, v in _LEAF_29.items() if k != "info_on_connect"}
+        assert is_leafnode_info(info)
+
+    @pytest.mark.parametrize("info", [_CLIENT_215, _CLIENT_29], ids=["2.15", "2.9"])
+    def test_client_ports_are_not(self, info: dict[str, object]) -> None:
+        assert not is_leafnode_info(info)
+        # Even a client port that requires auth (nonce, auth_required) is not one.
+        assert not is_leafnode_info({**info, "auth_required": True, "nonce": "abc"})
+
+    @pytest.mark.parametrize("client_id", [None, 0, False, True, "5"])
+    def test_no_usable_client_id_is_not(self, client_id: object) -> None:
+        info = {k: v for k, v in _LEAF_215.items() if k != "client_id"}
+        if client_id is not None:
+            info["client_id"] = client_id
+        assert not is_leafnode_info(info)

@@ -71,6 +71,7 @@ from leafnode.ipc import (
 )
 
 from .progress import Progress, Replay
+from .storelink import StoreLink
 from .wire import BatchEncoder, hmsg_route
 
 if TYPE_CHECKING:
@@ -131,7 +132,8 @@ class Drain:
         self.store_path = store_path
         self.scope = trio.CancelScope()
         self.client: TrioIpcClient | None = None
-        self.store_error: str | None = None
+        # The store's state, logged once per outage (storelink.py).
+        self.store = StoreLink(self.name, trio.current_time)
         self.leaf_id: str | None = None
         self.encoder: BatchEncoder | None = None
         self.paused = False
@@ -158,6 +160,11 @@ class Drain:
         self.remaining: int | None = None
         self.remaining_bytes: int | None = None
         self.dropped: collections.Counter[str] = collections.Counter()
+
+    @property
+    def store_error(self) -> str | None:
+        """Why the store does not answer (None: it does)."""
+        return self.store.error
 
     # -- state changes (synchronous, from any task) ---------------------------
 
@@ -287,17 +294,12 @@ class Drain:
                 reason = str(group.exceptions[0]) or type(group.exceptions[0]).__name__
             finally:
                 self.client = None
+            if reason is None:
+                reason = "the store closed the connection"
             if self.leaf_id is None and trio.current_time() < grace_ends:
-                if self.store_error is None:
-                    log.info('Leafnode remote "%s": waiting for the store', self.name)
-            elif reason != self.store_error:
-                log.error(
-                    'Leafnode remote "%s": store unavailable at %s (%s); the backlog waits',
-                    self.name,
-                    self.store_path,
-                    reason,
-                )
-            self.store_error = reason
+                self.store.waiting(reason)
+            else:
+                self.store.lost(reason)
             await trio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)
 
@@ -309,11 +311,10 @@ class Drain:
         sub = await client.request("subscribe", {"remote": self.name})
         last = sub.fields.get("last_seq")
         self._store_last = max(self._store_last, last if isinstance(last, int) else 0)
-        if self.store_error is not None and self.leaf_id is not None:
-            log.info('Leafnode remote "%s": store is back; resuming the drain', self.name)
-        elif self.store_error is not None:
-            log.info('Leafnode remote "%s": connected to the store', self.name)
-        self.store_error = None
+        database = pong.fields.get("database")
+        down = isinstance(database, dict) and database.get("up") is False
+        error = database.get("error") if isinstance(database, dict) else None
+        self.store.attached((str(error) if error else "unavailable") if down else None)
         self.leaf_id = leaf_id
         self.encoder = BatchEncoder(leaf_id)
         self.client = client
@@ -322,21 +323,15 @@ class Drain:
     async def _call(self, client: TrioIpcClient, kind: str, fields: dict[str, object]) -> Frame:
         """A store request, retried while the database is unavailable."""
         delay = RETRY_FIRST_S
-        failed = False
         while True:
             try:
                 frame = await client.request(kind, fields)
             except RequestError as exc:
                 if exc.code != "unavailable":
                     raise
-                if self.store_error is None:
-                    log.error('Leafnode remote "%s": store %s failed: %s', self.name, kind, exc)
-                self.store_error = str(exc)
-                failed = True
+                self.store.failed(kind, str(exc))
             else:
-                if failed:
-                    log.info('Leafnode remote "%s": store available again', self.name)
-                    self.store_error = None
+                self.store.succeeded(kind)
                 return frame
             await trio.sleep(delay)
             delay = min(delay * 2, RETRY_MAX_S)

@@ -21,7 +21,7 @@ import sys
 from pathlib import Path
 
 import trio
-from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
 from leafnode.config import ConfigError, Settings, load, refusal, restart_needed
 from leafnode.flags import SHARED_RUN_DIR, add_leaf_flags, apply_leaf_flags
@@ -30,6 +30,7 @@ from leafnode.redact import redact_url
 from leafnode.runtime import reapply_logging, setup_logging, write_pid_file
 
 from .engine import create_store_engine
+from .health import database_name, describe
 from .migrate import SchemaError, ensure_schema
 from .server import HOUSEKEEPING_INTERVAL_S, StoreServer
 from .service import StoreService
@@ -127,6 +128,15 @@ async def serve(server: StoreServer) -> None:
     log.info("Store exiting")
 
 
+def _url_problem(exc: Exception) -> str:
+    """Why the engine was not made, without the URL (an ArgumentError quotes it whole)."""
+    if isinstance(exc, ArgumentError):
+        return "expected sqlite:///PATH or postgresql://USER@HOST/DB"
+    if isinstance(exc, ModuleNotFoundError):
+        return f"its driver is not installed (no module {exc.name!r})"
+    return str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+
+
 def main(argv: list[str] | None = None) -> int:
     args = build_arg_parser().parse_args(argv)
     try:
@@ -147,7 +157,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         engine = create_store_engine(settings.store)
     except Exception as exc:  # a bad URL or a missing driver: say so, exit 1
-        log.error("Bad store url %s: %s", redact_url(settings.store.url), exc)
+        log.error("Bad store url %s: %s", redact_url(settings.store.url), _url_problem(exc))
         return 1
     log.info("  Database: %s (sync %s)", engine.url.render_as_string(), settings.store.sync)
     try:
@@ -159,7 +169,9 @@ def main(argv: list[str] | None = None) -> int:
         log.error("Store schema: %s", exc)
         return 1
     except SQLAlchemyError as exc:
-        log.error("Cannot open the store database: %s", str(exc).splitlines()[0])
+        log.error(
+            "Cannot open the store database: %s", describe(exc, database_name(settings.store.url))
+        )
         return 1
     log.info("  Leaf id:  %s, last seq %d", service.leaf_id, service.last_seq)
     running = [settings]

@@ -29,11 +29,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import inspect, make_url, text
+from sqlalchemy.exc import SQLAlchemyError
 
 from leafnode.config import ConfigError, load
 from leafnode.redact import MASK, redact_url
 
 from .engine import create_store_engine, is_sqlite
+from .health import database_name, describe
 
 if TYPE_CHECKING:
     from alembic.config import Config
@@ -232,7 +234,11 @@ def _upgrade_in_child(settings: StoreSettings, engine: Engine) -> None:
         try:
             _alembic_upgrade(settings, engine)
         except BaseException as exc:  # reported to the parent, whatever it is
-            os.write(write_fd, (str(exc).splitlines() or [type(exc).__name__])[0].encode())
+            if isinstance(exc, SQLAlchemyError):  # no driver text: it can quote SQL or a login
+                text = describe(exc, database_name(settings.url))
+            else:
+                text = (str(exc).splitlines() or [type(exc).__name__])[0]
+            os.write(write_fd, text.encode())
             status = 1
         finally:
             for handler in logging.getLogger().handlers:

@@ -15,6 +15,7 @@ from sqlalchemy.engine import make_url
 
 from leafnode.config import StoreSettings
 from leafnode.ipc import IpcClosedError, RequestError, open_trio_client
+from leafnode.testing import free_port
 from services.store.migrate import alembic_config, current_revision, head_revision
 
 from .conftest import StoreProcess, leaf_conf
@@ -113,6 +114,42 @@ def test_bad_store_url_exits_1(tmp_path: Path) -> None:
     assert store.wait_exit() == 1
     # The config loader refuses the scheme (so `leafnode check` does too).
     assert "store.url: unsupported database scheme 'nosuchdb://'" in store.log_text()
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "nosuchdb://u:pw-sentinel@x/y",
+        "postgresql+nosuchdriver://u:pw-sentinel@x/y",
+        "::pw-sentinel",
+    ],
+)
+def test_bad_store_url_log_hides_the_password(tmp_path: Path, url: str) -> None:
+    store = StoreProcess(tmp_path, leaf_conf(url))
+    assert store.wait_exit() == 1
+    text = store.log_text()
+    assert "[ERR] Bad store url " in text
+    assert "pw-sentinel" not in text
+
+
+def test_unreachable_database_at_start_is_an_operator_sentence(tmp_path: Path) -> None:
+    """No driver text (``(psycopg.OperationalError) ...``) in the log, no login."""
+    port = free_port()
+    url = f"postgresql://leafnode:pw-sentinel@127.0.0.1:{port}/leaf"
+    pg = StoreProcess(tmp_path / "pg", leaf_conf(url))
+    sqlite = StoreProcess(tmp_path / "sqlite", leaf_conf("sqlite:////nonexistent/dir/x.db"))
+    assert pg.wait_exit() == 1
+    assert sqlite.wait_exit() == 1
+    pg_text, sqlite_text = pg.log_text(), sqlite.log_text()
+    assert (
+        "[ERR] Cannot open the store database: "
+        f"PostgreSQL at 127.0.0.1:{port}/leaf does not accept connections (stopped?)" in pg_text
+    ), pg_text
+    sentence = "cannot open the SQLite database /nonexistent/dir/x.db"
+    assert f"[ERR] Cannot open the store database: {sentence}" in sqlite_text, sqlite_text
+    for text in (pg_text, sqlite_text):
+        assert "OperationalError" not in text
+        assert "pw-sentinel" not in text
 
 
 def test_migrate_is_idempotent_and_matches_the_models(store_url: str) -> None:

@@ -128,8 +128,21 @@ def test_bad_store_url_log_hides_the_password(tmp_path: Path, url: str) -> None:
     store = StoreProcess(tmp_path, leaf_conf(url))
     assert store.wait_exit() == 1
     text = store.log_text()
-    assert "[ERR] Bad store url " in text
+    assert "store.url: " in text
     assert "pw-sentinel" not in text
+
+
+def test_bad_store_url_line_quotes_no_password() -> None:
+    """The engine's refusal (behind the config loader's checks) is said without the URL."""
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    from services.store.__main__ import _url_problem
+
+    quoting = ArgumentError("Could not parse SQLAlchemy URL from string 'x://u:pw-sentinel@h'")
+    assert "pw-sentinel" not in _url_problem(quoting)
+    assert "pw-sentinel" not in _url_problem(NoSuchModuleError("Can't load plugin: x"))
+    missing = ModuleNotFoundError("No module named 'psycopg'", name="psycopg")
+    assert _url_problem(missing) == "its driver is not installed (no module 'psycopg')"
 
 
 def test_unreachable_database_at_start_is_an_operator_sentence(tmp_path: Path) -> None:

@@ -19,6 +19,8 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
+from leafnode.procfs import processes
+
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
@@ -71,18 +73,11 @@ def _read_pid(text: str) -> int:
 
 def running_sites() -> list[int]:
     """Pids of the running ``leafnode run`` processes (parents of a ``leafnode-fork``)."""
-    pids: list[int] = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm, _, rest = stat.partition(" (")[2].rpartition(") ")
-        fields = rest.split()
-        if comm == "leafnode-fork" and fields[0] not in ("Z", "X"):
-            pids.append(int(fields[1]))
+    pids = [
+        proc.ppid
+        for proc in processes()
+        if proc.comm == "leafnode-fork" and proc.state not in ("Z", "X")
+    ]
     return sorted(p for p in set(pids) if p != os.getpid())
 
 

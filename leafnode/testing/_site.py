@@ -21,6 +21,7 @@ import time
 from pathlib import Path
 
 from leafnode.ipc import FrameDecoder, encode_frame
+from leafnode.procfs import processes
 
 from ._procs import _Process, free_port
 
@@ -93,17 +94,9 @@ def site_processes(supervisor: int) -> dict[str, int]:
     """
     parents: dict[int, int] = {}
     names: dict[int, str] = {}
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            stat = (entry / "stat").read_text()
-        except OSError:
-            continue
-        comm, _, rest = stat.partition(" (")[2].rpartition(") ")
-        pid = int(entry.name)
-        parents[pid] = int(rest.split()[1])
-        names[pid] = comm
+    for proc in processes():
+        parents[proc.pid] = proc.ppid
+        names[proc.pid] = proc.comm
     found: dict[str, int] = {}
     for pid, comm in names.items():
         if not comm.startswith("leafnode-") or not pid_alive(pid):

@@ -31,10 +31,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import signal
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +42,14 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from leafnode.testing import FAULT_KINDS, SERVICES, ChaosRun, PgCluster
+from leafnode.testing import (
+    FAULT_KINDS,
+    SERVICES,
+    ChaosRun,
+    PgCluster,
+    TmpfsUnavailable,
+    small_tmpfs,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -71,16 +76,10 @@ def _schedule(run: ChaosRun, store: str, disk: Path | None, hold: float) -> dict
 
 
 def _mount_tmpfs(stack: ExitStack, base: Path) -> Path:
-    if os.geteuid() != 0:
-        raise SystemExit("--store tmpfs mounts a tmpfs: run as root")
-    disk = base / "disk"
-    disk.mkdir()
-    subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", f"size={TMPFS_SIZE},mode=0755", "tmpfs", str(disk)],
-        check=True,
-    )
-    stack.callback(subprocess.run, ["umount", "-l", str(disk)], check=False)
-    return disk
+    try:
+        return stack.enter_context(small_tmpfs(base / "disk", TMPFS_SIZE))
+    except TmpfsUnavailable as exc:
+        raise SystemExit(f"--store tmpfs: {exc}") from None
 
 
 def run(args: argparse.Namespace) -> int:

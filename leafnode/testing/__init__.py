@@ -24,6 +24,7 @@ from ._site import pid_alive as pid_alive
 from ._site import ping_socket as ping_socket
 from ._site import site_processes as site_processes
 from ._site import wait_for_socket as wait_for_socket
+from ._tmpfs import TmpfsUnavailable, small_tmpfs
 from ._traffic import CountingPublisher, HubSubscriber, ipc_request, memory_kb
 from ._uplink import (
     HubProcess,
@@ -52,6 +53,7 @@ __all__ = [
     "RouterProcess",
     "ServiceProcess",
     "TlsFiles",
+    "TmpfsUnavailable",
     "UplinkProcess",
     "free_port",
     "hub_binaries",
@@ -61,6 +63,7 @@ __all__ = [
     "nats_server_binary",
     "pg_bin_dir",
     "restart_process",
+    "small_tmpfs",
     "wait_for_log",
     "wait_for_port",
 ]

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import os
-import shutil
-import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
 
-from leafnode.testing import ChaosRun, Figures
+from leafnode.testing import ChaosRun, Figures, TmpfsUnavailable, small_tmpfs
 
 ChaosFactory = Callable[..., ChaosRun]
 
@@ -51,23 +48,9 @@ def assert_promises_held(figures: Figures, *, hub_stopped: bool = False) -> None
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """An 8 MiB tmpfs mounted on a fresh dir (root only); unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs to fill up needs root")
-    if shutil.which("mount") is None or shutil.which("umount") is None:
-        pytest.skip("mount/umount not installed")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=8m,mode=0755", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
+    """An 8 MiB tmpfs on a fresh dir (root only); unmounted afterwards."""
     try:
-        yield mnt
-    finally:
-        if subprocess.run(["umount", str(mnt)], capture_output=True, check=False).returncode:
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
+        with small_tmpfs(tmp_path / "disk", "8m") as mnt:
+            yield mnt
+    except TmpfsUnavailable as exc:
+        pytest.skip(str(exc))

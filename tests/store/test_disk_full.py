@@ -18,8 +18,6 @@ from __future__ import annotations
 
 import errno
 import os
-import shutil
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -27,7 +25,7 @@ from pathlib import Path
 import pytest
 
 from leafnode.ipc import STORE_SOCKET, Frame
-from leafnode.testing import RouterProcess, ServiceProcess
+from leafnode.testing import RouterProcess, ServiceProcess, TmpfsUnavailable, small_tmpfs
 from tests.ipcclient import request_once
 from tests.rawclient import RawClient
 
@@ -44,28 +42,12 @@ KEPT = 5
 
 @pytest.fixture
 def small_disk(tmp_path: Path) -> Iterator[Path]:
-    """A 2 MiB tmpfs mounted on a fresh dir; unmounted afterwards."""
-    if os.geteuid() != 0:
-        pytest.skip("mounting a tmpfs to fill up needs root")
-    if shutil.which("mount") is None or shutil.which("umount") is None:
-        pytest.skip("mount/umount not installed")
-    mnt = tmp_path / "disk"
-    mnt.mkdir()
-    done = subprocess.run(
-        ["mount", "-t", "tmpfs", "-o", "size=2m,mode=0755", "tmpfs", str(mnt)],
-        capture_output=True,
-        text=True,
-        check=False,
-    )
-    if done.returncode != 0:
-        pytest.skip(f"mounting a tmpfs is not permitted here: {done.stderr.strip()}")
+    """A 2 MiB tmpfs on a fresh dir (root only); unmounted afterwards."""
     try:
-        yield mnt
-    finally:
-        # The site fixture has killed the store by now; -l in case a
-        # process of a failed test still holds a file open.
-        if subprocess.run(["umount", str(mnt)], capture_output=True, check=False).returncode:
-            subprocess.run(["umount", "-l", str(mnt)], check=False)
+        with small_tmpfs(tmp_path / "disk", "2m") as mnt:
+            yield mnt
+    except TmpfsUnavailable as exc:
+        pytest.skip(str(exc))
 
 
 class Site:

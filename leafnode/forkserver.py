@@ -24,10 +24,11 @@ event loop, signal wakeup fd, listening socket or pidfds.
 
 Messages are JSON objects. Supervisor to fork server: ``{"name", "argv"}``
 with the file descriptors the service needs attached (``SCM_RIGHTS``); an
-``argv`` item ``"{fd0}"`` is replaced by the number the first descriptor has
-in the service. Fork server to supervisor: ``{"pid"}`` (or ``{"error"}``)
-answering each request in order, and ``{"exit": pid, "code": c}`` whenever a
-service exits (``c`` as ``subprocess`` reports it: negative for a signal).
+``argv`` item ``"{fdN}"`` (:func:`fd_placeholder`) is replaced by the number
+the N-th attached descriptor (from 0) has in the service. Fork server to
+supervisor: ``{"pid"}`` (or ``{"error"}``) answering each request in order,
+and ``{"exit": pid, "code": c}`` whenever a service exits (``c`` as
+``subprocess`` reports it: negative for a signal).
 
 Lifetimes: the fork server dies with the supervisor (``PR_SET_PDEATHSIG`` =
 SIGKILL: it holds nothing to clean up) and leaves when its socket closes;
@@ -68,13 +69,12 @@ from leafnode.cli import service_main
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["ForkServer", "ForkServerError", "process_name"]
+__all__ = ["ForkServer", "ForkServerError", "fd_placeholder", "process_name"]
 
 PR_SET_PDEATHSIG: Final = 1
 PR_SET_NAME: Final = 15
 MAX_MESSAGE: Final = 65536
 MAX_FDS: Final = 4
-FD_PLACEHOLDER: Final = "{fd0}"
 # Services forked as the supervisor's own children (reparented to it, a child
 # subreaper) and killed (SIGKILL) the moment it dies: the router, so that a
 # SIGKILL of `leafnode run` closes every client connection at once, as it
@@ -87,6 +87,11 @@ PR_SET_CHILD_SUBREAPER: Final = 36
 
 class ForkServerError(Exception):
     """The fork server could not start a service, or is gone."""
+
+
+def fd_placeholder(index: int) -> str:
+    """The ``argv`` item the fork server replaces with attached descriptor ``index``'s number."""
+    return f"{{fd{index}}}"
 
 
 def process_name(service: str) -> str:
@@ -397,7 +402,8 @@ def _run_service(
     parent: int,
 ) -> None:  # pragma: no cover - runs in the service
     """Set up the forked process ``name`` and run its main; never returns."""
-    argv = [str(fds[0]) if arg == FD_PLACEHOLDER and fds else str(arg) for arg in argv]
+    numbers = {fd_placeholder(i): str(fd) for i, fd in enumerate(fds)}
+    argv = [numbers.get(arg, str(arg)) for arg in argv]
     keep = set(fds)
     code: int = 1
     try:

@@ -7,7 +7,13 @@ The client port is bound before anything else (``leafnode.clientport``:
 supervisor right after reading the config file), so a client that connects
 while the site starts waits in the kernel's backlog instead of being refused.
 The supervisor keeps that socket for the site's whole life and hands it to
-each router it starts (``--listen-fd``); the router serves clients as soon as
+each router it starts (``--listen-fd``). The ``websocket { }`` port likewise:
+the supervisor binds it right after reading the config (just before the
+client port, when that is bound then: a harness that waits for the client
+port finds the websocket port listening too) with the client port's
+dual-stack rules, keeps it and passes it as ``--websocket-fd``, so a
+WebSocket client that reconnects to a restarted site, or to a site whose
+router restarts, waits in the backlog too. The router serves clients as soon as
 it runs, holding hub-bound messages of buffered subjects in memory until the
 store answers (as during a store outage), and answering a publisher's PING
 only once its messages are committed.
@@ -29,8 +35,8 @@ is *ready*, in this order:
   and the port stays bound while a crashed api restarts.
 
 Then it writes the pid file and the ports file (``nats-server_<pid>.ports`` with the
-``nats`` and ``monitoring`` URLs) itself, under its own pid, and logs
-``Server is ready``: every service answers.
+``nats``, ``monitoring`` and ``websocket`` URLs, from the sockets it holds) itself,
+under its own pid, and logs ``Server is ready``: every service answers.
 
 A child that exits while the site runs is restarted after a back-off that
 doubles from 0.25 s to 10 s (reset once it stayed up 10 s); a child that
@@ -88,10 +94,10 @@ from typing import TYPE_CHECKING, Final
 
 from leafnode import SERVER_VERSION, __version__
 from leafnode.cli import service_module
-from leafnode.clientport import take_client_socket
+from leafnode.clientport import bind_client_port, take_client_socket
 from leafnode.config import ConfigError, load, refusal, restart_needed
 from leafnode.flags import apply_server_flags, leaf_flag_argv, load_with_flags
-from leafnode.forkserver import FD_PLACEHOLDER, ForkServer, ForkServerError
+from leafnode.forkserver import ForkServer, ForkServerError, fd_placeholder
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, FrameError, IpcError, encode_frame
 from leafnode.ipc.asyncio import request_once, unix_server
 from leafnode.pidlock import lock_file
@@ -289,6 +295,7 @@ class Supervisor:
         argv: the command line after ``run``, passed on to the router and api.
         forks: the fork server that starts the services.
         client_socket: the client port's listening socket (see the module docstring).
+        websocket_socket: the ``websocket { }`` port's, when one is configured.
     """
 
     def __init__(
@@ -298,6 +305,7 @@ class Supervisor:
         argv: Sequence[str],
         forks: ForkServer,
         client_socket: socket.socket,
+        websocket_socket: socket.socket | None = None,
     ) -> None:
         self.settings = settings
         self.forks = forks
@@ -310,6 +318,7 @@ class Supervisor:
         self.exit_code = 0
         self.client_socket = client_socket
         self.client_port: int = client_socket.getsockname()[1]
+        self.websocket_socket = websocket_socket
         self.api_socket: socket.socket | None = None
         self.done = asyncio.Event()
         self.ports_file: Path | None = None
@@ -339,11 +348,14 @@ class Supervisor:
         fds: tuple[int, ...] = ()
         if name == "router":
             fds = (self.client_socket.fileno(),)
-            tail += ["--listen-fd", FD_PLACEHOLDER]
+            tail += ["--listen-fd", fd_placeholder(0)]
+            if self.websocket_socket is not None:
+                fds += (self.websocket_socket.fileno(),)
+                tail += ["--websocket-fd", fd_placeholder(1)]
         elif name == "api":
             assert self.api_socket is not None
             fds = (self.api_socket.fileno(),)
-            tail += ["--fd", FD_PLACEHOLDER]
+            tail += ["--fd", fd_placeholder(0)]
         return tail, fds
 
     async def _spawn(self, child: Child) -> None:
@@ -574,8 +586,10 @@ class Supervisor:
             elif signum == signal.SIGUSR2:
                 log.info("Entering lame duck mode, stop accepting new clients")
                 self.lame_duck = True
-                # The router stops accepting; our copy must not keep the port open.
+                # The router stops accepting; our copies must not keep the ports open.
                 self.client_socket.close()
+                if self.websocket_socket is not None:
+                    self.websocket_socket.close()
                 if "router" in self.children:
                     self.children["router"].signal(signal.SIGUSR2)
             else:
@@ -625,7 +639,16 @@ class Supervisor:
             with contextlib.suppress(OSError), open(path, "w", encoding="ascii") as fh:
                 fh.write(str(os.getpid()))
 
-    def _write_ports_file(self, websocket: str | None = None) -> None:
+    def _websocket_url(self) -> str | None:
+        """The websocket port's URL as nats-server writes it in its ports file."""
+        ws = self.settings.router.websocket
+        if ws is None or self.websocket_socket is None:
+            return None
+        host = ws.host if ws.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
+        scheme = "ws" if ws.tls is None else "wss"
+        return f"{scheme}://{host}:{self.websocket_socket.getsockname()[1]}"
+
+    def _write_ports_file(self) -> None:
         directory = self.settings.ports_file_dir
         if not directory:
             return
@@ -637,7 +660,8 @@ class Supervisor:
             api_host, api_port = self.api_socket.getsockname()[:2]
             api_host = "127.0.0.1" if api_host in ("0.0.0.0", "::") else api_host
             ports["monitoring"] = [f"http://{api_host}:{api_port}"]
-        if websocket:
+        websocket = self._websocket_url()
+        if websocket is not None:
             ports["websocket"] = [websocket]
         path = Path(directory) / f"nats-server_{os.getpid()}.ports"
         path.parent.mkdir(parents=True, exist_ok=True)
@@ -694,9 +718,7 @@ class Supervisor:
                 self.exit_code = 1
             await self.shutdown()
         else:
-            router = await _request(self.run_dir / SOCKETS["router"], "ping")
-            websocket = router.fields.get("websocket") if router is not None else None
-            self._write_ports_file(websocket if isinstance(websocket, str) else None)
+            self._write_ports_file()
             self._write_pid_file()
             log.info("Server is ready")
             await self.done.wait()
@@ -756,14 +778,26 @@ def main(argv: Sequence[str] | None = None, *, early: EarlyListener | None = Non
     needed = services_needed(settings)
     log.info("  Services: %s", ", ".join(needed))
     router = settings.router
-    try:
-        client_socket = take_client_socket(early, router.host, router.port)
-    except OSError as exc:
-        log.error("Error listening on port: %s:%d, %s", router.host, router.port, exc)
-        return 1
     with contextlib.ExitStack() as cleanup:
+        websocket_socket: socket.socket | None = None
+        keep: list[int] = []
+        if router.websocket is not None:
+            ws = router.websocket
+            try:
+                websocket_socket = bind_client_port(ws.host, ws.port)
+            except OSError as exc:
+                # nats-server's words (websocket.go).
+                log.error("Unable to listen for websocket connections: %s", exc)
+                return 1
+            cleanup.callback(websocket_socket.close)
+            keep.append(websocket_socket.fileno())
+        try:
+            client_socket = take_client_socket(early, router.host, router.port)
+        except OSError as exc:
+            log.error("Error listening on port: %s:%d, %s", router.host, router.port, exc)
+            return 1
         cleanup.callback(client_socket.close)
-        keep = [client_socket.fileno()]
+        keep.append(client_socket.fileno())
         database = sqlite_path(settings.store.url) if "store" in needed else None
         if database is not None:
             with contextlib.suppress(OSError):  # the store reports a bad path itself
@@ -781,12 +815,12 @@ def main(argv: Sequence[str] | None = None, *, early: EarlyListener | None = Non
             log.debug("Private run directory %s", private)
         # Forked before the event loop exists, and with the modules of the
         # services this config needs (a service a reload adds imports its own).
-        # It closes its copies of the client socket (only the supervisor and
-        # the router hold the port, so it closes when they are gone) and of
-        # the database lock.
+        # It closes its copies of the client and websocket sockets (only the
+        # supervisor and the router hold the ports, so they close when those
+        # are gone) and of the database lock.
         forks = ForkServer.start([service_module(name) for name in needed], close_fds=keep)
         cleanup.callback(forks.close)
-        supervisor = Supervisor(settings, args, arglist, forks, client_socket)
+        supervisor = Supervisor(settings, args, arglist, forks, client_socket, websocket_socket)
         try:
             code = asyncio.run(supervisor.run())
         except KeyboardInterrupt:

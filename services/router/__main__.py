@@ -43,8 +43,8 @@ PRELOAD = ("encodings.idna",)
 
 log = logging.getLogger("leafnode.router")
 
-# Where the client port's listening socket goes (see _high_fd): the fd table
-# grows to this size, 8 KiB.
+# Where the client port's listening socket goes (see _high_fd), the
+# websocket port's just below: the fd table grows to this size, 8 KiB.
 HIGH_FD = 1024
 
 
@@ -59,6 +59,7 @@ async def serve(
     *,
     defer_listen: bool,
     listen_socket: socket.socket | None = None,
+    websocket_socket: socket.socket | None = None,
 ) -> None:
     server = Server(settings)
     supervised = defer_listen or listen_socket is not None
@@ -76,6 +77,7 @@ async def serve(
             functools.partial(
                 server.serve,
                 listen_socket=listen_socket,
+                websocket_socket=websocket_socket,
                 defer_listen=defer_listen,
                 ports_file=ports_file,
             )
@@ -144,17 +146,17 @@ def _reload(server: Server, args: argparse.Namespace, *, check: bool = False) ->
     return None
 
 
-def _pop_listen_fd(argv: list[str]) -> int | None:
-    """Remove the internal ``--listen-fd N`` from ``argv``; return N (-1: malformed)."""
+def _pop_fd(argv: list[str], flag: str) -> int | None:
+    """Remove the internal ``flag N`` (``--listen-fd`` ...) from ``argv``; N (-1: malformed)."""
     for i, arg in enumerate(argv):
-        if arg == "--listen-fd":
+        if arg == flag:
             value = argv[i + 1] if i + 1 < len(argv) else ""
             del argv[i : i + 2]
             return int(value) if value.isdigit() else -1
     return None
 
 
-def _high_fd(fd: int) -> int:
+def _high_fd(fd: int, below: int = 0) -> int:
     """Move ``fd`` above the descriptors client sockets will get; returns its number now.
 
     When the router is killed, Linux closes its descriptors in ascending
@@ -163,10 +165,12 @@ def _high_fd(fd: int) -> int:
     any of them: a client that saw its connection end and reconnects is
     refused, as after nats-server was killed (nats.js's suite does exactly
     that). Client sockets take the lowest free numbers, so this holds up to
-    about ``HIGH_FD`` connections.
+    about ``HIGH_FD`` connections. ``below``: how many slots under the top
+    to aim at (the websocket port's socket goes right under the client
+    port's, which takes the top one).
     """
     soft, _ = resource.getrlimit(resource.RLIMIT_NOFILE)
-    target = min(soft if soft != resource.RLIM_INFINITY else HIGH_FD, HIGH_FD) - 1
+    target = min(soft if soft != resource.RLIM_INFINITY else HIGH_FD, HIGH_FD) - 1 - below
     try:
         high = fcntl.fcntl(fd, fcntl.F_DUPFD_CLOEXEC, target)
     except OSError:
@@ -178,16 +182,22 @@ def _high_fd(fd: int) -> int:
 def main(argv: list[str] | None = None) -> int:
     arglist = list(sys.argv[1:] if argv is None else argv)
     # Internal flags for `leafnode run`. --listen-fd N: serve the client port
-    # socket the supervisor bound (it keeps the port while a router restarts).
+    # socket the supervisor bound (it keeps the port while a router restarts);
+    # --websocket-fd N: the same for the `websocket { }` port.
     # --defer-listen: open the client port on router.ctl's `listen` request.
     defer_listen = "--defer-listen" in arglist
     if defer_listen:
         arglist.remove("--defer-listen")
-    listen_fd = _pop_listen_fd(arglist)
-    if listen_fd == -1:
-        print("leafnode router: --listen-fd needs a file descriptor number", file=sys.stderr)
-        return 2
+    listen_fd = _pop_fd(arglist, "--listen-fd")
+    websocket_fd = _pop_fd(arglist, "--websocket-fd")
+    for flag, fd in (("--listen-fd", listen_fd), ("--websocket-fd", websocket_fd)):
+        if fd == -1:
+            print(f"leafnode router: {flag} needs a file descriptor number", file=sys.stderr)
+            return 2
     listen_socket = socket.socket(fileno=_high_fd(listen_fd)) if listen_fd is not None else None
+    websocket_socket = (
+        socket.socket(fileno=_high_fd(websocket_fd, below=1)) if websocket_fd is not None else None
+    )
     supervised = defer_listen or listen_socket is not None
     loaded = load_with_flags("leafnode router", arglist)
     if isinstance(loaded, int):
@@ -214,7 +224,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         trio.run(
             functools.partial(
-                serve, settings, args, defer_listen=defer_listen, listen_socket=listen_socket
+                serve,
+                settings,
+                args,
+                defer_listen=defer_listen,
+                listen_socket=listen_socket,
+                websocket_socket=websocket_socket,
             )
         )
     except OSError as exc:

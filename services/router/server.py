@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import os
@@ -266,6 +267,7 @@ class Server:
         self,
         *,
         listen_socket: _stdsocket.socket | None = None,
+        websocket_socket: _stdsocket.socket | None = None,
         defer_listen: bool = False,
         ports_file: Path | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
@@ -277,7 +279,9 @@ class Server:
         at once: connections that came before wait in its backlog, and
         buffered messages wait in memory until the store answers (StoreLink).
         Otherwise the port is bound here (``leafnode.clientport``: wildcard
-        hosts listen on IPv4 and IPv6, as nats-server).
+        hosts listen on IPv4 and IPv6, as nats-server). ``websocket_socket``
+        is the ``websocket { }`` port's, bound by ``leafnode run`` likewise
+        (``--websocket-fd``); without it the port is bound here.
 
         With ``defer_listen`` the client port opens only when ``listen_now`` is
         set (``router.ctl``'s ``listen`` request): ``leafnode run`` opens it
@@ -311,7 +315,7 @@ class Server:
                 await nursery.start(self._serve_clients, listeners, nursery)
                 # Before the ports file and readiness: tools read the
                 # websocket URL from the ports file (nats.js's harness does).
-                await self._start_websocket(nursery)
+                await self._start_websocket(nursery, websocket_socket)
                 if ports_file is not None:
                     self.write_ports_file(ports_file)
                 log.info("Listening for client connections on %s:%d", settings.host, self.port)
@@ -405,12 +409,16 @@ class Server:
             log.log(TRACE, "%s - tracing the client protocol", client)
         await client.run()
 
-    async def _start_websocket(self, nursery: trio.Nursery) -> None:
-        """The ``websocket { }`` port, when configured (wsclients.py)."""
+    async def _start_websocket(
+        self, nursery: trio.Nursery, sock: _stdsocket.socket | None = None
+    ) -> None:
+        """The ``websocket { }`` port, when configured (wsclients.py), on ``sock`` if given."""
         ws = self.settings.websocket
         if ws is not None:
             context = server_ssl_context(ws.tls) if ws.tls is not None else None
-            self.websocket_port = await nursery.start(serve_websocket, self, ws, context)
+            self.websocket_port = await nursery.start(
+                functools.partial(serve_websocket, self, ws, context, sock=sock)
+            )
 
     async def serve_websocket_client(self, stream: trio.abc.Stream, host: str, port: int) -> None:
         """Serve a client upgraded on the websocket port, as ``_handle_client`` does."""

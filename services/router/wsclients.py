@@ -22,6 +22,7 @@ import trio
 from leafnode.websocket import OriginPolicy, WebSocketRefused, websocket_accept
 
 if TYPE_CHECKING:
+    import socket
     import ssl
 
     from leafnode.config import WebsocketSettings
@@ -38,11 +39,19 @@ async def serve_websocket(
     settings: WebsocketSettings,
     context: ssl.SSLContext | None,
     *,
+    sock: socket.socket | None = None,
     task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Listen on the websocket port and serve its clients; reports the bound port."""
-    port = 0 if settings.port == -1 else settings.port
-    listeners = await trio.open_tcp_listeners(port, host=settings.host or None)
+    """Listen on the websocket port and serve its clients; reports the bound port.
+
+    ``sock``: the port's listening socket when ``leafnode run`` bound it
+    (and keeps it while the router restarts); otherwise it is bound here.
+    """
+    if sock is not None:
+        listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(sock))]
+    else:
+        port = 0 if settings.port == -1 else settings.port
+        listeners = await trio.open_tcp_listeners(port, host=settings.host or None)
     bound: int = listeners[0].socket.getsockname()[1]
     scheme = "wss" if context is not None else "ws"
     log.info("Listening for websocket clients on %s://%s:%d", scheme, settings.host, bound)

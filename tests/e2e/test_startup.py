@@ -3,7 +3,9 @@
 The client port is bound before anything else and served at once; a
 publisher's PING on a buffered subject is still answered only once the store
 committed; a SIGKILL of the started pid closes every client connection; the
-default host listens on IPv4 and IPv6. Real sites, a real hub, real sockets.
+default host listens on IPv4 and IPv6. The ``websocket { }`` port is bound
+with the client port and kept while a router restarts. Real sites, a real
+hub, real sockets.
 """
 
 from __future__ import annotations
@@ -22,6 +24,7 @@ import pytest
 
 from leafnode.testing import HubProcess, free_port
 from tests.rawclient import RawClient
+from tests.router.test_websocket_clients import WsClient
 
 from .conftest import SiteStarter
 from .test_run import _until, site_config
@@ -157,3 +160,47 @@ def test_the_port_accepts_while_a_router_restarts(start_site: SiteStarter) -> No
     client.read_until(b"PONG\r\n", timeout=30.0)
     _until(lambda: site.children().get("router", router) != router, "a new router")
     client.close()
+
+
+def _websocket_ping(ws_port: int, sock: socket.socket | None = None) -> None:
+    """A WebSocket client on ``ws_port`` gets INFO and a PONG (the router may be starting)."""
+    client = WsClient(ws_port, timeout=CONNECT_DEADLINE_S, sock=sock)
+    assert client.status == 101
+    assert "server_id" in client.info()
+    client.send(b"CONNECT {}\r\nPING\r\n")
+    assert client.read_until(b"PONG\r\n", timeout=CONNECT_DEADLINE_S).endswith(b"PONG\r\n")
+    client.close()
+
+
+@pytest.mark.e2e
+def test_the_websocket_port_accepts_before_the_router_runs(start_site: SiteStarter) -> None:
+    ws_port = free_port()
+    site = start_site(
+        f"websocket {{ port: {ws_port}, no_tls: true }}\n", wait=False, extra_args=("-p", "-1")
+    )
+    deadline = time.monotonic() + CONNECT_DEADLINE_S
+    while True:  # refused until `leafnode run` has read its config
+        try:
+            sock = socket.create_connection(("127.0.0.1", ws_port), timeout=CONNECT_DEADLINE_S)
+            break
+        except ConnectionRefusedError:
+            assert site.proc.poll() is None, "leafnode run exited"
+            assert time.monotonic() < deadline, f"{ws_port} never accepted"
+            time.sleep(0.005)
+    # Accepted before the router bound anything: the supervisor bound the
+    # port right after reading the config (the router runs 0.1-2 s later).
+    assert "Listening for websocket clients" not in site.log_text()
+    # The router serves the connection from the backlog once it runs.
+    _websocket_ping(ws_port, sock)
+    site.wait_ready()
+
+
+@pytest.mark.e2e
+def test_the_websocket_port_accepts_while_a_router_restarts(start_site: SiteStarter) -> None:
+    ws_port = free_port()
+    site = start_site(f"websocket {{ port: {ws_port}, no_tls: true }}\n")
+    router = site.children()["router"]
+    os.kill(router, signal.SIGKILL)
+    # Refused never: the supervisor holds the port; the new router serves the backlog.
+    _websocket_ping(ws_port)
+    _until(lambda: site.children().get("router", router) != router, "a new router")

@@ -57,8 +57,12 @@ class WsClient:
         origin: str | None = None,
         compress: bool = False,
         tls: ssl.SSLContext | None = None,
+        timeout: float = 10.0,
+        sock: socket.socket | None = None,
     ) -> None:
-        sock = socket.create_connection(("127.0.0.1", port), timeout=10)
+        """Upgrade a new connection to ``port`` (or ``sock``, already connected to it)."""
+        if sock is None:
+            sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock = tls.wrap_socket(sock, server_hostname="127.0.0.1") if tls else sock
         self.ws = WSConnection(ConnectionType.CLIENT)
         self.buf = b""
@@ -71,7 +75,7 @@ class WsClient:
         )
         self.sock.sendall(self.ws.send(request))
         self.status = 0
-        deadline = time.monotonic() + 10
+        deadline = time.monotonic() + timeout
         while not self.status:
             for event in self._events(deadline):
                 if isinstance(event, AcceptConnection):

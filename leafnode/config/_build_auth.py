@@ -19,7 +19,7 @@ import base64
 import binascii
 import json
 import re
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import nkeys
@@ -30,6 +30,8 @@ from ._errors import ConfigError
 from ._settings import (
     DEFAULT_ACCOUNT,
     AccountSettings,
+    ExportSettings,
+    ImportSettings,
     Permissions,
     SubjectPermission,
     UserSettings,
@@ -197,6 +199,7 @@ def build_accounts(entry: Entry, ctx: Context) -> list[AccountSettings]:
     name = "accounts"
     data = entry.value.data
     accounts: list[AccountSettings] = []
+    pending_imports: list[tuple[str, list[tuple[ImportSettings, Pos]]]] = []
     seen: set[str] = set()
     if isinstance(data, list):
         for index, value in enumerate(data):
@@ -218,6 +221,8 @@ def build_accounts(entry: Entry, ctx: Context) -> list[AccountSettings]:
         _check_account_name(acc_name, item.pos, seen)
         users_entry: Entry | None = None
         permissions: Permissions | None = None
+        exports: tuple[ExportSettings, ...] = ()
+        imports: list[tuple[ImportSettings, Pos]] = []
         for field_entry in item.value.data.values():
             field_name = f"{sub}.{field_entry.key}"
             match field_entry.key.lower():
@@ -225,8 +230,10 @@ def build_accounts(entry: Entry, ctx: Context) -> list[AccountSettings]:
                     users_entry = field_entry
                 case "default_permissions":
                     permissions = build_permissions(field_entry, field_name, ctx)
-                case "exports" | "imports":
-                    ctx.ignored(field_entry, field_name, "not implemented yet")
+                case "exports":
+                    exports = _build_exports(field_entry, field_name)
+                case "imports":
+                    imports = _build_imports(field_entry, field_name)
                 case "jetstream":
                     ctx.ignored(field_entry, field_name)
                 case _:
@@ -240,8 +247,139 @@ def build_accounts(entry: Entry, ctx: Context) -> list[AccountSettings]:
                 account=acc_name,
                 default_permissions=permissions,
             )
-        accounts.append(AccountSettings(name=acc_name, users=tuple(users)))
-    return accounts
+        accounts.append(AccountSettings(name=acc_name, users=tuple(users), exports=exports))
+        pending_imports.append((acc_name, imports))
+    return _attach_imports(accounts, pending_imports)
+
+
+def _build_exports(entry: Entry, name: str) -> tuple[ExportSettings, ...]:
+    """``exports: [{service: "q.>"}, {stream: "s.>"}]``."""
+    out: list[ExportSettings] = []
+    for index, value in enumerate(want_list(entry, name)):
+        item_name = f"{name}[{index}]"
+        if not isinstance(value.data, dict):
+            raise ConfigError.at(value.pos, f"{item_name}: expected a block {{service|stream}}")
+        kinds = [e for e in value.data.values() if e.key.lower() in ("service", "stream")]
+        if len(kinds) != 1:
+            raise ConfigError.at(value.pos, f"{item_name}: needs exactly one of service, stream")
+        for field_entry in value.data.values():
+            if field_entry.key.lower() not in ("service", "stream"):
+                raise ConfigError.at(
+                    field_entry.pos,
+                    f"{item_name}.{field_entry.key}: not supported in an export",
+                )
+        kind_entry = kinds[0]
+        subject = _want_subject(kind_entry, f"{item_name}.{kind_entry.key}")
+        out.append(ExportSettings(kind=kind_entry.key.lower(), subject=subject))
+    return tuple(out)
+
+
+def _build_imports(entry: Entry, name: str) -> list[tuple[ImportSettings, Pos]]:
+    """``imports: [{service: {account, subject}, to}, {stream: {...}, prefix}]``."""
+    out: list[tuple[ImportSettings, Pos]] = []
+    for index, value in enumerate(want_list(entry, name)):
+        item_name = f"{name}[{index}]"
+        if not isinstance(value.data, dict):
+            raise ConfigError.at(value.pos, f"{item_name}: expected a block {{service|stream}}")
+        kind = account = subject = ""
+        to = prefix = None
+        for field_entry in value.data.values():
+            sub = f"{item_name}.{field_entry.key}"
+            match field_entry.key.lower():
+                case "service" | "stream" as found:
+                    if kind:
+                        raise ConfigError.at(field_entry.pos, f"{sub}: only one of service, stream")
+                    kind = found
+                    for part in want_map(field_entry, sub).values():
+                        match part.key.lower():
+                            case "account":
+                                account = want_str(part, f"{sub}.account")
+                            case "subject":
+                                subject = _want_subject(part, f"{sub}.subject")
+                            case _:
+                                raise ConfigError.at(part.pos, f"{sub}.{part.key}: unknown field")
+                case "to":
+                    to = _want_subject(field_entry, sub)
+                case "prefix":
+                    prefix = _want_subject(field_entry, sub)
+                case _:
+                    raise ConfigError.at(field_entry.pos, f"{sub}: not supported in an import")
+        if not kind or not account or not subject:
+            raise ConfigError.at(
+                value.pos, f"{item_name}: needs service or stream with account and subject"
+            )
+        if kind == "service" and prefix is not None:
+            raise ConfigError.at(
+                value.pos, f"{item_name}: a service import takes 'to', not 'prefix'"
+            )
+        if kind == "stream" and to is not None:
+            raise ConfigError.at(
+                value.pos, f"{item_name}: a stream import takes 'prefix', not 'to'"
+            )
+        local = to or subject
+        if prefix:
+            local = f"{prefix}.{subject}"
+        if to is not None and _wildcards(to) != _wildcards(subject):
+            raise ConfigError.at(
+                value.pos, f"{item_name}: 'to' must have the same wildcards as the subject"
+            )
+        out.append((ImportSettings(kind, account, subject, local, prefix or ""), value.pos))
+    return out
+
+
+def _want_subject(entry: Entry, name: str) -> str:
+    subjects = want_subjects(entry, name)
+    if len(subjects) != 1 or not isinstance(entry.value.data, str):
+        raise ConfigError.at(entry.pos, f"{name}: expected one subject")
+    return subjects[0]
+
+
+def _wildcards(subject: str) -> list[str]:
+    return [tok for tok in subject.split(".") if tok in ("*", ">")]
+
+
+def _covers(pattern: str, subject: str) -> bool:
+    """True when every subject matched by ``subject`` is matched by ``pattern``."""
+    ptoks = pattern.split(".")
+    stoks = subject.split(".")
+    for i, ptok in enumerate(ptoks):
+        if ptok == ">":
+            return len(stoks) > i
+        if i >= len(stoks):
+            return False
+        stok = stoks[i]
+        if stok == ">" or (ptok != "*" and ptok != stok):
+            return False
+    return len(ptoks) == len(stoks)
+
+
+def _attach_imports(
+    accounts: list[AccountSettings],
+    pending: list[tuple[str, list[tuple[ImportSettings, Pos]]]],
+) -> list[AccountSettings]:
+    """Check each import against the exporting account's exports, as nats-server does."""
+    by_name = {account.name: account for account in accounts}
+    out: list[AccountSettings] = []
+    for account, (_, imports) in zip(accounts, pending, strict=True):
+        for imp, pos in imports:
+            exporter = by_name.get(imp.account)
+            if exporter is None:
+                raise ConfigError.at(
+                    pos, f"accounts.{account.name}: unknown account {imp.account!r}"
+                )
+            if not any(
+                exp.kind == imp.kind and _covers(exp.subject, imp.subject)
+                for exp in exporter.exports
+            ):
+                raise ConfigError.at(
+                    pos,
+                    f"accounts.{account.name}: account {imp.account!r} does not export "
+                    f"{imp.kind} {imp.subject!r}",
+                )
+        if imports:
+            account = replace(account, imports=tuple(imp for imp, _ in imports))
+        out.append(account)
+    return out
 
 
 def _check_account_name(acc_name: str, pos: Pos, seen: set[str]) -> None:

@@ -73,11 +73,42 @@ class UserSettings:
 
 
 @dataclass(frozen=True)
+class ExportSettings:
+    """One ``exports`` entry: ``{service: SUBJECT}`` or ``{stream: SUBJECT}``."""
+
+    kind: str
+    """``"service"`` or ``"stream"``."""
+    subject: str
+
+
+@dataclass(frozen=True)
+class ImportSettings:
+    """One ``imports`` entry of the importing account.
+
+    ``{service: {account, subject}, to}``: publishes on ``local`` in this
+    account are requests to ``subject`` in ``account``.
+    ``{stream: {account, subject}, prefix}``: messages on ``subject`` in
+    ``account`` reach this account's subscribers on ``local``.
+    """
+
+    kind: str
+    """``"service"`` or ``"stream"``."""
+    account: str
+    subject: str
+    local: str
+    """The subject in the importing account (``to``, or ``prefix.subject``)."""
+    prefix: str = ""
+    """A stream import's ``prefix`` ("" for none)."""
+
+
+@dataclass(frozen=True)
 class AccountSettings:
-    """``accounts { NAME: { users: [...] } }``."""
+    """``accounts { NAME: { users: [...], exports: [...], imports: [...] } }``."""
 
     name: str
     users: tuple[UserSettings, ...] = ()
+    exports: tuple[ExportSettings, ...] = ()
+    imports: tuple[ImportSettings, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -24,13 +24,13 @@ from leafnode.clientport import bind_client_port
 from leafnode.config import DEFAULT_ACCOUNT
 from leafnode.runtime import TRACE
 
-from . import closed
+from . import closed, imports
 from .auth import Authenticator
 from .buffering import StoreLink, build_buffer_rules
 from .client_conn import ClientConnection
 from .datalink import DataLink
 from .outbound import Flusher
-from .routing import Account
+from .routing import Account, Subscription
 from .sysreq import SystemServices
 from .wsclients import serve_websocket
 
@@ -96,6 +96,7 @@ class Server:
         self.store_link: StoreLink | None = None
         # $SYS.REQ.USER.INFO, subscribed in every account (sysreq.py).
         self.services = SystemServices(self)
+        self._imports: list[tuple[Account, Subscription]] = []
         self._add_accounts(settings)
         self._setup_buffering(settings)
         self.default_account = self.accounts[DEFAULT_ACCOUNT]
@@ -125,6 +126,11 @@ class Server:
             self.account(name)
         for remote in settings.leafnodes.remotes:
             self.account(remote.account)
+        # Service and stream imports (imports.py): re-installed on reload.
+        imports.uninstall(self._imports)
+        self._imports = imports.install(
+            self.accounts, settings.router.accounts, lambda: self.services.publisher
+        )
 
     def _setup_buffering(self, settings: Settings) -> None:
         rules = build_buffer_rules(settings)

@@ -14,6 +14,8 @@ from leafnode.config import (
     ApiSettings,
     BufferSettings,
     ConfigError,
+    ExportSettings,
+    ImportSettings,
     LeafnodeSettings,
     Permissions,
     RemoteSettings,
@@ -291,17 +293,28 @@ class TestAuth:
         assert [acc.name for acc in c.router.accounts] == ["A"]
         assert c.router.accounts[0].users[0].password == "secret"
 
-    def test_exports_and_imports_warn(self) -> None:
+    def test_exports_and_imports(self) -> None:
         c = s(
-            "accounts {\n  A: {\n    exports: [{stream: x}]\n    imports: []\n"
+            "accounts {\n  S: { exports: [{service: 'q.>'}, {stream: s.*}] }\n"
+            "  A: {\n    imports: [{service: {account: S, subject: 'q.>'}, to: 'x.>'},\n"
+            "              {stream: {account: S, subject: s.a}, prefix: p}]\n"
             "    jetstream: enabled\n  }\n}"
         )
+        assert c.router.accounts == (
+            AccountSettings(
+                name="S",
+                exports=(ExportSettings("service", "q.>"), ExportSettings("stream", "s.*")),
+            ),
+            AccountSettings(
+                name="A",
+                imports=(
+                    ImportSettings("service", "S", "q.>", "x.>"),
+                    ImportSettings("stream", "S", "s.a", "p.s.a", "p"),
+                ),
+            ),
+        )
         assert c.warnings == (
-            "<string>:3:5: accounts.A.exports is not supported by leafnode; ignored "
-            "(not implemented yet)",
-            "<string>:4:5: accounts.A.imports is not supported by leafnode; ignored "
-            "(not implemented yet)",
-            "<string>:5:5: accounts.A.jetstream is not supported by leafnode; ignored",
+            "<string>:6:5: accounts.A.jetstream is not supported by leafnode; ignored",
         )
 
     def test_tls_sets_auth_timeout(self, tls_files: TlsFiles) -> None:
@@ -570,6 +583,41 @@ ERRORS: list[tuple[str, int, int, str]] = [
     ("accounts { A: 1 }", 1, 12, "expected a block"),
     ("accounts: [A, A]", 1, 15, "duplicate account"),
     ("accounts { A: { limits: {} } }", 1, 17, "unknown field 'accounts.A.limits'"),
+    ("accounts { A: { exports: [{service: a, stream: b}] } }", 1, 27, "exactly one of"),
+    ("accounts { A: { exports: [{service: 'a b'}] } }", 1, 28, "not a valid subject"),
+    (
+        "accounts { A: { imports: [{service: {account: B, subject: a}}] } }",
+        1,
+        27,
+        "unknown account 'B'",
+    ),
+    (
+        "accounts { B: { exports: [{stream: a}] }, "
+        "A: { imports: [{service: {account: B, subject: a}}] } }",
+        1,
+        58,
+        "does not export service 'a'",
+    ),
+    (
+        "accounts { B: { exports: [{service: 'a.*'}] }, "
+        "A: { imports: [{service: {account: B, subject: 'a.>'}}] } }",
+        1,
+        63,
+        "does not export service 'a.>'",
+    ),
+    ("accounts { A: { imports: [{stream: {account: A}}] } }", 1, 27, "account and subject"),
+    (
+        "accounts { A: { imports: [{stream: {account: A, subject: a}, to: b}] } }",
+        1,
+        27,
+        "takes 'prefix'",
+    ),
+    (
+        "accounts { A: { imports: [{service: {account: A, subject: 'a.*'}, to: b}] } }",
+        1,
+        27,
+        "same wildcards",
+    ),
     ("no_auth_user: ghost", 1, 1, "not a configured user"),
     ("leafnodes: 1", 1, 1, "expected a block"),
     ("leafnodes { remotes: {} }", 1, 13, "expected an array"),

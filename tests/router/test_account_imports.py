@@ -20,6 +20,7 @@ from tests.conftest import HubFactory, RouterFactory, wait_until
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
 
+    from nats.aio.client import Client as NatsClient
     from nats.aio.msg import Msg
 
 pytestmark = pytest.mark.asyncio
@@ -47,6 +48,18 @@ def _urls(router_factory: RouterFactory, nats_server_factory: HubFactory) -> dic
     return {"nats-server": hub.url, "router": router.url}
 
 
+async def _barrier(nc: NatsClient) -> None:
+    """Wait until the server has processed everything ``nc`` sent so far.
+
+    flush() is no barrier (its PING can overtake queued lines); a message to
+    ourselves, sent after them on the same connection, is.
+    """
+    sub = await nc.subscribe(nc.new_inbox())
+    await nc.publish(sub.subject, b"")
+    await sub.next_msg(timeout=20)
+    await sub.unsubscribe()
+
+
 def _with(url: str, user: str) -> str:
     return url.replace("nats://", f"nats://{user}:{user}@", 1)
 
@@ -69,7 +82,7 @@ async def _request_reply(url: str) -> tuple[Seen, Answer, Answer]:
             await s.publish(msg.reply, b"two", headers={"X-R": "1"})
 
     await s.subscribe("q.*", cb=serve)
-    await s.flush()
+    await _barrier(s)
     one = await a.request("x.1", b"hi", timeout=10)
     two = await a.request("x.2", b"hi", timeout=10, headers={"X-Q": "v"})
     await s.close()
@@ -125,7 +138,7 @@ async def _no_responders(url: str) -> list[str]:
             outcomes.append("no responders")
         if not outcomes[1:]:
             sub = await s.subscribe("q.none", cb=here)
-            await s.flush()
+            await _barrier(s)
     await sub.unsubscribe()
     await s.close()
     await a.close()
@@ -157,7 +170,7 @@ async def _queue_group(url: str) -> tuple[int, int, int]:
 
     await s.subscribe("q.work", queue="workers", cb=member(0))
     await s.subscribe("q.work", queue="workers", cb=member(1))
-    await s.flush()
+    await _barrier(s)
     answers = 0
     for _ in range(40):
         await a.request("x.work", b"", timeout=10)
@@ -187,7 +200,7 @@ async def _stream(url: str) -> list[tuple[str, str | None, bytes]]:
 
     await a.subscribe("p.>", cb=cb)
     await a.subscribe("s.>", cb=cb)  # A's own s.> is not the exported one
-    await a.flush()
+    await _barrier(a)
     await s.publish("s.a", b"x", reply="rr")
     await s.publish("other", b"y")
     await s.publish("s.b.c", b"z")
@@ -211,3 +224,42 @@ async def test_stream_import_with_prefix(
         ("s.local", None, b"own"),
     ]
     assert results["router"] == results["nats-server"]
+
+
+async def _answers_to_one_request(url: str) -> list[bytes]:
+    """S answers one request from A twice; A's inbox gets the first only."""
+    s = await nats.connect(_with(url, "s"))
+    a = await nats.connect(_with(url, "a"))
+
+    async def twice(msg: Msg) -> None:
+        await s.publish(msg.reply, b"first")
+        await s.publish(msg.reply, b"second")
+
+    async def sync(msg: Msg) -> None:
+        await msg.respond(b"sync")
+
+    await s.subscribe("q.twice", cb=twice)
+    await s.subscribe("q.sync", cb=sync)
+    await _barrier(s)
+    inbox = await a.subscribe("inbox.1")
+    await a.publish("x.twice", b"", reply="inbox.1")
+    first = await inbox.next_msg(timeout=10)
+    # S publishes in order on one connection: once the answer to a later
+    # request is back, a delivered second answer would have arrived before it.
+    await a.request("x.sync", b"", timeout=10)
+    got = [first.data]
+    while inbox.pending_msgs:
+        got.append((await inbox.next_msg(timeout=1)).data)
+    await s.close()
+    await a.close()
+    return got
+
+
+async def test_one_use_reply(
+    router_factory: RouterFactory, nats_server_factory: HubFactory
+) -> None:
+    results = {
+        name: await _answers_to_one_request(url)
+        for name, url in _urls(router_factory, nats_server_factory).items()
+    }
+    assert results["router"] == results["nats-server"] == [b"first"]

@@ -263,3 +263,47 @@ async def test_one_use_reply(
         for name, url in _urls(router_factory, nats_server_factory).items()
     }
     assert results["router"] == results["nats-server"] == [b"first"]
+
+
+NATSJS_ACCOUNTS = """
+accounts {
+  S {
+    users: [{
+      user: s, password: s
+      permission: {
+        subscribe: ["q.>", "_INBOX.>"], publish: "$SYS.REQ.USER.INFO", allow_responses: true
+      }
+    }]
+    exports: [{service: "q.>"}]
+  }
+  A { users: [{user: a, password: a}], imports: [{service: {subject: "q.>", account: S}}] }
+}
+"""
+
+
+async def _responder_with_allow_responses(url: str) -> tuple[str, bytes]:
+    s = await nats.connect(_with(url, "s"))
+    a = await nats.connect(_with(url, "a"))
+    accounts: list[str] = []
+
+    async def serve(msg: Msg) -> None:
+        accounts.append(json.loads((msg.headers or {})["Nats-Request-Info"])["acc"])
+        await msg.respond(b"")
+
+    await s.subscribe("q.>", cb=serve)
+    # S may only publish there; the server's answer comes after it saw the SUB.
+    await s.request("$SYS.REQ.USER.INFO", b"", timeout=10)
+    answer = await a.request("q.hello", b"", timeout=10)
+    await s.close()
+    await a.close()
+    return accounts[0], answer.data
+
+
+async def test_natsjs_request_context(
+    router_factory: RouterFactory, nats_server_factory: HubFactory
+) -> None:
+    """nats.js's 'auth - request context': the responder may only answer (allow_responses)."""
+    hub = nats_server_factory(NATSJS_ACCOUNTS, binary=nats_server_binary())
+    router = router_factory(NATSJS_ACCOUNTS)
+    for url in (hub.url, router.url):
+        assert await _responder_with_allow_responses(url) == ("A", b"")

@@ -46,6 +46,7 @@ from ._values import (
     want_seconds,
     want_secret,
     want_str,
+    want_str_list,
     want_subjects,
 )
 
@@ -262,15 +263,23 @@ def _build_exports(entry: Entry, name: str) -> tuple[ExportSettings, ...]:
         kinds = [e for e in value.data.values() if e.key.lower() in ("service", "stream")]
         if len(kinds) != 1:
             raise ConfigError.at(value.pos, f"{item_name}: needs exactly one of service, stream")
+        allowed: tuple[str, ...] | None = None
         for field_entry in value.data.values():
-            if field_entry.key.lower() not in ("service", "stream"):
-                raise ConfigError.at(
-                    field_entry.pos,
-                    f"{item_name}.{field_entry.key}: not supported in an export",
-                )
+            match field_entry.key.lower():
+                case "service" | "stream":
+                    pass
+                case "accounts":
+                    allowed = tuple(
+                        acc for acc, _ in want_str_list(field_entry, f"{item_name}.accounts")
+                    )
+                case _:
+                    raise ConfigError.at(
+                        field_entry.pos,
+                        f"{item_name}.{field_entry.key}: not supported in an export",
+                    )
         kind_entry = kinds[0]
         subject = _want_subject(kind_entry, f"{item_name}.{kind_entry.key}")
-        out.append(ExportSettings(kind=kind_entry.key.lower(), subject=subject))
+        out.append(ExportSettings(kind=kind_entry.key.lower(), subject=subject, accounts=allowed))
     return tuple(out)
 
 
@@ -368,7 +377,9 @@ def _attach_imports(
                     pos, f"accounts.{account.name}: unknown account {imp.account!r}"
                 )
             if not any(
-                exp.kind == imp.kind and _covers(exp.subject, imp.subject)
+                exp.kind == imp.kind
+                and _covers(exp.subject, imp.subject)
+                and (exp.accounts is None or account.name in exp.accounts)
                 for exp in exporter.exports
             ):
                 raise ConfigError.at(

@@ -79,6 +79,8 @@ class ExportSettings:
     kind: str
     """``"service"`` or ``"stream"``."""
     subject: str
+    accounts: tuple[str, ...] | None = None
+    """The accounts that may import it (``accounts: [...]``); None: any."""
 
 
 @dataclass(frozen=True)

@@ -295,7 +295,7 @@ class TestAuth:
 
     def test_exports_and_imports(self) -> None:
         c = s(
-            "accounts {\n  S: { exports: [{service: 'q.>'}, {stream: s.*}] }\n"
+            "accounts {\n  S: { exports: [{service: 'q.>'}, {stream: s.*, accounts: [A]}] }\n"
             "  A: {\n    imports: [{service: {account: S, subject: 'q.>'}, to: 'x.>'},\n"
             "              {stream: {account: S, subject: s.a}, prefix: p}]\n"
             "    jetstream: enabled\n  }\n}"
@@ -303,7 +303,10 @@ class TestAuth:
         assert c.router.accounts == (
             AccountSettings(
                 name="S",
-                exports=(ExportSettings("service", "q.>"), ExportSettings("stream", "s.*")),
+                exports=(
+                    ExportSettings("service", "q.>"),
+                    ExportSettings("stream", "s.*", accounts=("A",)),
+                ),
             ),
             AccountSettings(
                 name="A",
@@ -585,6 +588,14 @@ ERRORS: list[tuple[str, int, int, str]] = [
     ("accounts { A: { limits: {} } }", 1, 17, "unknown field 'accounts.A.limits'"),
     ("accounts { A: { exports: [{service: a, stream: b}] } }", 1, 27, "exactly one of"),
     ("accounts { A: { exports: [{service: 'a b'}] } }", 1, 28, "not a valid subject"),
+    ("accounts { A: { exports: [{service: a, latency: b}] } }", 1, 40, "not supported"),
+    (
+        "accounts { B: { exports: [{service: a, accounts: [C]}] }, C: {}, "
+        "A: { imports: [{service: {account: B, subject: a}}] } }",
+        1,
+        81,
+        "does not export service 'a'",
+    ),
     (
         "accounts { A: { imports: [{service: {account: B, subject: a}}] } }",
         1,

@@ -37,7 +37,7 @@ import random
 import time
 from typing import TYPE_CHECKING, Final, Protocol
 
-from .routing import Delivery, Subscription, route_local
+from .routing import Delivery, InternalDelivery, Subscription, route_local
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -101,29 +101,8 @@ def _mapper(local: bytes, remote: bytes) -> Callable[[bytes], bytes] | None:
     return mapped
 
 
-class _Hook:
+class _Hook(InternalDelivery):
     """What a hook subscription delivers to (routing.Delivery)."""
-
-    echo = True
-    verbose = False
-    buffer_batch = 0
-
-    def send_ok(self) -> None:
-        pass
-
-    def send_error(self, text: str) -> None:
-        pass
-
-    def send_pong(self) -> None:
-        pass
-
-    def send_msg(
-        self, subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
-    ) -> None:
-        raise NotImplementedError
-
-    def auto_unsubscribed(self, sub: Subscription) -> None:
-        pass
 
 
 class _Response(_Hook):

@@ -55,6 +55,33 @@ class Delivery(Protocol):
     def auto_unsubscribed(self, sub: Subscription) -> None: ...
 
 
+class InternalDelivery:
+    """A ``Delivery`` inside the router (a service import's hook, the
+    ``$SYS`` services): it has no connection, so it sends no ``+OK``,
+    ``-ERR`` or ``PONG``; subclasses say what a delivered message does."""
+
+    echo = True
+    verbose = False
+    buffer_batch = 0
+
+    def send_ok(self) -> None:
+        pass
+
+    def send_error(self, text: str) -> None:
+        pass
+
+    def send_pong(self) -> None:
+        pass
+
+    def send_msg(
+        self, subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
+    ) -> None:
+        raise NotImplementedError
+
+    def auto_unsubscribed(self, sub: Subscription) -> None:
+        pass
+
+
 class HubSink(Protocol):
     """Where hub-bound lines go: the data link to the uplink."""
 

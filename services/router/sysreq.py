@@ -28,7 +28,7 @@ from typing import TYPE_CHECKING, Final
 
 from leafnode import SERVER_VERSION
 
-from .routing import Subscription, route_local
+from .routing import InternalDelivery, Subscription, route_local
 
 if TYPE_CHECKING:
     from leafnode.config import Permissions, SubjectPermission
@@ -80,12 +80,8 @@ def _auth_user(client: ClientConnection) -> str:
     return client.user or ""
 
 
-class SystemServices:
+class SystemServices(InternalDelivery):
     """The internal subscriber behind ``$SYS.REQ.USER.INFO`` (a ``routing.Delivery``)."""
-
-    echo = True
-    verbose = False
-    buffer_batch = 0
 
     def __init__(self, server: Server) -> None:
         self.server = server
@@ -148,17 +144,3 @@ class SystemServices:
             # Whole seconds, as nats-server's claimExpiration.
             data["expires"] = max(int(identity.expires_at - now), 0) * NS
         return data
-
-    # The rest of routing.Delivery: nothing to do for an internal subscriber.
-
-    def send_ok(self) -> None:
-        pass
-
-    def send_error(self, text: str) -> None:
-        pass
-
-    def send_pong(self) -> None:
-        pass
-
-    def auto_unsubscribed(self, sub: Subscription) -> None:
-        pass

@@ -57,12 +57,11 @@ async def serve(
     settings: Settings,
     args: argparse.Namespace,
     *,
-    defer_listen: bool,
     listen_socket: socket.socket | None = None,
     websocket_socket: socket.socket | None = None,
 ) -> None:
     server = Server(settings)
-    supervised = defer_listen or listen_socket is not None
+    supervised = listen_socket is not None
     ports_file = (
         ports_file_path(settings.ports_file_dir)
         if settings.ports_file_dir and not supervised
@@ -78,7 +77,6 @@ async def serve(
                 server.serve,
                 listen_socket=listen_socket,
                 websocket_socket=websocket_socket,
-                defer_listen=defer_listen,
                 ports_file=ports_file,
             )
         )
@@ -184,10 +182,6 @@ def main(argv: list[str] | None = None) -> int:
     # Internal flags for `leafnode run`. --listen-fd N: serve the client port
     # socket the supervisor bound (it keeps the port while a router restarts);
     # --websocket-fd N: the same for the `websocket { }` port.
-    # --defer-listen: open the client port on router.ctl's `listen` request.
-    defer_listen = "--defer-listen" in arglist
-    if defer_listen:
-        arglist.remove("--defer-listen")
     listen_fd = _pop_fd(arglist, "--listen-fd")
     websocket_fd = _pop_fd(arglist, "--websocket-fd")
     for flag, fd in (("--listen-fd", listen_fd), ("--websocket-fd", websocket_fd)):
@@ -198,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
     websocket_socket = (
         socket.socket(fileno=_high_fd(websocket_fd, below=1)) if websocket_fd is not None else None
     )
-    supervised = defer_listen or listen_socket is not None
+    supervised = listen_socket is not None
     loaded = load_with_flags("leafnode router", arglist)
     if isinstance(loaded, int):
         return loaded
@@ -227,7 +221,6 @@ def main(argv: list[str] | None = None) -> int:
                 serve,
                 settings,
                 args,
-                defer_listen=defer_listen,
                 listen_socket=listen_socket,
                 websocket_socket=websocket_socket,
             )

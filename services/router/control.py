@@ -2,8 +2,9 @@
 
 Requests (``leafnode.ipc`` framing; every answer carries the request's id):
 
-``ping`` {} -> ``pong`` {server_id, server_name, port}
-    Readiness: the router is ready when this answers.
+``ping`` {} -> ``pong`` {server_id, server_name, port, listening}
+    Readiness: the router is ready when this answers with ``listening`` true
+    (its client port and its websocket port, when configured, accept).
 ``varz`` / ``connz`` / ``subsz`` / ``accountz`` {query: {name: value}} -> ``ok`` {data}
     nats-server's monitoring objects (``services.router.monitor``); ``query``
     holds the HTTP query parameters as strings. A bad value answers
@@ -14,9 +15,6 @@ waiting_reason, held: {remote: {msgs, bytes}}, appended, dropped: {remote:
     The router's side of buffering: messages waiting in memory for the store
     and why, and what the router dropped before the store (reason
     ``store_unavailable``; the store counts its own refusals).
-``listen`` {} -> ``ok`` {port}
-    Open the client port (a router started with ``--defer-listen`` by
-    ``leafnode run`` waits for this); answered once clients can connect.
 ``reload`` {check?} -> ``ok`` {reloaded: bool, error?}
     Re-read the config file, as SIGHUP does. With ``check: true`` only
     validate it (``reloaded`` false, ``error`` when it would be refused):
@@ -66,10 +64,6 @@ class ControlHandler:
 
     async def _answer(self, frame: Frame) -> bytes:
         server = self.server
-        if frame.type == "listen":
-            server.listen_now.set()
-            await server.listening.wait()
-            return encode_frame("ok", frame.id, {"port": server.port})
         if frame.type == "ping":
             return encode_frame(
                 "pong",
@@ -80,7 +74,6 @@ class ControlHandler:
                     "port": server.port,
                     # Every port of the router listens (client, websocket).
                     "listening": server.listening.is_set(),
-                    "websocket": server.websocket_url() if server.websocket_port else None,
                 },
             )
         if frame.type == "reload":

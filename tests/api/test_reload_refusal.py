@@ -12,23 +12,16 @@ import asyncio
 import os
 import signal
 import time
-from collections.abc import Callable
 
 import nats
 import pytest
 from nats.errors import Error as NatsError
 
 from tests.api.conftest import TOKEN, ApiSite, SiteFactory, site_config
+from tests.conftest import until
 from tests.ipcclient import request_once
 
 USERS = 'authorization { users: [ { user: alice, password: "alice-secret-pw" } ] }'
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 20.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.02)
 
 
 def _site_text(site: ApiSite, **options: object) -> str:
@@ -101,7 +94,7 @@ async def test_sighup_with_a_restart_key_leaves_each_service_as_it_was(
         os.kill(proc.proc.pid, signal.SIGHUP)
     line = "config reload not supported for server_name: old=none, new=other"
     for proc in (site.router, site.store, site.api):
-        _until(lambda p=proc: line in p.log_text(), f"{proc} to refuse")  # type: ignore[misc]
+        until(lambda p=proc: line in p.log_text(), f"{proc} to refuse", 20.0)  # type: ignore[misc]
     assert "config reload not supported for store.url" in site.store.log_text()
     # The users were not applied with the rest.
     assert await _connects(site.router.url)

@@ -14,29 +14,13 @@ from __future__ import annotations
 
 import re
 import sqlite3
-import time
-from collections.abc import Callable
-from typing import TypeVar
 
+from tests.conftest import poll
 from tests.rawclient import RawClient
 
 from .conftest import ApiSite, SiteFactory
 
-T = TypeVar("T")
 QUIET = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
-
-
-def poll(
-    fetch: Callable[[], T], check: Callable[[T], bool], *, what: str, timeout: float = 30
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what}; last: {value!r}")
-        time.sleep(0.05)
 
 
 def metric(text: str, name: str) -> float | None:

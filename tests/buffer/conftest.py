@@ -34,24 +34,13 @@ from leafnode.testing import (
     wait_for_log,
     wait_for_socket,
 )
+from tests.conftest import poll as poll  # re-exported: the buffer tests import it from here
 from tests.ipcclient import request_once
 from tests.rawclient import RawClient
 
 T = TypeVar("T")
 QUIET = b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'
 _ids = itertools.count()
-
-
-def poll(fetch: Callable[[], T], check: Callable[[T], bool], *, timeout: float, what: str) -> T:
-    """Call ``fetch`` until ``check`` accepts its value; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
-        time.sleep(0.02)
 
 
 async def apoll(

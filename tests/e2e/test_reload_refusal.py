@@ -17,8 +17,7 @@ import socket
 import subprocess
 import sys
 import tempfile
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import nats
@@ -26,15 +25,9 @@ import pytest
 from nats.errors import Error as NatsError
 
 from leafnode.testing import HubProcess, SiteProcess, free_port, pid_alive
+from tests.conftest import until
 
 USERS = 'authorization { users: [ { user: alice, password: "alice-pw" } ] }'
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 @pytest.fixture
@@ -103,7 +96,7 @@ async def test_sighup_that_needs_a_restart_changes_nothing(tmp_path: Path, hub: 
             f"new=sqlite:///{workdir}/elsewhere.db",
             f"config reload not supported for http_port: old={http_port}, new={new_http}",
         )
-        _until(lambda: all(line in site.log_text() for line in lines), "the refusal")
+        until(lambda: all(line in site.log_text() for line in lines), "the refusal")
         # Nothing applied: same processes, same ports, no users, old store.
         assert site.children() == children
         assert all(pid_alive(pid) for pid in children.values())
@@ -158,7 +151,7 @@ async def test_a_file_the_uplink_refuses_is_applied_by_no_service(
         site.config_path.write_text(text)
         site.signal(signal.SIGHUP)
         line = "Failed to reload configuration: "
-        _until(lambda: line in site.log_text(), "the refusal")
+        until(lambda: line in site.log_text(), "the refusal")
         assert "no user JWT" in site.log_text()
         assert "Reloaded server configuration" not in site.log_text()
         nc = await nats.connect(f"nats://127.0.0.1:{port}", allow_reconnect=False)
@@ -195,11 +188,11 @@ async def test_sighup_turns_debug_logging_on_in_every_service(
             _config(workdir, hub, port, http_port, "buffer.db", extra="debug: true")
         )
         site.signal(signal.SIGHUP)
-        _until(lambda: "Reloaded configuration" in site.log_text(), "the reload")
-        _until(lambda: "Reloaded server configuration" in site.log_text(), "the router's reload")
+        until(lambda: "Reloaded configuration" in site.log_text(), "the reload")
+        until(lambda: "Reloaded server configuration" in site.log_text(), "the router's reload")
         nc = await nats.connect(f"nats://127.0.0.1:{port}")
         await nc.close()
-        _until(lambda: "[DBG]" in site.log_text(), "a debug line")
+        until(lambda: "[DBG]" in site.log_text(), "a debug line")
         assert "Client connection created" in site.log_text()
     finally:
         pids = site.children() if site.proc.poll() is None else {}
@@ -223,11 +216,11 @@ async def test_sighup_reloads_a_site_on_its_private_run_dir(tmp_path: Path) -> N
         proc = subprocess.Popen(argv, cwd=tmp_path, env=env, stdout=sink, stderr=sink)
     try:
         ports_file = ports / f"nats-server_{proc.pid}.ports"
-        _until(ports_file.exists, "the site to be ready")
+        until(ports_file.exists, "the site to be ready")
         url = json.loads(ports_file.read_text())["nats"][0]
         conf.write_text(USERS)
         proc.send_signal(signal.SIGHUP)
-        _until(lambda: "Reloaded configuration" in out.read_text(), "the reload")
+        until(lambda: "Reloaded configuration" in out.read_text(), "the reload")
         assert "not supported" not in out.read_text()
         nc = await nats.connect(url, user="alice", password="alice-pw", allow_reconnect=False)
         await nc.close()

@@ -21,8 +21,7 @@ import re
 import signal
 import subprocess
 import sys
-import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -32,17 +31,11 @@ import pytest
 from nats.errors import Error as NatsError
 
 from leafnode.testing import PG_USER, HubProcess, OperatorKeys, PgCluster, SiteProcess
+from tests.conftest import until
 
 
 def _sentinel(name: str) -> str:
     return f"sntl{name}{os.urandom(6).hex()}"
-
-
-def _until(condition: Callable[[], bool], what: str, timeout: float = 30.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, f"timed out waiting for {what}"
-        time.sleep(0.05)
 
 
 SECRET_NAMES = (
@@ -177,16 +170,16 @@ leafnodes {{
         extra_args=("-p", "-1", "-m", "-1", "-DV", "-l", str(log_file)),
     )
     try:
-        _until(lambda: site.ports_file.exists(), "the site to be ready")
+        until(lambda: site.ports_file.exists(), "the site to be ready")
         ports = json.loads(site.ports_file.read_text())
         port = int(ports["nats"][0].rsplit(":", 1)[1])
         http_port = int(ports["monitoring"][0].rsplit(":", 1)[1])
         url = f"nats://127.0.0.1:{port}"
-        _until(lambda: plain.leaf_count() >= 1, "central to connect to the plain hub")
-        _until(lambda: jwt_hub.leaf_count() >= 1, "the creds remote to connect")
+        until(lambda: plain.leaf_count() >= 1, "central to connect to the plain hub")
+        until(lambda: jwt_hub.leaf_count() >= 1, "the creds remote to connect")
         text = log_file.read_text
         refused = [f'remote "{n}": error connecting' for n in ("badpw", "bytoken", "bynkey")]
-        _until(lambda: all(line in text() for line in refused), "the hub to refuse the others")
+        until(lambda: all(line in text() for line in refused), "the hub to refuse the others")
 
         # Clients: right, wrong password, no password.
         assert await _connect(url, user="alice", password=s["userpw"]) == "connected"
@@ -240,7 +233,7 @@ leafnodes {{
             # SIGHUP reloads too.
             reloads = text().count("Reloaded configuration")
             site.signal(signal.SIGHUP)
-            _until(lambda: text().count("Reloaded configuration") > reloads, "SIGHUP reload")
+            until(lambda: text().count("Reloaded configuration") > reloads, "SIGHUP reload")
 
             # Token auth for clients now, and a wrong token.
             tokened = re.sub(

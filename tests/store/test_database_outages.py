@@ -27,10 +27,8 @@ import itertools
 import sqlite3
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import TypeVar
 
 import psycopg
 import pytest
@@ -38,6 +36,7 @@ from sqlalchemy.engine import make_url
 
 from leafnode.ipc import STORE_SOCKET, Frame
 from leafnode.testing import PG_USER, PgCluster, RouterProcess, ServiceProcess
+from tests.conftest import poll
 from tests.ipcclient import request_once
 from tests.rawclient import RawClient
 
@@ -45,22 +44,8 @@ from .test_disk_full import fill, small_disk
 
 __all__ = ["small_disk"]  # a fixture, shared with test_disk_full
 
-T = TypeVar("T")
 QUIET = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
 _ids = itertools.count()
-
-
-def poll(
-    fetch: Callable[[], T], check: Callable[[T], bool], *, what: str, timeout: float = 30
-) -> T:
-    deadline = time.monotonic() + timeout
-    while True:
-        value = fetch()
-        if check(value):
-            return value
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out after {timeout}s waiting for {what}; last: {value!r}")
-        time.sleep(0.05)
 
 
 def pubs(items: list[tuple[str, bytes]]) -> bytes:

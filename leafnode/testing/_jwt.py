@@ -345,6 +345,10 @@ class JwtOperator:
         self.name = name
         self.version = version
         self.keys = _new_keys(nkeys.PREFIX_BYTE_OPERATOR)
+        # One ``iat`` for the operator's life, so ``jwt`` reads the same
+        # token every time (a tick of the clock between two reads made a
+        # config's operator differ from ``jwt``) until a claim changes.
+        self.issued_at = int(time.time())
         self.signing_keys = [_new_keys(nkeys.PREFIX_BYTE_OPERATOR)] if signing_key else []
         self.strict_signing = strict_signing
         self.accounts: dict[str, JwtAccount] = {}
@@ -364,7 +368,7 @@ class JwtOperator:
         if self.strict_signing:
             nats["strict_signing_key_usage"] = True
         claims = {"sub": self.public_key, "name": self.name, "nats": nats}
-        return encode_jwt(claims, self.keys, version=self.version)
+        return encode_jwt(claims, self.keys, issued_at=self.issued_at, version=self.version)
 
     def account(
         self,

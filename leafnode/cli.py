@@ -13,29 +13,17 @@ client connecting right after exec waits in the backlog, not refused.
 
 from __future__ import annotations
 
-import importlib
 import sys
 from typing import TYPE_CHECKING
 
-from leafnode import SERVER_VERSION, __version__
+from leafnode import version_line
+from leafnode.entrypoints import service_main
 
 if TYPE_CHECKING:
     import argparse
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
-# Each service's ``main(argv) -> int``, also declared as entry points of the
-# ``leafnode.services`` group in pyproject.toml (a test keeps the two equal).
-# The CLI imports a service by name at run time, so the shared library never
-# imports a service package statically (the import contract in pyproject);
-# the table spares every process importlib.metadata's scan (~1.5 MB each).
-SERVICE_GROUP = "leafnode.services"
-SERVICE_MAINS = {
-    "router": "services.router.__main__:main",
-    "uplink": "services.uplink.__main__:main",
-    "store": "services.store.__main__:main",
-    "api": "services.api.__main__:main",
-    "migrate": "services.store.migrate:main",
-}
+# The services of leafnode.entrypoints, as ``leafnode --help`` lists them.
 SERVICES = {
     "router": "the local NATS server (client port, accounts, routing)",
     "uplink": "the hub connections (leafnode protocol, auth, reconnect)",
@@ -44,7 +32,7 @@ SERVICES = {
     "migrate": "upgrade the store's database schema (alembic upgrade head)",
 }
 
-__all__ = ["SERVICE_MAINS", "build_parser", "main", "service_main", "service_module"]
+__all__ = ["build_parser", "main"]
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
@@ -65,23 +53,6 @@ def _cmd_check(args: argparse.Namespace) -> int:
         print(f"warning: {warning}", file=sys.stderr)
     print(f"configuration file {args.config} test is successful")
     return 0
-
-
-def version_line() -> str:
-    """What ``-v``/``--version`` prints (nats-server prints ``nats-server: vX.Y.Z``)."""
-    return f"leafnode: v{__version__} (nats-server v{SERVER_VERSION} protocol)"
-
-
-def service_module(name: str) -> str:
-    """The module that holds service ``name``'s ``main`` (for ``import_module``)."""
-    return SERVICE_MAINS[name].partition(":")[0]
-
-
-def service_main(name: str) -> Callable[[list[str]], int]:
-    """Service ``name``'s ``main(argv) -> int`` (imported on first use)."""
-    attr = SERVICE_MAINS[name].partition(":")[2]
-    func: Callable[[list[str]], int] = getattr(importlib.import_module(service_module(name)), attr)
-    return func
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -127,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         early = bind_early(arglist[1:])
         # The supervisor lives in the shared library: its fork server imports
-        # the services by name (SERVICE_MAINS), never statically.
+        # the services by name (leafnode.entrypoints), never statically.
         from leafnode.supervisor import main as run_main
 
         return run_main(arglist[1:], early=early)

@@ -15,7 +15,7 @@ import re
 import sys
 from typing import TYPE_CHECKING
 
-from leafnode.cli import version_line
+from leafnode import version_line
 from leafnode.config import (
     BufferSettings,
     ConfigError,

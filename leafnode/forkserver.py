@@ -64,7 +64,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Final
 
-from leafnode.cli import service_main
+from leafnode.entrypoints import service_main
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence

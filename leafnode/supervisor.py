@@ -93,9 +93,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from leafnode import SERVER_VERSION, __version__
-from leafnode.cli import service_module
 from leafnode.clientport import bind_client_port, take_client_socket
 from leafnode.config import ConfigError, load, refusal, restart_needed
+from leafnode.entrypoints import service_module
 from leafnode.flags import apply_server_flags, leaf_flag_argv, load_with_flags
 from leafnode.forkserver import ForkServer, ForkServerError, fd_placeholder
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, FrameError, IpcError, encode_frame

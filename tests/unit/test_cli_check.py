@@ -265,7 +265,7 @@ def test_same_verdict_as_nats_server(case: Case, label: str, tmp_path: Path) -> 
 def test_service_table_matches_the_entry_points() -> None:
     from importlib.metadata import entry_points
 
-    from leafnode.cli import SERVICE_GROUP, SERVICE_MAINS
+    from leafnode.entrypoints import SERVICE_GROUP, SERVICE_MAINS
 
     declared = {ep.name: ep.value for ep in entry_points(group=SERVICE_GROUP)}
     assert declared == SERVICE_MAINS

@@ -61,7 +61,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable
 
     from ._events import Event
-    from ._verbs import Handler as _Handler
+    from ._handler import Handler as _Handler
 
     _Pending = tuple[Callable[..., Event], tuple[object, ...], tuple[object, ...]]
 

@@ -34,12 +34,9 @@ from ._events import (
 from ._kinds import Kind
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
-
     from ._events import Event
-    from ._parser import Parser
-
-    Handler = Callable[[Parser, list[bytes], bytes, int], "Event | None"]
+    from ._handler import Handler
+    from ._handler import VerbParser as Parser  # the parser as handlers see it
 
 # nats-server's texts (server/parser.go parseErr, client.go maxPayloadViolation,
 # errors.go ErrMaxControlLine); "" = nats-server closes without sending -ERR.

@@ -61,8 +61,8 @@ if TYPE_CHECKING:
     from leafnode.proto import Event
 
     from .auth import Identity
+    from .interfaces import ClientServer
     from .routing import Account
-    from .server import Server
 
 __all__ = ["ClientConnection"]
 
@@ -85,7 +85,7 @@ class ClientConnection:
 
     def __init__(
         self,
-        server: Server,
+        server: ClientServer,
         stream: trio.abc.Stream,
         cid: int,
         host: str,

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from .client_conn import ClientConnection
+    from .interfaces import Client
 
 __all__ = [
     "AUTH_EXPIRED",
@@ -108,9 +108,7 @@ class ClosedClient:
         "version",
     )
 
-    def __init__(
-        self, client: ClientConnection, reason: str, stop: float, subs: list[ClosedSub]
-    ) -> None:
+    def __init__(self, client: Client, reason: str, stop: float, subs: list[ClosedSub]) -> None:
         self.cid: int = client.cid
         self.host: str = client.host
         self.port: int = client.port
@@ -148,7 +146,7 @@ class ClosedClients:
     def __iter__(self) -> Iterator[ClosedClient]:
         return iter(self._ring)
 
-    def add(self, client: ClientConnection, reason: str, stop: float) -> None:
+    def add(self, client: Client, reason: str, stop: float) -> None:
         subs = [
             ClosedSub(s.subject, s.queue, s.sid, s.delivered, s.max_msgs)
             for s in client.closed_subs

@@ -67,8 +67,8 @@ if TYPE_CHECKING:
 
     from leafnode.proto import Event
 
+    from .interfaces import LinkServer
     from .outbound import Flusher
-    from .server import Server
 
 __all__ = ["DataLink", "HubOutbound"]
 
@@ -155,7 +155,7 @@ class HubOutbound(Outbound):
 class DataLink:
     """One attached uplink process."""
 
-    def __init__(self, server: Server, stream: trio.abc.Stream) -> None:
+    def __init__(self, server: LinkServer, stream: trio.abc.Stream) -> None:
         self.server = server
         self.stream = stream
         self.framer = MessageFramer(

@@ -40,7 +40,7 @@ from .permissions import publish_violation_text
 from .routing import _deliver, _pick
 
 if TYPE_CHECKING:
-    from .client_conn import ClientConnection
+    from .interfaces import Client
     from .routing import Account, Delivery, Subscription
 
 __all__ = ["TRACE_MARK", "Trace", "begin", "parse_trace_headers", "route_traced"]
@@ -113,7 +113,7 @@ class Trace:
 
     def __init__(
         self,
-        client: ClientConnection,
+        client: Client,
         subject: bytes,
         headers: dict[str, list[str]],
         size: int,
@@ -165,7 +165,7 @@ class Trace:
             self.event["hops"] = 1
         self.events.append(entry)
 
-    def send(self, client: ClientConnection) -> None:
+    def send(self, client: Client) -> None:
         """Publish the event to its destination, in the publisher's account."""
         services = client.server.services
         body = {"server": services.server_info(), **self.event, "events": self.events}
@@ -173,7 +173,7 @@ class Trace:
         services.publish(client.account, self.dest, payload)
 
 
-def begin(client: ClientConnection, subject: bytes, hdr_len: int, data: bytes) -> Trace | bool:
+def begin(client: Client, subject: bytes, hdr_len: int, data: bytes) -> Trace | bool:
     """Start tracing an HPUB whose header mentions ``Nats-Trace-``.
 
     Returns the ``Trace`` to route with (``route_traced``) and send; or True

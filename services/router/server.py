@@ -36,6 +36,8 @@ from .wsclients import serve_websocket
 if TYPE_CHECKING:
     from leafnode.config import RouterSettings, Settings, TlsSettings
 
+    from .interfaces import Client
+
 __all__ = ["Server"]
 
 log = logging.getLogger("leafnode.router")
@@ -180,7 +182,7 @@ class Server:
             info["ldm"] = True
         self.info_template = info
 
-    def remove_client(self, client: ClientConnection) -> None:
+    def remove_client(self, client: Client) -> None:
         """Forget a closed client; keep its snapshot for ``/connz?state=closed``."""
         if self.clients.pop(client.cid, None) is not None:
             reason = client.close_reason or closed.CLIENT_CLOSED

@@ -33,9 +33,8 @@ from .routing import InternalDelivery, Subscription, route_local
 if TYPE_CHECKING:
     from leafnode.config import Permissions, SubjectPermission
 
-    from .client_conn import ClientConnection
+    from .interfaces import Client, ServerIdentity
     from .routing import Account
-    from .server import Server
 
 __all__ = ["USER_INFO_SUBJECT", "SystemServices", "public_permissions"]
 
@@ -72,7 +71,7 @@ def public_permissions(perms: Permissions) -> dict[str, object]:
     return out
 
 
-def _auth_user(client: ClientConnection) -> str:
+def _auth_user(client: Client) -> str:
     """nats-server's ``getRawAuthUser``: the credential's name, never a secret."""
     options = client.connect_options
     if not options.get("nkey") and not options.get("user") and options.get("auth_token"):
@@ -83,10 +82,10 @@ def _auth_user(client: ClientConnection) -> str:
 class SystemServices(InternalDelivery):
     """The internal subscriber behind ``$SYS.REQ.USER.INFO`` (a ``routing.Delivery``)."""
 
-    def __init__(self, server: Server) -> None:
+    def __init__(self, server: ServerIdentity) -> None:
         self.server = server
         # The client whose read batch is being routed, or None (see module doc).
-        self.publisher: ClientConnection | None = None
+        self.publisher: Client | None = None
         self._seq = 0
         self._answering = False
 
@@ -128,7 +127,7 @@ class SystemServices(InternalDelivery):
             "time": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
         }
 
-    def _user_info(self, client: ClientConnection) -> dict[str, object]:
+    def _user_info(self, client: Client) -> dict[str, object]:
         now = time.time()
         identity = client.identity
         data: dict[str, object] = {

@@ -27,7 +27,7 @@ if TYPE_CHECKING:
 
     from leafnode.config import WebsocketSettings
 
-    from .server import Server
+    from .interfaces import WebsocketServer
 
 __all__ = ["serve_websocket"]
 
@@ -35,7 +35,7 @@ log = logging.getLogger("leafnode.router")
 
 
 async def serve_websocket(
-    server: Server,
+    server: WebsocketServer,
     settings: WebsocketSettings,
     context: ssl.SSLContext | None,
     *,
@@ -73,7 +73,7 @@ async def serve_websocket(
 
 
 async def _accept_loop(
-    server: Server,
+    server: WebsocketServer,
     listener: trio.SocketListener,
     settings: WebsocketSettings,
     context: ssl.SSLContext | None,
@@ -91,7 +91,7 @@ async def _accept_loop(
 
 
 async def _upgrade(
-    server: Server,
+    server: WebsocketServer,
     stream: trio.SocketStream,
     settings: WebsocketSettings,
     context: ssl.SSLContext | None,

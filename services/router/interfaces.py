@@ -1,0 +1,138 @@
+"""What the router's server and its connections see of each other: ``Protocol``s only.
+
+``server.Server`` owns everything and builds the connections, so it imports
+``client_conn``, ``datalink``, ``wsclients`` and ``sysreq``. Those modules,
+and the helpers handed a client connection (``closed``, ``msgtrace``), see the
+server and the client through the Protocols here instead of importing
+``server`` or ``client_conn``, so every import of the router goes one way,
+type-only imports included (``scripts/check-import-cycles``; issue 13).
+Each Protocol lists what its users read or call, no more: a new use is a new
+line here, which is the point. mypy checks ``Server`` and
+``ClientConnection`` against them where they are handed over.
+
+Its imports reach only the modules below the connections (``auth``,
+``buffering``, ``imports``, ``outbound``, ``permissions``, ``routing``).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Protocol
+
+from .imports import Requester
+
+if TYPE_CHECKING:
+    import ssl
+
+    import trio
+
+    from leafnode.config import RouterSettings
+
+    from .auth import Authenticator, Identity
+    from .buffering import StoreLink
+    from .outbound import Flusher
+    from .permissions import PermissionChecker
+    from .routing import Account, Subscription
+
+__all__ = [
+    "Client",
+    "ClientServer",
+    "LinkServer",
+    "ServerIdentity",
+    "SystemPublisher",
+    "WebsocketServer",
+]
+
+
+class Client(Requester, Protocol):
+    """A client connection (``client_conn.ClientConnection``) as the server's
+    bookkeeping (``closed``), message tracing (``msgtrace``) and the ``$SYS``
+    services (``sysreq``) read it; routing sees it as a ``Delivery``."""
+
+    cid: int
+    host: str
+    port: int
+    server: ClientServer
+    account: Account
+    identity: Identity | None
+    perms: PermissionChecker | None
+    connect_options: dict[str, object]
+    name: str
+    lang: str
+    version: str
+    user: str | None
+    started_at: float
+    last_activity: float
+    in_msgs: int
+    in_bytes: int
+    out_msgs: int
+    out_bytes: int
+    close_reason: str | None
+    closed_subs: tuple[Subscription, ...]
+
+
+class SystemPublisher(Protocol):
+    """The ``$SYS`` services (``sysreq.SystemServices``) as clients and traces use them."""
+
+    #: The client whose read batch is being routed, or None (sysreq's doc).
+    publisher: Client | None
+
+    def publish(self, account: Account, subject: bytes, payload: bytes) -> None: ...
+
+    def server_info(self) -> dict[str, object]: ...
+
+
+class ServerIdentity(Protocol):
+    """Who the server is: what INFO lines and ``$SYS`` answers name."""
+
+    server_id: str
+    server_name: str
+    settings: RouterSettings
+
+
+class ClientServer(ServerIdentity, Protocol):
+    """What a client connection reads and calls of its server (``server.Server``)."""
+
+    auth: Authenticator
+    # bcrypt checks run in threads, this many at once.
+    auth_limiter: trio.CapacityLimiter
+    ssl_context: ssl.SSLContext | None
+    trace: bool
+    flusher: Flusher
+    default_account: Account
+    store_link: StoreLink | None
+    info_template: dict[str, object]
+    slow_consumers: int
+
+    @property
+    def services(self) -> SystemPublisher: ...
+
+    def account(self, name: str) -> Account: ...
+
+    def remove_client(self, client: Client) -> None: ...
+
+
+class LinkServer(ServerIdentity, Protocol):
+    """What the data link to the uplink (``datalink.DataLink``) reads of its server."""
+
+    flusher: Flusher
+    accounts: dict[str, Account]
+    accounts_by_bytes: dict[bytes, Account]
+    datalink_path: str
+
+    # The attached link: a link that ends checks it is still the one and clears it.
+    @property
+    def datalink(self) -> object | None: ...
+
+    @datalink.setter
+    def datalink(self, link: None) -> None: ...
+
+
+class WebsocketServer(Protocol):
+    """What the websocket port's accept loop (``wsclients``) uses of the server."""
+
+    # Cancelled by lame duck mode: stops accepting, keeps the clients.
+    websocket_accepting: trio.CancelScope
+
+    async def serve_websocket_client(self, stream: trio.abc.Stream, host: str, port: int) -> None:
+        """Serve a client upgraded on the websocket port."""
+        ...

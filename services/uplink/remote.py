@@ -11,6 +11,9 @@ credentials) and the reason; none of them ends the task.
 A remote with a ``buffer {}`` also runs its ``Drain`` (``replay.py``) beside
 the link task; both live under the remote's cancel scope, which a config
 reload cancels when the remote is removed or changed.
+
+``AccountState`` is the local account one or more remotes serve; it lives here,
+beside ``Remote``, because each names the other (``service.Uplink`` keeps them).
 """
 
 from __future__ import annotations
@@ -18,13 +21,15 @@ from __future__ import annotations
 import collections
 import logging
 import random
-from typing import TYPE_CHECKING
+import secrets
+import string
+from typing import TYPE_CHECKING, Final
 
 import trio
 
 from .dialer import WEBSOCKET_SCHEMES, UrlList
 from .handshake import HandshakeError, open_hub_link
-from .interest import HubInterest
+from .interest import AccountHubInterest, HubInterest, LocalInterest
 from .replay import Drain
 from .session import Session
 from .wire import BufferSubjects
@@ -35,15 +40,43 @@ if TYPE_CHECKING:
     from leafnode.config import RemoteSettings
 
     from .handshake import Identity
-    from .service import AccountState, Uplink
+    from .interfaces import HubHost
 
-__all__ = ["Remote"]
+__all__ = ["LDS_PREFIX", "AccountState", "Remote"]
 
 log = logging.getLogger("leafnode.uplink")
 
 # Connection failures logged at ERROR: the first few, then one in REPORT_EVERY.
 REPORT_FIRST = 3
 REPORT_EVERY = 100
+
+# Loop detection: each account subscribes its hubs to $LDS.<random id>; a hub
+# that sends it back to us closes a loop (leafnode-protocol.md §4.7).
+LDS_PREFIX: Final = b"$LDS."
+_ID_ALPHABET: Final = string.ascii_letters + string.digits
+
+
+def _random_id(length: int = 22) -> str:
+    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
+
+
+class AccountState:
+    """Everything the uplink keeps for one local account."""
+
+    __slots__ = ("hub", "lds", "local", "name", "name_bytes", "remotes", "single")
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.name_bytes = name.encode()
+        self.lds = LDS_PREFIX + _random_id().encode()
+        self.local = LocalInterest()
+        self.hub = AccountHubInterest(self.name_bytes)
+        self.remotes: list[Remote] = []
+        # The only remote of the account, when there is exactly one (hot path).
+        self.single: Remote | None = None
+
+    def connected(self) -> list[Session]:
+        return [r.session for r in self.remotes if r.session is not None]
 
 
 class Remote:
@@ -54,7 +87,7 @@ class Remote:
         index: int,
         settings: RemoteSettings,
         account: AccountState,
-        uplink: Uplink,
+        uplink: HubHost[Remote],
         identity: Identity,
         tls_ctx: ssl.SSLContext,
     ) -> None:

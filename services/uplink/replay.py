@@ -57,7 +57,7 @@ import logging
 import time
 from array import array
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final, cast
+from typing import TYPE_CHECKING, Final, Protocol, cast
 
 import trio
 
@@ -77,10 +77,11 @@ from .wire import BatchEncoder, hmsg_route
 if TYPE_CHECKING:
     from leafnode.ipc import Frame, TrioIpcClient
 
-    from .remote import Remote
+    from .interest import HubInterest
     from .session import Session
+    from .wire import BufferSubjects
 
-__all__ = ["BATCH_BYTES", "BATCH_MSGS", "Drain"]
+__all__ = ["BATCH_BYTES", "BATCH_MSGS", "Drain", "DrainOwner"]
 
 # A record of a read answer: seq, remote, subject, reply, hdr_len,
 # received_at_us, queues, acked_at_us (leafnode.ipc protocol docs).
@@ -109,6 +110,22 @@ STATS_INTERVAL_S: Final = 1.0
 STAMP_ROOM: Final = 160
 
 
+class DrainOwner(Protocol):
+    """What a drain reads of its remote (``remote.Remote``, which builds it).
+
+    A Protocol, so that this module does not import ``remote`` (which imports
+    this one); services/uplink/interfaces.py says why.
+    """
+
+    name: str
+    # The remote's buffered subjects; None once its ``buffer {}`` is gone.
+    buffered: BufferSubjects | None
+    # The live hub session, None between links.
+    session: Session | None
+    # The hub's interest (what the hub will accept).
+    hub: HubInterest
+
+
 @dataclass(slots=True)
 class _Batch:
     epoch: int
@@ -126,7 +143,7 @@ class Drain:
         store_path: ``run_dir/store.sock``.
     """
 
-    def __init__(self, remote: Remote, store_path: str) -> None:
+    def __init__(self, remote: DrainOwner, store_path: str) -> None:
         self.remote = remote
         self.name = remote.name
         self.store_path = store_path

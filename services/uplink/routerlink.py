@@ -62,7 +62,7 @@ if TYPE_CHECKING:
 
     from leafnode.proto import Event
 
-    from .service import Uplink
+    from .interfaces import RouterHost
 
 __all__ = ["RouterLink"]
 
@@ -82,7 +82,7 @@ LEAF_MSGS_INFO: Final = encode_info({"leaf_msgs": True})
 class RouterLink:
     """Our connection to the router, re-established whenever it drops."""
 
-    def __init__(self, path: str, uplink: Uplink) -> None:
+    def __init__(self, path: str, uplink: RouterHost) -> None:
         self.path = path
         self.uplink = uplink
         self.outbound: Outbound | None = None

@@ -45,8 +45,6 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-import secrets
-import string
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -66,26 +64,21 @@ from leafnode.proto import (
 
 from .dialer import tls_context
 from .handshake import LONG_BACKOFF_S, Identity
-from .interest import AccountHubInterest, LocalInterest
-from .remote import Remote
+from .interest import LocalInterest
+from .remote import LDS_PREFIX, AccountState, Remote
 from .routerlink import RouterLink
 
 if TYPE_CHECKING:
     from leafnode.config import RemoteSettings, Settings
 
+    from .interfaces import SessionOwner
     from .session import Session
 
-__all__ = ["AccountState", "Uplink", "new_identity"]
+__all__ = ["Uplink", "new_identity"]
 
 log = logging.getLogger("leafnode.uplink")
 
 DATALINK_SOCKET: Final = "router.sock"
-LDS_PREFIX: Final = b"$LDS."
-_ID_ALPHABET: Final = string.ascii_letters + string.digits
-
-
-def _random_id(length: int = 22) -> str:
-    return "".join(secrets.choice(_ID_ALPHABET) for _ in range(length))
 
 
 def new_identity(settings: Settings) -> Identity:
@@ -94,25 +87,6 @@ def new_identity(settings: Settings) -> Identity:
     public: bytes = nkeys.from_seed(seed).public_key
     server_id = public.decode()
     return Identity(server_id=server_id, name=settings.router.server_name or server_id)
-
-
-class AccountState:
-    """Everything the uplink keeps for one local account."""
-
-    __slots__ = ("hub", "lds", "local", "name", "name_bytes", "remotes", "single")
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.name_bytes = name.encode()
-        self.lds = LDS_PREFIX + _random_id().encode()
-        self.local = LocalInterest()
-        self.hub = AccountHubInterest(self.name_bytes)
-        self.remotes: list[Remote] = []
-        # The only remote of the account, when there is exactly one (hot path).
-        self.single: Remote | None = None
-
-    def connected(self) -> list[Session]:
-        return [r.session for r in self.remotes if r.session is not None]
 
 
 class Uplink:
@@ -384,7 +358,7 @@ class Uplink:
             self.dropped_to_hub += msgs
             session.remote.dropped["slow_consumer"] += msgs
 
-    def _drop(self, remote: Remote, reason: str) -> None:
+    def _drop(self, remote: SessionOwner, reason: str) -> None:
         self.dropped_to_hub += 1
         remote.dropped[reason] += 1
 

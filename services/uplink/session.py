@@ -59,7 +59,7 @@ if TYPE_CHECKING:
     from leafnode.proto import Event
 
     from .handshake import HubLink
-    from .remote import Remote
+    from .interfaces import SessionOwner
 
 __all__ = ["Barrier", "Session", "build_filters"]
 
@@ -117,7 +117,7 @@ class Barrier:
 class Session:
     """A live link to one hub."""
 
-    def __init__(self, remote: Remote, link: HubLink) -> None:
+    def __init__(self, remote: SessionOwner, link: HubLink) -> None:
         self.remote = remote
         self.link = link
         self.id = next(_session_ids)

@@ -6,7 +6,7 @@ Run from the repo root::
         [--publishers 2] [--rate 300] [--hold 1.0] [--seed 1] [--skip hub-kill,...]
         [--json out.json]
 
-Theory of operation: ``leafnode.testing.ChaosRun`` (the engine of
+Theory of operation: ``tests.support.ChaosRun`` (the engine of
 ``tests/faults``) starts a hub ``nats-server`` with a JetStream stream on
 ``tele.>`` (duplicate window on ``Nats-Msg-Id``), a fault proxy in front of
 its leafnode port and a site under ``leafnode run`` that buffers ``tele.>``
@@ -42,7 +42,7 @@ from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from leafnode.testing import (
+from tests.support import (
     FAULT_KINDS,
     SERVICES,
     ChaosRun,

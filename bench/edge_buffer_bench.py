@@ -60,7 +60,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, encode_frame
-from leafnode.testing import (
+from tests.support import (
     NatsServerProcess,
     RouterProcess,
     ServiceProcess,

@@ -56,7 +56,7 @@ from bench.edge_buffer_bench import (
     wait_for,
 )
 from leafnode.ipc import STORE_SOCKET
-from leafnode.testing import (
+from tests.support import (
     NatsServerProcess,
     RouterProcess,
     ServiceProcess,

@@ -41,7 +41,7 @@ from pathlib import Path
 from typing import Final
 
 from bench._servers import free_port, nats_server_binary
-from leafnode.testing import site_processes
+from tests.support import site_processes
 
 BENCH_DIR: Final = Path(__file__).resolve().parent
 LOADGEN: Final = BENCH_DIR / "loadgen"

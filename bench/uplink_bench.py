@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from bench.router_bench import LOADGEN, build_loadgen
-from leafnode.testing import (
+from tests.support import (
     HubProcess,
     NatsServerProcess,
     RouterProcess,

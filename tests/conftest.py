@@ -11,7 +11,7 @@ import pytest
 from nats.errors import NoRespondersError
 from nats.errors import TimeoutError as NatsTimeoutError
 
-from leafnode.testing import NatsServerProcess, PgCluster, RouterProcess, hub_binaries
+from tests.support import NatsServerProcess, PgCluster, RouterProcess, hub_binaries
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,14 +16,14 @@ import httpx
 import pytest
 
 from leafnode.ipc import STORE_SOCKET
-from leafnode.testing import (
+from tests.ipcclient import request_once
+from tests.support import (
     ApiProcess,
     HubProcess,
     RouterProcess,
     ServiceProcess,
     UplinkProcess,
 )
-from tests.ipcclient import request_once
 
 TOKEN = "api-token-7f3c"
 _ids = itertools.count()

@@ -18,9 +18,9 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 
-from leafnode.testing import wait_for_log
 from services.uplink.progress import LOG_MIN_MSGS, RATE_WINDOW_S
 from tests.api.conftest import ApiSite, SiteFactory
+from tests.support import wait_for_log
 
 COUNT = 20
 

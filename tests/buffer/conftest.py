@@ -25,7 +25,10 @@ from typing import TypeVar
 import pytest
 
 from leafnode.ipc import STORE_SOCKET
-from leafnode.testing import (
+from tests.conftest import poll as poll  # re-exported: the buffer tests import it from here
+from tests.ipcclient import request_once
+from tests.rawclient import RawClient
+from tests.support import (
     HubProcess,
     RouterProcess,
     ServiceProcess,
@@ -34,9 +37,6 @@ from leafnode.testing import (
     wait_for_log,
     wait_for_socket,
 )
-from tests.conftest import poll as poll  # re-exported: the buffer tests import it from here
-from tests.ipcclient import request_once
-from tests.rawclient import RawClient
 
 T = TypeVar("T")
 QUIET = b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'

@@ -16,10 +16,10 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from leafnode.testing import ApiProcess
 from tests.buffer.conftest import BufferSite, HubCollector, Sites, poll, pubs
 from tests.ipcclient import request_once
 from tests.rawclient import RawClient
+from tests.support import ApiProcess
 
 VERBOSE = b'CONNECT {"verbose":true,"pedantic":false}\r\n'
 OK = b"+OK"

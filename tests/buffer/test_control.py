@@ -9,9 +9,9 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from leafnode.testing import wait_for_log
 from tests.buffer.conftest import poll
 from tests.ipcclient import request_once
+from tests.support import wait_for_log
 
 if TYPE_CHECKING:
     from tests.buffer.conftest import BufferSite, Sites

@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from leafnode.testing import restart_process
 from tests.buffer.conftest import HubCollector, Publisher, first_occurrences, poll
+from tests.support import restart_process
 
 if TYPE_CHECKING:
     from tests.buffer.conftest import BufferSite, Sites

@@ -21,8 +21,8 @@ import nats
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from leafnode.testing import restart_process
 from tests.buffer.conftest import apoll, apoll_async, poll
+from tests.support import restart_process
 
 if TYPE_CHECKING:
     from tests.buffer.conftest import Sites

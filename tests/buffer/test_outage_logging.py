@@ -19,8 +19,8 @@ from tests.buffer.conftest import QUIET, HubCollector, poll, pubs
 from tests.rawclient import RawClient
 
 if TYPE_CHECKING:
-    from leafnode.testing import PgCluster
     from tests.buffer.conftest import BufferSite, Sites
+    from tests.support import PgCluster
 
 pytestmark = [pytest.mark.e2e]
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from leafnode.testing import HubProcess, SiteProcess, pid_alive
+from tests.support import HubProcess, SiteProcess, pid_alive
 
 _ids = itertools.count()
 SiteStarter = Callable[..., SiteProcess]

@@ -38,9 +38,9 @@ import yaml
 
 from leafnode.compose import render
 from leafnode.config import load
-from leafnode.testing import free_port, nats_server_binary
 from tests.conftest import respond_ok, until_responding
 from tests.e2e.test_readme import readme_compose_env
+from tests.support import free_port, nats_server_binary
 
 REPO = Path(__file__).resolve().parents[2]
 COMPOSE = REPO / "docker-compose.yml"

@@ -16,7 +16,7 @@ import textwrap
 import time
 from pathlib import Path
 
-from leafnode.testing import pid_alive
+from tests.support import pid_alive
 
 DRIVER = textwrap.dedent(
     """

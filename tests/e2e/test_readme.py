@@ -30,7 +30,7 @@ from pathlib import Path
 import pytest
 
 from leafnode.config import load
-from leafnode.testing._jwt import JwtOperator
+from tests.support._jwt import JwtOperator
 
 REPO = Path(__file__).resolve().parents[2]
 README = REPO / "README.md"

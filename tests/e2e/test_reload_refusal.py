@@ -24,8 +24,8 @@ import nats
 import pytest
 from nats.errors import Error as NatsError
 
-from leafnode.testing import HubProcess, SiteProcess, free_port, pid_alive
 from tests.conftest import until
+from tests.support import HubProcess, SiteProcess, free_port, pid_alive
 
 USERS = 'authorization { users: [ { user: alice, password: "alice-pw" } ] }'
 

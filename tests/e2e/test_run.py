@@ -21,7 +21,7 @@ import nats
 import pytest
 from nats.aio.msg import Msg
 
-from leafnode.testing import (
+from tests.support import (
     HubProcess,
     free_port,
     http_get,

@@ -30,8 +30,8 @@ import nkeys
 import pytest
 from nats.errors import Error as NatsError
 
-from leafnode.testing import PG_USER, HubProcess, OperatorKeys, PgCluster, SiteProcess
 from tests.conftest import until
+from tests.support import PG_USER, HubProcess, OperatorKeys, PgCluster, SiteProcess
 
 
 def _sentinel(name: str) -> str:

@@ -22,9 +22,9 @@ from pathlib import Path
 
 import pytest
 
-from leafnode.testing import HubProcess, free_port
 from tests.rawclient import RawClient
 from tests.router.test_websocket_clients import WsClient
+from tests.support import HubProcess, free_port
 
 from .conftest import SiteStarter
 from .test_run import _until, site_config

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from leafnode.testing import ChaosRun, Figures, TmpfsUnavailable, small_tmpfs
+from tests.support import ChaosRun, Figures, TmpfsUnavailable, small_tmpfs
 
 ChaosFactory = Callable[..., ChaosRun]
 

@@ -25,12 +25,12 @@ from typing import TYPE_CHECKING, Final
 import nats
 import pytest
 
-from leafnode.testing import FaultProxy, ipc_request, memory_kb
 from tests.conftest import respond_ok, until_responding, wait_until
+from tests.support import FaultProxy, ipc_request, memory_kb
 
 if TYPE_CHECKING:
-    from leafnode.testing import RouterProcess
     from tests.conftest import RouterFactory
+    from tests.support import RouterProcess
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e, pytest.mark.slow]
 

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from leafnode.testing import Figures
-from leafnode.testing._chaos import _out_of_order
+from tests.support import Figures
+from tests.support._chaos import _out_of_order
 
 
 def test_first_arrivals_decide_the_order() -> None:

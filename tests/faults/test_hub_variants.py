@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from leafnode.testing import HubProcess, SiteProcess, hub_binaries, wait_for_log
+from tests.support import HubProcess, SiteProcess, hub_binaries, wait_for_log
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -19,14 +19,14 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from leafnode.testing import FAULT_KINDS, SERVICES, Figures
 from tests.faults.conftest import assert_promises_held
+from tests.support import FAULT_KINDS, SERVICES, Figures
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from leafnode.testing import PgCluster
     from tests.faults.conftest import ChaosFactory
+    from tests.support import PgCluster
 
 pytestmark = [pytest.mark.e2e, pytest.mark.slow]
 

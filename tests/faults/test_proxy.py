@@ -8,9 +8,9 @@ from collections.abc import Iterator
 
 import pytest
 
-from leafnode.testing import FaultProxy
 from tests.conftest import HubFactory
 from tests.rawclient import RawClient
+from tests.support import FaultProxy
 
 
 @pytest.fixture

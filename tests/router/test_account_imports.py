@@ -14,8 +14,8 @@ import nats
 import pytest
 from nats.errors import NoRespondersError
 
-from leafnode.testing import nats_server_binary
 from tests.conftest import HubFactory, RouterFactory, wait_until
+from tests.support import nats_server_binary
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING
 import nats
 import pytest
 
-from leafnode.testing import make_tls_files
 from tests.conftest import respond_ok
+from tests.support import make_tls_files
 
 if TYPE_CHECKING:
     from pathlib import Path

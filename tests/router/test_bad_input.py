@@ -10,9 +10,9 @@ from pathlib import Path
 import nats
 import pytest
 
-from leafnode.testing import NatsServerProcess, RouterProcess
 from tests.conftest import HubFactory, RouterFactory, respond_ok, until_responding
 from tests.rawclient import RawClient
+from tests.support import NatsServerProcess, RouterProcess
 
 
 def test_bad_config_names_file_line_and_exits_1(tmp_path: Path) -> None:

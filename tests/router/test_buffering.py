@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from leafnode.ipc import STORE_SOCKET
-from leafnode.testing import RouterProcess, ServiceProcess
 from tests.ipcclient import IpcClient, request_once
 from tests.rawclient import RawClient
+from tests.support import RouterProcess, ServiceProcess
 
 QUIET = b'CONNECT {"verbose":false,"pedantic":false,"headers":true}\r\n'
 

@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from leafnode.testing import (
+from tests.ipcclient import request_once
+from tests.rawclient import RawClient
+from tests.support import (
     NatsServerProcess,
     RouterProcess,
     free_port,
     nats_server_binary,
     wait_for_log,
 )
-from tests.ipcclient import request_once
-from tests.rawclient import RawClient
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -10,8 +10,8 @@ import nats
 import pytest
 
 from leafnode.ipc import Frame, FrameDecoder, encode_frame
-from leafnode.testing import RouterProcess, wait_for_log
 from tests.conftest import respond_ok, until_responding
+from tests.support import RouterProcess, wait_for_log
 
 
 class ControlClient:

@@ -19,7 +19,7 @@ from tests.conftest import respond_ok, until_responding, wait_until
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
-    from leafnode.testing import RouterProcess
+    from tests.support import RouterProcess
 
 pytestmark = pytest.mark.asyncio
 

@@ -19,10 +19,10 @@ from pathlib import Path
 import nats
 import pytest
 
-from leafnode.testing import RouterProcess, free_port, wait_for_port
-from leafnode.testing._uplink import make_tls_files
 from tests.conftest import RouterFactory, respond_ok, until_responding, wait_until
 from tests.rawclient import RawClient
+from tests.support import RouterProcess, free_port, wait_for_port
+from tests.support._uplink import make_tls_files
 
 LEAFNODE = [sys.executable, "-m", "leafnode"]
 LOG_LINE = re.compile(r"^\[\d+\] \d{4}/\d\d/\d\d \d\d:\d\d:\d\d\.\d{6} \[(INF|DBG|TRC|WRN|ERR)\] ")

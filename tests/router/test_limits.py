@@ -14,7 +14,7 @@ from tests.rawclient import RawClient
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
-    from leafnode.testing import NatsServerProcess, RouterProcess
+    from tests.support import NatsServerProcess, RouterProcess
 
 QUIET = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
 

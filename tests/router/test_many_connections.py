@@ -30,7 +30,7 @@ from tests.rawclient import RawClient
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from leafnode.testing import RouterProcess
+    from tests.support import RouterProcess
 
 CLIENTS = 3000
 # Connections opened at once: the listen backlog and the test's loop stay calm.

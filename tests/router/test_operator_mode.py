@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import nats
 import pytest
 
-from leafnode.testing._jwt import JwtAccount, JwtOperator, JwtUser
 from tests.conftest import (
     HubFactory,
     RouterFactory,
@@ -22,6 +21,7 @@ from tests.conftest import (
     wait_until,
 )
 from tests.rawclient import RawClient
+from tests.support._jwt import JwtAccount, JwtOperator, JwtUser
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable

@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from leafnode.testing._jwt import JwtAccount, JwtOperator
 from tests.router.test_operator_mode import LIMITED_PUB, LIMITED_SUB, _Creds, _verdict
+from tests.support._jwt import JwtAccount, JwtOperator
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from leafnode.testing import NatsServerProcess, RouterProcess, nats_server_binary
 from tests.rawclient import RawClient
+from tests.support import NatsServerProcess, RouterProcess, nats_server_binary
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -17,7 +17,7 @@ if TYPE_CHECKING:
 
     from nats.aio.msg import Msg
 
-    from leafnode.testing import RouterProcess
+    from tests.support import RouterProcess
 
 pytestmark = pytest.mark.asyncio
 

@@ -12,8 +12,8 @@ from __future__ import annotations
 import signal
 from typing import TYPE_CHECKING
 
-from leafnode.testing import NatsServerProcess, RouterProcess, nats_server_binary, wait_for_log
 from tests.rawclient import RawClient
+from tests.support import NatsServerProcess, RouterProcess, nats_server_binary, wait_for_log
 
 if TYPE_CHECKING:
     from pathlib import Path

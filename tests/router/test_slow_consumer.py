@@ -37,7 +37,7 @@ from tests.rawclient import RawClient
 if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
-    from leafnode.testing import NatsServerProcess, RouterProcess
+    from tests.support import NatsServerProcess, RouterProcess
 
 BURSTS = 5
 COUNT = 6000

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 import nats
 import pytest
 
-from leafnode.testing._jwt import JwtOperator
+from tests.support._jwt import JwtOperator
 
 if TYPE_CHECKING:
     from pathlib import Path

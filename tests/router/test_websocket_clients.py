@@ -29,7 +29,8 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import RemoteProtocolError
 
-from leafnode.testing import (
+from tests.rawclient import RawClient
+from tests.support import (
     NatsServerProcess,
     RouterProcess,
     free_port,
@@ -37,7 +38,6 @@ from leafnode.testing import (
     nats_server_binary,
     wait_for_port,
 )
-from tests.rawclient import RawClient
 
 if TYPE_CHECKING:
     from collections.abc import Iterator

@@ -2,7 +2,7 @@
 
 Every store test that takes ``store_factory`` runs twice: on a SQLite file in
 the test's temp dir and on a fresh database of a throwaway PostgreSQL cluster
-(``leafnode.testing.PgCluster``: ``initdb``/``pg_ctl`` as the ``postgres`` user
+(``tests.support.PgCluster``: ``initdb``/``pg_ctl`` as the ``postgres`` user
 when we are root), started once per session on a free port with its Unix
 socket dir in its own temp dir.
 """
@@ -21,7 +21,7 @@ import pytest
 
 from leafnode.config import Settings, StoreSettings
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, encode_frame
-from leafnode.testing import PgCluster as PgCluster  # re-exported for test modules
+from tests.support import PgCluster as PgCluster  # re-exported for test modules
 
 
 def leaf_conf(url: str, *, sync: str = "full", buffers: dict[str, str] | None = None) -> str:

@@ -35,10 +35,10 @@ import pytest
 from sqlalchemy.engine import make_url
 
 from leafnode.ipc import STORE_SOCKET, Frame
-from leafnode.testing import PG_USER, PgCluster, RouterProcess, ServiceProcess
 from tests.conftest import poll
 from tests.ipcclient import request_once
 from tests.rawclient import RawClient
+from tests.support import PG_USER, PgCluster, RouterProcess, ServiceProcess
 
 from .test_disk_full import fill, small_disk
 

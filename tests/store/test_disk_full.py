@@ -25,9 +25,9 @@ from pathlib import Path
 import pytest
 
 from leafnode.ipc import STORE_SOCKET, Frame
-from leafnode.testing import RouterProcess, ServiceProcess, TmpfsUnavailable, small_tmpfs
 from tests.ipcclient import request_once
 from tests.rawclient import RawClient
+from tests.support import RouterProcess, ServiceProcess, TmpfsUnavailable, small_tmpfs
 
 QUIET = b'CONNECT {"verbose":false,"pedantic":false}\r\n'
 VERBOSE = b'CONNECT {"verbose":true,"pedantic":false}\r\n'

@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.exc import OperationalError
 
-from leafnode.testing import free_port
 from services.store.health import WRITE_FAILURE_HOLD_S, DatabaseHealth, database_name, describe
+from tests.support import free_port
 
 
 def _sqlite_error(url: str, statement: str) -> OperationalError:

@@ -15,8 +15,8 @@ from sqlalchemy.engine import make_url
 
 from leafnode.config import StoreSettings
 from leafnode.ipc import IpcClosedError, RequestError, open_trio_client
-from leafnode.testing import free_port
 from services.store.migrate import alembic_config, current_revision, head_revision
+from tests.support import free_port
 
 from .conftest import StoreProcess, leaf_conf
 from .helpers import append, msg, read, remote_stats

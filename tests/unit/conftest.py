@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from leafnode.testing import TlsFiles, make_tls_files
+from tests.support import TlsFiles, make_tls_files
 
 
 @pytest.fixture(scope="session")

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from leafnode.testing import hub_binaries
-from leafnode.testing._jwt import sample_creds
+from tests.support import hub_binaries
+from tests.support._jwt import sample_creds
 
 LEAFNODE = Path(sys.executable).parent / "leafnode"
 

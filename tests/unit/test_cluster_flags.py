@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from leafnode.flags import load_with_flags
-from leafnode.testing import RouterProcess
+from tests.support import RouterProcess
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from leafnode.config import ConfigError, OperatorSettings, Settings, load, loads
-from leafnode.testing._jwt import JwtAccount, JwtOperator
+from tests.support._jwt import JwtAccount, JwtOperator
 
 if TYPE_CHECKING:
     from pathlib import Path

@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING
 import pytest
 
 from leafnode.config import ConfigError, Settings, TlsSettings, load
-from leafnode.testing._jwt import JwtOperator, sample_creds
 from services.store.engine import create_store_engine
+from tests.support._jwt import JwtOperator, sample_creds
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
-    from leafnode.testing import TlsFiles
+    from tests.support import TlsFiles
 
 
 @pytest.fixture

@@ -28,12 +28,12 @@ from leafnode.config import (
     load,
     loads,
 )
-from leafnode.testing._jwt import sample_creds
+from tests.support._jwt import sample_creds
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from leafnode.testing import TlsFiles
+    from tests.support import TlsFiles
 
 USER_SEED = nkeys.encode_seed(bytes(range(32)), nkeys.PREFIX_BYTE_USER).decode()
 USER_NKEY = nkeys.from_seed(USER_SEED.encode()).public_key.decode()

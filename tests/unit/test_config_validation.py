@@ -15,7 +15,7 @@ from leafnode.config import ConfigError, check_store_url, loads
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from leafnode.testing import TlsFiles
+    from tests.support import TlsFiles
 
 
 def error(text: str) -> ConfigError:

@@ -19,9 +19,9 @@ import nkeys
 import pytest
 
 from leafnode.config import JwtError, OperatorSettings, decode_jwt, loads
-from leafnode.testing._jwt import JwtOperator, encode_jwt, public_key
-from leafnode.testing._uplink import _b64, _new_keys
 from services.router.jwt import OperatorTrust
+from tests.support._jwt import JwtOperator, encode_jwt, public_key
+from tests.support._uplink import _b64, _new_keys
 
 if TYPE_CHECKING:
     from pathlib import Path

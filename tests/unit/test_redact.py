@@ -9,8 +9,8 @@ import pytest
 
 from leafnode.config import ConfigError, Settings, loads
 from leafnode.redact import REDACTED, redact_url, url_address
-from leafnode.testing._jwt import JwtOperator
 from services.api.redact import KeepSecretError, keep_secrets, redact_settings
+from tests.support._jwt import JwtOperator
 
 
 @pytest.mark.parametrize(

@@ -23,8 +23,6 @@ from leafnode.config import (
     SubjectPermission,
     decode_jwt,
 )
-from leafnode.testing._jwt import JwtAccount, JwtOperator, JwtUser, encode_jwt, public_key
-from leafnode.testing._uplink import _new_keys
 from services.router.auth import Authenticator, AuthError
 from services.router.jwt import (
     JwtAuthError,
@@ -32,6 +30,8 @@ from services.router.jwt import (
     decode_signature,
     permissions_from_claims,
 )
+from tests.support._jwt import JwtAccount, JwtOperator, JwtUser, encode_jwt, public_key
+from tests.support._uplink import _new_keys
 
 if TYPE_CHECKING:
     from collections.abc import Callable

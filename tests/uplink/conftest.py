@@ -14,8 +14,8 @@ from typing import TYPE_CHECKING, Protocol
 
 import pytest
 
-from leafnode.testing import HubProcess, RouterProcess, UplinkProcess, restart_process
 from tests.conftest import until_responding
+from tests.support import HubProcess, RouterProcess, UplinkProcess, restart_process
 
 if TYPE_CHECKING:
     from nats.aio.client import Client as NATS

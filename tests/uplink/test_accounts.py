@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import nats
 import pytest
 
-from leafnode.testing import hub_binaries, wait_for_log
 from tests.conftest import until_responding, wait_until
+from tests.support import hub_binaries, wait_for_log
 from tests.uplink.conftest import interest_ready, remote_config
 
 if TYPE_CHECKING:

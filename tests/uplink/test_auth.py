@@ -14,14 +14,14 @@ import nats
 import nkeys
 import pytest
 
-from leafnode.testing import OperatorKeys, hub_binaries, wait_for_log
 from tests.conftest import respond_ok, until_responding
+from tests.support import OperatorKeys, hub_binaries, wait_for_log
 from tests.uplink.conftest import interest_ready, remote_config
 
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from leafnode.testing import HubProcess
+    from tests.support import HubProcess
     from tests.uplink.conftest import HubStarter, Site, SiteStarter
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]

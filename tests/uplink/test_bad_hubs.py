@@ -13,8 +13,8 @@ from typing import TYPE_CHECKING
 import nats
 import pytest
 
-from leafnode.testing import wait_for_log
 from tests.conftest import respond_ok, until_responding
+from tests.support import wait_for_log
 from tests.uplink.conftest import remote_config
 
 if TYPE_CHECKING:
@@ -185,7 +185,7 @@ async def test_client_port_is_not_a_leafnode_port(
 
 
 async def test_nothing_listening(site_factory: SiteStarter, hub_factory: HubStarter) -> None:
-    from leafnode.testing import free_port
+    from tests.support import free_port
 
     site = await first_site(site_factory, free_port(), "down")
     await asyncio.to_thread(

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING
 import nats
 import pytest
 
-from leafnode.testing import UplinkProcess
 from tests.conftest import until_responding, wait_until
+from tests.support import UplinkProcess
 from tests.uplink.conftest import remote_config
 
 if TYPE_CHECKING:

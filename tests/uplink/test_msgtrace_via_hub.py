@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Any
 import nats
 import pytest
 
-from leafnode.testing import nats_server_binary
 from tests.conftest import Inbox, wait_until
+from tests.support import nats_server_binary
 from tests.uplink.conftest import interest_ready, remote_config
 
 if TYPE_CHECKING:

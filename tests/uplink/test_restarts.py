@@ -12,8 +12,8 @@ from typing import TYPE_CHECKING
 import nats
 import pytest
 
-from leafnode.testing import free_port, restart_process, wait_for_log
 from tests.conftest import respond_ok, until_responding, wait_until
+from tests.support import free_port, restart_process, wait_for_log
 from tests.uplink.conftest import interest_ready, remote_config
 
 if TYPE_CHECKING:

@@ -7,12 +7,12 @@ from typing import TYPE_CHECKING
 import nats
 import pytest
 
-from leafnode.testing import free_port, hub_binaries, make_tls_files, wait_for_log
 from tests.conftest import respond_ok, until_responding
+from tests.support import free_port, hub_binaries, make_tls_files, wait_for_log
 from tests.uplink.conftest import interest_ready, remote_config
 
 if TYPE_CHECKING:
-    from leafnode.testing import HubProcess, TlsFiles
+    from tests.support import HubProcess, TlsFiles
     from tests.uplink.conftest import HubStarter, Site, SiteStarter
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e]

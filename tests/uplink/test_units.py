@@ -8,13 +8,13 @@ import os
 import nkeys
 import pytest
 
-from leafnode.testing import OperatorKeys
 from services.uplink.auth import CredentialsError, parse_creds, sign_nonce, url_userinfo
 from services.uplink.dialer import HubUrl, UrlList
 from services.uplink.filters import JS_DENIES, SubjectFilter, permission_lists
 from services.uplink.handshake import is_leafnode_info
 from services.uplink.interest import AccountHubInterest, HubInterest
 from services.uplink.websocket import leafnode_path
+from tests.support import OperatorKeys
 
 
 class TestSubjectFilter:

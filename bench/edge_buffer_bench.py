@@ -59,13 +59,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from leafnode.ipc import STORE_SOCKET, FrameDecoder, encode_frame
+from leafnode.ipc import STORE_SOCKET
 from tests.support import (
+    LineSocket,
     NatsServerProcess,
     RouterProcess,
     ServiceProcess,
     UplinkProcess,
     free_port,
+    ipc_request,
     nats_server_binary,
 )
 
@@ -118,50 +120,33 @@ class NatsConn:
     """A blocking NATS client on a raw socket: JetStream API requests, nothing more."""
 
     def __init__(self, port: int) -> None:
-        self.sock = socket.create_connection(("127.0.0.1", port), timeout=READY_S)
-        self.buf = b""
-        self._line()  # INFO
-        self.sock.sendall(
+        self.conn = LineSocket(port, READY_S)
+        self.conn.line()  # INFO
+        self.conn.sock.sendall(
             b'CONNECT {"verbose":false,"pedantic":false,"headers":true,"no_responders":true}\r\n'
             b"SUB _INBOX.edge.* 1\r\nPING\r\n"
         )
-        while self._line() != b"PONG":
+        while self.conn.line() != b"PONG":
             pass
         self.next_id = 0
-
-    def _line(self) -> bytes:
-        while b"\r\n" not in self.buf:
-            self._recv()
-        line, _, self.buf = self.buf.partition(b"\r\n")
-        return line
-
-    def _exact(self, size: int) -> bytes:
-        while len(self.buf) < size:
-            self._recv()
-        data, self.buf = self.buf[:size], self.buf[size:]
-        return data
-
-    def _recv(self) -> None:
-        chunk = self.sock.recv(65536)
-        if not chunk:
-            raise BenchError("nats-server closed the API connection")
-        self.buf += chunk
 
     def request(self, subject: str, body: dict[str, object]) -> dict[str, object]:
         """One JetStream API request; raises BenchError on an API error."""
         self.next_id += 1
         inbox = b"_INBOX.edge.%d" % self.next_id
         data = json.dumps(body).encode()
-        self.sock.sendall(b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), inbox, len(data), data))
+        self.conn.sock.sendall(
+            b"PUB %s %s %d\r\n%s\r\n" % (subject.encode(), inbox, len(data), data)
+        )
         while True:
-            line = self._line()
+            line = self.conn.line()
             if line == b"PING":
-                self.sock.sendall(b"PONG\r\n")
+                self.conn.sock.sendall(b"PONG\r\n")
             elif line.startswith(b"-ERR"):
                 raise BenchError(f"{subject}: {line.decode()}")
             elif line.startswith((b"MSG ", b"HMSG ")):
                 parts = line.split()
-                payload = self._exact(int(parts[-1]) + 2)[:-2]
+                payload = self.conn.take(int(parts[-1]) + 2)[:-2]
                 if parts[1] != inbox:
                     continue
                 if line.startswith(b"HMSG "):  # a status: no responders, timeout
@@ -180,7 +165,7 @@ class NatsConn:
         return msgs
 
     def close(self) -> None:
-        self.sock.close()
+        self.conn.close()
 
 
 class Counter:
@@ -245,21 +230,10 @@ class Counter:
 
 def store_request(run_dir: Path, kind: str, **fields: object) -> dict[str, object]:
     """One request over ``store.sock``; returns the answer's fields."""
-    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as sock:
-        sock.settimeout(READY_S)
-        sock.connect(str(run_dir / STORE_SOCKET))
-        sock.sendall(encode_frame(kind, 1, fields))
-        decoder = FrameDecoder()
-        while True:
-            data = sock.recv(1 << 20)
-            if not data:
-                raise BenchError(f"store closed the connection on {kind}")
-            decoder.feed(data)
-            frame = decoder.next_frame()
-            if frame is not None:
-                if frame.type == "error":
-                    raise BenchError(f"store {kind}: {frame.fields}")
-                return frame.fields
+    frame = ipc_request(run_dir / STORE_SOCKET, kind, READY_S, **fields)
+    if frame.type == "error":
+        raise BenchError(f"store {kind}: {frame.fields}")
+    return frame.fields
 
 
 def loadgen(mode: str, port: int, n: int, size: int, timeout_s: int) -> dict[str, object]:

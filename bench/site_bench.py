@@ -40,8 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
 
-from bench._servers import free_port, nats_server_binary
-from tests.support import site_processes
+from tests.support import free_port, nats_server_binary, site_processes
 
 BENCH_DIR: Final = Path(__file__).resolve().parent
 LOADGEN: Final = BENCH_DIR / "loadgen"

@@ -27,7 +27,7 @@ import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
-from bench._servers import free_port, nats_server_binary
+from tests.support import free_port, nats_server_binary
 
 if TYPE_CHECKING:
     from collections.abc import Sequence

@@ -34,11 +34,7 @@ import argparse
 import json
 import os
 import platform
-import pwd
 import shutil
-import signal
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -51,19 +47,17 @@ import trio
 from leafnode.ipc import (
     STORE_SOCKET,
     BufferedMsg,
-    FrameDecoder,
     decode_append_reply,
     encode_append,
-    encode_frame,
     open_trio_client,
 )
+from tests.support import PgCluster, ServiceProcess
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
     from leafnode.ipc import TrioIpcClient
 
-PG_BIN: Final = Path("/usr/lib/postgresql/15/bin")
 TARGETS: Final = {("sqlite-normal", 16): 100_000, ("sqlite-full", 16): 50_000}
 BATCH_MAX_BYTES: Final = 1024 * 1024
 SUBJECT: Final = "telemetry.site-a.sensor-42"
@@ -84,120 +78,21 @@ BACKENDS: Final = (
 )
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
-class PgCluster:
-    """A throwaway PostgreSQL cluster in a temp dir (default durability)."""
-
-    def __init__(self) -> None:
-        self.dir = Path(tempfile.mkdtemp(prefix="leafnode-bench-pg-"))
-        self.port = _free_port()
-        self._runner: list[str] = []
-        if os.geteuid() == 0:
-            user = "postgres"
-            try:
-                pwd.getpwnam(user)
-            except KeyError:
-                user = "nobody"
-            self._runner = ["runuser", "-u", user, "--"]
-            shutil.chown(self.dir, user=user)
-        data = str(self.dir / "data")
-        self._run([str(PG_BIN / "initdb"), "-D", data, "-U", "leafnode", "-A", "trust"])
-        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1"
-        log = str(self.dir / "server.log")
-        self._run([str(PG_BIN / "pg_ctl"), "-D", data, "-l", log, "-o", opts, "-w", "start"])
-        self._data = data
-        self._n = 0
-
-    def _run(self, argv: list[str]) -> None:
-        done = subprocess.run(
-            [*self._runner, *argv], capture_output=True, text=True, cwd=self.dir, check=False
-        )
-        if done.returncode != 0:
-            raise RuntimeError(f"{argv[0]} failed: {done.stdout}{done.stderr}")
-
-    def new_database(self) -> str:
-        self._n += 1
-        name = f"bench{self._n}"
-        self._run(
-            [
-                str(PG_BIN / "createdb"),
-                "-h",
-                "127.0.0.1",
-                "-p",
-                str(self.port),
-                "-U",
-                "leafnode",
-                name,
-            ]
-        )
-        return f"postgresql+psycopg://leafnode@127.0.0.1:{self.port}/{name}"
-
-    def stop(self) -> None:
-        self._run([str(PG_BIN / "pg_ctl"), "-D", self._data, "-m", "fast", "stop"])
-        shutil.rmtree(self.dir, ignore_errors=True)
-
-
-class StoreProc:
-    """``leafnode store`` on a config in ``workdir``; ready when it answers a ping."""
-
-    def __init__(self, workdir: Path, url: str, sync: str) -> None:
-        workdir.mkdir(parents=True, exist_ok=True)
-        conf = workdir / "leaf.conf"
-        conf.write_text(
-            f'store {{ url: "{url}", sync: {sync} }}\n'
-            'leafnodes { remotes = [ { name: central, url: "nats-leaf://127.0.0.1:7422",\n'
-            '  buffer { subjects: ["telemetry.>"], max_bytes: 100GB } } ] }\n'
-        )
-        self.socket_path = workdir / "run" / STORE_SOCKET
-        self.log_path = workdir / "store.log"
-        with open(self.log_path, "wb") as log:
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-m",
-                    "leafnode",
-                    "store",
-                    "-c",
-                    str(conf),
-                    "--run-dir",
-                    str(workdir / "run"),
-                ],
-                stdout=log,
-                stderr=subprocess.STDOUT,
-                cwd=workdir,
-            )
-        deadline = time.monotonic() + 30
-        while not self._ping():
-            if self.proc.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"store did not start:\n{self.log_path.read_text()}")
-            time.sleep(0.05)
-
-    def _ping(self) -> bool:
-        try:
-            with socket.socket(socket.AF_UNIX) as sock:
-                sock.settimeout(2)
-                sock.connect(str(self.socket_path))
-                sock.sendall(encode_frame("ping", 1))
-                decoder = FrameDecoder()
-                decoder.feed(sock.recv(65536))
-                frame = decoder.next_frame()
-                return frame is not None and frame.type == "pong"
-        except OSError:
-            return False
-
-    def stop(self) -> None:
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            self.proc.wait(20)
-        except subprocess.TimeoutExpired:
-            self.proc.kill()
-            self.proc.wait()
+def start_store(workdir: Path, url: str, sync: str) -> ServiceProcess:
+    """``leafnode store`` on a config in ``workdir``; returns once its socket accepts."""
+    conf = workdir / "leaf.conf"
+    conf.write_text(
+        f'store {{ url: "{url}", sync: {sync} }}\n'
+        'leafnodes { remotes = [ { name: central, url: "nats-leaf://127.0.0.1:7422",\n'
+        '  buffer { subjects: ["telemetry.>"], max_bytes: 100GB } } ] }\n'
+    )
+    store = ServiceProcess("store", conf, workdir / "run", workdir=workdir)
+    try:
+        store.wait_socket(STORE_SOCKET, timeout=30)
+    except (RuntimeError, TimeoutError):
+        store.stop()
+        raise
+    return store
 
 
 def batches(total: int, size: int, batch: int) -> Iterator[list[BufferedMsg]]:
@@ -285,15 +180,16 @@ def run_one(
     try:
         if backend.postgres:
             assert pg is not None
-            url = pg.new_database()
+            url = pg.create_database()
             env_migrate(url)
         else:
             url = f"sqlite:///{workdir / 'buffer.db'}"
         total = args.msgs if size <= 64 else max(args.msgs // 4, 10_000)
-        store = StoreProc(workdir, url, backend.sync)
+        store = start_store(workdir, url, backend.sync)
+        socket_path = store.run_dir / STORE_SOCKET
         try:
-            elapsed = trio.run(drive, store.socket_path, total, size, args.batch, args.inflight)
-            drained = trio.run(drain, store.socket_path, total)
+            elapsed = trio.run(drive, socket_path, total, size, args.batch, args.inflight)
+            drained = trio.run(drain, socket_path, total)
         finally:
             store.stop()
     finally:
@@ -339,10 +235,12 @@ def main(argv: list[str] | None = None) -> int:
     chosen = [b for b in BACKENDS if b.key in wanted]
     pg: PgCluster | None = None
     if any(b.postgres for b in chosen):
-        if (PG_BIN / "initdb").exists():
-            pg = PgCluster()
+        if PgCluster.available():
+            # PostgreSQL's own defaults (fsync on), not the tests' sizing.
+            pg = PgCluster(server_settings={})
+            pg.start()
         else:
-            print(f"skipping PostgreSQL: no binaries in {PG_BIN}", file=sys.stderr)
+            print("skipping PostgreSQL: no initdb found", file=sys.stderr)
             chosen = [b for b in chosen if not b.postgres]
     results = []
     try:

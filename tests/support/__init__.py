@@ -31,7 +31,7 @@ from ._site import ping_socket as ping_socket
 from ._site import site_processes as site_processes
 from ._site import wait_for_socket as wait_for_socket
 from ._tmpfs import TmpfsUnavailable, small_tmpfs
-from ._traffic import CountingPublisher, HubSubscriber, ipc_request, memory_kb
+from ._traffic import CountingPublisher, HubSubscriber, LineSocket, ipc_request, memory_kb
 from ._uplink import (
     HubProcess,
     OperatorKeys,
@@ -53,6 +53,7 @@ __all__ = [
     "Figures",
     "HubProcess",
     "HubSubscriber",
+    "LineSocket",
     "NatsServerProcess",
     "OperatorKeys",
     "PgCluster",

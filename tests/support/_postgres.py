@@ -22,12 +22,16 @@ import psycopg
 from ._procs import free_port
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
     from types import TracebackType
 
 __all__ = ["PG_USER", "PgCluster", "pg_bin_dir"]
 
 # The superuser initdb creates; the store connects as it (trust auth).
 PG_USER: Final = "leafnode"
+# Server settings for tests: room for many parallel store connections, and
+# small shared memory so that several clusters fit on one small machine.
+TEST_SETTINGS: Final[Mapping[str, str]] = {"max_connections": "200", "shared_buffers": "32MB"}
 _PG_ROOT: Final = Path("/usr/lib/postgresql")
 
 
@@ -68,6 +72,8 @@ class PgCluster:
     Args:
         bin_dir: where ``initdb``/``pg_ctl`` live (default: ``pg_bin_dir()``).
         base_dir: parent of the cluster's temp dir (default: the system's).
+        server_settings: ``-c name=value`` settings of the server (default:
+            ``TEST_SETTINGS``; ``{}`` runs PostgreSQL's defaults, as benches do).
 
     Attributes:
         dir: the cluster's temp dir (data dir, log and Unix socket dir).
@@ -76,7 +82,13 @@ class PgCluster:
         log_path: the server log.
     """
 
-    def __init__(self, *, bin_dir: Path | None = None, base_dir: Path | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        bin_dir: Path | None = None,
+        base_dir: Path | None = None,
+        server_settings: Mapping[str, str] | None = None,
+    ) -> None:
         found = bin_dir or pg_bin_dir()
         if found is None:
             raise FileNotFoundError("PostgreSQL binaries not found (apt-get install postgresql)")
@@ -86,6 +98,7 @@ class PgCluster:
         self.log_path = self.dir / "server.log"
         self.port = free_port()
         self.running = False
+        self._settings = TEST_SETTINGS if server_settings is None else server_settings
         self._runner = _runner()
         if self._runner:
             shutil.chown(self.dir, user=self._runner[2])
@@ -124,9 +137,8 @@ class PgCluster:
                 "-E",
                 "UTF8",
             )
-        opts = (
-            f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1 "
-            "-c max_connections=200 -c shared_buffers=32MB"
+        opts = f"-p {self.port} -k {self.dir} -c listen_addresses=127.0.0.1" + "".join(
+            f" -c {name}={value}" for name, value in self._settings.items()
         )
         self._run(
             "pg_ctl", "-D", str(self.data), "-l", str(self.log_path), "-o", opts, "-w", "start"

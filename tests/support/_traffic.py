@@ -40,6 +40,7 @@ if TYPE_CHECKING:
 __all__ = [
     "CountingPublisher",
     "HubSubscriber",
+    "LineSocket",
     "ipc_request",
     "memory_kb",
     "parse_id",
@@ -88,8 +89,11 @@ def memory_kb(pid: int) -> tuple[int, int]:
     return values["Rss"], values["Pss"]
 
 
-class _LineSocket:
-    """A blocking socket read line by line or by size."""
+class LineSocket:
+    """A blocking TCP connection to 127.0.0.1:``port``, read line by line or by size.
+
+    ``sock`` is the socket, for writes; a closed connection raises ConnectionError.
+    """
 
     def __init__(self, port: int, timeout: float) -> None:
         self.sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
@@ -188,10 +192,10 @@ class CountingPublisher:
                 )
             time.sleep(0.02)
 
-    def _connect(self) -> _LineSocket | None:
+    def _connect(self) -> LineSocket | None:
         while not self._stop.is_set():
             try:
-                conn = _LineSocket(self.port, FLUSH_TIMEOUT_S)
+                conn = LineSocket(self.port, FLUSH_TIMEOUT_S)
                 if not conn.line().startswith(b"INFO "):
                     raise ConnectionError("no INFO")
                 conn.sock.sendall(QUIET)
@@ -213,7 +217,7 @@ class CountingPublisher:
         out.append(b"PING\r\n")
         return b"".join(out)
 
-    def _flush(self, conn: _LineSocket, data: bytes) -> None:
+    def _flush(self, conn: LineSocket, data: bytes) -> None:
         """Write the batch and its PING, then read until the PONG."""
         conn.sock.sendall(data)
         while True:
@@ -226,7 +230,7 @@ class CountingPublisher:
                 self.stats.errors.append(line.decode(errors="replace"))
 
     def _run(self) -> None:
-        conn: _LineSocket | None = None
+        conn: LineSocket | None = None
         interval = self.batch / self.rate
         next_at = time.monotonic()
         try:
@@ -270,7 +274,7 @@ class HubSubscriber:
         self.connects = 0
         self._lock = threading.Lock()
         self._stop = threading.Event()
-        self._conn: _LineSocket | None = None
+        self._conn: LineSocket | None = None
         self._subscribed = threading.Event()
         self._thread = threading.Thread(target=self._run, name="hub-subscriber", daemon=True)
         self._thread.start()
@@ -296,7 +300,7 @@ class HubSubscriber:
     def _run(self) -> None:
         while not self._stop.is_set():
             try:
-                self._conn = conn = _LineSocket(self.port, 5.0)
+                self._conn = conn = LineSocket(self.port, 5.0)
             except OSError:
                 self._stop.wait(RECONNECT_POLL_S)
                 continue
@@ -314,7 +318,7 @@ class HubSubscriber:
             finally:
                 conn.close()
 
-    def _read(self, conn: _LineSocket) -> None:
+    def _read(self, conn: LineSocket) -> None:
         while True:
             line = conn.line()
             if line == b"PING":

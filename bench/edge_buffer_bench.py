@@ -522,6 +522,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     n = args.n or (20_000 if args.quick else 1_000_000)
     checkpoint = min(args.checkpoint or (10_000 if args.quick else 100_000), n)
     only = set(args.only.split(","))
+    if unknown := only - {"nats", "full", "normal"}:
+        parser.error(
+            f"--only: unknown system(s) {', '.join(sorted(unknown))}; choose from nats,full,normal"
+        )
     if subprocess.run(["bash", str(BENCH_DIR / "build.sh")], check=False).returncode:
         return 1
     work = Path(tempfile.mkdtemp(prefix="edge-buffer-bench-"))

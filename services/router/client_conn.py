@@ -98,6 +98,15 @@ class ClientConnection:
         # A client of the websocket port: ``stream`` is the framed stream,
         # already upgraded (and TLS'd) by wsclients.py.
         self.websocket = websocket
+        # /connz's ``type`` (nats-server's clientTypeString) and whether the
+        # connection is TLS: the websocket port's own tls { } for its clients.
+        self.conn_type = "websocket" if websocket else "nats"
+        ws_settings = server.settings.websocket
+        self.tls = (
+            ws_settings is not None and ws_settings.tls is not None
+            if websocket
+            else server.settings.tls is not None
+        )
         self.cid = cid
         self.host = host
         self.port = port

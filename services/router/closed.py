@@ -90,6 +90,7 @@ class ClosedClient:
     __slots__ = (
         "account_name",
         "cid",
+        "conn_type",
         "host",
         "in_bytes",
         "in_msgs",
@@ -123,7 +124,8 @@ class ClosedClient:
         self.version: str = client.version
         self.user: str | None = client.user
         self.account_name: str = client.account.name
-        self.tls: bool = client.server.settings.tls is not None
+        self.tls: bool = client.tls
+        self.conn_type: str = client.conn_type
         self.subs: list[ClosedSub] = subs
         self.stop: float = stop
         self.reason: str = reason

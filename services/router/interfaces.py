@@ -68,6 +68,9 @@ class Client(Requester, Protocol):
     out_bytes: int
     close_reason: str | None
     closed_subs: tuple[Subscription, ...]
+    # /connz's type ("nats", "websocket") and whether the connection is TLS.
+    conn_type: str
+    tls: bool
 
 
 class SystemPublisher(Protocol):

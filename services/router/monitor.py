@@ -163,20 +163,19 @@ def _int(query: Mapping[str, str], key: str, default: int) -> int:
 
 
 def _connection(client: Conn, now: float, subs: str, auth: bool) -> dict[str, object]:
+    tls = client.tls
     if isinstance(client, ClosedClient):
         # A closed connection's clock stopped when it closed.
         now = client.stop
-        tls = client.tls
         account = client.account_name
         sub_list: Sequence[ClosedSub | Subscription] = client.subs
     else:
-        tls = client.server.settings.tls is not None
         account = client.account.name
         sub_list = list(client.subs.values())
     entry: dict[str, object] = {
         "cid": client.cid,
         "kind": "Client",
-        "type": "nats",
+        "type": client.conn_type,
         "ip": client.host,
         "port": client.port,
         "start": rfc3339(client.started_at),

@@ -13,6 +13,7 @@ import signal
 import socket
 import ssl
 import time
+import urllib.request
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -29,6 +30,7 @@ from wsproto.events import (
 from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import RemoteProtocolError
 
+from tests.ipcclient import request_once
 from tests.rawclient import RawClient
 from tests.support import (
     NatsServerProcess,
@@ -59,8 +61,12 @@ class WsClient:
         tls: ssl.SSLContext | None = None,
         timeout: float = 10.0,
         sock: socket.socket | None = None,
+        headers: list[tuple[bytes, bytes]] | None = None,
     ) -> None:
-        """Upgrade a new connection to ``port`` (or ``sock``, already connected to it)."""
+        """Upgrade a new connection to ``port`` (or ``sock``, already connected to it).
+
+        ``headers``: more request headers (a ``Cookie``, say).
+        """
         if sock is None:
             sock = socket.create_connection(("127.0.0.1", port), timeout=timeout)
         self.sock = tls.wrap_socket(sock, server_hostname="127.0.0.1") if tls else sock
@@ -68,7 +74,7 @@ class WsClient:
         self.buf = b""
         self.closed = False
         self.extensions: list[Extension] = []
-        headers = [(b"Origin", origin.encode())] if origin else []
+        headers = [*([(b"Origin", origin.encode())] if origin else []), *(headers or [])]
         offer: list[Extension] = [PerMessageDeflate()] if compress else []
         request = Request(
             host=f"127.0.0.1:{port}", target="/", extra_headers=headers, extensions=offer
@@ -266,6 +272,10 @@ def test_wss_with_tls(tmp_path: Path) -> None:
             client.info()
             client.send(QUIET + b"SUB s 1\r\nPUB s 2\r\nok\r\nPING\r\n")
             assert client.read_until(b"PONG\r\n") == b"MSG s 1 2\r\nok\r\nPONG\r\n"
+            # /connz says TLS for a wss client although the client port has none.
+            frame = request_once(router.run_dir / "router.ctl", "connz", query={})
+            (entry,) = frame.fields["data"]["connections"]  # type: ignore[index]
+            assert (entry["type"], "tls_version" in entry) == ("websocket", True)
         finally:
             client.close()
         # A plain ws:// client on a TLS port gets nowhere.
@@ -305,3 +315,73 @@ def test_lame_duck_stops_accepting_websocket_clients(tmp_path: Path) -> None:
             client.close()
     finally:
         router.kill()
+
+
+def _connz_by_name(connections: object) -> dict[str, dict[str, object]]:
+    assert isinstance(connections, list)
+    return {str(c.get("name", "")): c for c in connections}
+
+
+def _connz(
+    proc: NatsServerProcess | RouterProcess, http_port: int, state: str
+) -> dict[str, dict[str, object]]:
+    """/connz?state=STATE by name: nats-server's over HTTP, the router's over router.ctl."""
+    if isinstance(proc, RouterProcess):
+        frame = request_once(proc.run_dir / "router.ctl", "connz", query={"state": state})
+        assert frame.type == "ok", frame
+        return _connz_by_name(frame.fields["data"]["connections"])  # type: ignore[index]
+    url = f"http://127.0.0.1:{http_port}/connz?state={state}"
+    with urllib.request.urlopen(url, timeout=10) as answer:
+        return _connz_by_name(json.load(answer)["connections"])
+
+
+def test_connz_lists_websocket_clients_as_nats_server(tmp_path: Path) -> None:
+    """nats-server 2.10+ lists websocket clients with ``type: websocket``, the TCP peer's ip/port.
+
+    Open and closed, beside an ordinary client (``type: nats``); the same
+    fields from a live nats-server 2.15 and from the router.
+    """
+    seen: dict[str, dict[str, dict[str, object]]] = {}
+    for name in ("nats-server", "router"):
+        ws_port, http_port = free_port(), free_port()
+        config = f"websocket {{ port: {ws_port}, no_tls: true }}\n"
+        proc: NatsServerProcess | RouterProcess
+        if name == "nats-server":
+            config += f"http_port: {http_port}\n"
+            proc = NatsServerProcess(config, binary=nats_server_binary(), workdir=tmp_path / name)
+        else:
+            proc = RouterProcess(config, workdir=tmp_path / name)
+        try:
+            proc.wait_ready()
+            wait_for_port(ws_port, timeout=15)
+            ws = WsClient(ws_port)
+            gone = WsClient(ws_port)
+            tcp = RawClient(proc.port)
+            try:
+                for client, who in ((ws, b"ws"), (gone, b"gone")):
+                    client.info()
+                    client.send(b'CONNECT {"verbose":false,"name":"%b"}\r\nPING\r\n' % who)
+                    client.read_until(b"PONG\r\n")
+                tcp.send(b'CONNECT {"verbose":false,"name":"tcp"}\r\nPING\r\n')
+                tcp.read_until(b"PONG\r\n")
+                ws_local = ws.sock.getsockname()[1]
+                gone.close()
+
+                deadline = time.monotonic() + 15
+                while "gone" not in (closed := _connz(proc, http_port, "closed")):
+                    assert time.monotonic() < deadline, "closed websocket client not listed"
+                    time.sleep(0.05)
+                open_ = _connz(proc, http_port, "open")
+                assert (open_["ws"]["ip"], open_["ws"]["port"]) == ("127.0.0.1", ws_local)
+                seen[name] = {**open_, "gone": closed["gone"]}
+            finally:
+                ws.close()
+                tcp.close()
+        finally:
+            proc.kill()
+    keys = ("kind", "type", "ip")
+    for label in ("ws", "gone", "tcp"):
+        expected = {k: seen["nats-server"][label].get(k) for k in keys}
+        assert {k: seen["router"][label].get(k) for k in keys} == expected, label
+    assert seen["router"]["ws"]["type"] == "websocket"
+    assert seen["router"]["tcp"]["type"] == "nats"

@@ -17,6 +17,9 @@ uplink -> router
     ``INFO {"hub_reset": "<acc>"}``: forget all hub interest of that account
     (the hub link dropped);
     ``INFO {"leaf_msgs": true}``: the uplink reads leaf-form messages;
+    ``INFO {"hub": "<acc>", "proto": N, "server_name": "..."}``: the protocol
+    level (the hub INFO's ``proto``, the lowest of several hubs; 0: none
+    connected) and name of that account's hub, for message tracing;
     ``PING``/``PONG``.
 
 Leaf-form messages (both ways). A side that reads them says so (the hello's
@@ -319,6 +322,11 @@ class DataLink:
     def _on_info(self, options: dict[str, object]) -> None:
         if options.get("leaf_msgs") is True:
             self.outbound.leaf_msgs = True
+        hub = options.get("hub")
+        if isinstance(hub, str) and (account := self.server.accounts.get(hub)) is not None:
+            proto, name = options.get("proto"), options.get("server_name")
+            account.hub.proto = proto if isinstance(proto, int) else 0
+            account.hub.server_name = name if isinstance(name, str) else ""
         reset = options.get("hub_reset")
         if isinstance(reset, str):
             account = self.server.accounts.get(reset)

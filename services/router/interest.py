@@ -94,11 +94,15 @@ class HubInterest:
     ``sublist`` (what matches) directly: no method call per message.
     """
 
-    __slots__ = ("entries", "sublist")
+    __slots__ = ("entries", "proto", "server_name", "sublist")
 
     def __init__(self) -> None:
         self.entries: dict[tuple[bytes, bytes | None], HubInterestEntry] = {}
         self.sublist: Sublist[HubInterestEntry] = Sublist()
+        # The hub's protocol level (its INFO's ``proto``; 0: unknown or no
+        # hub) and server name, as the uplink reports them (datalink.py).
+        self.proto = 0
+        self.server_name = ""
 
     def add(self, subject: bytes, queue: bytes | None, weight: int | None) -> None:
         key = (subject, queue)
@@ -118,3 +122,5 @@ class HubInterest:
     def clear(self) -> None:
         self.entries.clear()
         self.sublist.clear()
+        self.proto = 0
+        self.server_name = ""

@@ -16,12 +16,16 @@ hot path (``routing.route_local``) untouched. A traced message is routed by
 ``route_traced``, which makes route_local's decisions (echo, deny filters,
 one member per queue group, the hub, buffering) while recording each one.
 
-Towards the hub: a traced message is forwarded with ``Nats-Trace-Hop: 1``
-added, as nats-server does on a leaf link (the hub then publishes its own
-event). A trace-only message is not forwarded: the router cannot tell whether
-the hub understands tracing (a 2.9 hub would deliver it), so the hub egress
-says so with nats-server's own words for that case, and the message is not
-buffered either.
+Towards the hub, as nats-server on a leaf link (``deliverMsg``,
+``msgTraceSupport``): the message is forwarded with ``Nats-Trace-Hop: 1``
+added and the hub egress (kind leafnode, the hub's name, hop ``1``) recorded.
+A hub whose INFO ``proto`` says it understands tracing (3, nats-server 2.11+;
+the uplink reports it over the data link) publishes its own event, and gets
+even a trace-only message: it does not deliver that one either, only traces
+it. An older hub (2.9/2.10: proto 1) would deliver a trace-only message, so
+it is not forwarded and the egress says why; a message that is delivered
+there gets an egress error saying that no event will come from the hub. A
+trace-only message is never buffered.
 
 Not done: ``traceparent`` (W3C) headers with an account trace destination,
 and the ``Accept-Encoding`` compression of events.
@@ -68,6 +72,13 @@ KIND_LEAF: Final = 4
 ERR_NO_ECHO: Final = "Not delivered because of no echo"
 ERR_SUB_DENY: Final = "Not delivered because subscription denies this subject"
 ERR_ONLY_NO_SUPPORT: Final = "Not delivered because remote does not support message tracing"
+ERR_NO_SUPPORT: Final = (
+    "Message delivered but remote does not support message tracing"
+    " so no trace event generated from there"
+)
+
+# nats-server's MsgTraceProto: a remote whose INFO proto is at least this traces.
+MSG_TRACE_PROTO: Final = 3
 
 
 def _now() -> str:
@@ -156,13 +167,15 @@ class Trace:
             entry["error"] = error
         self.events.append(entry)
 
-    def hub_egress(self, error: str = "") -> None:
+    def hub_egress(self, hub_name: str, error: str = "") -> None:
+        """The leaf link's egress; hop 1 whether or not the message went (as nats-server)."""
         entry: dict[str, object] = {"type": "eg", "ts": _now(), "kind": KIND_LEAF, "cid": 0}
+        if hub_name:
+            entry["name"] = hub_name
+        entry["hop"] = "1"
+        self.event["hops"] = 1
         if error:
             entry["error"] = error
-        else:
-            entry["hop"] = "1"
-            self.event["hops"] = 1
         self.events.append(entry)
 
     def send(self, client: Client) -> None:
@@ -247,8 +260,9 @@ def route_traced(
             and (local_groups is None or name not in local_groups)
         )
         if hub.psubs or queues:
-            if only:
-                trace.hub_egress(ERR_ONLY_NO_SUPPORT)
+            traces = account.hub.proto >= MSG_TRACE_PROTO
+            if only and not traces:
+                trace.hub_egress(account.hub.server_name, ERR_ONLY_NO_SUPPORT)
             else:
                 # The hop header, as nats-server sets it on a leaf link.
                 hopped = data[: hdr_len - 2] + _HOP_LINE + data[hdr_len - 2 :]
@@ -260,7 +274,7 @@ def route_traced(
                     hdr_len + len(_HOP_LINE),
                     hopped,
                 )
-                trace.hub_egress()
+                trace.hub_egress(account.hub.server_name, "" if traces else ERR_NO_SUPPORT)
                 delivered += 1
     rules = account.buffer_rules
     if not only and rules is not None and account.store_link is not None:

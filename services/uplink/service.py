@@ -222,11 +222,27 @@ class Uplink:
             log.warning("The router does not know account(s) %s used by remotes", missing)
 
     def router_attached(self) -> None:
-        """A router (re)attached: tell it every hub's current interest."""
+        """A router (re)attached: tell it every hub's current interest and protocol level."""
         router = self.router
         for state in self.accounts.values():
             for line in state.hub.snapshot():
                 router.write(line)
+            if state.connected():
+                self._announce_hub(state)
+
+    def _announce_hub(self, state: AccountState) -> None:
+        """Tell the router the protocol level (INFO ``proto``) and name of the account's hub.
+
+        The router's message tracing needs them (msgtrace.py): nats-server
+        forwards a trace-only message only to a remote whose ``proto`` says
+        it understands tracing, and names the remote in its egress event.
+        With several hubs the lowest level counts; 0 when none is connected.
+        """
+        sessions = state.connected()
+        levels = [s.link.info.get("proto") for s in sessions]
+        proto = min((p if isinstance(p, int) else 0 for p in levels), default=0)
+        name = sessions[0].hub_server if sessions else ""
+        self.router.write(encode_info({"hub": state.name, "proto": proto, "server_name": name}))
 
     def local_sub(
         self, account: bytes, subject: bytes, queue: bytes | None, weight: int | None
@@ -429,6 +445,7 @@ class Uplink:
         session = remote.session
         assert session is not None
         state = remote.account
+        self._announce_hub(state)
         write = session.outbound.write
         write(encode_lsub(state.lds))
         allows = session.import_filter.allows_interest
@@ -465,9 +482,10 @@ class Uplink:
         if not state.connected():
             if lines:
                 self.router.write(encode_info({"hub_reset": state.name}))
-            return
-        for line in lines:
-            self.router.write(line)
+        else:
+            for line in lines:
+                self.router.write(line)
+        self._announce_hub(state)
 
     def hub_sub(
         self, remote: Remote, subject: bytes, queue: bytes | None, weight: int | None

@@ -31,6 +31,8 @@ from wsproto.extensions import PerMessageDeflate
 from wsproto.utilities import LocalProtocolError, RemoteProtocolError
 
 if TYPE_CHECKING:
+    from collections.abc import Iterable
+
     from wsproto.extensions import Extension
 
 __all__ = [
@@ -38,6 +40,7 @@ __all__ = [
     "OriginPolicy",
     "WebSocketRefused",
     "WebSocketStream",
+    "parse_cookies",
     "websocket_accept",
 ]
 
@@ -56,6 +59,9 @@ class WebSocketStream(trio.abc.Stream):
         self._pending = pending
         self._send_lock = trio.Lock()
         self._closed = False
+        # Server side: the upgrade request's cookies, name -> value (the last
+        # of a name wins, as Go's net/http reads them for nats-server).
+        self.cookies: dict[str, str] = {}
 
     async def _send_raw(self, data: bytes) -> None:
         # Frames from the writer task and PONGs from the reader share the socket.
@@ -212,6 +218,9 @@ async def _upgrade(
     tls: bool,
 ) -> WebSocketStream:
     headers = {name.lower(): value for name, value in request.extra_headers}
+    cookies = parse_cookies(
+        value for name, value in request.extra_headers if name.lower() == b"cookie"
+    )
     origin = headers.get(b"origin") or headers.get(b"sec-websocket-origin")
     refusal = origins.refusal(
         origin.decode(errors="replace") if origin else None, request.host, tls
@@ -225,6 +234,26 @@ async def _upgrade(
     except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
         raise WebSocketRefused(f"connection lost during the upgrade: {exc}") from None
     result = WebSocketStream(stream, ws, pending)
+    result.cookies = cookies
     # Frames that came with the request (a CONNECT sent at once) are queued.
     await result._handle_events()
     return result
+
+
+def parse_cookies(headers: Iterable[bytes]) -> dict[str, str]:
+    """``Cookie`` header values -> name: value (RFC 6265 ``name=value; ...``).
+
+    Leniently, as Go's ``http.Request.Cookies``: blanks around pairs are
+    trimmed, a value in double quotes loses them, pairs without ``=`` or a
+    name are skipped.
+    """
+    found: dict[str, str] = {}
+    for header in headers:
+        for pair in header.decode("latin-1").split(";"):
+            name, sep, value = pair.strip().partition("=")
+            if not sep or not name:
+                continue
+            if len(value) >= 2 and value[0] == value[-1] == '"':
+                value = value[1:-1]
+            found[name] = value
+    return found

@@ -45,7 +45,7 @@ from ._build_auth import (
 from ._build_leaf import build_leafnodes
 from ._build_store import build_store
 from ._build_tls import build_tls
-from ._build_ws import build_websocket
+from ._build_ws import build_websocket, check_websocket_auth
 from ._errors import ConfigError
 from ._parser import Entry, Sandbox, Value, parse_tree
 from ._settings import (
@@ -233,6 +233,7 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
                 router = replace(router, host=host or router.host, port=port)
             case "websocket" | "ws":
                 router = replace(router, websocket=build_websocket(entry, ctx))
+                later["websocket"] = entry  # its auth is checked against the users below
             case "max_closed_clients":
                 value = want_int(entry, name, minimum=0)
                 router = replace(router, max_closed_clients=value or defaults.max_closed_clients)
@@ -348,6 +349,8 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
         router = replace(router, auth_timeout_s=auth.timeout_s)
     if "no_auth_user" in later:
         router = replace(router, no_auth_user=_no_auth_user(later["no_auth_user"], auth, accounts))
+    if router.websocket is not None:
+        _check_websocket_auth(later["websocket"], router, auth, accounts)
     leafnodes = LeafnodeSettings()
     if "leafnodes" in later:
         known = {acc.name for acc in accounts}
@@ -409,6 +412,26 @@ def _no_auth_user(entry: Entry, auth: Authorization | None, accounts: list[Accou
     if not any(name in (user.user, user.nkey) for user in users):
         raise ConfigError.at(entry.pos, f"no_auth_user: {name!r} is not a configured user")
     return name
+
+
+def _check_websocket_auth(
+    entry: Entry,
+    router: RouterSettings,
+    auth: Authorization | None,
+    accounts: list[AccountSettings],
+) -> None:
+    """The websocket block's auth against the users and operator mode (nats-server's rules)."""
+    ws = router.websocket
+    assert ws is not None
+    account_users = [u for a in accounts for u in a.users]
+    has_users = bool(auth is not None and auth.has_users_list) or bool(account_users)
+    check_websocket_auth(entry, ws, has_users=has_users, operator=router.operator is not None)
+    if ws.no_auth_user:
+        users = [*(auth.users if auth is not None else ()), *account_users]
+        if not any(ws.no_auth_user in (user.user, user.nkey) for user in users):
+            raise ConfigError.at(
+                entry.pos, f"{entry.key}.no_auth_user: {ws.no_auth_user!r} is not a configured user"
+            )
 
 
 # -- operator mode -------------------------------------------------------------------

@@ -1,13 +1,20 @@
 """``websocket { ... }`` -> ``WebsocketSettings`` (nats-server's keys, opts.go parseWebsocket).
 
 Clients (browsers, nats.ws) connect over WebSocket to the router. As in
-nats-server the block needs ``tls { }`` or ``no_tls: true``. Keys of features
-leafnode does not have on this port (its own ``authorization``, JWT cookies,
-advertising) are accepted with a warning; an unknown key is an error.
+nats-server the block needs ``tls { }`` or ``no_tls: true``. Its own
+``authorization { user, password, token, timeout }`` and ``no_auth_user``
+replace the server's simple auth for its clients, and ``jwt_cookie``,
+``user_cookie``, ``pass_cookie``, ``token_cookie`` name cookies of the
+upgrade request that stand in for CONNECT fields (services/router/auth.py).
+The checks against the rest of the config (nats-server's
+``validateWebsocketOptions``) are in :func:`check_websocket_auth`, called
+once users and operator mode are known. ``advertise`` and ``headers`` are
+accepted with a warning; an unknown key is an error.
 """
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -19,6 +26,8 @@ from ._values import (
     want_duration,
     want_host_port,
     want_port,
+    want_seconds,
+    want_secret,
     want_str,
     want_str_list,
 )
@@ -28,22 +37,11 @@ if TYPE_CHECKING:
     from ._parser import Entry
     from ._values import Context
 
-__all__ = ["build_websocket"]
+__all__ = ["build_websocket", "check_websocket_auth"]
 
 # nats-server's websocket keys we accept and ignore with a warning.
-_IGNORED = frozenset(
-    {
-        "advertise",
-        "authorization",
-        "authentication",
-        "no_auth_user",
-        "jwt_cookie",
-        "user_cookie",
-        "pass_cookie",
-        "token_cookie",
-        "headers",
-    }
-)
+_IGNORED = frozenset({"advertise", "headers"})
+
 
 _ORIGIN_KEYS = frozenset(
     {"allowed_origins", "allowed_origin", "allow_origins", "allow_origin", "origins", "origin"}
@@ -60,6 +58,7 @@ def build_websocket(entry: Entry, ctx: Context) -> WebsocketSettings:
     timeout_s: float | None = None
     no_tls = same_origin = compression = False
     origins: tuple[str, ...] = ()
+    auth = WebsocketSettings()  # the auth fields only, copied at the end
     block = entry.value.data
     if not isinstance(block, dict):
         raise ConfigError.at(entry.pos, f"{name}: expected a block {{ ... }}")
@@ -87,6 +86,18 @@ def build_websocket(entry: Entry, ctx: Context) -> WebsocketSettings:
                 compression = want_bool(item, sub)
             case "handshake_timeout":
                 timeout_s = want_duration(item, sub, allow_float=True, positive=True)
+            case "authorization" | "authentication":
+                auth = _simple_auth(auth, item, sub, ctx)
+            case "no_auth_user":
+                auth = replace(auth, no_auth_user=want_str(item, sub))
+            case "jwt_cookie":
+                auth = replace(auth, jwt_cookie=want_str(item, sub))
+            case "user_cookie":
+                auth = replace(auth, user_cookie=want_str(item, sub))
+            case "pass_cookie":
+                auth = replace(auth, pass_cookie=want_str(item, sub))
+            case "token_cookie":
+                auth = replace(auth, token_cookie=want_str(item, sub))
             case key if key in _IGNORED:
                 ctx.ignored(item, sub)
             case _:
@@ -101,7 +112,8 @@ def build_websocket(entry: Entry, ctx: Context) -> WebsocketSettings:
         raise ConfigError.at(entry.pos, f"{name}.tls: cert_file and key_file are required")
     if timeout_s is None:
         timeout_s = tls.timeout_s if tls is not None else settings.handshake_timeout_s
-    return WebsocketSettings(
+    return replace(
+        auth,
         host=host,
         port=port,
         tls=tls,
@@ -111,6 +123,58 @@ def build_websocket(entry: Entry, ctx: Context) -> WebsocketSettings:
         compression=compression,
         handshake_timeout_s=timeout_s,
     )
+
+
+def _simple_auth(
+    found: WebsocketSettings, entry: Entry, name: str, ctx: Context
+) -> WebsocketSettings:
+    """``authorization { user, password, token, timeout }`` (nats-server's parseSimpleAuth)."""
+    block = entry.value.data
+    if not isinstance(block, dict):
+        raise ConfigError.at(entry.pos, f"{name}: expected a block {{ ... }}")
+    for item in block.values():
+        sub = f"{name}.{item.key}"
+        match item.key.lower():
+            case "user" | "username":
+                found = replace(found, user=want_str(item, sub))
+            case "pass" | "password":
+                found = replace(found, password=want_secret(item, sub))
+            case "token":
+                found = replace(found, token=want_secret(item, sub))
+            case "timeout":
+                # 0 keeps the server's auth timeout, as in nats-server.
+                found = replace(found, auth_timeout_s=want_seconds(item, sub) or None)
+            case _:
+                ctx.unknown(item, sub)
+    return found
+
+
+def check_websocket_auth(
+    entry: Entry, ws: WebsocketSettings, *, has_users: bool, operator: bool
+) -> None:
+    """nats-server's websocket auth rules that look at the rest of the config.
+
+    ``has_users``: a ``users`` list or account users exist (not a single
+    user/password, which is simple auth in nats-server too). The
+    ``no_auth_user`` must be one of them (checked by the caller with the
+    top-level one's rule).
+    """
+    if has_users and ws.user:
+        raise ConfigError.at(
+            entry.pos,
+            "websocket authentication username not compatible with presence of users/nkeys",
+        )
+    if has_users and ws.token:
+        raise ConfigError.at(
+            entry.pos,
+            "websocket authentication token not compatible with presence of users/nkeys",
+        )
+    if ws.jwt_cookie and not operator:
+        raise ConfigError.at(
+            entry.pos,
+            "trusted operators or trusted keys configuration is required for JWT "
+            f"authentication via cookie {ws.jwt_cookie!r}",
+        )
 
 
 def _origin(value: str, pos: Pos, name: str) -> str:

@@ -142,6 +142,26 @@ class WebsocketSettings:
     compression: bool = False
     # nats-server's default handshake_timeout: the TLS timeout, else 2 s.
     handshake_timeout_s: float = 2.0
+    # authorization { user, password, token, timeout }: the block's own
+    # simple auth. Any of user, token or no_auth_user replaces the server's
+    # (nats-server's authOverride); the server's users and nkeys still count.
+    user: str | None = None
+    password: str | None = None
+    token: str | None = None
+    # authorization { timeout }; None: the server's auth timeout.
+    auth_timeout_s: float | None = None
+    no_auth_user: str | None = None
+    # Names of the upgrade request's cookies that stand in for a CONNECT
+    # without jwt, user, pass or auth_token ("" for none).
+    jwt_cookie: str = ""
+    user_cookie: str = ""
+    pass_cookie: str = ""
+    token_cookie: str = ""
+
+    @property
+    def auth_override(self) -> bool:
+        """The block's own auth replaces the server's for its clients."""
+        return bool(self.user or self.token or self.no_auth_user)
 
 
 @dataclass(frozen=True)

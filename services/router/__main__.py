@@ -133,6 +133,7 @@ def _reload(server: Server, args: argparse.Namespace, *, check: bool = False) ->
     try:  # what server.reload builds, built first: a bad file changes nothing
         build_ssl_context(settings.router)
         Authenticator(settings.router)
+        Authenticator.for_websocket(settings.router)
     except (OSError, ssl.SSLError, ValueError) as exc:
         log.error("Failed to reload server configuration: %s", exc)
         return str(exc)

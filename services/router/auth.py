@@ -20,6 +20,16 @@ Theory of operation (``processClientOrLeafAuthentication``, 2.15):
   The client's account is the account public key (``A...``), so accounts are
   isolated per account JWT.
 
+WebSocket clients (``websocket { }``; :meth:`Authenticator.for_websocket`):
+as nats-server's ``authOverride``, the block's own ``authorization { user,
+password | token }`` or ``no_auth_user`` replaces the server's simple auth
+(single user, token) or ``no_auth_user`` for them; users, nkeys and operator
+mode stay the server's. The config loader refuses the block's user or token
+next to a users list or account users, as nats-server does, so an override
+by user or token leaves that one credential. Without an override they
+authenticate exactly as on the client port. Cookies named by ``jwt_cookie``
+etc. fill the CONNECT fields a client left empty (``with_cookies``).
+
 Differences from nats-server 2.15.1, on purpose:
 
 * Outside operator mode, a CONNECT carrying ``jwt`` is refused whenever auth
@@ -40,25 +50,31 @@ import base64
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, replace
+from typing import TYPE_CHECKING, Final
 
 import bcrypt
 import nkeys
 from nacl.exceptions import BadSignatureError
 
-from leafnode.config import DEFAULT_ACCOUNT, JwtError, nkey_verify_key
+from leafnode.config import DEFAULT_ACCOUNT, JwtError, UserSettings, nkey_verify_key
 
-from .jwt import JwtAuthError, OperatorTrust, decode_signature
+from .jwt import (
+    CONNECTION_TYPE_STANDARD,
+    CONNECTION_TYPE_WEBSOCKET,
+    JwtAuthError,
+    OperatorTrust,
+    decode_signature,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
     from nacl.signing import VerifyKey
 
-    from leafnode.config import Permissions, RouterSettings
+    from leafnode.config import Permissions, RouterSettings, WebsocketSettings
 
-__all__ = ["AuthError", "Authenticator", "Identity"]
+__all__ = ["AuthError", "Authenticator", "Identity", "cookie_credentials", "with_cookies"]
 
 # nats-server's nonceRawLen: 11 random bytes -> 15 URL-safe base64 characters.
 _NONCE_RAW_LEN = 11
@@ -170,7 +186,10 @@ class Authenticator:
             or preloaded account JWT does not verify.
     """
 
-    def __init__(self, settings: RouterSettings) -> None:
+    def __init__(
+        self, settings: RouterSettings, *, connection_type: str = CONNECTION_TYPE_STANDARD
+    ) -> None:
+        self._connection_type = connection_type
         users: dict[str, _User] = {}
         nkey_users: dict[str, _NkeyUser] = {}
         accounts = [DEFAULT_ACCOUNT]
@@ -209,6 +228,20 @@ class Authenticator:
             accounts.extend(self._trust.accounts)
             self._configured = True
         self._accounts = tuple(dict.fromkeys(accounts))
+
+    @classmethod
+    def for_websocket(cls, settings: RouterSettings) -> Authenticator:
+        """The authenticator of the ``websocket { }`` port's clients (module doc)."""
+        ws = settings.websocket
+        if ws is not None and (ws.token or ws.user):
+            # nats-server checks the token first and then ignores the user.
+            users = () if ws.token else (UserSettings(user=ws.user, password=ws.password),)
+            settings = replace(
+                settings, users=users, token=ws.token, default_permissions=None, no_auth_user=None
+            )
+        elif ws is not None and ws.no_auth_user:
+            settings = replace(settings, token=None, no_auth_user=ws.no_auth_user)
+        return cls(settings, connection_type=CONNECTION_TYPE_WEBSOCKET)
 
     @property
     def auth_configured(self) -> bool:
@@ -349,7 +382,11 @@ class Authenticator:
             raise AuthError("operator mode: a user JWT is required")
         try:
             grant = self._trust.authenticate(
-                user_jwt, _option(options, "sig"), nonce, client_host=client_host
+                user_jwt,
+                _option(options, "sig"),
+                nonce,
+                client_host=client_host,
+                connection_type=self._connection_type,
             )
         except JwtAuthError as exc:
             raise AuthError(str(exc)) from None
@@ -379,3 +416,39 @@ class Authenticator:
             except (BadSignatureError, ValueError) as exc:
                 raise AuthError("signature not verified") from exc
         return Identity(found.account, found.nkey, found.permissions)
+
+
+# CONNECT fields a websocket cookie may stand in for, by the cookie's setting.
+_COOKIE_FIELDS: Final = (
+    ("jwt_cookie", "jwt"),
+    ("user_cookie", "user"),
+    ("pass_cookie", "pass"),
+    ("token_cookie", "auth_token"),
+)
+
+
+def cookie_credentials(ws: WebsocketSettings, cookies: Mapping[str, str]) -> dict[str, str]:
+    """The CONNECT fields the upgrade request's cookies supply (nats-server's wsUpgrade).
+
+    Only cookies the ``websocket { }`` block names count; empty when none do.
+    """
+    found: dict[str, str] = {}
+    for setting, field in _COOKIE_FIELDS:
+        name = getattr(ws, setting)
+        if name and name in cookies:
+            found[field] = cookies[name]
+    return found
+
+
+def with_cookies(options: dict[str, object], cookies: Mapping[str, str]) -> dict[str, object]:
+    """CONNECT ``options`` with each empty credential taken from ``cookies`` (client.go).
+
+    As nats-server: a field the CONNECT carries (non-empty) wins.
+    """
+    if not cookies:
+        return options
+    merged = dict(options)
+    for field, value in cookies.items():
+        if not merged.get(field):
+            merged[field] = value
+    return merged

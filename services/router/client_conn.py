@@ -47,7 +47,7 @@ from leafnode.redact import redact_connect
 from leafnode.runtime import TRACE
 
 from . import closed, msgtrace
-from .auth import AuthError
+from .auth import AuthError, with_cookies
 from .outbound import Outbound
 from .permissions import (
     PermissionChecker,
@@ -60,7 +60,7 @@ from .routing import Subscription, route_local
 if TYPE_CHECKING:
     from leafnode.proto import Event
 
-    from .auth import Identity
+    from .auth import Authenticator, Identity
     from .interfaces import ClientServer
     from .routing import Account
 
@@ -92,6 +92,7 @@ class ClientConnection:
         port: int,
         *,
         websocket: bool = False,
+        cookies: dict[str, str] | None = None,
     ) -> None:
         self.server = server
         self.stream = stream
@@ -101,6 +102,8 @@ class ClientConnection:
         # /connz's ``type`` (nats-server's clientTypeString) and whether the
         # connection is TLS: the websocket port's own tls { } for its clients.
         self.conn_type = "websocket" if websocket else "nats"
+        # CONNECT fields the upgrade request's cookies supply (auth.with_cookies).
+        self._cookies = cookies or {}
         ws_settings = server.settings.websocket
         self.tls = (
             ws_settings is not None and ws_settings.tls is not None
@@ -172,6 +175,11 @@ class ClientConnection:
     def __str__(self) -> str:
         return f"{self.host}:{self.port} - cid:{self.cid}"
 
+    @property
+    def _auth(self) -> Authenticator:
+        """The server's authenticator for this client's port (websocket: its own)."""
+        return self.server.ws_auth if self.websocket else self.server.auth
+
     async def run(self) -> None:
         """Serve the connection until it closes; always releases its resources."""
         server = self.server
@@ -192,7 +200,7 @@ class ClientConnection:
                     self.send_info()
                 nursery.start_soon(self._write_then_cancel)
                 nursery.start_soon(self._pinger)
-                if server.auth.auth_configured:
+                if self._auth.auth_configured:
                     self._auth_scope = trio.CancelScope()
                     nursery.start_soon(self._auth_timer)
                 eof = await self._read_loop()
@@ -316,8 +324,12 @@ class ClientConnection:
 
     async def _auth_timer(self) -> None:
         assert self._auth_scope is not None
+        settings = self.server.settings
+        timeout_s = settings.auth_timeout_s
+        if self.websocket and settings.websocket is not None:
+            timeout_s = settings.websocket.auth_timeout_s or timeout_s
         with self._auth_scope:
-            await trio.sleep(self.server.settings.auth_timeout_s)
+            await trio.sleep(timeout_s)
             if not self.connected:
                 log.debug("%s - Authentication Timeout", self)
                 self.close_with_error("Authentication Timeout", closed.AUTH_TIMEOUT)
@@ -366,7 +378,7 @@ class ClientConnection:
                         elif kind is Connect:
                             await self._on_connect(event)  # type: ignore[arg-type]
                             services.publisher = self
-                        elif not self.connected and self.server.auth.auth_configured:
+                        elif not self.connected and self._auth.auth_configured:
                             self.close_with_error("Authorization Violation", closed.AUTH_FAILURE)
                             return False
                         else:
@@ -538,11 +550,11 @@ class ClientConnection:
             self.account.remove_subscription(sub)
 
     async def _on_connect(self, event: Connect) -> None:
-        options = event.options
+        options = with_cookies(event.options, self._cookies)
         server = self.server
         self.connect_options = options
         if not self.connected:
-            auth = server.auth
+            auth = self._auth
             try:
                 if auth.is_expensive(options):
                     # Other tasks run while bcrypt hashes: end our batch first.
@@ -598,11 +610,12 @@ class ClientConnection:
     # --------------------------------------------------------------- output
 
     def _info_bytes(self, *, update: bool = False) -> bytes:
-        info = dict(self.server.info_template)
+        server = self.server
+        info = dict(server.ws_info_template if self.websocket else server.info_template)
         info["client_id"] = self.cid
         info["client_ip"] = self.host
-        if self.server.auth.nonce_required and not update:
-            self.nonce = self.server.auth.new_nonce()
+        if self._auth.nonce_required and not update:
+            self.nonce = self._auth.new_nonce()
         if self.nonce is not None:
             info["nonce"] = self.nonce
         return encode_info(info)
@@ -687,7 +700,7 @@ class ClientConnection:
         """After a reload: close this client if its credentials no longer pass."""
         if not self.connected:
             return
-        auth = self.server.auth
+        auth = self._auth
         named = auth.named_account(self.connect_options)
         if named is None or (named and named != self.account.name):
             # A user or nkey gone or moved to another account: nats-server

@@ -96,6 +96,8 @@ class ClientServer(ServerIdentity, Protocol):
     """What a client connection reads and calls of its server (``server.Server``)."""
 
     auth: Authenticator
+    # The websocket port's clients' (the websocket block's own auth, if any).
+    ws_auth: Authenticator
     # bcrypt checks run in threads, this many at once.
     auth_limiter: trio.CapacityLimiter
     ssl_context: ssl.SSLContext | None
@@ -104,6 +106,7 @@ class ClientServer(ServerIdentity, Protocol):
     default_account: Account
     store_link: StoreLink | None
     info_template: dict[str, object]
+    ws_info_template: dict[str, object]
     slow_consumers: int
 
     @property
@@ -136,6 +139,8 @@ class WebsocketServer(Protocol):
     # Cancelled by lame duck mode: stops accepting, keeps the clients.
     websocket_accepting: trio.CancelScope
 
-    async def serve_websocket_client(self, stream: trio.abc.Stream, host: str, port: int) -> None:
-        """Serve a client upgraded on the websocket port."""
+    async def serve_websocket_client(
+        self, stream: trio.abc.Stream, host: str, port: int, cookies: dict[str, str]
+    ) -> None:
+        """Serve a client upgraded on the websocket port (``cookies``: CONNECT fields)."""
         ...

@@ -21,7 +21,9 @@ Theory of operation (nats-server 2.15 ``auth.go``, the ``juc != nil`` branch of
 * A scoped signing key replaces the user's permissions and limits with the
   key's template; the user JWT itself must then carry none (nats-io/jwt
   ``ValidateScopedSigner``).
-* ``allowed_connection_types``, when present, must include ``STANDARD``.
+* ``allowed_connection_types``, when present, must include the client's
+  connection type: ``STANDARD`` on the client port, ``WEBSOCKET`` on the
+  websocket port.
   Unless the JWT is a bearer token (and the account allows those), ``sig``
   must be the user key's Ed25519 signature of the INFO nonce.
 * A user is revoked when ``nats.revocations`` holds its key, or ``*``, with a
@@ -73,6 +75,7 @@ __all__ = [
 
 # The connection type of a client on the client port (nats-io/jwt).
 CONNECTION_TYPE_STANDARD = "STANDARD"
+CONNECTION_TYPE_WEBSOCKET = "WEBSOCKET"
 # Go time.Duration (``resp.ttl``) is in nanoseconds.
 _NS_PER_S = 1e9
 # Revokes every user issued up to the given time (nats-io/jwt ``All``).
@@ -307,6 +310,7 @@ class OperatorTrust:
         *,
         client_host: str | None = None,
         now: float | None = None,
+        connection_type: str = CONNECTION_TYPE_STANDARD,
     ) -> UserGrant:
         """Check a CONNECT's ``jwt`` and ``sig`` (see the module docstring).
 
@@ -317,6 +321,8 @@ class OperatorTrust:
             client_host: The client's IP address, for ``src`` restrictions;
                 a JWT with ``src`` is refused when it is None.
             now: Unix time for the ``exp``/``nbf`` checks (default: now).
+            connection_type: The client's port (``STANDARD`` or ``WEBSOCKET``),
+                for ``allowed_connection_types``.
 
         Returns:
             The account, user and permissions the JWT grants.
@@ -363,8 +369,10 @@ class OperatorTrust:
         if bearer and account.disallow_bearer:
             raise JwtAuthError("account does not allow bearer tokens")
         types = _str_list(nats.get("allowed_connection_types"), "allowed_connection_types")
-        if types and CONNECTION_TYPE_STANDARD not in {kind.upper() for kind in types}:
-            raise JwtAuthError(f"connection type STANDARD not allowed (only {', '.join(types)})")
+        if types and connection_type not in {kind.upper() for kind in types}:
+            raise JwtAuthError(
+                f"connection type {connection_type} not allowed (only {', '.join(types)})"
+            )
         if not bearer:
             self._verify_nonce(user.subject, sig, nonce)
         if account.revoked(user.subject, user.issued_at):

@@ -87,6 +87,8 @@ class Server:
         self.server_id = _new_server_id()
         self.server_name = self.settings.server_name or self.server_id
         self.auth = Authenticator(self.settings)
+        # The websocket port's clients: the block's own auth, if any (auth.py).
+        self.ws_auth = Authenticator.for_websocket(self.settings)
         # bcrypt hashing runs in threads; bound how many at once.
         self.auth_limiter = trio.CapacityLimiter(2)
         self.ssl_context = build_ssl_context(self.settings)
@@ -115,6 +117,7 @@ class Server:
         self._next_cid = 0
         self.port = self.settings.port
         self.info_template: dict[str, object] = {}
+        self.ws_info_template: dict[str, object] = {}
         self._listen_scope: trio.CancelScope | None = None
         self.listening = trio.Event()
         # The websocket port once it listens (0: none); lame duck cancels its accepting.
@@ -181,6 +184,19 @@ class Server:
         if self.lame_duck_mode:
             info["ldm"] = True
         self.info_template = info
+        ws = settings.websocket
+        if ws is not None:
+            # As nats-server's createWSClient/generateClientInfoJSON: the
+            # websocket port's host, port and TLS, and auth_required whenever
+            # credentials are checked (a no_auth_user does not clear it there).
+            ws_info = {k: v for k, v in info.items() if not k.startswith("tls_")}
+            ws_info.update(host=ws.host, port=self.websocket_port or ws.port)
+            ws_info.pop("auth_required", None)
+            if self.ws_auth.auth_configured:
+                ws_info["auth_required"] = True
+            if ws.tls is not None:
+                ws_info.update(tls_required=True, tls_available=True)
+            self.ws_info_template = ws_info
 
     def remove_client(self, client: Client) -> None:
         """Forget a closed client; keep its snapshot for ``/connz?state=closed``."""
@@ -229,6 +245,7 @@ class Server:
         self.settings = router
         self.trace = settings.log.trace
         self.auth = Authenticator(router)
+        self.ws_auth = Authenticator.for_websocket(router)
         self.ssl_context = build_ssl_context(router) if router.tls else None
         self._add_accounts(settings)
         self._setup_buffering(settings)
@@ -403,6 +420,7 @@ class Server:
             self.websocket_port = await nursery.start(
                 functools.partial(serve_websocket, self, ws, context, sock=sock)
             )
+            self._build_info()  # the websocket INFO names the bound port
 
     async def _refused_over_max(self, client: ClientConnection, stream: trio.abc.Stream) -> bool:
         """At ``max_connections``: INFO, nats-server's ``-ERR``, close; True if so."""
@@ -421,10 +439,17 @@ class Server:
         log.debug("%s - Client connection closed: %s", client, closed.MAX_CONNECTIONS)
         return True
 
-    async def serve_websocket_client(self, stream: trio.abc.Stream, host: str, port: int) -> None:
-        """Serve a client upgraded on the websocket port, as ``_handle_client`` does."""
+    async def serve_websocket_client(
+        self, stream: trio.abc.Stream, host: str, port: int, cookies: dict[str, str]
+    ) -> None:
+        """Serve a client upgraded on the websocket port, as ``_handle_client`` does.
+
+        ``cookies``: CONNECT fields its upgrade request's cookies supply.
+        """
         self._next_cid += 1
-        client = ClientConnection(self, stream, self._next_cid, host, port, websocket=True)
+        client = ClientConnection(
+            self, stream, self._next_cid, host, port, websocket=True, cookies=cookies
+        )
         if await self._refused_over_max(client, stream):
             return
         self.clients[client.cid] = client

@@ -8,8 +8,11 @@ only every byte travels in WebSocket frames. With ``tls { }`` the TLS
 handshake comes first (``wss://``); ``no_tls: true`` allows plain ``ws://``.
 The whole handshake is bounded by ``handshake_timeout``.
 
-Not done: the block's own ``authorization`` (clients authenticate as on the
-client port), JWT cookies.
+The block's own ``authorization`` and ``no_auth_user`` apply to these
+clients (``Authenticator.for_websocket``); the upgrade request's cookies named
+by ``jwt_cookie``, ``user_cookie``, ``pass_cookie`` and ``token_cookie``
+stand in for the CONNECT fields a client leaves empty. Cookie values are
+never logged.
 """
 
 from __future__ import annotations
@@ -20,6 +23,8 @@ from typing import TYPE_CHECKING
 import trio
 
 from leafnode.websocket import OriginPolicy, WebSocketRefused, websocket_accept
+
+from .auth import cookie_credentials
 
 if TYPE_CHECKING:
     import socket
@@ -120,4 +125,4 @@ async def _upgrade(
         with trio.CancelScope(shield=True):
             await stream.aclose()
         return
-    await server.serve_websocket_client(ws, host, port)
+    await server.serve_websocket_client(ws, host, port, cookie_credentials(settings, ws.cookies))

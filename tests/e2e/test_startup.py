@@ -23,8 +23,8 @@ from pathlib import Path
 import pytest
 
 from tests.rawclient import RawClient
-from tests.router.test_websocket_clients import WsClient
 from tests.support import HubProcess, free_port
+from tests.wsclient import WsClient
 
 from .conftest import SiteStarter
 from .test_run import _until, site_config

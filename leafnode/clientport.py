@@ -29,12 +29,18 @@ from __future__ import annotations
 
 import errno
 import socket
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
-__all__ = ["EarlyListener", "bind_client_port", "bind_early", "take_client_socket"]
+__all__ = [
+    "EarlyListener",
+    "bind_client_port",
+    "bind_early",
+    "peer_address",
+    "take_client_socket",
+]
 
 WILDCARD_HOSTS: Final = ("", "0.0.0.0", "::")
 # Connections queued while the router starts (or restarts); the kernel caps
@@ -60,6 +66,28 @@ def _wildcard_v6() -> socket.socket | None:
         sock.close()
         return None
     return sock
+
+
+class _Connected(Protocol):
+    """A connected socket (``socket.socket`` or trio's)."""
+
+    def getpeername(self) -> Any: ...
+
+
+def peer_address(sock: _Connected) -> tuple[str, int]:
+    """A client's IP and port as nats-server shows them; ``("", 0)`` when it is gone.
+
+    An IPv4 client of the dual-stack socket arrives as ``::ffff:a.b.c.d``;
+    Go shows it as ``a.b.c.d`` (INFO's ``client_ip``, ``/connz``, logs).
+    """
+    try:
+        peer = sock.getpeername()
+    except OSError:
+        return "", 0
+    host, port = str(peer[0]), int(peer[1])
+    if host.startswith("::ffff:") and "." in host:
+        host = host[7:]
+    return host, port
 
 
 def bind_client_port(host: str, port: int) -> socket.socket:

@@ -19,7 +19,7 @@ import trio
 
 from leafnode import SERVER_VERSION
 from leafnode.affinity import data_path_cpu, keep_placement
-from leafnode.clientport import bind_client_port
+from leafnode.clientport import bind_client_port, peer_address
 from leafnode.config import DEFAULT_ACCOUNT
 from leafnode.runtime import TRACE
 
@@ -393,13 +393,7 @@ class Server:
     async def _handle_client(self, stream: trio.SocketStream) -> None:
         self._next_cid += 1
         cid = self._next_cid
-        try:
-            peer = stream.socket.getpeername()
-            host, port = str(peer[0]), int(peer[1])
-            if host.startswith("::ffff:") and "." in host:
-                host = host[7:]  # an IPv4 client of the dual-stack port, as Go shows it
-        except OSError:
-            host, port = "", 0
+        host, port = peer_address(stream.socket)
         client = ClientConnection(self, stream, cid, host, port)
         if await self._refused_over_max(client, stream):
             return

@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING
 
 import trio
 
+from leafnode.clientport import peer_address
 from leafnode.websocket import OriginPolicy, WebSocketRefused, websocket_accept
 
 from .auth import cookie_credentials
@@ -102,11 +103,7 @@ async def _upgrade(
     context: ssl.SSLContext | None,
     origins: OriginPolicy,
 ) -> None:
-    try:
-        peer = stream.socket.getpeername()
-        host, port = str(peer[0]), int(peer[1])
-    except OSError:
-        host, port = "", 0
+    host, port = peer_address(stream.socket)
     inner: trio.abc.Stream = stream
     try:
         with trio.fail_after(settings.handshake_timeout_s):

@@ -1,7 +1,8 @@
 """No secret is ever printed: answers, log lines at -DV, CLI output (issue 11 point 3).
 
 Every secret-bearing setting gets a distinct sentinel string: the client
-users' password and later a client token, a remote URL's password, a
+user's password and later a client token, the websocket block's own
+password (and a wrong one sent in a cookie), a remote URL's password, a
 remote's bare token, a creds file (its JWT and seed), a remote nkey seed,
 the api token, the PostgreSQL store URL's password. Wrong passwords and
 tokens that clients present are sentinels too. Then ``leafnode run -DV -l
@@ -32,6 +33,7 @@ from nats.errors import Error as NatsError
 
 from tests.conftest import until
 from tests.support import PG_USER, HubProcess, OperatorKeys, PgCluster, SiteProcess
+from tests.wsclient import WsClient
 
 
 def _sentinel(name: str) -> str:
@@ -50,6 +52,8 @@ SECRET_NAMES = (
     "otherdbpw",
     "clienttoken",
     "wrongtoken",
+    "wspw",
+    "wrongwspw",
 )
 
 
@@ -101,6 +105,21 @@ async def _connect(url: str, **auth: str) -> str:
     return "connected"
 
 
+def _ws_connect(port: int, fields: dict[str, object], cookie: str = "") -> str:
+    """A websocket client's INFO, then the answer to its CONNECT and PING (PONG or -ERR)."""
+    client = WsClient(port, headers=[(b"Cookie", cookie.encode())] if cookie else [])
+    out = b""
+    try:
+        out += client.read_until(b"\r\n")
+        client.send(b"CONNECT %b\r\nPING\r\n" % json.dumps(fields).encode())
+        out += client.read_until(b"\r\n")
+    except AssertionError as exc:
+        out += str(exc).encode()
+    finally:
+        client.close()
+    return out.decode(errors="replace")
+
+
 @pytest.mark.e2e
 @pytest.mark.asyncio
 async def test_no_secret_in_any_answer_log_line_or_output(
@@ -130,7 +149,11 @@ async def test_no_secret_in_any_answer_log_line_or_output(
         store_url = f"sqlite:///{tmp_path}/buffer.db"
     host = "127.0.0.1"
     config = f"""
-authorization {{ users: [ {{ user: alice, password: "{s["userpw"]}" }} ] }}
+authorization {{ user: alice, password: "{s["userpw"]}" }}
+websocket {{
+  port: -1, no_tls: true, user_cookie: wu, pass_cookie: wp
+  authorization {{ user: wsuser, password: "{s["wspw"]}" }}
+}}
 api {{ token: "{s["apitoken"]}" }}
 store {{ url: "{store_url}" }}
 leafnodes {{
@@ -185,6 +208,13 @@ leafnodes {{
         assert await _connect(url, user="alice", password=s["userpw"]) == "connected"
         outputs.append(await _connect(url, user="alice", password=s["wrongpw"]))
         outputs.append(await _connect(url))
+        # Websocket clients: right in CONNECT, wrong in a cookie.
+        ws_port = int(ports["websocket"][0].rsplit(":", 1)[1])
+        right = {"verbose": False, "user": "wsuser", "pass": s["wspw"]}
+        outputs.append(_ws_connect(ws_port, right))
+        assert outputs[-1].endswith("PONG\r\n"), outputs[-1]
+        outputs.append(_ws_connect(ws_port, {}, f"wu=wsuser; wp={s['wrongwspw']}"))
+        assert "Authorization Violation" in outputs[-1], outputs[-1]
 
         base = f"http://127.0.0.1:{http_port}"
         auth = {"Authorization": f"Bearer {s['apitoken']}"}
@@ -210,7 +240,8 @@ leafnodes {{
 
             # PUT the running config back with every secret as [REDACTED], one change.
             redacted = config
-            for name in ("userpw", "urlpw", "badurlpw", "remotetoken", "apitoken", "nkeyseed"):
+            secrets = ("userpw", "wspw", "urlpw", "badurlpw", "remotetoken", "apitoken", "nkeyseed")
+            for name in secrets:
                 redacted = redacted.replace(s[name], "[REDACTED]")
             if "dbpw" in s:
                 redacted = redacted.replace(s["dbpw"], "[REDACTED]")

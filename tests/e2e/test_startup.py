@@ -166,7 +166,10 @@ def _websocket_ping(ws_port: int, sock: socket.socket | None = None) -> None:
     """A WebSocket client on ``ws_port`` gets INFO and a PONG (the router may be starting)."""
     client = WsClient(ws_port, timeout=CONNECT_DEADLINE_S, sock=sock)
     assert client.status == 101
-    assert "server_id" in client.info()
+    info = client.info()
+    assert "server_id" in info
+    # An IPv4 client of the dual-stack port, shown as IPv4 (INFO and /connz), as nats-server.
+    assert info["client_ip"] == "127.0.0.1"
     client.send(b"CONNECT {}\r\nPING\r\n")
     assert client.read_until(b"PONG\r\n", timeout=CONNECT_DEADLINE_S).endswith(b"PONG\r\n")
     client.close()

@@ -203,3 +203,34 @@ def test_jwt_cookie_in_operator_mode(tmp_path: Path) -> None:
     got = _both(tmp_path, config, probes)
     assert got["router"] == got["nats-server"]
     assert got["router"] == [ACCEPTED, REFUSED, ACCEPTED, REFUSED, REFUSED, ACCEPTED, REFUSED]
+
+
+def test_own_auth_timeout(tmp_path: Path) -> None:
+    """``websocket { authorization { timeout } }`` bounds the wait for CONNECT there only."""
+    config = """
+    authorization { user: a, password: b, timeout: 30 }
+    websocket { port: WS_PORT, no_tls: true, authorization { token: t, timeout: 1 } }
+    """
+    got: dict[str, str] = {}
+    for name in ("nats-server", "router"):
+        ws_port = free_port()
+        text = config.replace("WS_PORT", str(ws_port))
+        proc: NatsServerProcess | RouterProcess
+        if name == "nats-server":
+            proc = NatsServerProcess(text, binary=nats_server_binary(), workdir=tmp_path / name)
+        else:
+            proc = RouterProcess(text, workdir=tmp_path / name)
+        try:
+            proc.wait_ready()
+            wait_for_port(ws_port, timeout=15)
+            client = WsClient(ws_port)
+            try:
+                client.info()
+                # No CONNECT: well before the server's 30 s, the websocket's 1 s ends it.
+                got[name] = client.read_until(b"\r\n", timeout=15).decode().strip()
+            finally:
+                client.close()
+        finally:
+            proc.kill()
+    timeout = "-ERR 'Authentication Timeout'"
+    assert got == {"nats-server": timeout, "router": timeout}

@@ -107,6 +107,9 @@ def test_info_over_websocket_has_nats_server_keys(servers: dict[str, tuple[int, 
     missing = {"server_id", "version", "proto", "headers", "max_payload", "client_id"}
     assert missing <= set(infos["router"])
     assert infos["router"]["proto"] == infos["nats-server"]["proto"]
+    # The websocket port's own address, as nats-server's generateClientInfoJSON.
+    for name, (_, ws_port) in servers.items():
+        assert infos[name]["port"] == ws_port, name
 
 
 def test_messages_cross_between_websocket_and_tcp_clients(

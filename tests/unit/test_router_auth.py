@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import os
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 import bcrypt
@@ -21,6 +22,7 @@ from leafnode.config import (
     RouterSettings,
     SubjectPermission,
     UserSettings,
+    WebsocketSettings,
 )
 from services.router.auth import Authenticator, AuthError, Identity
 
@@ -355,3 +357,37 @@ class TestJwt:
         )
         with pytest.raises(AuthError, match="no operator"):
             auth.authenticate({"jwt": "eyJ.x.y"}, None)
+
+
+# -- websocket clients (Authenticator.for_websocket; checked live in
+# tests/router/test_websocket_auth.py beside nats-server) ----------------------
+
+
+def _ws(**auth: object) -> RouterSettings:
+    return RouterSettings(
+        users=(UserSettings(user="a", password="b"),),
+        websocket=WebsocketSettings(port=1, no_tls=True, **auth),  # type: ignore[arg-type]
+    )
+
+
+def test_websocket_token_wins_over_its_user() -> None:
+    """nats-server checks the block's token first and never looks at its user then."""
+    auth = Authenticator.for_websocket(_ws(token="t", user="u", password="p"))
+    assert auth.authenticate({"auth_token": "t"}, None).account == "$G"
+    for options in ({"user": "u", "pass": "p"}, {"user": "a", "pass": "b"}):
+        with pytest.raises(AuthError):
+            auth.authenticate(options, None)
+
+
+def test_websocket_user_has_no_default_permissions() -> None:
+    settings = _ws(user="u", password="p")
+    auth = Authenticator.for_websocket(replace(settings, default_permissions=PUB_X))
+    assert auth.authenticate({"user": "u", "pass": "p"}, None).permissions is None
+
+
+def test_websocket_without_its_own_auth_is_the_client_port() -> None:
+    auth = Authenticator.for_websocket(_ws(user_cookie="u"))
+    assert auth.auth_configured
+    assert auth.authenticate({"user": "a", "pass": "b"}, None).user == "a"
+    with pytest.raises(AuthError):
+        auth.authenticate({}, None)

@@ -17,7 +17,7 @@ import time
 import trio
 
 from leafnode.config import Settings
-from leafnode.proto import Connect, Sub
+from leafnode.proto import Connect, Sub, encode_acc, encode_lmsg
 from services.router.client_conn import ClientConnection
 from services.router.datalink import DataLink
 from services.router.server import Server
@@ -86,7 +86,6 @@ async def _run_to_hub(n: int, size: int) -> float:
     link = DataLink(server, _ChunkStream([]))
     sink = _Sink()
     link.outbound.raw = sink  # type: ignore[assignment]
-    link.outbound.leaf_msgs = True  # as after the uplink's INFO
     link._attach()
     server.datalink = link
     server.default_account.hub.add(b"bench.x", None, None)
@@ -102,10 +101,10 @@ async def _run_to_hub(n: int, size: int) -> float:
 async def _run_from_hub(n: int, size: int) -> float:
     """The uplink hands over hub messages (leaf form); one local subscriber."""
     server = Server(Settings())
-    one = b"LMSG bench.x %d\r\n%b\r\n" % (size, b"x" * size)
+    one = encode_lmsg(b"bench.x", None, (), b"x" * size)
     per_chunk = CHUNK // len(one)
     count = n // per_chunk
-    chunks, total = [b"ACC $G\r\n", *[one * per_chunk] * count], per_chunk * count
+    chunks, total = [encode_acc(b"$G"), *[one * per_chunk] * count], per_chunk * count
     sub = ClientConnection(server, _ChunkStream([]), 2, "127.0.0.1", 2)
     sink = _Sink()
     sub.outbound.raw = sink  # type: ignore[assignment]

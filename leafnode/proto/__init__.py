@@ -2,11 +2,22 @@
 
 No sockets, clocks, trio or logging here: ``Parser`` turns bytes into events,
 the ``encode_*`` functions turn values into bytes, and ``MessageFramer`` cuts a
-leaf or data link into messages for processes that relay them.
+leaf or data link into messages for processes that relay them. Every wire
+line the services read or write is parsed or formatted here; ``_datalink``
+documents the router <-> uplink data link.
 """
 
 from __future__ import annotations
 
+from ._datalink import (
+    Hello,
+    HubInfo,
+    encode_acc,
+    encode_hello,
+    encode_hub_info,
+    encode_hub_reset,
+    hub_reset_account,
+)
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
 from ._events import (
     Connect,
@@ -27,9 +38,10 @@ from ._events import (
     Sub,
     Unsub,
 )
-from ._framer import HMSG, LMSG, MessageFramer, encode_acc
+from ._framer import MessageFrame, MessageFramer, Run
 from ._kinds import Kind
 from ._parser import Parser
+from ._route import encode_leaf_route, parse_leaf_route
 from ._subject import (
     is_literal,
     is_valid_literal_subject,
@@ -54,14 +66,14 @@ from ._writer import (
     encode_lsub,
     encode_lunsub,
     encode_msg,
+    encode_msg_frame,
     encode_pub,
+    encode_routed_hmsg,
     encode_sub,
     encode_unsub,
 )
 
 __all__ = [
-    "HMSG",
-    "LMSG",
     "OK",
     "PING",
     "PONG",
@@ -70,6 +82,8 @@ __all__ = [
     "Event",
     "HMsg",
     "HPub",
+    "Hello",
+    "HubInfo",
     "Info",
     "Kind",
     "LHMsg",
@@ -77,6 +91,7 @@ __all__ = [
     "LSub",
     "LUnsub",
     "LocalProtocolError",
+    "MessageFrame",
     "MessageFramer",
     "Msg",
     "Ok",
@@ -86,27 +101,36 @@ __all__ = [
     "ProtocolError",
     "Pub",
     "RemoteProtocolError",
+    "Run",
     "Sub",
     "Unsub",
     "encode_acc",
     "encode_connect",
     "encode_err",
     "encode_event",
+    "encode_hello",
     "encode_hmsg",
     "encode_hpub",
+    "encode_hub_info",
+    "encode_hub_reset",
     "encode_info",
+    "encode_leaf_route",
     "encode_lhmsg",
     "encode_lmsg",
     "encode_lsub",
     "encode_lunsub",
     "encode_msg",
+    "encode_msg_frame",
     "encode_pub",
+    "encode_routed_hmsg",
     "encode_sub",
     "encode_unsub",
+    "hub_reset_account",
     "is_literal",
     "is_valid_literal_subject",
     "is_valid_queue",
     "is_valid_subject",
+    "parse_leaf_route",
     "split_tokens",
     "subject_is_subset",
     "subject_matches",

@@ -12,31 +12,26 @@ few arguments or a payload not followed by CRLF raise ``RemoteProtocolError``.
 Theory of operation
 -------------------
 ``drain`` walks the buffer with ``bytes.find``. For each complete message it
-calls ``on_msg(account, verb, args, buf, start, body, end)``: ``verb`` is
-the ``LMSG``/``HMSG`` constant (with the blank; test it with ``is``), ``args``
-the whitespace-split arguments,
-``buf[start:end + 2]`` the line after the verb through the payload's CRLF,
-and ``buf[body:end]`` the payload (HMSG: headers and payload).
+calls ``on_msg(frame)`` with the framer's one ``MessageFrame``, refilled for
+every message (so no object is built per message): the handler reads it
+during the call and keeps nothing of it but the bytes it slices out.
 
 Verbatim runs. A relay forwards most messages unchanged. When ``on_msg``
 returns True the message joins the current *run*: consecutive kept messages
-that ``on_run(buf, start, end, msgs, size)`` receives as one slice
-``buf[start:end]`` (``msgs`` messages, ``size`` payload bytes), so the relay
-writes one piece per read instead of one per message. A run is handed over
-before any control event, before an account change and when ``drain``
+that ``on_run(run)`` receives as one ``Run`` (``run.data`` is the slice of
+what was read, ``run.msgs`` messages, ``run.size`` payload bytes), so the
+relay writes one piece per read instead of one per message. A run is handed
+over before any control event, before an account change and when ``drain``
 stops, so runs and events keep their order. A message ``on_msg`` does not
 keep ends the run; if ``on_msg`` wrote it somewhere itself, that write goes
 before the pending run, so a consumer must not write its own messages where
 its runs go (the uplink never does: see ``services/uplink/service.py``).
 
-Accounts on the data link (``accounts=True``, DESIGN §2). Message lines name
-their local account first (``LMSG <acc> <subject> ...``), the classic form,
-until the sender writes ``ACC <acc>``: from then on message lines are in the
-leaf link's own form, byte for byte what a hub sends or expects, and belong
-to that account until the next ``ACC``. ``on_msg`` gets the account of a
-leaf-form line; for a classic line it gets None and ``args[0]`` is the
-account. On a hub link (``accounts=False``) ``ACC`` is an unknown verb and
-the account is always None.
+Accounts on the data link (``accounts=True``): message lines are in the leaf
+link's own form and belong to the account of the last ``ACC <acc>`` line
+(``_datalink`` documents the data link). A message line before any ``ACC`` is
+a framing error. On a hub link (``accounts=False``) ``ACC`` is an unknown verb
+and the account is always None.
 """
 
 from __future__ import annotations
@@ -45,6 +40,7 @@ from typing import TYPE_CHECKING, Final
 
 from ._errors import RemoteProtocolError
 from ._parser import Parser
+from ._route import parse_leaf_route
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -52,19 +48,18 @@ if TYPE_CHECKING:
     from ._events import Event
     from ._kinds import Kind
 
-    # (account, verb, args, buf, start, body, end) -> keep verbatim; see the module doc.
-    MessageHandler = Callable[[bytes | None, bytes, list[bytes], bytes, int, int, int], bool]
-    # (buf, start, end, msgs, size): see the module doc.
-    RunHandler = Callable[[bytes, int, int, int, int], None]
+    # -> keep verbatim; see the module doc.
+    MessageHandler = Callable[["MessageFrame"], bool]
+    RunHandler = Callable[["Run"], None]
     EventHandler = Callable[[Event], None]
     # account -> largest payload kept without asking on_msg; see drain().
     KeepRule = Callable[[bytes | None], int]
 
 # Everything in __all__ gets re-exported as part of the leafnode.proto API.
-__all__ = ["HMSG", "LMSG", "MessageFramer", "encode_acc"]
+__all__ = ["MessageFrame", "MessageFramer", "Run"]
 
-LMSG: Final = b"LMSG "
-HMSG: Final = b"HMSG "
+_LMSG: Final = b"LMSG "
+_HMSG: Final = b"HMSG "
 _ACC: Final = b"ACC "
 _CRLF: Final = b"\r\n"
 _BLANKS: Final = b" \t"
@@ -73,9 +68,90 @@ _BLANKS: Final = b" \t"
 _LARGE: Final = 64 * 1024
 
 
-def encode_acc(account: bytes) -> bytes:
-    """``ACC <account>``: the data link's leaf-form message lines that follow belong to it."""
-    return b"ACC %b\r\n" % account
+class MessageFrame:
+    """One message as the framer found it: ``LMSG`` or ``HMSG`` in the leaf link's form.
+
+    The framer fills its one frame anew for every message and hands it to
+    ``on_msg``: read it during the call, do not keep it.
+
+    Attributes:
+        account: the data link's current account (``ACC``); empty on a hub link.
+        headers: an ``HMSG`` (its last two arguments are the sizes).
+        args: the whitespace-split arguments after the verb; ``args[0]`` is
+            the subject, ``args[-1]`` the (total) size.
+        buf: the bytes being drained.
+        start: where the line starts in ``buf``; ``buf[start:end + 2]`` is the
+            whole message as read, verb to the payload's CRLF.
+        body: where the payload (HMSG: headers and payload) starts.
+        end: where it ends (its CRLF follows).
+    """
+
+    __slots__ = ("account", "args", "body", "buf", "end", "headers", "start")
+
+    def __init__(self) -> None:
+        self.account = b""
+        self.headers = False
+        self.args: list[bytes] = []
+        self.buf = b""
+        self.start = self.body = self.end = 0
+
+    @property
+    def subject(self) -> bytes:
+        return self.args[0]
+
+    @property
+    def size(self) -> int:
+        """Payload bytes (HMSG: headers included)."""
+        return self.end - self.body
+
+    @property
+    def data(self) -> bytes:
+        """The payload (HMSG: the header block followed by the payload)."""
+        return self.buf[self.body : self.end]
+
+    @property
+    def hdr_len(self) -> int:
+        """The header block's size (0 for LMSG)."""
+        return int(self.args[-2]) if self.headers else 0
+
+    @property
+    def wire(self) -> bytes:
+        """The whole message as read, verb to the payload's CRLF."""
+        return self.buf[self.start : self.end + 2]
+
+    def route(self) -> tuple[bytes | None, tuple[bytes, ...]]:
+        """The reply and the queue groups named (``parse_leaf_route``).
+
+        Raises:
+            RemoteProtocolError: the arguments are not a leaf route.
+        """
+        args = self.args
+        route = parse_leaf_route(args, 0, len(args) - (2 if self.headers else 1))
+        if route is None:
+            raise _error("bad LMSG/HMSG arguments", self.buf[self.start : self.body][:32])
+        return route[1], route[2]
+
+
+class Run:
+    """Consecutive messages ``on_msg`` kept, as read (module doc).
+
+    The framer fills its one ``Run`` anew for every run: keep ``data``, not
+    the run.
+
+    Attributes:
+        account: the account of every message in it (data link), else empty.
+        data: the messages, byte for byte as read.
+        msgs: how many messages.
+        size: their payload bytes.
+    """
+
+    __slots__ = ("account", "data", "msgs", "size")
+
+    def __init__(self) -> None:
+        self.account = b""
+        self.data = b""
+        self.msgs = 0
+        self.size = 0
 
 
 class MessageFramer:
@@ -85,7 +161,7 @@ class MessageFramer:
         kind: the parser kind for non-message lines (``Kind.LEAF`` or ``Kind.INTERNAL``).
         max_payload: largest message size (HMSG: total size) accepted.
         max_control_line: longest control line accepted.
-        accounts: a data link: ``ACC`` lines and classic message lines (module doc).
+        accounts: a data link: ``ACC`` lines give the messages their account (module doc).
 
     Attributes:
         account: the data link's current account (after ``ACC``), else None.
@@ -101,10 +177,12 @@ class MessageFramer:
         "_buf",
         "_chunks",
         "_chunks_len",
+        "_frame",
         "_max_line",
         "_max_payload",
         "_need",
         "_parser",
+        "_run",
         "account",
     )
 
@@ -122,6 +200,9 @@ class MessageFramer:
         self._need = 0
         self._chunks: list[bytes] = []
         self._chunks_len = 0
+        # Refilled for every message and run: no object per message (module doc).
+        self._frame = MessageFrame()
+        self._run = Run()
 
     def feed(self, data: bytes | bytearray) -> None:
         """Append received bytes."""
@@ -151,7 +232,7 @@ class MessageFramer:
             if len(buf) > self._max_line + 8:
                 raise _error("maximum control line exceeded", buf[:32])
             return None
-        if buf[:5] in (LMSG, HMSG) or _odd_message_verb(buf, 0, eol):
+        if buf[:5] in (_LMSG, _HMSG) or _odd_message_verb(buf, 0, eol):
             raise _error("message before the handshake completed", buf[:32])
         self._buf = buf[eol + 2 :]
         parser = self._parser
@@ -170,9 +251,9 @@ class MessageFramer:
         Without ``on_run`` the return value of ``on_msg`` is ignored. With
         ``keep_rule`` (and ``on_run``), ``keep_rule(account)`` is asked at the
         start and after every control line for the largest payload of a
-        leaf-form message that is kept without asking ``on_msg``, if its
-        subject does not start with ``$`` (-1: ask about every message): a
-        relay whose checks all pass for such subjects skips a call per message.
+        message that is kept without asking ``on_msg``, if its subject does
+        not start with ``$`` (-1: ask about every message): a relay whose
+        checks all pass for such subjects skips a call per message.
 
         Raises:
             RemoteProtocolError: the peer broke the framing (module doc).
@@ -185,7 +266,9 @@ class MessageFramer:
         pos = run = 0
         run_msgs = run_size = 0
         keep = on_run is not None
-        emit = on_run if on_run is not None else _no_run
+        emit = self._emit if on_run is not None else _no_run
+        frame = self._frame
+        frame.buf = buf
         # Slice comparisons, not startswith(x, pos): parsing startswith's
         # arguments costs more than the slice (CPython 3.11).
         find = buf.find
@@ -193,12 +276,11 @@ class MessageFramer:
         max_line = self._max_line + 8
         accounts = self._accounts
         account = self.account
-        classic = accounts and account is None
-        # Fewest arguments of an LMSG: subject and size, plus the account of a
-        # classic data-link line.
-        least = 3 if classic else 2
+        frame.account = account or b""
+        # A data link's messages need an account: an ACC line before them.
+        orphan = accounts and account is None
         rule = keep_rule if keep else None
-        fast = rule(account) if rule is not None and not classic else -1
+        fast = rule(account) if rule is not None and not orphan else -1
         try:
             while pos < n:
                 eol = find(_CRLF, pos)
@@ -207,26 +289,27 @@ class MessageFramer:
                         raise _error("maximum control line exceeded", buf[pos : pos + 32])
                     break
                 head = buf[pos : pos + 5]
-                if head == LMSG:
-                    verb = LMSG
-                elif head == HMSG:
-                    verb = HMSG
+                if head == _LMSG:
+                    verb = _LMSG
+                elif head == _HMSG:
+                    verb = _HMSG
                 else:
                     verb = _odd_message_verb(buf, pos, eol)
                 if verb:
-                    start = pos + 5
-                    args = buf[start:eol].split()
+                    args = buf[pos + 5 : eol].split()
                     try:
                         # int() also takes "+1" and "1_0": isdigit() refuses them.
                         size = int(args[-1]) if args[-1].isdigit() else -1
                     except (IndexError, ValueError):
                         size = -1
-                    if size < 0 or len(args) < least:
+                    if size < 0 or len(args) < 2:
                         raise _error("bad message arguments or size", buf[pos:eol])
                     if size > max_payload:
                         raise _error("Maximum Payload Violation", buf[pos:eol])
-                    if verb is HMSG:
-                        _check_headers(args, least, size, buf[pos:eol])
+                    if verb is _HMSG:
+                        _check_headers(args, size, buf[pos:eol])
+                    if orphan:
+                        raise _error("message before ACC", buf[pos:eol])
                     body = eol + 2
                     end = body + size
                     if end + 2 > n:
@@ -235,65 +318,88 @@ class MessageFramer:
                         break
                     if buf[end : end + 2] != _CRLF:
                         raise _error("payload not followed by CRLF", buf[end : end + 32])
-                    if (size <= fast and args[0][0] != 36) or (
-                        on_msg(account, verb, args, buf, start, body, end) and keep
-                    ):
+                    if size <= fast and args[0][0] != 36:
+                        run_msgs += 1
+                        run_size += size
+                        pos = end + 2
+                        continue
+                    frame.headers = verb is _HMSG
+                    frame.args = args
+                    frame.start = pos
+                    frame.body = body
+                    frame.end = end
+                    if on_msg(frame) and keep:
                         run_msgs += 1
                         run_size += size
                         pos = end + 2
                         continue
                     if run_msgs:
-                        emit(buf, run, pos, run_msgs, run_size)
+                        emit(on_run, buf, run, pos, run_msgs, run_size)
                         run_msgs = run_size = 0
                     pos = run = end + 2
                     continue
                 if eol - pos > max_line:
                     raise _error("maximum control line exceeded", buf[pos : pos + 32])
                 if run_msgs:
-                    emit(buf, run, pos, run_msgs, run_size)
+                    emit(on_run, buf, run, pos, run_msgs, run_size)
                     run_msgs = run_size = 0
                 if accounts and buf[pos : pos + 4] == _ACC:
                     names = buf[pos + 4 : eol].split()
                     if len(names) != 1:
                         raise _error("bad ACC line", buf[pos:eol])
-                    account = self.account = names[0]
-                    classic = False
-                    least = 2
+                    account = self.account = frame.account = names[0]
+                    orphan = False
                 else:
                     parser.feed(buf[pos : eol + 2])
                     while (event := parser.next_event()) is not None:
                         on_event(event)
                 pos = run = eol + 2
                 # A control line may change what the rule allows (permissions).
-                if rule is not None and not classic:
+                if rule is not None and not orphan:
                     fast = rule(account)
         finally:
             if run_msgs:
-                emit(buf, run, pos, run_msgs, run_size)
+                emit(on_run, buf, run, pos, run_msgs, run_size)
             self._buf = buf[pos:] if pos < n else b""
+            frame.buf = b""
+
+    def _emit(
+        self, on_run: RunHandler | None, buf: bytes, start: int, end: int, msgs: int, size: int
+    ) -> None:
+        """Hand ``buf[start:end]`` to ``on_run`` as the framer's ``Run``."""
+        assert on_run is not None
+        run = self._run
+        run.account = self.account or b""
+        run.data = buf if end - start == len(buf) else buf[start:end]
+        run.msgs = msgs
+        run.size = size
+        on_run(run)
+        run.data = b""
 
 
-def _no_run(buf: bytes, start: int, end: int, msgs: int, size: int) -> None:
-    """``on_run`` when the caller keeps no runs (never called)."""
+def _no_run(
+    on_run: RunHandler | None, buf: bytes, start: int, end: int, msgs: int, size: int
+) -> None:
+    """``emit`` when the caller keeps no runs (never called)."""
 
 
-def _check_headers(args: list[bytes], least: int, size: int, line: bytes) -> None:
+def _check_headers(args: list[bytes], size: int, line: bytes) -> None:
     """HMSG: one more argument, the header size, at most the total size."""
-    hdr = args[-2] if len(args) > least else b""
+    hdr = args[-2] if len(args) > 2 else b""
     if not hdr.isdigit() or len(hdr) > 9 or int(hdr) > size:  # nats-server: 9 digits
         raise _error("bad header size", line)
 
 
 def _odd_message_verb(buf: bytes, pos: int, eol: int) -> bytes:
-    """``b"LMSG "``/``b"HMSG "`` for the spellings nats-server also accepts
+    """``_LMSG``/``_HMSG`` for the spellings nats-server also accepts
     (lower case, a tab after the verb); ``b""`` for any other line."""
     if eol - pos < 5 or buf[pos + 4] not in _BLANKS:
         return b""
     verb = buf[pos : pos + 4].upper()
     if verb == b"LMSG":
-        return LMSG
+        return _LMSG
     if verb == b"HMSG":
-        return HMSG
+        return _HMSG
     return b""
 
 

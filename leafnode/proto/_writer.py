@@ -34,6 +34,7 @@ from ._events import (
     Sub,
     Unsub,
 )
+from ._route import encode_leaf_route
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -56,7 +57,9 @@ __all__ = [
     "encode_lsub",
     "encode_lunsub",
     "encode_msg",
+    "encode_msg_frame",
     "encode_pub",
+    "encode_routed_hmsg",
     "encode_sub",
     "encode_unsub",
 ]
@@ -140,6 +143,25 @@ def encode_hmsg(
     return b"HMSG %b %b %b %d %d\r\n%b\r\n" % (subject, sid, reply, hdr_len, len(data), data)
 
 
+def encode_msg_frame(
+    subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
+) -> bytes:
+    """A client delivery: ``HMSG`` when ``hdr_len``, else ``MSG``.
+
+    ``data`` is the header block (``hdr_len`` bytes) followed by the payload.
+
+    The router's hot path: one ``%`` format per message. A client that did
+    not negotiate headers gets ``encode_msg`` of the payload alone.
+    """
+    if hdr_len:
+        if reply is None:
+            return b"HMSG %b %b %d %d\r\n%b\r\n" % (subject, sid, hdr_len, len(data), data)
+        return b"HMSG %b %b %b %d %d\r\n%b\r\n" % (subject, sid, reply, hdr_len, len(data), data)
+    if reply is None:
+        return b"MSG %b %b %d\r\n%b\r\n" % (subject, sid, len(data), data)
+    return b"MSG %b %b %b %d\r\n%b\r\n" % (subject, sid, reply, len(data), data)
+
+
 def encode_lsub(
     subject: bytes,
     queue: bytes | None = None,
@@ -174,14 +196,8 @@ def _leaf_route(
     subject: bytes, reply: bytes | None, queues: Sequence[bytes], account: bytes | None
 ) -> bytes:
     """Subject, reply and queue part of LMSG/HMSG (§4.4): ``+ reply q...``, ``| q...``."""
-    head = subject if account is None else account + b" " + subject
-    if queues:
-        if reply is None:
-            return head + b" | " + b" ".join(queues)
-        return head + b" + " + reply + b" " + b" ".join(queues)
-    if reply is None:
-        return head
-    return head + b" " + reply
+    route = encode_leaf_route(subject, reply, queues)
+    return route if account is None else account + b" " + route
 
 
 def encode_lmsg(
@@ -209,6 +225,16 @@ def encode_lhmsg(
     """Leaf ``HMSG [account] <subject> [reply | + reply q... | | q...] <hdr_len> <total_len>``."""
     route = _leaf_route(subject, reply, queues, account)
     return b"HMSG %b %d %d\r\n%b\r\n" % (route, hdr_len, len(data), data)
+
+
+def encode_routed_hmsg(route: bytes, headers: bytes, payload: bytes) -> bytes:
+    """Leaf ``HMSG <route> <hdr_len> <total_len>`` of a header block and a payload.
+
+    ``route`` is ``encode_leaf_route``'s; for a sender that builds the header
+    block itself (the uplink stamps stored messages), in one ``%`` format.
+    """
+    size = len(headers)
+    return b"HMSG %b %d %d\r\n%b%b\r\n" % (route, size, size + len(payload), headers, payload)
 
 
 def encode_event(event: Event) -> bytes:

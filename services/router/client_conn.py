@@ -39,6 +39,7 @@ from leafnode.proto import (
     encode_err,
     encode_event,
     encode_info,
+    encode_msg_frame,
     is_valid_literal_subject,
     is_valid_queue,
     is_valid_subject,
@@ -636,10 +637,9 @@ class ClientConnection:
     def _send_msg_traced(
         self, subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
     ) -> None:
-        parts = [subject, sid] + ([reply] if reply is not None else [])
-        verb = b"HMSG" if hdr_len and self.headers else b"MSG"
-        sizes = [b"%d" % hdr_len, b"%d" % len(data)] if verb == b"HMSG" else [b"%d" % len(data)]
-        line = b" ".join([verb, *parts, *sizes]).decode(errors="replace")
+        shown = data[hdr_len:] if hdr_len and not self.headers else data
+        frame = encode_msg_frame(subject, sid, reply, hdr_len if self.headers else 0, shown)
+        line = frame.split(b"\r\n", 1)[0].decode(errors="replace")
         log.log(TRACE, "%s - ->> [%s]", self, line)
         ClientConnection.send_msg(self, subject, sid, reply, hdr_len, data)
 
@@ -658,21 +658,10 @@ class ClientConnection:
         """Queue one MSG/HMSG for this client (routing path)."""
         if reply is not None and self.perms is not None and self.perms.tracks_replies:
             self.perms.allow_reply(reply, trio.current_time())
-        if hdr_len:
-            if self.headers:
-                if reply is None:
-                    head = b"HMSG %b %b %d %d\r\n" % (subject, sid, hdr_len, len(data))
-                else:
-                    head = b"HMSG %b %b %b %d %d\r\n" % (subject, sid, reply, hdr_len, len(data))
-                self.outbound.write(head + data + b"\r\n")
-                self.out_msgs += 1
-                self.out_bytes += len(data)
-                return
+        if hdr_len and not self.headers:
             data = data[hdr_len:]
-        if reply is None:
-            frame = b"MSG %b %b %d\r\n%b\r\n" % (subject, sid, len(data), data)
-        else:
-            frame = b"MSG %b %b %b %d\r\n%b\r\n" % (subject, sid, reply, len(data), data)
+            hdr_len = 0
+        frame = encode_msg_frame(subject, sid, reply, hdr_len, data)
         self.out_msgs += 1
         self.out_bytes += len(data)
         # Outbound.write, inlined: this runs once per delivered message.

@@ -1,35 +1,12 @@
 """The data link: the uplink process attached to ``router.sock`` (DESIGN §2).
 
-Lines are the leaf verbs with the local account first (``Kind.INTERNAL``):
-
-router -> uplink
-    ``INFO {"server_id", "server_name", "accounts": [...], "leaf_msgs": true}``
-    once, as a hello;
-    ``LS+ <acc> <subj> [<queue> <weight>]`` / ``LS- <acc> <subj> [<queue>]``:
-    local interest (the full set right after the hello, then changes);
-    ``LMSG <acc> ...`` / ``HMSG <acc> ...``: local publishes the hub wants,
-    naming the hub queue groups the router chose.
-uplink -> router
-    ``LS+``/``LS-`` with the account first: the hub's interest, which the
-    router keeps per account (the uplink re-sends all of it after it
-    reconnects to the router or the hub; ``LS- <acc> >`` is not special);
-    ``LMSG``/``HMSG``: messages from the hub for local subscribers;
-    ``INFO {"hub_reset": "<acc>"}``: forget all hub interest of that account
-    (the hub link dropped);
-    ``INFO {"leaf_msgs": true}``: the uplink reads leaf-form messages;
-    ``INFO {"hub": "<acc>", "proto": N, "server_name": "..."}``: the protocol
-    level (the hub INFO's ``proto``, the lowest of several hubs; 0: none
-    connected) and name of that account's hub, for message tracing;
-    ``PING``/``PONG``.
-
-Leaf-form messages (both ways). A side that reads them says so (the hello's
-``leaf_msgs``; the uplink's INFO). The other side may then write
-``ACC <acc>`` and, after it, message lines exactly as on a leaf link
-(``LMSG <subj> [reply | + reply q... | | q...] <size>``, ``HMSG ...``), which
-belong to that account until the next ``ACC``: the uplink then relays
-messages between us and the hub without rewriting a byte, whole runs of them
-as one slice (``leafnode.proto.MessageFramer``). Control lines always carry
-their account.
+The link's dialect is documented once, in ``leafnode/proto/_datalink.py``: a
+hello INFO, interest lines with the account first, and messages in the leaf
+link's own form under ``ACC <acc>`` lines, both ways. Here the router sends
+its hello, its local interest and the hub-bound messages (``HubOutbound``),
+and routes the hub's messages to local subscribers, keeping the hub's
+interest per account and its hub's protocol level and name (``HubInfo``, for
+message tracing).
 
 Only one uplink is attached at a time; a new one replaces the old. When it
 detaches, every account forgets the hub's interest: with no link nothing can
@@ -45,9 +22,8 @@ import trio
 
 from leafnode.netio import RawReceiver
 from leafnode.proto import (
-    HMSG,
-    LMSG,
     PONG,
+    HubInfo,
     Info,
     Kind,
     LSub,
@@ -57,9 +33,10 @@ from leafnode.proto import (
     RemoteProtocolError,
     encode_acc,
     encode_err,
-    encode_info,
+    encode_hello,
     encode_lhmsg,
     encode_lmsg,
+    hub_reset_account,
 )
 
 from .outbound import Outbound
@@ -68,7 +45,7 @@ from .routing import route_from_hub
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-    from leafnode.proto import Event
+    from leafnode.proto import Event, MessageFrame
 
     from .interfaces import LinkServer
     from .outbound import Flusher
@@ -88,11 +65,11 @@ DATALINK_MAX_PENDING = 256 * 1024 * 1024
 class HubOutbound(Outbound):
     """The data link's outbound: also the accounts' ``hub_sink``.
 
-    ``write_msg`` encodes a hub-bound message in the form the uplink reads:
-    leaf form under an ``ACC`` line once it said it reads that (module doc).
+    ``write_msg`` encodes a hub-bound message in the leaf link's form, after
+    an ``ACC`` line when the account changes (``leafnode/proto/_datalink.py``).
     """
 
-    __slots__ = ("_acc", "leaf_msgs")
+    __slots__ = ("_acc",)
 
     def __init__(
         self,
@@ -110,7 +87,6 @@ class HubOutbound(Outbound):
             write_deadline_s=write_deadline_s,
             on_slow_consumer=on_slow_consumer,
         )
-        self.leaf_msgs = False
         self._acc = b""
 
     def write_msg(
@@ -124,25 +100,15 @@ class HubOutbound(Outbound):
     ) -> None:
         """Queue one hub-bound message of ``account`` (routing path)."""
         out = self.out
-        if self.leaf_msgs:
-            if account != self._acc:
-                self._acc = account
-                acc = encode_acc(account)
-                out.append(acc)
-                self.pending += len(acc)
-            if hdr_len:
-                line = encode_lhmsg(subject, reply, queues, hdr_len, data)
-            elif reply is None and not queues:
-                # The common case, formatted inline (one allocation).
-                line = b"LMSG %b %d\r\n%b\r\n" % (subject, len(data), data)
-            else:
-                line = encode_lmsg(subject, reply, queues, data)
-        elif hdr_len:
-            line = encode_lhmsg(subject, reply, queues, hdr_len, data, account=account)
-        elif reply is None and not queues:
-            line = b"LMSG %b %b %d\r\n%b\r\n" % (account, subject, len(data), data)
+        if account != self._acc:
+            self._acc = account
+            acc = encode_acc(account)
+            out.append(acc)
+            self.pending += len(acc)
+        if hdr_len:
+            line = encode_lhmsg(subject, reply, queues, hdr_len, data)
         else:
-            line = encode_lmsg(subject, reply, queues, data, account=account)
+            line = encode_lmsg(subject, reply, queues, data)
         # Outbound.write, inlined: this runs once per hub-bound message.
         out.append(line)
         self.pending += len(line)
@@ -207,13 +173,7 @@ class DataLink:
 
     def _attach(self) -> None:
         server = self.server
-        hello = {
-            "server_id": server.server_id,
-            "server_name": server.server_name,
-            "accounts": sorted(server.accounts),
-            "leaf_msgs": True,
-        }
-        self.outbound.write(encode_info(hello))
+        self.outbound.write(encode_hello(server.server_id, server.server_name, server.accounts))
         for account in server.accounts.values():
             account.hub_sink = self.outbound
             account.hub.clear()
@@ -257,48 +217,18 @@ class DataLink:
                 flusher.batching = False
                 flusher.flush()
 
-    def _on_msg(
-        self,
-        account: bytes | None,
-        verb: bytes,
-        args: list[bytes],
-        buf: bytes,
-        start: int,
-        body: int,
-        end: int,
-    ) -> bool:
-        """A hub message for local subscribers (``MessageFramer`` explains the arguments)."""
-        at = 0
-        if account is None:
-            account = args[0]  # the classic form names it first
-            at = 1
-        target = self._accounts.get(account)
+    def _on_msg(self, msg: MessageFrame) -> bool:
+        """A hub message for local subscribers (hot path)."""
+        target = self._accounts.get(msg.account)
         if target is None:
             return False
-        if verb is LMSG and len(args) == at + 2:
+        args = msg.args
+        if len(args) == 2 and not msg.headers:
             # The common case: subject and size only.
-            route_from_hub(target, args[at], None, (), 0, buf[body:end])
+            route_from_hub(target, args[0], None, (), 0, msg.buf[msg.body : msg.end])
             return False
-        headers = verb is HMSG
-        last = len(args) - 2 if headers else len(args) - 1  # the first size
-        between = last - at - 1
-        reply: bytes | None
-        queues: tuple[bytes, ...]
-        if between == 0:
-            reply, queues = None, ()
-        elif between == 1:
-            reply, queues = args[at + 1], ()
-        elif args[at + 1] == b"+":
-            reply, queues = args[at + 2], tuple(args[at + 3 : last])
-        elif args[at + 1] == b"|":
-            reply, queues = None, tuple(args[at + 2 : last])
-        else:
-            raise RemoteProtocolError(
-                "data link: bad LMSG/HMSG arguments", err_text="", snippet=buf[start:body][:32]
-            )
-        route_from_hub(
-            target, args[at], reply, queues, int(args[-2]) if headers else 0, buf[body:end]
-        )
+        reply, queues = msg.route()
+        route_from_hub(target, args[0], reply, queues, msg.hdr_len, msg.data)
         return False
 
     def _on_event(self, event: Event) -> None:
@@ -320,15 +250,12 @@ class DataLink:
             self._on_info(event.options)
 
     def _on_info(self, options: dict[str, object]) -> None:
-        if options.get("leaf_msgs") is True:
-            self.outbound.leaf_msgs = True
-        hub = options.get("hub")
-        if isinstance(hub, str) and (account := self.server.accounts.get(hub)) is not None:
-            proto, name = options.get("proto"), options.get("server_name")
-            account.hub.proto = proto if isinstance(proto, int) else 0
-            account.hub.server_name = name if isinstance(name, str) else ""
-        reset = options.get("hub_reset")
-        if isinstance(reset, str):
+        hub = HubInfo.from_options(options)
+        if hub is not None and (account := self.server.accounts.get(hub.account)) is not None:
+            account.hub.proto = hub.proto
+            account.hub.server_name = hub.server_name
+        reset = hub_reset_account(options)
+        if reset is not None:
             account = self.server.accounts.get(reset)
             if account is not None:
                 account.hub.clear()

@@ -21,6 +21,7 @@ from leafnode import SERVER_VERSION
 from leafnode.affinity import data_path_cpu, keep_placement
 from leafnode.clientport import bind_client_port, peer_address
 from leafnode.config import DEFAULT_ACCOUNT
+from leafnode.proto import encode_err
 from leafnode.runtime import TRACE
 
 from . import closed, imports
@@ -423,7 +424,7 @@ class Server:
             return False
         log.error("%s - maximum connections exceeded", client)
         client.send_info()
-        client.outbound.write(b"-ERR 'maximum connections exceeded'\r\n")
+        client.outbound.write(encode_err("maximum connections exceeded"))
         client.outbound.close_after_flush()
         with trio.move_on_after(1):
             await client.outbound.run_writer()

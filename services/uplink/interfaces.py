@@ -11,7 +11,7 @@ lists what its users read or call, no more; mypy checks ``Uplink`` and
 remote names ``Session``, so it lives next to its user: ``replay.DrainOwner``.)
 
 The imports here reach only the modules below the connections (``outbound``,
-``interest``, ``leafnode.config``).
+``interest``, ``leafnode.config``, ``leafnode.proto``).
 """
 
 from __future__ import annotations
@@ -24,6 +24,7 @@ if TYPE_CHECKING:
     import trio
 
     from leafnode.config import RemoteSettings
+    from leafnode.proto import MessageFrame
 
     from .interest import LocalInterest
     from .outbound import Outbound
@@ -37,8 +38,6 @@ RemoteT_contra = TypeVar("RemoteT_contra", contravariant=True)
 class RouterSink(Protocol):
     """The router link (``routerlink.RouterLink``) as a hub session writes to it."""
 
-    # The router reads leaf-form message lines (its hello said so).
-    leaf_msgs: bool
     # None while no router is attached.
     outbound: Outbound | None
 
@@ -118,16 +117,7 @@ class RouterHost(Protocol):
 
     def local_resync(self, tables: dict[bytes, LocalInterest]) -> None: ...
 
-    def local_msg(
-        self,
-        account: bytes | None,
-        verb: bytes,
-        args: list[bytes],
-        buf: bytes,
-        start: int,
-        body: int,
-        end: int,
-    ) -> bool: ...
+    def local_msg(self, msg: MessageFrame) -> bool: ...
 
     def keep_rule(self, account: bytes | None) -> int: ...
 

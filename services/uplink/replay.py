@@ -69,10 +69,11 @@ from leafnode.ipc import (
     open_trio_client,
     stamp_headers,
 )
+from leafnode.proto import encode_leaf_route
 
 from .progress import Progress, Replay
 from .storelink import StoreLink
-from .wire import BatchEncoder, hmsg_route
+from .wire import BatchEncoder
 
 if TYPE_CHECKING:
     from leafnode.ipc import Frame, TrioIpcClient
@@ -583,7 +584,7 @@ class Drain:
             if reply is None and not names:
                 route = subj
             else:
-                route = hmsg_route(subj, reply.encode() if reply else None, names)
+                route = encode_leaf_route(subj, reply.encode() if reply else None, names)
             out.append(encode(route, seq, hdr_len, data, received))
             seqs.append(seq)
             nbytes += len(data)

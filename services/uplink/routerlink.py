@@ -1,17 +1,11 @@
 """The data link to the router over ``run_dir/router.sock`` (DESIGN §2).
 
-The protocol is documented in ``services/router/datalink.py``; in short the
-router sends a hello INFO, its whole local interest, then interest changes and
-hub-bound messages, all as leaf verbs with the account first; we send the
-hubs' interest, messages from the hubs, ``INFO {"hub_reset": acc}`` and
-PING/PONG.
-
-Leaf-form messages. Right on connect we tell the router (``INFO
-{"leaf_msgs": true}``) that we read message lines in the leaf link's own form
-under an ``ACC <acc>`` line (``leafnode.proto.MessageFramer``); a router whose
-hello says the same gets ours that way. Either way a message then crosses the
-uplink without being rewritten: runs of them leave as one slice of what was
-read. Until both sides know, messages carry the account on every line.
+The link's dialect is documented once, in ``leafnode/proto/_datalink.py``; in
+short the router sends a hello INFO, its whole local interest, then interest
+changes and hub-bound messages; we send the hubs' interest, messages from the
+hubs, ``INFO {"hub_reset": acc}`` and PING/PONG. Messages cross in the leaf
+link's own form under ``ACC <acc>`` lines, so a message crosses the uplink
+without being rewritten: runs of them leave as one slice of what was read.
 
 Resynchronisation. Either process may restart alone:
 
@@ -40,6 +34,7 @@ from leafnode.proto import (
     PING,
     PONG,
     Err,
+    Hello,
     Info,
     Kind,
     LSub,
@@ -49,7 +44,6 @@ from leafnode.proto import (
     Pong,
     RemoteProtocolError,
     encode_acc,
-    encode_info,
 )
 from leafnode.runtime import TRACE
 
@@ -60,7 +54,7 @@ from .outbound import Outbound, raw_socket
 if TYPE_CHECKING:
     import socket
 
-    from leafnode.proto import Event
+    from leafnode.proto import Event, Run
 
     from .interfaces import RouterHost
 
@@ -75,8 +69,6 @@ RETRY_S: Final = 0.1
 MAX_RECV: Final = 64 * 1024
 # Hub messages queued for a router that does not drain before they are dropped.
 MAX_PENDING: Final = 128 * 1024 * 1024
-# Sent on connect: we read leaf-form message lines (module doc).
-LEAF_MSGS_INFO: Final = encode_info({"leaf_msgs": True})
 
 
 class RouterLink:
@@ -89,9 +81,7 @@ class RouterLink:
         self.router_name = ""
         self.accounts: tuple[str, ...] = ()
         self.attaches = 0
-        # Whether the router reads leaf-form message lines (its hello said so),
-        # and the account our last ACC line named.
-        self.leaf_msgs = False
+        # The account our last ACC line named.
         self._acc: bytes | None = None
         self.framer: MessageFramer | None = None
         # Local interest being collected from the snapshot, until our PONG.
@@ -107,16 +97,10 @@ class RouterLink:
         if outbound is not None:
             outbound.write(line)
 
-    def write_msg(self, data: bytes) -> None:
-        """Queue a message for the router (dropped while detached or backed up)."""
-        outbound = self.outbound
-        if outbound is not None:
-            outbound.write_msg(data)
-
     def write_run(self, account: bytes, data: bytes) -> None:
-        """Queue leaf-form messages of ``account`` (only while ``leaf_msgs``).
+        """Queue leaf-form messages of ``account``.
 
-        Dropped while detached or backed up, as ``write_msg``.
+        Dropped while detached or backed up.
         """
         outbound = self.outbound
         if outbound is None:
@@ -145,7 +129,6 @@ class RouterLink:
             finally:
                 self.outbound = None
                 self.framer = None
-                self.leaf_msgs = False
                 self._acc = None
                 self._resync = None
                 with trio.CancelScope(shield=True):
@@ -156,7 +139,6 @@ class RouterLink:
     async def _serve(self, stream: trio.abc.Stream) -> None:
         raw = raw_socket(stream)
         outbound = Outbound(max_pending=MAX_PENDING, raw=raw)
-        outbound.write(LEAF_MSGS_INFO)
         outbound.write(PING)  # its PONG marks the end of the interest snapshot
         self._resync = {}
         self.outbound = outbound
@@ -206,13 +188,8 @@ class RouterLink:
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             return
 
-    def _on_run(self, buf: bytes, start: int, end: int, msgs: int, size: int) -> None:
-        framer = self.framer
-        assert framer is not None
-        assert framer.account is not None  # only leaf-form lines are kept
-        self.uplink.local_run(
-            framer.account, buf if end - start == len(buf) else buf[start:end], msgs, size
-        )
+    def _on_run(self, run: Run) -> None:
+        self.uplink.local_run(run.account, run.data, run.msgs, run.size)
 
     def _on_event(self, event: Event) -> None:
         if log.isEnabledFor(TRACE):
@@ -252,12 +229,9 @@ class RouterLink:
             self.uplink.local_unsub(account, event.subject, event.queue)
 
     def _hello(self, options: dict[str, object]) -> None:
-        name = options.get("server_name")
-        accounts = options.get("accounts")
-        if options.get("leaf_msgs") is True:
-            self.leaf_msgs = True
-        if isinstance(name, str):
-            self.router_name = name
-        if isinstance(accounts, list):
-            self.accounts = tuple(a for a in accounts if isinstance(a, str))
-            self.uplink.router_accounts(self.accounts)
+        if not Hello.is_hello(options):
+            return
+        hello = Hello.from_options(options)
+        self.router_name = hello.server_name
+        self.accounts = hello.accounts
+        self.uplink.router_accounts(self.accounts)

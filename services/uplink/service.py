@@ -28,8 +28,8 @@ subject ``$LDS.<random>``.
   close the link. When those checks cannot fail for a subject that does not
   start with ``$`` (``keep_rule``), the framer skips them per message.
 * Messages hub -> router (``Session``): checked against the import filter,
-  then passed on unchanged in runs under the account's ``ACC`` line (or with
-  the account added to each line, for a router that reads only that).
+  then passed on unchanged in runs under the account's ``ACC`` line
+  (``leafnode/proto/_datalink.py``).
 * Buffered subjects (a remote's ``buffer { subjects }``): the router sends
   live copies of them too, but they reach that remote's hub only through the
   store (``replay.py``), so nothing overtakes the backlog: ``local_msg`` drops
@@ -54,8 +54,8 @@ import trio
 from leafnode.affinity import data_path_cpu, keep_placement
 from leafnode.ipc import STORE_SOCKET
 from leafnode.proto import (
-    HMSG,
-    encode_info,
+    encode_hub_info,
+    encode_hub_reset,
     encode_lhmsg,
     encode_lmsg,
     encode_lsub,
@@ -70,6 +70,7 @@ from .routerlink import RouterLink
 
 if TYPE_CHECKING:
     from leafnode.config import RemoteSettings, Settings
+    from leafnode.proto import MessageFrame
 
     from .interfaces import SessionOwner
     from .session import Session
@@ -242,7 +243,7 @@ class Uplink:
         levels = [s.link.info.get("proto") for s in sessions]
         proto = min((p if isinstance(p, int) else 0 for p in levels), default=0)
         name = sessions[0].hub_server if sessions else ""
-        self.router.write(encode_info({"hub": state.name, "proto": proto, "server_name": name}))
+        self.router.write(encode_hub_info(state.name, proto, name))
 
     def local_sub(
         self, account: bytes, subject: bytes, queue: bytes | None, weight: int | None
@@ -293,39 +294,22 @@ class Uplink:
                     if allows(subject):
                         session.outbound.write(line)
 
-    def local_msg(
-        self,
-        account: bytes | None,
-        verb: bytes,
-        args: list[bytes],
-        buf: bytes,
-        start: int,
-        body: int,
-        end: int,
-    ) -> bool:
-        """A local message for the hubs (``MessageFramer`` explains the arguments).
+    def local_msg(self, msg: MessageFrame) -> bool:
+        """A local message for the hubs (hot path).
 
         Returns True when the message may go to the account's only remote as
-        it is (a leaf-form line): it then leaves in a run (``local_run``).
-        Runs and this method's own writes never mix on one hub link: an
-        account either has one remote (kept or dropped here) or several
-        (always written here), and a classic line comes before any run.
+        it is: it then leaves in a run (``local_run``). Runs and this
+        method's own writes never mix on one hub link: an account either has
+        one remote (kept or dropped here) or several (always written here).
         """
-        if account is None:
-            # Classic form (a router that has not switched yet): the account
-            # comes first; decode and encode again.
-            state = self.accounts.get(args[0])
-            if state is not None:
-                self._local_msg_decoded(state, verb, args, 1, buf[body:end])
-            return False
-        state = self.accounts.get(account)
+        state = self.accounts.get(msg.account)
         if state is None:
             return False
         remote = state.single
         if remote is None:
-            self._local_msg_decoded(state, verb, args, 0, buf[body:end])
+            self._local_msg_decoded(state, msg)
             return False
-        subject = args[0]
+        subject = msg.args[0]
         buffered = remote.buffered
         if buffered is not None and subject in buffered:
             remote.live_buffered += 1  # it goes through the store
@@ -338,7 +322,7 @@ class Uplink:
         if not (filter_.plain_ok and subject[0] != 36) and not filter_.allows(subject):
             self._drop(remote, "permission")
             return False
-        if end - body > session.max_payload:
+        if msg.end - msg.body > session.max_payload:
             self._drop(remote, "max_payload")
             return False
         return True
@@ -378,14 +362,13 @@ class Uplink:
         self.dropped_to_hub += 1
         remote.dropped[reason] += 1
 
-    def _local_msg_decoded(
-        self, state: AccountState, verb: bytes, args: list[bytes], at: int, data: bytes
-    ) -> None:
-        """The general case: several remotes, or a classic line (subject at ``args[at]``)."""
-        headers = verb is HMSG
-        subject = args[at]
-        reply, queues = _reply_and_queues(args[at + 1 : len(args) - (2 if headers else 1)])
-        hdr_len = int(args[-2]) if headers else 0
+    def _local_msg_decoded(self, state: AccountState, msg: MessageFrame) -> None:
+        """The general case: several remotes share the account."""
+        subject = msg.args[0]
+        reply, queues = msg.route()
+        headers = msg.headers
+        hdr_len = msg.hdr_len
+        data = msg.data
         for session, names in self._fan_out(state, subject, queues):
             if len(data) > session.max_payload:
                 self._drop(session.remote, "max_payload")
@@ -481,7 +464,7 @@ class Uplink:
         lines = state.hub.drop_remote(remote.index, keys)
         if not state.connected():
             if lines:
-                self.router.write(encode_info({"hub_reset": state.name}))
+                self.router.write(encode_hub_reset(state.name))
         else:
             for line in lines:
                 self.router.write(line)
@@ -543,16 +526,3 @@ class Uplink:
 def _differs_beyond_buffer(old: RemoteSettings, new: RemoteSettings) -> bool:
     """Whether the change needs a new link (anything but the buffer block changed)."""
     return dataclasses.replace(old, buffer=None) != dataclasses.replace(new, buffer=None)
-
-
-def _reply_and_queues(rest: list[bytes]) -> tuple[bytes | None, tuple[bytes, ...]]:
-    """What follows the subject of LMSG/HMSG, without the sizes (§4.4)."""
-    if not rest:
-        return None, ()
-    if len(rest) == 1:
-        return rest[0], ()
-    if rest[0] == b"+":
-        return rest[1], tuple(rest[2:])
-    if rest[0] == b"|":
-        return None, tuple(rest[1:])
-    return rest[0], ()

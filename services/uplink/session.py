@@ -36,7 +36,6 @@ import trio
 
 from leafnode.netio import RawReceiver
 from leafnode.proto import (
-    LMSG,
     PING,
     PONG,
     Err,
@@ -56,7 +55,7 @@ from .outbound import Outbound, raw_socket
 
 if TYPE_CHECKING:
     from leafnode.config import RemoteSettings
-    from leafnode.proto import Event
+    from leafnode.proto import Event, MessageFrame, Run
 
     from .handshake import HubLink
     from .interfaces import SessionOwner
@@ -126,8 +125,6 @@ class Session:
         account = remote.account.name_bytes
         self._account = account
         self._router = remote.uplink.router
-        self._lmsg_head = b"LMSG " + account + b" "
-        self._hmsg_head = b"HMSG " + account + b" "
         self._raw = raw_socket(link.stream)
         self.outbound = Outbound(max_pending=MAX_PENDING, raw=self._raw)
         max_payload = link.info.get("max_payload")
@@ -219,15 +216,14 @@ class Session:
         outbound = self.outbound
         on_event = self._on_event
         on_run = self._on_run
+        keep = self._keep
+        keep_rule = self._keep_rule
         receive = RawReceiver(self.stream, lambda: self._raw).receive
         try:
             while True:
-                # Runs need a router that reads leaf-form lines (it said so in
-                # its hello); each read is relayed as one piece then.
-                if router.leaf_msgs:
-                    framer.drain(self._keep, on_event, on_run, self._keep_rule)
-                else:
-                    framer.drain(self._on_msg, on_event)
+                # Messages that pass go on to the router in runs, each read
+                # as one piece under our account's ACC line.
+                framer.drain(keep, on_event, on_run, keep_rule)
                 outbound.flush_now()
                 router_out = router.outbound
                 if router_out is not None:
@@ -241,18 +237,9 @@ class Session:
         except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
             self.close(f"connection lost: {exc}")
 
-    def _keep(
-        self,
-        account: bytes | None,
-        verb: bytes,
-        args: list[bytes],
-        buf: bytes,
-        start: int,
-        body: int,
-        end: int,
-    ) -> bool:
+    def _keep(self, msg: MessageFrame) -> bool:
         """A hub message: may it go on to the router as it is? (hot path)"""
-        subject = args[0]
+        subject = msg.args[0]
         filter_ = self.import_filter
         return (filter_.plain_ok and subject[0] != 36) or filter_.allows(subject)
 
@@ -260,32 +247,11 @@ class Session:
         """Messages the framer may keep without asking ``_keep`` (see ``drain``)."""
         return LINK_MAX_PAYLOAD if self.import_filter.plain_ok else -1
 
-    def _on_run(self, buf: bytes, start: int, end: int, msgs: int, size: int) -> None:
+    def _on_run(self, run: Run) -> None:
         """Hub messages that passed, as read: on to the router under our account."""
-        self.in_msgs += msgs
-        self.in_bytes += size
-        self._router.write_run(self._account, buf if end - start == len(buf) else buf[start:end])
-
-    def _on_msg(
-        self,
-        account: bytes | None,
-        verb: bytes,
-        args: list[bytes],
-        buf: bytes,
-        start: int,
-        body: int,
-        end: int,
-    ) -> bool:
-        """A hub message for a router that wants the account on every line."""
-        if not self.import_filter.allows(args[0]):
-            return False
-        self.in_msgs += 1
-        self.in_bytes += end - body
-        router_out = self._router.outbound
-        if router_out is not None:
-            head = self._lmsg_head if verb is LMSG else self._hmsg_head
-            router_out.write_msg2(head, buf[start : end + 2])
-        return False
+        self.in_msgs += run.msgs
+        self.in_bytes += run.size
+        self._router.write_run(self._account, run.data)
 
     def _on_event(self, event: Event) -> None:
         remote = self.remote

@@ -23,13 +23,13 @@ import time
 from typing import TYPE_CHECKING, Final
 
 from leafnode.ipc import stamp_headers
-from leafnode.proto import is_literal, subject_matches
+from leafnode.proto import encode_routed_hmsg, is_literal, subject_matches
 from leafnode.sublist import subject_intersects
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Iterable
 
-__all__ = ["BatchEncoder", "BufferSubjects", "hmsg_route"]
+__all__ = ["BatchEncoder", "BufferSubjects"]
 
 # Subjects remembered by ``BufferSubjects`` before its cache is dropped.
 CACHE_MAX: Final = 8192
@@ -69,17 +69,6 @@ class BufferSubjects:
         return any(subject_intersects(p, interest) for p in self.patterns)
 
 
-def hmsg_route(subject: bytes, reply: bytes | None, queues: Sequence[bytes]) -> bytes:
-    """What follows ``HMSG`` before the sizes (leafnode-protocol.md §4.4)."""
-    if queues:
-        if reply is not None:
-            return b"%b + %b %b" % (subject, reply, b" ".join(queues))
-        return b"%b | %b" % (subject, b" ".join(queues))
-    if reply is not None:
-        return b"%b %b" % (subject, reply)
-    return subject
-
-
 class BatchEncoder:
     """Builds the hub-bound ``HMSG`` of stored messages, stamping the headers.
 
@@ -112,7 +101,7 @@ class BatchEncoder:
         """One ``HMSG <route> <hdr_len> <total>`` line with its header block and payload.
 
         Args:
-            route: subject, reply and queue names (``hmsg_route``).
+            route: subject, reply and queue names (``leafnode.proto.encode_leaf_route``).
             seq: the store seq (``Nats-Msg-Id``).
             hdr_len: length of the client's header block at the start of ``data``.
             data: the client's headers (if any) followed by the payload.
@@ -127,11 +116,4 @@ class BatchEncoder:
                 data[:hdr_len], msg_id=f"{self._leaf_id}-{seq}", buffered_at_us=received_at_us
             )
             payload = data[hdr_len:]
-        size = len(headers)
-        return b"HMSG %b %d %d\r\n%b%b\r\n" % (
-            route,
-            size,
-            size + len(payload),
-            headers,
-            payload,
-        )
+        return encode_routed_hmsg(route, headers, payload)

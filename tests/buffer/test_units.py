@@ -5,10 +5,10 @@ from __future__ import annotations
 import pytest
 
 from leafnode.ipc import rfc3339_us, stamp_headers
-from leafnode.proto import Kind, LHMsg, Parser
+from leafnode.proto import Kind, LHMsg, Parser, encode_leaf_route
 from services.uplink.monitor import go_duration
 from services.uplink.progress import LOG_MIN_MSGS, Progress
-from services.uplink.wire import BatchEncoder, BufferSubjects, hmsg_route
+from services.uplink.wire import BatchEncoder, BufferSubjects
 
 
 def parse_one(data: bytes) -> LHMsg:
@@ -57,7 +57,7 @@ class TestBatchEncoder:
         ],
     )
     def test_routes(self, reply: bytes | None, queues: tuple[bytes, ...], route: bytes) -> None:
-        assert hmsg_route(b"s", reply, queues) == route
+        assert encode_leaf_route(b"s", reply, queues) == route
         event = parse_one(BatchEncoder("x").encode(route, 1, 0, b"d", 0))
         assert (event.subject, event.reply, event.queues) == (b"s", reply, queues)
 

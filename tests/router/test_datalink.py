@@ -3,6 +3,8 @@
 A test peer plays the uplink over the real Unix socket: it reads the hello and
 the interest snapshot, sees LS+/LS- as local clients come and go, announces
 hub interest, and receives the LMSGs the router decides to send to the hub.
+Messages cross in the leaf link's form under ``ACC <acc>`` lines both ways
+(leafnode/proto/_datalink.py).
 """
 
 from __future__ import annotations
@@ -121,9 +123,10 @@ async def test_local_publish_goes_to_hub_only_with_hub_interest(router: RouterPr
     await nc.publish("not.wanted", b"x")
     await nc.publish("to.hub", b"plain")
     await nc.publish("to.hubq", b"queued", reply="r.1")
-    assert await peer.line() == b"LMSG $G to.hub 5"
+    assert await peer.line() == b"ACC $G"
+    assert await peer.line() == b"LMSG to.hub 5"
     assert await peer.payload(5) == b"plain"
-    assert await peer.line() == b"LMSG $G to.hubq + r.1 hq 6"
+    assert await peer.line() == b"LMSG to.hubq + r.1 hq 6"
     assert await peer.payload(6) == b"queued"
     # A local member of the same group wins: the hub group is no longer named.
     local: list[bytes] = []
@@ -135,7 +138,7 @@ async def test_local_publish_goes_to_hub_only_with_hub_interest(router: RouterPr
     assert await peer.line() == b"LS+ $G to.hubq hq 1"
     await nc.publish("to.hubq", b"stay")
     await nc.publish("to.hub", b"again")
-    assert await peer.line() == b"LMSG $G to.hub 5"
+    assert await peer.line() == b"LMSG to.hub 5"
     assert await peer.payload(5) == b"again"
     await wait_until(lambda: local == [b"stay"], what="local queue member got it")
     await nc.close()
@@ -160,9 +163,9 @@ async def test_hub_messages_reach_local_subscribers(router: RouterProcess) -> No
     await nc.subscribe("from.hub", cb=on_plain)
     await nc.subscribe("from.hub", queue="g", cb=on_queue)
     await peer.until(b"LS+ $G from.hub g 1")
-    peer.send(b"LMSG $G from.hub 5\r\nplain\r\n")
-    peer.send(b"LMSG $G from.hub | g 6\r\nqueued\r\n")
-    peer.send(b"HMSG $G from.hub 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\n")
+    peer.send(b"ACC $G\r\nLMSG from.hub 5\r\nplain\r\n")
+    peer.send(b"LMSG from.hub | g 6\r\nqueued\r\n")
+    peer.send(b"HMSG from.hub 18 20\r\nNATS/1.0\r\nA: b\r\n\r\nhi\r\n")
     await wait_until(lambda: len(plain) == 3 and len(queued) == 1, what="hub deliveries")
     assert plain == [b"plain", b"queued", b"hi"]
     assert queued == [b"queued"]
@@ -184,6 +187,35 @@ async def test_uplink_detach_forgets_hub_interest(router: RouterProcess) -> None
     await peer2.until(b"PONG")
     await nc.publish("gone", b"x")
     await nc.publish("kept", b"y")
-    assert await peer2.line() == b"LMSG $G kept 1"
+    # A new link starts without an account: the router names it again.
+    assert await peer2.line() == b"ACC $G"
+    assert await peer2.line() == b"LMSG kept 1"
     await nc.close()
     await peer2.close()
+
+
+@pytest.mark.parametrize(
+    "line",
+    [b"LMSG from.hub 2\r\nhi\r\n", b"LMSG $G from.hub 2\r\nhi\r\n"],
+    ids=["no-acc", "account-first"],
+)
+async def test_a_message_before_acc_closes_the_link(router: RouterProcess, line: bytes) -> None:
+    peer = await UplinkPeer.attach(router)
+    await peer.line()
+    nc = await nats.connect(router.url)
+    got: list[bytes] = []
+
+    async def cb(msg: Msg) -> None:
+        got.append(msg.data)
+
+    await nc.subscribe("from.hub", cb=cb)
+    await peer.until(b"LS+ $G from.hub")
+    peer.send(line)
+    # The router closes the link (a framing error).
+    rest = await asyncio.wait_for(peer.reader.read(), 10)
+    assert b"MSG" not in rest
+    # Nothing was delivered: a round trip through the router proves it.
+    await nc.subscribe("ready", cb=respond_ok)
+    await until_responding(nc, "ready")
+    assert got == []
+    await nc.close()

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 
-from leafnode.proto import Info, Kind, LSub, MessageFramer, Ping, RemoteProtocolError
+from leafnode.proto import (
+    Info,
+    Kind,
+    LSub,
+    MessageFrame,
+    MessageFramer,
+    Ping,
+    RemoteProtocolError,
+    Run,
+)
 
 CORPUS = (
     b'INFO {"server_id":"X"} \r\n'
@@ -24,17 +33,10 @@ def frame(chunks: list[bytes]) -> list[Item]:
     framer = MessageFramer(Kind.LEAF, max_payload=1 << 20, max_control_line=4096)
     seen: list[Item] = []
 
-    def on_msg(
-        account: bytes | None,
-        verb: bytes,
-        args: list[bytes],
-        buf: bytes,
-        start: int,
-        body: int,
-        end: int,
-    ) -> bool:
-        assert account is None
-        seen.append((verb, tuple(args), buf[body:end], buf[start : end + 2]))
+    def on_msg(msg: MessageFrame) -> bool:
+        assert msg.account == b""
+        verb = b"HMSG" if msg.headers else b"LMSG"
+        seen.append((verb, tuple(msg.args), msg.data, msg.wire))
         return False
 
     for chunk in chunks:
@@ -47,12 +49,12 @@ def test_messages_and_events_in_order() -> None:
     items = frame([CORPUS])
     assert items[0] == (Info({"server_id": "X"}),)
     assert items[1] == (LSub(b"a.b"),)
-    assert items[2] == (b"LMSG ", (b"a.b", b"5"), b"hello", b"a.b 5\r\nhello\r\n")
-    assert items[3][:3] == (b"LMSG ", (b"a.b", b"+", b"r.1", b"q1", b"q2", b"0"), b"")
+    assert items[2] == (b"LMSG", (b"a.b", b"5"), b"hello", b"LMSG a.b 5\r\nhello\r\n")
+    assert items[3][:3] == (b"LMSG", (b"a.b", b"+", b"r.1", b"q1", b"q2", b"0"), b"")
     assert items[4] == (Ping(),)
-    assert items[5][:3] == (b"HMSG ", (b"a.c", b"|", b"g", b"12", b"14"), b"NATS/1.0\r\n\r\nhi")
+    assert items[5][:3] == (b"HMSG", (b"a.c", b"|", b"g", b"12", b"14"), b"NATS/1.0\r\n\r\nhi")
     # nats-server also accepts a lower-case verb and a tab.
-    assert items[6][:3] == (b"LMSG ", (b"a.d", b"2"), b"ok")
+    assert items[6][:3] == (b"LMSG", (b"a.d", b"2"), b"ok")
     # A payload may contain CR and LF.
     assert items[7][2] == b"\r\n\r"
     assert len(items) == 8
@@ -97,16 +99,8 @@ def test_handshake_reads_control_lines_one_at_a_time() -> None:
     seen: list[object] = []
     framer.feed(b"y\r\n")
 
-    def on_msg(
-        account: bytes | None,
-        verb: bytes,
-        args: list[bytes],
-        buf: bytes,
-        start: int,
-        body: int,
-        end: int,
-    ) -> bool:
-        seen.append(buf[body:end])
+    def on_msg(msg: MessageFrame) -> bool:
+        seen.append(msg.data)
         return False
 
     framer.drain(on_msg, seen.append)
@@ -123,7 +117,6 @@ def test_a_message_during_the_handshake_is_an_error() -> None:
 # -- verbatim runs and the data link's accounts ---------------------------------
 
 LINK = (
-    b"LMSG $G a.b 2\r\nhi\r\n"  # classic: the account first
     b"ACC $G\r\n"
     b"LMSG a.b 2\r\nhi\r\n"
     b"HMSG a.b r 12 14\r\nNATS/1.0\r\n\r\nho\r\n"
@@ -136,27 +129,25 @@ LINK = (
 )
 
 
+def keep_all(msg: MessageFrame) -> bool:
+    return True
+
+
+def ignore(event: object) -> None:
+    pass
+
+
 def relay(chunks: list[bytes]) -> list[Item]:
     """What a relay keeping every message but ``$drop`` sees, and forwards verbatim."""
     framer = MessageFramer(Kind.INTERNAL, max_payload=1024, max_control_line=4096, accounts=True)
     seen: list[Item] = []
 
-    def on_msg(
-        account: bytes | None,
-        verb: bytes,
-        args: list[bytes],
-        buf: bytes,
-        start: int,
-        body: int,
-        end: int,
-    ) -> bool:
-        if account is None:
-            seen.append(("classic", tuple(args)))
-            return False
-        return args[0] != b"$drop"
+    def on_msg(msg: MessageFrame) -> bool:
+        assert msg.account in (b"$G", b"B")
+        return msg.subject != b"$drop"
 
-    def on_run(buf: bytes, start: int, end: int, msgs: int, size: int) -> None:
-        seen.append(("run", framer.account, buf[start:end], msgs, size))
+    def on_run(run: Run) -> None:
+        seen.append(("run", run.account, run.data, run.msgs, run.size))
 
     for chunk in chunks:
         framer.feed(chunk)
@@ -178,7 +169,6 @@ def merged(items: list[Item]) -> list[Item]:
 def test_runs_keep_order_with_events_and_accounts() -> None:
     items = relay([LINK])
     assert items == [
-        ("classic", (b"$G", b"a.b", b"2")),
         ("run", b"$G", b"LMSG a.b 2\r\nhi\r\nHMSG a.b r 12 14\r\nNATS/1.0\r\n\r\nho\r\n", 2, 16),
         ("run", b"$G", b"LMSG a.c | q 3\r\nabc\r\n", 1, 3),
         (LSub(b"a.>", account=b"$G"),),
@@ -197,22 +187,23 @@ def test_a_whole_read_of_kept_messages_is_one_run() -> None:
     data = b"ACC $G\r\n"
     framer = MessageFramer(Kind.INTERNAL, max_payload=1024, max_control_line=4096, accounts=True)
     framer.feed(data)
-    framer.drain(lambda *args: True, lambda event: None)
+    framer.drain(keep_all, ignore)
     read = b"LMSG a 1\r\nx\r\n" * 3
     runs: list[bytes] = []
     framer.feed(read)
-    framer.drain(
-        lambda *args: True,
-        lambda event: None,
-        lambda buf, start, end, msgs, size: runs.append(buf[start:end]),
-    )
+    framer.drain(keep_all, ignore, lambda run: runs.append(run.data))
     assert runs == [read]
+    # The whole read, not a copy of it.
+    framer.feed(read)
+    framer.drain(keep_all, ignore, lambda run: runs.append(run.data))
+    assert runs[1] is read
 
 
 @pytest.mark.parametrize(
     "data",
     [
-        b"LMSG a.b 2\r\nhi\r\n",  # classic form needs the account too
+        b"LMSG a.b 2\r\nhi\r\n",  # a message before any ACC
+        b"LMSG $G a.b 2\r\nhi\r\n",  # the account-first form is gone too
         b"ACC\r\n",  # no account
         b"ACC a b\r\n",  # two accounts
         b"ACC $G\r\nHMSG a.b 20 14\r\nNATS/1.0\r\n\r\nho\r\n",  # header size over the total
@@ -223,7 +214,7 @@ def test_data_link_errors(data: bytes) -> None:
     framer = MessageFramer(Kind.INTERNAL, max_payload=1024, max_control_line=4096, accounts=True)
     framer.feed(data)
     with pytest.raises(RemoteProtocolError):
-        framer.drain(lambda *args: False, lambda event: None)
+        framer.drain(lambda msg: False, ignore)
 
 
 def test_acc_is_unknown_on_a_hub_link() -> None:
@@ -237,16 +228,8 @@ def test_keep_rule_skips_on_msg_for_plain_subjects_only() -> None:
     rules: list[bytes | None] = []
     runs: list[bytes] = []
 
-    def on_msg(
-        account: bytes | None,
-        verb: bytes,
-        args: list[bytes],
-        buf: bytes,
-        start: int,
-        body: int,
-        end: int,
-    ) -> bool:
-        asked.append(args[0])
+    def on_msg(msg: MessageFrame) -> bool:
+        asked.append(msg.subject)
         return True
 
     def rule(account: bytes | None) -> int:
@@ -257,12 +240,7 @@ def test_keep_rule_skips_on_msg_for_plain_subjects_only() -> None:
         b"ACC A\r\nLMSG a 3\r\nabc\r\nLMSG b 4\r\nabcd\r\nLMSG $c 1\r\nx\r\n"
         b"ACC B\r\nLMSG d 1\r\ny\r\n"
     )
-    framer.drain(
-        on_msg,
-        lambda event: None,
-        lambda buf, start, end, msgs, size: runs.append(buf[start:end]),
-        rule,
-    )
+    framer.drain(on_msg, ignore, lambda run: runs.append(run.data), rule)
     # Only the message over the size, the "$" subject and everything of B were asked about.
     assert asked == [b"b", b"$c", b"d"]
     assert rules == [b"A", b"B"]

@@ -9,9 +9,10 @@ wire; the data path never decodes them. Messages with headers keep headers and
 payload together in ``data`` with ``hdr_len`` marking the split, so a message
 can be forwarded without re-joining the two.
 
-On ``Kind.INTERNAL`` links the leaf verbs carry the local account as their first
-argument (``LS+ <acc> <subj> ...``); it lands in ``account``. On ``Kind.LEAF``
-links ``account`` is always ``None``.
+On ``Kind.INTERNAL`` links the interest verbs carry the local account as their
+first argument (``LS+ <acc> <subj> ...``); it lands in ``account``. On
+``Kind.LEAF`` links ``account`` is always ``None``. The data link's messages
+are not events: ``MessageFramer`` cuts them (``_datalink``).
 """
 
 from __future__ import annotations
@@ -153,25 +154,23 @@ class LUnsub:
 
 @dataclass(slots=True)
 class LMsg:
-    """``LMSG [acc] <subject> [reply | + reply q... | | q...] <size>`` and payload."""
+    """``LMSG <subject> [reply | + reply q... | | q...] <size>`` and payload."""
 
     subject: bytes
     reply: bytes | None
     queues: tuple[bytes, ...]
     payload: bytes
-    account: bytes | None = None
 
 
 @dataclass(slots=True)
 class LHMsg:
-    """``HMSG`` on a leaf or internal link: like ``LMsg`` with headers in ``data``."""
+    """``HMSG`` on a leaf link: like ``LMsg`` with headers in ``data``."""
 
     subject: bytes
     reply: bytes | None
     queues: tuple[bytes, ...]
     hdr_len: int
     data: bytes
-    account: bytes | None = None
 
 
 Event = (

@@ -43,7 +43,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Final
 
 from ._errors import RemoteProtocolError
-from ._events import LMsg, Ping, Pub
+from ._events import Ping, Pub
 from ._kinds import Kind
 from ._limits import MAX_CONTROL_LINE, MAX_CONTROL_LINE_LEAF, MAX_PAYLOAD
 from ._verbs import (
@@ -123,7 +123,7 @@ class Parser:
         self._max_buffer = max_buffer
         self._verbs: dict[bytes, _Handler] = _TABLES[kind]
         self._glued = tuple(v for v in _GLUED if v in self._verbs)
-        # Index of the subject on leaf verbs: INTERNAL lines carry the account first.
+        # Index of the subject on LS+/LS-: INTERNAL lines carry the account first.
         self._base = 2 if kind is Kind.INTERNAL else 1
         self._buf = b""
         self._pos = 0  # first unconsumed byte of _buf
@@ -204,11 +204,7 @@ class Parser:
         events: list[Event] = []
         append = events.append
         kind = self.kind
-        fast = (
-            self._fast_pubs
-            if kind is Kind.CLIENT
-            else (self._fast_lmsgs if kind is Kind.INTERNAL else None)
-        )
+        fast = self._fast_pubs if kind is Kind.CLIENT else None
         while True:
             if fast is not None and self._need < 0:
                 fast(append)
@@ -256,44 +252,6 @@ class Parser:
             if size > max_payload or end + 2 > n or buf[end : end + 2] != _CRLF:
                 break
             append(Pub(subject, reply, buf[start:end]))
-            pos = end + 2
-        self._pos = self._scan = pos
-
-    def _fast_lmsgs(self, append: Callable[[Event], None]) -> None:
-        """Parse consecutive plain ``LMSG <acc> <subject> [reply] <size>`` lines.
-
-        The data link's hot path (hub messages for local subscribers); queue
-        lists, headers and anything unusual are left to ``next_event``.
-        """
-        buf = self._buf
-        pos = self._pos
-        n = len(buf)
-        startswith = buf.startswith
-        find = buf.find
-        max_payload = self.max_payload
-        max_line = self._max_line
-        while startswith(b"LMSG ", pos):
-            nl = find(b"\n", pos)
-            if nl < 0 or buf[nl - 1] != 13 or nl - pos > max_line:
-                break
-            parts = buf[pos + 5 : nl - 1].split()
-            if len(parts) == 3:
-                account, subject, size_b = parts
-                reply = None
-            elif len(parts) == 4:
-                account, subject, reply, size_b = parts
-                if reply in (b"+", b"|"):
-                    break
-            else:
-                break
-            if len(size_b) > _MAX_SIZE_DIGITS or not size_b.isdigit():
-                break
-            size = int(size_b)
-            start = nl + 1
-            end = start + size
-            if size > max_payload or end + 2 > n or not startswith(_CRLF, end):
-                break
-            append(LMsg(subject, reply, (), buf[start:end], account))
             pos = end + 2
         self._pos = self._scan = pos
 

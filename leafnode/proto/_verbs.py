@@ -32,6 +32,7 @@ from ._events import (
     Unsub,
 )
 from ._kinds import Kind
+from ._route import parse_leaf_route
 
 if TYPE_CHECKING:
     from ._events import Event
@@ -249,23 +250,14 @@ def _lunsub(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | N
 def _leaf_routing(
     p: Parser, parts: list[bytes], line: bytes, sizes: int
 ) -> tuple[bytes, bytes | None, tuple[bytes, ...]]:
-    """Subject, reply and queues of LMSG/HMSG on a leaf link (§4.4, leafnode.go).
+    """Subject, reply and queues of LMSG/HMSG on a leaf link (``parse_leaf_route``).
 
     ``sizes`` is how many size tokens end the line (1 for LMSG, 2 for HMSG).
     """
-    base = p._base
-    n = len(parts) - base - sizes  # tokens from the subject up to the sizes
-    if n == 1:
-        return parts[base], None, ()
-    if n == 2:
-        return parts[base], parts[base + 1], ()
-    if n >= 3:
-        marker = parts[base + 1]
-        if marker == b"+":
-            return parts[base], parts[base + 2], tuple(parts[base + 3 : -sizes])
-        if marker == b"|":
-            return parts[base], None, tuple(parts[base + 2 : -sizes])
-    raise p._bad_args(parts, line, "bad LMSG/HMSG arguments")
+    route = parse_leaf_route(parts, 1, len(parts) - sizes)
+    if route is None:
+        raise p._bad_args(parts, line, "bad LMSG/HMSG arguments")
+    return route
 
 
 def _lmsg(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | None:
@@ -275,25 +267,23 @@ def _lmsg(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | Non
         raise p._error_at(ERR_SILENT, "LMSG size is not a number", line)
     if size > p.max_payload:
         raise p._too_large(size, line)
-    account = parts[1] if p._base == 2 else None
     buf = p._buf
     end = start + size
     if end + 2 <= len(buf) and buf.startswith(_CRLF, end):
         p._pos = p._scan = end + 2
-        return LMsg(subject, reply, queues, buf[start:end], account)
-    return p._defer(start, size, LMsg, (subject, reply, queues), (account,))
+        return LMsg(subject, reply, queues, buf[start:end])
+    return p._defer(start, size, LMsg, (subject, reply, queues))
 
 
 def _lhmsg(p: Parser, parts: list[bytes], line: bytes, start: int) -> Event | None:
     subject, reply, queues = _leaf_routing(p, parts, line, 2)
     hdr, size = _header_sizes(p, parts[-2], parts[-1], line)
-    account = parts[1] if p._base == 2 else None
     buf = p._buf
     end = start + size
     if end + 2 <= len(buf) and buf.startswith(_CRLF, end):
         p._pos = p._scan = end + 2
-        return LHMsg(subject, reply, queues, hdr, buf[start:end], account)
-    return p._defer(start, size, LHMsg, (subject, reply, queues, hdr), (account,))
+        return LHMsg(subject, reply, queues, hdr, buf[start:end])
+    return p._defer(start, size, LHMsg, (subject, reply, queues, hdr))
 
 
 # Verbs nats-server accepts without a blank before what follows (see _unusual_verb).
@@ -308,12 +298,8 @@ def _table(*groups: dict[bytes, Handler]) -> dict[bytes, Handler]:
 
 
 _COMMON: Final[dict[bytes, Handler]] = {b"PING": _constant(Ping()), b"PONG": _constant(Pong())}
-_LINK: Final[dict[bytes, Handler]] = {
-    b"LMSG": _lmsg,
-    b"HMSG": _lhmsg,
-    b"LS+": _lsub,
-    b"LS-": _lunsub,
-}
+_INTEREST: Final[dict[bytes, Handler]] = {b"LS+": _lsub, b"LS-": _lunsub}
+_LINK: Final[dict[bytes, Handler]] = {b"LMSG": _lmsg, b"HMSG": _lhmsg, **_INTEREST}
 _CONTROL: Final[dict[bytes, Handler]] = {b"INFO": _info, b"+OK": _constant(Ok()), b"-ERR": _err}
 _TABLES: Final[dict[Kind, dict[bytes, Handler]]] = {
     Kind.CLIENT: _table(
@@ -322,6 +308,7 @@ _TABLES: Final[dict[Kind, dict[bytes, Handler]]] = {
     ),
     Kind.SERVER: _table(_COMMON, _CONTROL, {b"MSG": _msg, b"HMSG": _hmsg}),
     Kind.LEAF: _table(_COMMON, _CONTROL, _LINK, {b"CONNECT": _connect}),
-    # The data link has no verbose mode, so no +OK (DESIGN §2).
-    Kind.INTERNAL: _table(_COMMON, _LINK, {b"INFO": _info, b"-ERR": _err}),
+    # The data link has no verbose mode, so no +OK; its messages are cut by
+    # MessageFramer under ACC lines (_datalink), never parsed here.
+    Kind.INTERNAL: _table(_COMMON, _INTEREST, {b"INFO": _info, b"-ERR": _err}),
 }

@@ -6,8 +6,8 @@ subjects once, where they enter, with ``leafnode.proto._subject``). Payloads may
 be any bytes-like object. Every function returns one ``bytes`` so a writer can
 collect them and flush once per wakeup.
 
-``account`` on the leaf encoders selects the ``Kind.INTERNAL`` form, where the
-account is the first argument (DESIGN §2 "Data link").
+``account`` on the interest encoders selects the ``Kind.INTERNAL`` form, where
+the account is the first argument (``_datalink``).
 """
 
 from __future__ import annotations
@@ -192,38 +192,22 @@ def encode_lunsub(
     return head + subject + b" " + queue + b"\r\n"
 
 
-def _leaf_route(
-    subject: bytes, reply: bytes | None, queues: Sequence[bytes], account: bytes | None
-) -> bytes:
-    """Subject, reply and queue part of LMSG/HMSG (§4.4): ``+ reply q...``, ``| q...``."""
-    route = encode_leaf_route(subject, reply, queues)
-    return route if account is None else account + b" " + route
-
-
 def encode_lmsg(
-    subject: bytes,
-    reply: bytes | None,
-    queues: Sequence[bytes],
-    payload: bytes,
-    account: bytes | None = None,
+    subject: bytes, reply: bytes | None, queues: Sequence[bytes], payload: bytes
 ) -> bytes:
-    """``LMSG [account] <subject> [reply | + reply q... | | q...] <size>``, payload."""
-    if account is None and reply is None and not queues:
+    """``LMSG <subject> [reply | + reply q... | | q...] <size>``, payload."""
+    if reply is None and not queues:
+        # The common case (the router's hub-bound hot path): one format.
         return b"LMSG %b %d\r\n%b\r\n" % (subject, len(payload), payload)
-    route = _leaf_route(subject, reply, queues, account)
+    route = encode_leaf_route(subject, reply, queues)
     return b"LMSG %b %d\r\n%b\r\n" % (route, len(payload), payload)
 
 
 def encode_lhmsg(
-    subject: bytes,
-    reply: bytes | None,
-    queues: Sequence[bytes],
-    hdr_len: int,
-    data: bytes,
-    account: bytes | None = None,
+    subject: bytes, reply: bytes | None, queues: Sequence[bytes], hdr_len: int, data: bytes
 ) -> bytes:
-    """Leaf ``HMSG [account] <subject> [reply | + reply q... | | q...] <hdr_len> <total_len>``."""
-    route = _leaf_route(subject, reply, queues, account)
+    """Leaf ``HMSG <subject> [reply | + reply q... | | q...] <hdr_len> <total_len>``."""
+    route = encode_leaf_route(subject, reply, queues)
     return b"HMSG %b %d %d\r\n%b\r\n" % (route, hdr_len, len(data), data)
 
 
@@ -240,8 +224,8 @@ def encode_routed_hmsg(route: bytes, headers: bytes, payload: bytes) -> bytes:
 def encode_event(event: Event) -> bytes:
     """Encode any event as the verb it was parsed from.
 
-    ``LHMsg`` becomes a leaf ``HMSG``; events with ``account`` set get the
-    ``Kind.INTERNAL`` form.
+    ``LHMsg`` becomes a leaf ``HMSG``; ``LSub``/``LUnsub`` with ``account``
+    set get the ``Kind.INTERNAL`` form.
     """
     match event:
         case Pub():
@@ -253,13 +237,9 @@ def encode_event(event: Event) -> bytes:
         case HMsg():
             return encode_hmsg(event.subject, event.sid, event.reply, event.hdr_len, event.data)
         case LMsg():
-            return encode_lmsg(
-                event.subject, event.reply, event.queues, event.payload, event.account
-            )
+            return encode_lmsg(event.subject, event.reply, event.queues, event.payload)
         case LHMsg():
-            return encode_lhmsg(
-                event.subject, event.reply, event.queues, event.hdr_len, event.data, event.account
-            )
+            return encode_lhmsg(event.subject, event.reply, event.queues, event.hdr_len, event.data)
         case Sub():
             return encode_sub(event.subject, event.queue, event.sid)
         case Unsub():

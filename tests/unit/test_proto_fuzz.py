@@ -85,9 +85,9 @@ def lsubs(draw: st.DrawFn, account: st.SearchStrategy[bytes | None]) -> LSub:
 
 
 @st.composite
-def lhmsgs(draw: st.DrawFn, account: st.SearchStrategy[bytes | None]) -> LHMsg:
+def lhmsgs(draw: st.DrawFn) -> LHMsg:
     hdr, data = draw(with_headers())
-    return LHMsg(draw(tokens), draw(maybe_token), draw(queue_lists), hdr, data, draw(account))
+    return LHMsg(draw(tokens), draw(maybe_token), draw(queue_lists), hdr, data)
 
 
 errs = st.builds(
@@ -97,12 +97,15 @@ errs = st.builds(
 common = st.sampled_from([Ping(), Pong()])
 
 
-def leaf_events(account: st.SearchStrategy[bytes | None]) -> st.SearchStrategy[Event]:
+def interest_events(account: st.SearchStrategy[bytes | None]) -> st.SearchStrategy[Event]:
+    return st.one_of(lsubs(account), st.builds(LUnsub, tokens, maybe_token, account))
+
+
+def leaf_events() -> st.SearchStrategy[Event]:
     return st.one_of(
-        lsubs(account),
-        st.builds(LUnsub, tokens, maybe_token, account),
-        st.builds(LMsg, tokens, maybe_token, queue_lists, payloads, account),
-        lhmsgs(account),
+        interest_events(st.none()),
+        st.builds(LMsg, tokens, maybe_token, queue_lists, payloads),
+        lhmsgs(),
     )
 
 
@@ -129,9 +132,10 @@ EVENTS: dict[Kind, st.SearchStrategy[Event]] = {
         st.builds(Connect, json_objects),
         st.just(Ok()),
         errs,
-        leaf_events(st.none()),
+        leaf_events(),
     ),
-    Kind.INTERNAL: st.one_of(common, st.builds(Info, json_objects), errs, leaf_events(tokens)),
+    # The data link's messages are MessageFramer's (tests/uplink/test_framing.py).
+    Kind.INTERNAL: st.one_of(common, st.builds(Info, json_objects), errs, interest_events(tokens)),
 }
 
 

@@ -154,7 +154,7 @@ class TestDataLink:
         framer = MessageFramer(
             Kind.INTERNAL, max_payload=1024, max_control_line=4096, accounts=True
         )
-        seen: list[tuple[object, ...]] = []
+        seen: list[object] = []
 
         def on_msg(msg: MessageFrame) -> bool:
             reply, queues = msg.route()

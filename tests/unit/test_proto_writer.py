@@ -143,9 +143,6 @@ class TestLeafVerbs:
         data = encode_lmsg(b"s", reply, queues, b"hi")
         assert data == line + b"hi\r\n"
         assert parse_one(Kind.LEAF, data) == LMsg(b"s", reply, queues, b"hi")
-        internal = encode_lmsg(b"s", reply, queues, b"hi", b"ACC")
-        assert internal == line.replace(b"LMSG ", b"LMSG ACC ") + b"hi\r\n"
-        assert parse_one(Kind.INTERNAL, internal) == LMsg(b"s", reply, queues, b"hi", b"ACC")
 
     def test_lmsg_captured_from_a_real_hub(self) -> None:
         # leafnode-protocol.md §4.4 captures.
@@ -172,8 +169,6 @@ class TestLeafVerbs:
         data = encode_lhmsg(b"s", reply, queues, 1, b"hi")
         assert data == line + b"hi\r\n"
         assert parse_one(Kind.LEAF, data) == LHMsg(b"s", reply, queues, 1, b"hi")
-        internal = encode_lhmsg(b"s", reply, queues, 1, b"hi", b"$G")
-        assert parse_one(Kind.INTERNAL, internal) == LHMsg(b"s", reply, queues, 1, b"hi", b"$G")
 
 
 EVENTS = [
@@ -197,18 +192,6 @@ EVENTS = [
     pytest.param(Kind.LEAF, LHMsg(b"a", b"r", (), 0, b"x"), b"HMSG a r 0 1\r\nx\r\n", id="lhmsg"),
     pytest.param(Kind.INTERNAL, LSub(b"a", None, None, b"A"), b"LS+ A a\r\n", id="lsub-acc"),
     pytest.param(Kind.INTERNAL, LUnsub(b"a", None, b"A"), b"LS- A a\r\n", id="lunsub-acc"),
-    pytest.param(
-        Kind.INTERNAL,
-        LMsg(b"a", b"r", (b"q",), b"x", b"A"),
-        b"LMSG A a + r q 1\r\nx\r\n",
-        id="lmsg-acc",
-    ),
-    pytest.param(
-        Kind.INTERNAL,
-        LHMsg(b"a", None, (), 1, b"x", b"A"),
-        b"HMSG A a 1 1\r\nx\r\n",
-        id="lhmsg-acc",
-    ),
 ]
 
 

@@ -52,6 +52,11 @@ from ._subject import (
     subject_matches,
 )
 from ._writer import (
+    HMSG_FRAME,
+    HMSG_REPLY_FRAME,
+    LMSG_FRAME,
+    MSG_FRAME,
+    MSG_REPLY_FRAME,
     OK,
     PING,
     PONG,
@@ -74,6 +79,11 @@ from ._writer import (
 )
 
 __all__ = [
+    "HMSG_FRAME",
+    "HMSG_REPLY_FRAME",
+    "LMSG_FRAME",
+    "MSG_FRAME",
+    "MSG_REPLY_FRAME",
     "OK",
     "PING",
     "PONG",

@@ -22,6 +22,7 @@ import trio
 
 from leafnode.netio import RawReceiver
 from leafnode.proto import (
+    LMSG_FRAME,
     PONG,
     HubInfo,
     Info,
@@ -107,6 +108,10 @@ class HubOutbound(Outbound):
             self.pending += len(acc)
         if hdr_len:
             line = encode_lhmsg(subject, reply, queues, hdr_len, data)
+        elif reply is None and not queues:
+            # encode_lmsg's common case, inlined (a call per message costs
+            # more than the format).
+            line = LMSG_FRAME % (subject, len(data), data)
         else:
             line = encode_lmsg(subject, reply, queues, data)
         # Outbound.write, inlined: this runs once per hub-bound message.

@@ -4,8 +4,8 @@ Every line the services write or read is formatted or parsed by
 ``leafnode.proto``; a verb spelled out in a bytes literal anywhere else in the
 shipped code is a second copy of the protocol. The test reads the source with
 ``tokenize``, so docstrings, comments and ``str`` literals (log texts) do not
-count; the test support package (``leafnode.testing``, which plays clients and
-hubs) does not either.
+count. Test support (``tests/support``, which plays clients and hubs) is
+not shipped and not read.
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ from typing import Final
 
 ROOT: Final = Path(__file__).resolve().parents[2]
 SHIPPED: Final = ("leafnode", "services")
-EXEMPT: Final = ("leafnode/proto/", "leafnode/testing/")
+EXEMPT: Final = ("leafnode/proto/",)
 # A verb of the client, leaf, route or data-link protocol, as a word of the literal.
 VERB: Final = re.compile(
     rb"(?<![A-Za-z0-9_.$-])(?:[HLR]?MSG|H?PUB|UNSUB|SUB|[LR]S[+-]|ACC|INFO|CONNECT|PING|PONG)"

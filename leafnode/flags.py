@@ -14,19 +14,24 @@ import json
 import re
 import sys
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 from leafnode import version_line
 from leafnode.config import (
+    CLUSTER_NOT_SERVED,
     BufferSettings,
+    ClusterSettings,
     ConfigError,
     Settings,
     TlsSettings,
     UserSettings,
+    check_route_url,
     check_store_url,
     load,
     loads,
     tls_files_problem,
 )
+from leafnode.redact import redact_url
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -34,6 +39,7 @@ if TYPE_CHECKING:
 __all__ = [
     "add_leaf_flags",
     "add_server_flags",
+    "apply_cluster_flags",
     "apply_leaf_flags",
     "apply_server_flags",
     "leaf_flag_argv",
@@ -45,17 +51,14 @@ FLAGS_SOURCE = "command line"
 #: The run dir of services started one by one when none is configured
 #: (``leafnode run`` makes a private one instead: leafnode.supervisor).
 SHARED_RUN_DIR = "./run"
-#: nats-server's cluster flags: accepted and ignored with one warning line each,
-#: as the ``cluster {}`` block is (leafnode is not a cluster node).
-#: (flag, destination, takes a value)
-_CLUSTER_FLAGS: tuple[tuple[str, str, bool], ...] = (
-    ("--cluster", "cluster", True),
-    ("--cluster_listen", "cluster_listen", True),
-    ("--routes", "routes", True),
-    ("--cluster_name", "cluster_name", True),
-    ("--cluster_advertise", "cluster_advertise", True),
-    ("--no_advertise", "no_advertise", False),
-    ("--connect_retries", "connect_retries", True),
+#: nats-server's cluster flags (main.go), parsed into ``Settings.cluster``:
+#: (flag, destination, help).
+_CLUSTER_FLAGS: tuple[tuple[str, str, str], ...] = (
+    ("--cluster", "cluster", "cluster URL from which members can solicit routes"),
+    ("--cluster_listen", "cluster", "same as --cluster"),
+    ("--routes", "routes", "routes to solicit and connect (comma separated URLs)"),
+    ("--cluster_name", "cluster_name", "cluster name"),
+    ("--cluster_advertise", "cluster_advertise", "cluster URL to advertise to other servers"),
 )
 
 
@@ -125,14 +128,20 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--tlskey", metavar="FILE", help="private key for server certificate")
     tls.add_argument("--tlsverify", action="store_true", help="enable TLS, verify clients")
     tls.add_argument("--tlscacert", metavar="FILE", help="client certificate CA for verification")
-    cluster = parser.add_argument_group("cluster options (leafnode is not a cluster node)")
-    for flag, dest, takes_value in _CLUSTER_FLAGS:
-        if takes_value:
-            cluster.add_argument(flag, dest=dest, metavar="VALUE", help="ignored, with a warning")
-        else:
-            cluster.add_argument(
-                flag, dest=dest, action="store_true", help="ignored, with a warning"
-            )
+    cluster = parser.add_argument_group("cluster options (routes are not served yet)")
+    for flag, dest, text in _CLUSTER_FLAGS:
+        cluster.add_argument(flag, dest=dest, metavar="VALUE", help=text)
+    cluster.add_argument(
+        "--no_advertise",
+        action="store_true",
+        help="do not advertise known cluster information to clients",
+    )
+    cluster.add_argument(
+        "--connect_retries",
+        type=int,
+        metavar="NUMBER",
+        help="for implicit routes, number of connect retries",
+    )
     leaf = add_leaf_flags(parser)
     leaf.add_argument("--run-dir", dest="run_dir", metavar="DIR", help="service socket directory")
     leaf.add_argument("--store", dest="store_url", metavar="URL", help="buffer database URL")
@@ -308,18 +317,101 @@ def apply_server_flags(
         store=store,
         run_dir=args.run_dir or settings.run_dir or default_run_dir,
         ports_file_dir=args.ports_file_dir or settings.ports_file_dir,
-        warnings=(*settings.warnings, *_ignored_flag_warnings(args)),
     )
+    settings = apply_cluster_flags(settings, args)
     return apply_leaf_flags(settings, args)
 
 
-def _ignored_flag_warnings(args: argparse.Namespace) -> list[str]:
-    """One line per nats-server cluster flag given, worded as for the config keys."""
-    return [
-        f"{FLAGS_SOURCE}: {flag} is not supported by leafnode; ignored"
-        for flag, dest, takes_value in _CLUSTER_FLAGS
-        if (getattr(args, dest, None) is not None if takes_value else getattr(args, dest, False))
+def apply_cluster_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``--cluster``, ``--routes``, ``--cluster_name`` & co. over the ``cluster`` block.
+
+    As nats-server's ``overrideCluster``/``mergeRoutes``: ``--cluster URL``
+    sets the route listen address (``:-1`` a free port) and, from the URL's
+    ``user:password@``, the routes' authorization, clearing the file's when
+    it has none; ``--routes`` replaces the file's routes and needs a route
+    port (``--cluster`` or the file's). Routes are not served yet: flags that
+    configure a cluster add one warning line naming them.
+
+    Raises:
+        ConfigError: a flag is invalid; ``str()`` reads ``command line: reason``
+            and never shows a password.
+    """
+    given = [
+        flag
+        for flag, dest in (
+            ("--cluster", "cluster"),
+            ("--routes", "routes"),
+            ("--cluster_name", "cluster_name"),
+            ("--cluster_advertise", "cluster_advertise"),
+            ("--connect_retries", "connect_retries"),
+        )
+        if getattr(args, dest, None) is not None
     ]
+    if getattr(args, "no_advertise", False):
+        given.append("--no_advertise")
+    if not given:
+        return settings
+    cluster = settings.cluster or ClusterSettings()
+    if args.cluster is not None:
+        cluster = _cluster_listen(cluster, args.cluster)
+    if args.routes is not None:
+        if cluster.port == 0:
+            raise ConfigError(
+                FLAGS_SOURCE, 0, 0, "solicited routes require cluster capabilities, e.g. --cluster"
+            )
+        routes: list[str] = []
+        for raw in args.routes.split(","):
+            url = raw.strip()
+            problem = check_route_url(url)
+            if problem is not None:
+                raise ConfigError(FLAGS_SOURCE, 0, 0, f"--routes: {problem}")
+            if url not in routes:
+                routes.append(url)
+        cluster = dataclasses.replace(cluster, routes=tuple(routes))
+    if args.cluster_name is not None:
+        if " " in args.cluster_name:
+            raise ConfigError(
+                FLAGS_SOURCE, 0, 0, "--cluster_name: cluster name cannot contain spaces"
+            )
+        cluster = dataclasses.replace(cluster, name=args.cluster_name or None)
+    if args.cluster_advertise is not None:
+        cluster = dataclasses.replace(cluster, advertise=args.cluster_advertise or None)
+    if args.no_advertise:
+        cluster = dataclasses.replace(cluster, no_advertise=True)
+    if args.connect_retries is not None:
+        if args.connect_retries < 0:
+            raise ConfigError(FLAGS_SOURCE, 0, 0, "--connect_retries: may not be negative")
+        cluster = dataclasses.replace(cluster, connect_retries=args.connect_retries)
+    warning = (
+        f"{FLAGS_SOURCE}: {', '.join(given)} is not supported by leafnode; "
+        f"ignored ({CLUSTER_NOT_SERVED})"
+    )
+    return dataclasses.replace(settings, cluster=cluster, warnings=(*settings.warnings, warning))
+
+
+def _cluster_listen(cluster: ClusterSettings, text: str) -> ClusterSettings:
+    """``--cluster nats://[user:password@]host:port`` (port -1: a free one)."""
+    shown = redact_url(text)
+    random_port = text.endswith(":-1")
+    try:
+        parts = urlsplit(f"{text[:-3]}:0" if random_port else text)
+        port = parts.port
+    except ValueError:
+        port = None
+    if port is None or parts.hostname is None:
+        raise ConfigError(
+            FLAGS_SOURCE, 0, 0, f"--cluster: expected nats://host:port, got {shown!r}"
+        )
+    user, password = parts.username, parts.password
+    if user is not None and password is None:
+        raise ConfigError(FLAGS_SOURCE, 0, 0, "--cluster: expected cluster password to be set")
+    return dataclasses.replace(
+        cluster,
+        host=parts.hostname,
+        port=-1 if random_port else port,
+        user=user,
+        password=password,
+    )
 
 
 def _check_tls_flags(settings: Settings) -> str | None:

@@ -22,6 +22,8 @@ from ._build_auth import (
     nkey_verify_key,
     operator_signing_keys,
 )
+from ._build_cluster import NOT_SERVED as CLUSTER_NOT_SERVED
+from ._build_cluster import check_route_url
 from ._build_store import check_store_url
 from ._build_tls import tls_files_problem
 from ._errors import ConfigError
@@ -32,6 +34,7 @@ from ._settings import (
     AccountSettings,
     ApiSettings,
     BufferSettings,
+    ClusterSettings,
     CpuSetting,
     ExportSettings,
     ImportSettings,
@@ -50,10 +53,12 @@ from ._settings import (
 )
 
 __all__ = [
+    "CLUSTER_NOT_SERVED",
     "DEFAULT_ACCOUNT",
     "AccountSettings",
     "ApiSettings",
     "BufferSettings",
+    "ClusterSettings",
     "ConfigError",
     "CpuSetting",
     "DecodedJwt",
@@ -73,6 +78,7 @@ __all__ = [
     "TlsSettings",
     "UserSettings",
     "WebsocketSettings",
+    "check_route_url",
     "check_store_url",
     "decode_jwt",
     "load",

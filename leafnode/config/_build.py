@@ -42,6 +42,7 @@ from ._build_auth import (
     nkey_verify_key,
     operator_signing_keys,
 )
+from ._build_cluster import build_cluster
 from ._build_leaf import build_leafnodes
 from ._build_store import build_store
 from ._build_tls import build_tls
@@ -99,7 +100,6 @@ _UNSUPPORTED_TOP_LEVEL = frozenset(
         "jetstream",
         "store_dir",
         "storedir",
-        "cluster",
         "gateway",
         "mqtt",
         "server_tags",
@@ -295,6 +295,8 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
                 api = _build_api(entry, api, ctx)
             case "store":
                 store = build_store(entry, ctx)
+            case "cluster":
+                settings = replace(settings, cluster=build_cluster(entry, ctx))
             case "allow_non_tls":
                 later[key] = entry
             case "authorization" | "accounts" | "no_auth_user" | "tls" | "leafnodes" | "leaf":

@@ -83,6 +83,9 @@ RESTART: Final = {
     "router.host": "host",
     "router.port": "port",
     "router.websocket": "websocket",  # its port opens once, at start
+    # Not served yet (issue 14); nats-server reloads routes and permissions,
+    # not the listen address, name or pool size: decide per key when served.
+    "cluster": "cluster",
     "store.url": "store.url",
     "store.sync": "store.sync",
     "api.host": "http",

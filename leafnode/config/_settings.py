@@ -18,6 +18,7 @@ __all__ = [
     "AccountSettings",
     "ApiSettings",
     "BufferSettings",
+    "ClusterSettings",
     "CpuSetting",
     "LeafnodeSettings",
     "LogSettings",
@@ -287,6 +288,33 @@ class ApiSettings:
     token: str | None = None
 
 
+@dataclass(frozen=True)
+class ClusterSettings:
+    """``cluster { ... }``: this node's routes to the other nodes of a NATS cluster.
+
+    nats-server's keys (``server/opts.go`` parseCluster); ``--cluster``,
+    ``--cluster_name`` and ``--routes`` set the same fields. ``port`` 0 opens
+    no route port (nats-server's rule), -1 picks a free one.
+    """
+
+    name: str | None = None
+    host: str = "0.0.0.0"
+    port: int = 0
+    # Seed routes to dial (nats-route://[user:pass@]host:port), in config order.
+    routes: tuple[str, ...] = ()
+    # authorization { user, password, timeout }: what dialing nodes present.
+    user: str | None = None
+    password: str | None = None
+    auth_timeout_s: float | None = None  # None: the TLS timeout + 1 s, else 2 s
+    tls: TlsSettings | None = None
+    advertise: str | None = None
+    no_advertise: bool = False
+    # Retries for an implicit (gossiped) route; explicit routes retry forever.
+    connect_retries: int = 0
+    # nats-server's DEFAULT_ROUTE_POOL_SIZE: routes per peer; -1 disables pooling.
+    pool_size: int = 3
+
+
 CpuSetting = Literal["auto", "off"] | int
 """``data_path_cpu``: where the router and the uplink run (see ``leafnode.affinity``)."""
 
@@ -299,6 +327,7 @@ class Settings:
     leafnodes: LeafnodeSettings = field(default_factory=LeafnodeSettings)
     store: StoreSettings = field(default_factory=StoreSettings)
     api: ApiSettings = field(default_factory=ApiSettings)
+    cluster: ClusterSettings | None = None  # None: no cluster block, a lone node
     log: LogSettings = field(default_factory=LogSettings)
     run_dir: str = ""  # none: `leafnode run` makes a private one, lone services use ./run
     data_path_cpu: CpuSetting = "auto"

@@ -2,7 +2,8 @@
 
 Every secret-bearing setting gets a distinct sentinel string: the client
 user's password and later a client token, the websocket block's own
-password (and a wrong one sent in a cookie), a remote URL's password, a
+password (and a wrong one sent in a cookie), the cluster block's route
+password and a route URL's password, a remote URL's password, a
 remote's bare token, a creds file (its JWT and seed), a remote nkey seed,
 the api token, the PostgreSQL store URL's password. Wrong passwords and
 tokens that clients present are sentinels too. Then ``leafnode run -DV -l
@@ -54,6 +55,8 @@ SECRET_NAMES = (
     "wrongtoken",
     "wspw",
     "wrongwspw",
+    "clusterpw",
+    "routepw",
 )
 
 
@@ -155,6 +158,11 @@ websocket {{
   authorization {{ user: wsuser, password: "{s["wspw"]}" }}
 }}
 api {{ token: "{s["apitoken"]}" }}
+cluster {{
+  port: -1
+  routes: ["nats-route://ruser:{s["routepw"]}@127.0.0.1:1"]
+  authorization {{ user: ruser, password: "{s["clusterpw"]}" }}
+}}
 store {{ url: "{store_url}" }}
 leafnodes {{
   reconnect: "250ms"

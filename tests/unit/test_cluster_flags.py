@@ -1,8 +1,9 @@
-"""nats-server's cluster flags are accepted with one warning line each (issue 12 point 8).
+"""nats-server's cluster flags are parsed and warned about (issue 12 point 8, issue 14 point 1).
 
 Scripts that start ``nats-server --cluster ... --routes ... --cluster_name ...``
-start leafnode the same way; leafnode is not a cluster node, so the flags are
-ignored and said to be, as the ``cluster {}`` block is in a config file.
+start leafnode the same way; the flags land in ``Settings.cluster``
+(tests/unit/test_config_cluster.py), and until routes are served one warning
+line names the flags given, as the ``cluster {}`` block's line does.
 """
 
 from __future__ import annotations
@@ -13,6 +14,7 @@ from typing import TYPE_CHECKING
 
 import pytest
 
+from leafnode.config import CLUSTER_NOT_SERVED
 from leafnode.flags import load_with_flags
 from tests.support import RouterProcess
 
@@ -28,12 +30,12 @@ CLUSTER_ARGS = (
     "site-cluster",
 )
 WARNINGS = [
-    f"command line: {flag} is not supported by leafnode; ignored"
-    for flag in ("--cluster", "--routes", "--cluster_name")
+    "command line: --cluster, --routes, --cluster_name is not supported by leafnode; "
+    f"ignored ({CLUSTER_NOT_SERVED})"
 ]
 
 
-def test_flags_become_one_warning_each() -> None:
+def test_flags_become_one_warning() -> None:
     loaded = load_with_flags("leafnode run", ["-p", "-1", *CLUSTER_ARGS])
     assert not isinstance(loaded, int)
     settings, _ = loaded
@@ -46,11 +48,22 @@ def test_no_cluster_flag_no_warning() -> None:
     assert loaded[0].warnings == ()
 
 
-@pytest.mark.parametrize("flag", ["--cluster_listen", "--cluster_advertise", "--connect_retries"])
-def test_other_cluster_flags(flag: str) -> None:
-    loaded = load_with_flags("leafnode run", [flag, "x"])
+@pytest.mark.parametrize(
+    ("argv", "named"),
+    [
+        (["--cluster_listen", "nats://h:1"], "--cluster"),
+        (["--cluster_advertise", "h:1"], "--cluster_advertise"),
+        (["--connect_retries", "3"], "--connect_retries"),
+        (["--no_advertise"], "--no_advertise"),
+    ],
+)
+def test_other_cluster_flags(argv: list[str], named: str) -> None:
+    loaded = load_with_flags("leafnode run", argv)
     assert not isinstance(loaded, int)
-    assert loaded[0].warnings == (f"command line: {flag} is not supported by leafnode; ignored",)
+    assert loaded[0].cluster is not None
+    assert loaded[0].warnings == (
+        f"command line: {named} is not supported by leafnode; ignored ({CLUSTER_NOT_SERVED})",
+    )
 
 
 def test_check_mode_prints_them(tmp_path: Path) -> None:

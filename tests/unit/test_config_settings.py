@@ -459,7 +459,6 @@ class TestWarnings:
         [
             "jetstream",
             "store_dir",
-            "cluster",
             "gateway",
             "mqtt",
             "server_tags",
@@ -482,7 +481,7 @@ class TestWarnings:
 
     def test_one_line_per_option(self) -> None:
         c = s(
-            "jetstream { a: 1, b: 2 }\ncluster { x: 1 }\n"
+            "jetstream { a: 1, b: 2 }\ngateway { x: 1 }\n"
             "leafnodes { remotes: [{url: h, proxy: {url: x}}] }"
         )
         assert len(c.warnings) == 3

@@ -62,6 +62,14 @@ def test_every_setting_is_decided() -> None:
             "0.0.0.0",
         ),
         ('run_dir: "/tmp/a"', 'run_dir: "/tmp/b"', "run_dir", "/tmp/a", "/tmp/b"),
+        ("", "cluster { port: 6222 }", "cluster", "none", "(changed)"),
+        (
+            'cluster { port: 6222, routes: ["nats://u:secret1@h:6223"] }',
+            'cluster { port: 6222, routes: ["nats://u:secret2@h:6223"] }',
+            "cluster",
+            "(changed)",
+            "(changed)",
+        ),
         ('pid_file: "/tmp/a.pid"', "", "pid_file", "/tmp/a.pid", "none"),
         (
             'ports_file_dir: "/tmp/a"',
@@ -144,11 +152,11 @@ def test_every_restart_change_is_named_and_secrets_are_masked() -> None:
 def test_an_unclassified_change_is_refused_by_its_path() -> None:
     @dataclasses.dataclass(frozen=True)
     class Extra:
-        cluster_listen: str = "a"
+        gateway_listen: str = "a"
 
     @dataclasses.dataclass(frozen=True)
     class Wider(Settings):
-        cluster: Extra = dataclasses.field(default_factory=Extra)
+        gateway: Extra = dataclasses.field(default_factory=Extra)
 
-    (change,) = restart_needed(Wider(), Wider(cluster=Extra("b")))
-    assert (change.key, change.old, change.new) == ("cluster.cluster_listen", "a", "b")
+    (change,) = restart_needed(Wider(), Wider(gateway=Extra("b")))
+    assert (change.key, change.old, change.new) == ("gateway.gateway_listen", "a", "b")

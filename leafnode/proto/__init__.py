@@ -1,10 +1,11 @@
-"""Sans-IO NATS wire protocol: client, leafnode and internal data-link verbs.
+"""Sans-IO NATS wire protocol: client, leafnode, route and internal data-link verbs.
 
 No sockets, clocks, trio or logging here: ``Parser`` turns bytes into events,
 the ``encode_*`` functions turn values into bytes, and ``MessageFramer`` cuts a
 leaf or data link into messages for processes that relay them. Every wire
 line the services read or write is parsed or formatted here; ``_datalink``
-documents the router <-> uplink data link.
+documents the router <-> uplink data link, ``_route_info`` the route handshake
+between cluster nodes.
 """
 
 from __future__ import annotations
@@ -42,6 +43,28 @@ from ._framer import MessageFrame, MessageFramer, Run
 from ._kinds import Kind
 from ._parser import Parser
 from ._route import encode_leaf_route, parse_leaf_route
+from ._route_events import RHMsg, RLMsg, RLSub, RLUnsub, RMsg, RouteEvent, RSub, RUnsub
+from ._route_info import (
+    COMPRESSION_OFF,
+    SYSTEM_ACCOUNT,
+    RouteConnect,
+    RouteInfo,
+    encode_route_connect,
+    encode_route_info,
+    route_connect,
+    route_info,
+    route_pool_index,
+)
+from ._route_writer import (
+    encode_rhmsg,
+    encode_rlmsg,
+    encode_rlsub,
+    encode_rlunsub,
+    encode_rmsg,
+    encode_route_event,
+    encode_rsub,
+    encode_runsub,
+)
 from ._subject import (
     is_literal,
     is_valid_literal_subject,
@@ -79,6 +102,7 @@ from ._writer import (
 )
 
 __all__ = [
+    "COMPRESSION_OFF",
     "HMSG_FRAME",
     "HMSG_REPLY_FRAME",
     "LMSG_FRAME",
@@ -87,6 +111,7 @@ __all__ = [
     "OK",
     "PING",
     "PONG",
+    "SYSTEM_ACCOUNT",
     "Connect",
     "Err",
     "Event",
@@ -110,7 +135,17 @@ __all__ = [
     "Pong",
     "ProtocolError",
     "Pub",
+    "RHMsg",
+    "RLMsg",
+    "RLSub",
+    "RLUnsub",
+    "RMsg",
+    "RSub",
+    "RUnsub",
     "RemoteProtocolError",
+    "RouteConnect",
+    "RouteEvent",
+    "RouteInfo",
     "Run",
     "Sub",
     "Unsub",
@@ -132,7 +167,17 @@ __all__ = [
     "encode_msg",
     "encode_msg_frame",
     "encode_pub",
+    "encode_rhmsg",
+    "encode_rlmsg",
+    "encode_rlsub",
+    "encode_rlunsub",
+    "encode_rmsg",
+    "encode_route_connect",
+    "encode_route_event",
+    "encode_route_info",
     "encode_routed_hmsg",
+    "encode_rsub",
+    "encode_runsub",
     "encode_sub",
     "encode_unsub",
     "hub_reset_account",
@@ -141,6 +186,9 @@ __all__ = [
     "is_valid_queue",
     "is_valid_subject",
     "parse_leaf_route",
+    "route_connect",
+    "route_info",
+    "route_pool_index",
     "split_tokens",
     "subject_is_subset",
     "subject_matches",

@@ -19,6 +19,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from ._route_events import RouteEvent
+
 __all__ = [
     "Connect",
     "Err",
@@ -190,4 +192,5 @@ Event = (
     | LUnsub
     | LMsg
     | LHMsg
+    | RouteEvent  # Kind.ROUTE (_route_events)
 )

@@ -36,6 +36,7 @@ class VerbParser(Protocol):
     _pos: int  # first unconsumed byte of _buf
     _scan: int  # where the next search for a line end starts
     _base: int  # index of the subject on leaf verbs (INTERNAL: account first)
+    route_account: bytes | None  # Kind.ROUTE: the account of a dedicated route
 
     def _error_at(self, err_text: str, message: str, snippet: bytes) -> RemoteProtocolError: ...
 

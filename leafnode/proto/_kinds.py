@@ -18,9 +18,13 @@ class Kind(enum.Enum):
       HMSG with queue lists, PING, PONG, +OK, -ERR).
     - ``INTERNAL``: the router <-> uplink data link over ``router.sock``:
       leaf verbs with the local account as first argument (DESIGN §2).
+    - ``ROUTE``: another node of a NATS cluster (INFO, CONNECT, RS+, RS-,
+      LS+, LS-, RMSG, HMSG, LMSG with accounts, PING, PONG, +OK, -ERR;
+      ``_route_events``).
     """
 
     CLIENT = "client"
     SERVER = "server"
     LEAF = "leaf"
     INTERNAL = "internal"
+    ROUTE = "route"

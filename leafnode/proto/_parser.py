@@ -46,6 +46,7 @@ from ._errors import RemoteProtocolError
 from ._events import Ping, Pub
 from ._kinds import Kind
 from ._limits import MAX_CONTROL_LINE, MAX_CONTROL_LINE_LEAF, MAX_PAYLOAD
+from ._route_verbs import ROUTE_VERBS
 from ._verbs import (
     _CRLF,
     _GLUED,
@@ -117,14 +118,17 @@ class Parser:
         self.kind = kind
         self.max_payload = max_payload
         if max_control_line is None:
-            leafish = kind in (Kind.LEAF, Kind.INTERNAL)
+            leafish = kind in (Kind.LEAF, Kind.INTERNAL, Kind.ROUTE)
             max_control_line = MAX_CONTROL_LINE_LEAF if leafish else MAX_CONTROL_LINE
         self._max_line = max_control_line
         self._max_buffer = max_buffer
-        self._verbs: dict[bytes, _Handler] = _TABLES[kind]
+        self._verbs: dict[bytes, _Handler] = ROUTE_VERBS if kind is Kind.ROUTE else _TABLES[kind]
         self._glued = tuple(v for v in _GLUED if v in self._verbs)
         # Index of the subject on LS+/LS-: INTERNAL lines carry the account first.
         self._base = 2 if kind is Kind.INTERNAL else 1
+        # Kind.ROUTE: the account of a route dedicated to one account (its
+        # INFO's route_account); its lines then leave the account out.
+        self.route_account: bytes | None = None
         self._buf = b""
         self._pos = 0  # first unconsumed byte of _buf
         self._scan = 0  # where the next search for "\n" starts

@@ -35,6 +35,8 @@ from ._events import (
     Unsub,
 )
 from ._route import encode_leaf_route
+from ._route_events import RHMsg, RLMsg, RLSub, RLUnsub, RMsg, RSub, RUnsub
+from ._route_writer import encode_route_event
 
 if TYPE_CHECKING:
     from collections.abc import Mapping, Sequence
@@ -241,7 +243,8 @@ def encode_event(event: Event) -> bytes:
     """Encode any event as the verb it was parsed from.
 
     ``LHMsg`` becomes a leaf ``HMSG``; ``LSub``/``LUnsub`` with ``account``
-    set get the ``Kind.INTERNAL`` form.
+    set get the ``Kind.INTERNAL`` form; route events their route form
+    (``encode_route_event``, account included).
     """
     match event:
         case Pub():
@@ -276,5 +279,7 @@ def encode_event(event: Event) -> bytes:
             return encode_info(event.options)
         case Connect():
             return encode_connect(event.options)
+        case RSub() | RUnsub() | RLSub() | RLUnsub() | RMsg() | RHMsg() | RLMsg():
+            return encode_route_event(event)
         case _:
             assert_never(event)

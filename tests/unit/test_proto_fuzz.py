@@ -27,6 +27,13 @@ from leafnode.proto import (
     Pong,
     Pub,
     RemoteProtocolError,
+    RHMsg,
+    RLMsg,
+    RLSub,
+    RLUnsub,
+    RMsg,
+    RSub,
+    RUnsub,
     Sub,
     Unsub,
     encode_event,
@@ -109,6 +116,30 @@ def leaf_events() -> st.SearchStrategy[Event]:
     )
 
 
+@st.composite
+def route_messages(draw: st.DrawFn) -> Event:
+    hdr, data = draw(with_headers())
+    route = (draw(tokens), draw(tokens), draw(maybe_token), draw(queue_lists))
+    match draw(st.sampled_from(["rmsg", "hmsg", "lmsg"])):
+        case "rmsg":
+            return RMsg(*route, draw(payloads))
+        case "hmsg":
+            return RHMsg(*route, hdr, data)
+        case _:
+            return RLMsg(draw(tokens), *route, hdr, data)
+
+
+def route_events() -> st.SearchStrategy[Event]:
+    queued = st.tuples(tokens, sizes) | st.just((None, None))
+    return st.one_of(
+        st.builds(lambda a, s, qw: RSub(a, s, *qw), tokens, tokens, queued),
+        st.builds(RUnsub, tokens, tokens, maybe_token),
+        st.builds(lambda o, a, s, qw: RLSub(o, a, s, *qw), tokens, tokens, tokens, queued),
+        st.builds(RLUnsub, tokens, tokens, tokens, maybe_token),
+        route_messages(),
+    )
+
+
 EVENTS: dict[Kind, st.SearchStrategy[Event]] = {
     Kind.CLIENT: st.one_of(
         common,
@@ -136,6 +167,14 @@ EVENTS: dict[Kind, st.SearchStrategy[Event]] = {
     ),
     # The data link's messages are MessageFramer's (tests/uplink/test_framing.py).
     Kind.INTERNAL: st.one_of(common, st.builds(Info, json_objects), errs, interest_events(tokens)),
+    Kind.ROUTE: st.one_of(
+        common,
+        st.builds(Info, json_objects),
+        st.builds(Connect, json_objects),
+        st.just(Ok()),
+        errs,
+        route_events(),
+    ),
 }
 
 
@@ -186,6 +225,12 @@ def test_roundtrip_internal(events: list[Event], cuts: list[int]) -> None:
     _roundtrip(Kind.INTERNAL, events, cuts)
 
 
+@FUZZ
+@given(st.lists(EVENTS[Kind.ROUTE], max_size=8), st.lists(st.integers(0, 10**6), max_size=6))
+def test_roundtrip_route(events: list[Event], cuts: list[int]) -> None:
+    _roundtrip(Kind.ROUTE, events, cuts)
+
+
 # -- random input: only events or RemoteProtocolError, and bounded buffers -----
 
 LIMITS = {"max_control_line": 64, "max_payload": 128, "max_buffer": 1024}
@@ -195,6 +240,7 @@ fragments = st.sampled_from(
     [
         b"PUB ", b"HPUB ", b"SUB ", b"UNSUB ", b"MSG ", b"HMSG ", b"LMSG ", b"LS+ ", b"LS- ",
         b"CONNECT ", b"INFO ", b"PING", b"PONG", b"+OK", b"-ERR ", b"pub ", b"lmsg ",
+        b"RS+ ", b"RS- ", b"RMSG ", b"$G ",
         b"a", b"a.b", b"q", b"+ ", b"| ", b" ", b"\t", b"0", b"1", b"2", b"12", b"100", b"9999",
         b"-1", b"{}", b'{"a":1}', b"[", b"null", b"'x'", b"\r\n", b"\r", b"\n", b"\x00", b"\xff",
     ]

@@ -10,7 +10,12 @@ once it serves routes (verified here against the real thing):
 - a message published on a node for a hub subscriber goes out on that
   node's own leaf connection, once: the hub subscriber gets each exactly once;
 - a hub message for subscribers on both nodes reaches each node on its own
-  leaf connection, and is not relayed over the route: each gets it once.
+  leaf connection, and is not relayed over the route: each gets it once;
+- a message published on one node for a subscriber on the other crosses the
+  route once and does not come back through the hub: the hub does not pass
+  one node's interest to another leaf connection of the same cluster (the
+  leaf CONNECT names the cluster), so the publishing node never learns it
+  from the hub.
 
 nats-server's rules behind it (``server/client.go`` processMsgResults): a
 message that came in on a soliciting ("spoke") leaf connection is never sent
@@ -51,6 +56,11 @@ def _routes(port: int) -> list[dict[str, int]]:
     """``/routez`` entries of the pooled routes (the system account's own route left out)."""
     routes = _get(port, "routez").get("routes")
     return [r for r in routes if r.get("account") != "$SYS"] if isinstance(routes, list) else []
+
+
+def _routed(port: int) -> int:
+    """Messages that crossed the pooled routes, both ways."""
+    return sum(r["in_msgs"] + r["out_msgs"] for r in _routes(port))
 
 
 def _leaf_subs(port: int) -> dict[str, set[str]]:
@@ -131,16 +141,26 @@ async def test_a_nats_server_leaf_cluster_delivers_once_each_way(
             await h.publish("z", b"from-hub")
         want = {"hub.x": MESSAGES, "a.y": MESSAGES, "b.y": MESSAGES, "b.z": MESSAGES}
         await wait_until(lambda: counts == want, timeout=30, what=f"{want}, got {counts}")
+        assert _routed(a_http) == 0, "a hub message crossed a route"
+        # A message published on a for a subscriber on b only crosses the
+        # route, and does not come back through the hub as well: the hub does
+        # not pass b's interest to a's leaf connection, both leaf connections
+        # being of cluster LEAF (their CONNECT says so).
+        for _ in range(MESSAGES):
+            await na.publish("z", b"from-a")
+        want["b.z"] += MESSAGES
+        await wait_until(lambda: counts == want, timeout=30, what=f"{want}, got {counts}")
         # A duplicate would come by the other path; one more message by each
         # path, then the counts must be exactly one more.
         await na.publish("x", b"last")
         await h.publish("y", b"last")
         await h.publish("z", b"last")
+        await na.publish("z", b"last")
         want = {key: value + 1 for key, value in want.items()}
+        want["b.z"] += 1
         await wait_until(lambda: counts == want, timeout=30, what=f"{want}, got {counts}")
-        # Nothing crossed the routes: not the hub's messages, not a's for the hub.
-        routes = _routes(a_http)
-        assert sum(r["in_msgs"] + r["out_msgs"] for r in routes) == 0, routes
+        # Only a's messages for b crossed the routes: none from or for the hub.
+        assert _routed(a_http) == MESSAGES + 1
         assert counts == want
     finally:
         for nc in (h, na, nb):

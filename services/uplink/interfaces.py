@@ -24,10 +24,10 @@ if TYPE_CHECKING:
     import trio
 
     from leafnode.config import RemoteSettings
+    from leafnode.link import Flusher, Outbound
     from leafnode.proto import MessageFrame
 
     from .interest import LocalInterest
-    from .outbound import Outbound
 
 __all__ = ["AccountName", "HubHost", "RouterHost", "RouterSink", "SessionOwner"]
 
@@ -38,8 +38,9 @@ RemoteT_contra = TypeVar("RemoteT_contra", contravariant=True)
 class RouterSink(Protocol):
     """The router link (``routerlink.RouterLink``) as a hub session writes to it."""
 
-    # None while no router is attached.
-    outbound: Outbound | None
+    @property
+    def outbound(self) -> Outbound | None:
+        """None while no router is attached."""
 
     def write_run(self, account: bytes, data: bytes) -> None: ...
 
@@ -52,6 +53,7 @@ class HubHost(Protocol[RemoteT_contra]):
     """
 
     store_path: str
+    flusher: Flusher
     reconnect_s: float
     ping_interval_s: float
     ping_max: int
@@ -104,6 +106,8 @@ class SessionOwner(Protocol):
 
 class RouterHost(Protocol):
     """What the router link (``routerlink.RouterLink``) calls of the uplink (``service.Uplink``)."""
+
+    flusher: Flusher
 
     def router_attached(self) -> None: ...
 

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from leafnode.netio import RawReceiver
+from leafnode.link import Link, LinkPolicy, OutboundPolicy, Overflow
 from leafnode.proto import (
     PING,
     PONG,
@@ -49,11 +49,9 @@ from leafnode.runtime import TRACE
 
 from .framing import LINK_MAX_CONTROL_LINE, LINK_MAX_PAYLOAD
 from .interest import LocalInterest
-from .outbound import Outbound, raw_socket
 
 if TYPE_CHECKING:
-    import socket
-
+    from leafnode.link import Outbound
     from leafnode.proto import Event, Run
 
     from .interfaces import RouterHost
@@ -63,21 +61,26 @@ __all__ = ["RouterLink"]
 log = logging.getLogger("leafnode.uplink")
 
 RETRY_S: Final = 0.1
-# Below glibc's default mmap threshold (128 KiB): a larger read buffer is
-# mmapped and unmapped on every read, three extra system calls per message
-# when messages come one at a time.
-MAX_RECV: Final = 64 * 1024
-# Hub messages queued for a router that does not drain before they are dropped.
-MAX_PENDING: Final = 128 * 1024 * 1024
+# The router link's policy: hub messages queued for a router that does not
+# drain are dropped past 128 MiB (control lines never are); no write deadline
+# and no keepalive: the peer is a local process, whose death is an EOF.
+POLICY: Final = LinkPolicy(
+    outbound=OutboundPolicy(max_pending=128 * 1024 * 1024, overflow=Overflow.DROP, stall=False),
+    eof_reason="the router closed the link",
+)
 
 
 class RouterLink:
-    """Our connection to the router, re-established whenever it drops."""
+    """Our connection to the router, re-established whenever it drops.
+
+    The protocol object of the link (``leafnode.link.LinkProtocol``): the
+    shell feeds it what the router sent (``data_received``).
+    """
 
     def __init__(self, path: str, uplink: RouterHost) -> None:
         self.path = path
         self.uplink = uplink
-        self.outbound: Outbound | None = None
+        self.link: Link | None = None
         self.router_name = ""
         self.accounts: tuple[str, ...] = ()
         self.attaches = 0
@@ -89,22 +92,28 @@ class RouterLink:
 
     @property
     def attached(self) -> bool:
-        return self.outbound is not None
+        return self.link is not None
+
+    @property
+    def outbound(self) -> Outbound | None:
+        link = self.link
+        return link.outbound if link is not None else None
 
     def write(self, line: bytes) -> None:
         """Queue a control line for the router (dropped while detached)."""
-        outbound = self.outbound
-        if outbound is not None:
-            outbound.write(line)
+        link = self.link
+        if link is not None:
+            link.outbound.write(line)
 
     def write_run(self, account: bytes, data: bytes) -> None:
         """Queue leaf-form messages of ``account``.
 
         Dropped while detached or backed up.
         """
-        outbound = self.outbound
-        if outbound is None:
+        link = self.link
+        if link is None:
             return
+        outbound = link.outbound
         if account != self._acc:
             self._acc = account
             outbound.write(encode_acc(account))
@@ -125,68 +134,48 @@ class RouterLink:
             waiting_logged = False
             log.info("Connected to the router at %s", self.path)
             try:
-                await self._serve(stream)
+                reason = await self._serve(stream)
             finally:
-                self.outbound = None
+                self.link = None
                 self.framer = None
                 self._acc = None
                 self._resync = None
-                with trio.CancelScope(shield=True):
-                    await trio.aclose_forcefully(stream)
-            log.warning("Lost the router link at %s; reconnecting", self.path)
+            log.warning("Lost the router link at %s (%s); reconnecting", self.path, reason)
             await trio.sleep(RETRY_S)
 
-    async def _serve(self, stream: trio.abc.Stream) -> None:
-        raw = raw_socket(stream)
-        outbound = Outbound(max_pending=MAX_PENDING, raw=raw)
-        outbound.write(PING)  # its PONG marks the end of the interest snapshot
-        self._resync = {}
-        self.outbound = outbound
-        self.attaches += 1
-        self.uplink.router_attached()
-        try:
-            async with trio.open_nursery() as nursery:
-                nursery.start_soon(self._writer, outbound, stream, nursery.cancel_scope)
-                await self._reader(stream, raw)
-                nursery.cancel_scope.cancel()
-        finally:
-            if raw is not None:
-                raw.close()
-
-    async def _writer(
-        self, outbound: Outbound, stream: trio.abc.Stream, scope: trio.CancelScope
-    ) -> None:
-        try:
-            await outbound.run_writer(stream)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            pass  # The reader sees the same EOF and reports it.
-        scope.cancel()
-
-    async def _reader(self, stream: trio.abc.Stream, raw: socket.socket | None) -> None:
-        framer = self.framer = MessageFramer(
+    async def _serve(self, stream: trio.abc.Stream) -> str:
+        link = Link(stream, self.uplink.flusher, POLICY)
+        self.framer = MessageFramer(
             Kind.INTERNAL,
             max_payload=LINK_MAX_PAYLOAD,
             max_control_line=LINK_MAX_CONTROL_LINE,
             accounts=True,
         )
+        link.outbound.write(PING)  # its PONG marks the end of the interest snapshot
+        self._resync = {}
+        self.link = link
+        self.attaches += 1
+        self.uplink.router_attached()
+        return await link.run(self)
+
+    # ------------------------------------------------------------ LinkProtocol
+
+    def data_received(self, data: bytes) -> None:
+        framer = self.framer
+        assert framer is not None
         uplink = self.uplink
-        on_msg = uplink.local_msg
-        keep_rule = uplink.keep_rule
-        on_run = self._on_run
-        on_event = self._on_event
-        receive = RawReceiver(stream, lambda: raw).receive
+        framer.feed(data)
         try:
-            while True:
-                data = await receive(MAX_RECV)
-                if not data:
-                    return
-                framer.feed(data)
-                framer.drain(on_msg, on_event, on_run, keep_rule)
-                uplink.flush_hubs()
+            framer.drain(uplink.local_msg, self._on_event, self._on_run, uplink.keep_rule)
         except RemoteProtocolError as exc:
             log.error("Router data link protocol error: %s", exc)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
+            raise
+        uplink.flush_hubs()
+
+    def send_ping(self) -> None:
+        self.write(PING)
+
+    # ------------------------------------------------------------------ events
 
     def _on_run(self, run: Run) -> None:
         self.uplink.local_run(run.account, run.data, run.msgs, run.size)

@@ -53,6 +53,7 @@ import trio
 
 from leafnode.affinity import data_path_cpu, keep_placement
 from leafnode.ipc import STORE_SOCKET
+from leafnode.link import Flusher
 from leafnode.proto import (
     encode_hub_info,
     encode_hub_reset,
@@ -108,6 +109,9 @@ class Uplink:
         for remote_settings in settings.leafnodes.remotes:
             self._add_remote(remote_settings)
         self._refresh_singles()
+        # Writes every link's outbound at the end of each reader's batch, and
+        # what timers queue between batches (``leafnode.link``).
+        self.flusher = Flusher()
         self.router = RouterLink(str(Path(settings.run_dir) / DATALINK_SOCKET), self)
 
     def _add_remote(self, remote_settings: RemoteSettings) -> Remote:
@@ -200,6 +204,7 @@ class Uplink:
         """Run the router link and every remote until cancelled."""
         async with trio.open_nursery() as nursery:
             self.nursery = nursery
+            nursery.start_soon(self.flusher.run)
             nursery.start_soon(self.router.run)
             nursery.start_soon(keep_placement, lambda: data_path_cpu(self.settings))
             for remote in self.remotes:
@@ -211,9 +216,6 @@ class Uplink:
             session = remote.session
             if session is not None:
                 session.outbound.flush_now()
-        router_out = self.router.outbound
-        if router_out is not None:
-            router_out.flush_now()
 
     # -- router -> uplink ------------------------------------------------------
 

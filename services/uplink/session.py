@@ -212,22 +212,24 @@ class Session:
 
     async def _reader(self) -> None:
         framer = self.framer
-        router = self._router
         outbound = self.outbound
         on_event = self._on_event
         on_run = self._on_run
         keep = self._keep
         keep_rule = self._keep_rule
         receive = RawReceiver(self.stream, lambda: self._raw).receive
+        flusher = self.remote.uplink.flusher
         try:
             while True:
                 # Messages that pass go on to the router in runs, each read
                 # as one piece under our account's ACC line.
-                framer.drain(keep, on_event, on_run, keep_rule)
+                flusher.batching = True
+                try:
+                    framer.drain(keep, on_event, on_run, keep_rule)
+                finally:
+                    flusher.batching = False
                 outbound.flush_now()
-                router_out = router.outbound
-                if router_out is not None:
-                    router_out.flush_now()
+                flusher.flush()
                 data = await receive(MAX_RECV)
                 if not data:
                     return  # close_reason stays "connection closed by the hub"

@@ -115,7 +115,7 @@ async def _run_from_hub(n: int, size: int) -> float:
     link = DataLink(server, _ChunkStream(chunks))
     link._attach()
     start = time.perf_counter()
-    await link._read_loop()
+    await link.link._read_loop(link)
     elapsed = time.perf_counter() - start
     assert sub.out_msgs == total, (sub.out_msgs, total)
     return total / elapsed

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
+from leafnode.link import Outbound, OutboundPolicy
 from leafnode.netio import RawReceiver
 from leafnode.proto import (
     HMSG_FRAME,
@@ -53,7 +54,6 @@ from leafnode.runtime import TRACE
 
 from . import closed, msgtrace
 from .auth import AuthError, with_cookies
-from .outbound import Outbound
 from .permissions import (
     PermissionChecker,
     publish_violation_text,
@@ -127,8 +127,9 @@ class ClientConnection:
         self.outbound = Outbound(
             stream,
             server.flusher,
-            max_pending=settings.max_pending,
-            write_deadline_s=settings.write_deadline_s,
+            OutboundPolicy(
+                max_pending=settings.max_pending, write_deadline_s=settings.write_deadline_s
+            ),
             on_slow_consumer=self._slow_consumer,
         )
         self.account: Account = server.default_account

@@ -18,11 +18,10 @@ from __future__ import annotations
 import logging
 from typing import TYPE_CHECKING
 
-import trio
-
-from leafnode.netio import RawReceiver
+from leafnode.link import Link, LinkPolicy, OutboundPolicy
 from leafnode.proto import (
     LMSG_FRAME,
+    PING,
     PONG,
     HubInfo,
     Info,
@@ -40,22 +39,22 @@ from leafnode.proto import (
     hub_reset_account,
 )
 
-from .outbound import Outbound
 from .routing import route_from_hub
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
+    import trio
+
+    from leafnode.link import Outbound
     from leafnode.proto import Event, MessageFrame
 
     from .interfaces import LinkServer
-    from .outbound import Flusher
 
 __all__ = ["DataLink", "HubOutbound"]
 
 log = logging.getLogger("leafnode.router")
 
-MAX_RECV = 64 * 1024
 # A leaf link's control-line limit (leafnode-protocol.md §1): long queue lists.
 MAX_CONTROL_LINE = 64 * 1024
 # The uplink drains the link as fast as the hub takes it; allow a deep queue
@@ -63,32 +62,22 @@ MAX_CONTROL_LINE = 64 * 1024
 DATALINK_MAX_PENDING = 256 * 1024 * 1024
 
 
-class HubOutbound(Outbound):
-    """The data link's outbound: also the accounts' ``hub_sink``.
+class HubOutbound:
+    """The accounts' ``hub_sink``: hub-bound lines onto the data link's outbound.
 
     ``write_msg`` encodes a hub-bound message in the leaf link's form, after
     an ``ACC`` line when the account changes (``leafnode/proto/_datalink.py``).
     """
 
-    __slots__ = ("_acc",)
+    __slots__ = ("_acc", "outbound")
 
-    def __init__(
-        self,
-        stream: trio.abc.Stream,
-        flusher: Flusher,
-        *,
-        max_pending: int,
-        write_deadline_s: float,
-        on_slow_consumer: Callable[[str], None],
-    ) -> None:
-        super().__init__(
-            stream,
-            flusher,
-            max_pending=max_pending,
-            write_deadline_s=write_deadline_s,
-            on_slow_consumer=on_slow_consumer,
-        )
+    def __init__(self, outbound: Outbound) -> None:
+        self.outbound = outbound
         self._acc = b""
+
+    def write(self, data: bytes) -> None:
+        """Queue a control line (interest)."""
+        self.outbound.write(data)
 
     def write_msg(
         self,
@@ -100,12 +89,13 @@ class HubOutbound(Outbound):
         data: bytes,
     ) -> None:
         """Queue one hub-bound message of ``account`` (routing path)."""
-        out = self.out
+        outbound = self.outbound
+        out = outbound.out
         if account != self._acc:
             self._acc = account
             acc = encode_acc(account)
             out.append(acc)
-            self.pending += len(acc)
+            outbound.pending += len(acc)
         if hdr_len:
             line = encode_lhmsg(subject, reply, queues, hdr_len, data)
         elif reply is None and not queues:
@@ -116,71 +106,66 @@ class HubOutbound(Outbound):
             line = encode_lmsg(subject, reply, queues, data)
         # Outbound.write, inlined: this runs once per hub-bound message.
         out.append(line)
-        self.pending += len(line)
-        if self.pending > self.max_pending or not self.dirty:
-            self.queued()
+        outbound.pending += len(line)
+        if outbound.pending > outbound.max_pending or not outbound.dirty:
+            outbound.queued()
 
     def discard(self) -> None:
         """Drop everything queued, and with it what the last ``ACC`` line said."""
-        super().discard()
+        self.outbound.discard()
         self._acc = b""
 
 
 class DataLink:
-    """One attached uplink process."""
+    """One attached uplink process: the protocol object of its ``Link``.
+
+    The shell (``leafnode.link``) reads, writes and closes; ``data_received``
+    feeds the framer. No keepalive: the uplink is a local process, whose
+    death is an EOF.
+    """
 
     def __init__(self, server: LinkServer, stream: trio.abc.Stream) -> None:
         self.server = server
-        self.stream = stream
         self.framer = MessageFramer(
             Kind.INTERNAL,
             max_payload=server.settings.max_payload + 64 * 1024,
             max_control_line=MAX_CONTROL_LINE,
             accounts=True,
         )
-        self.outbound = HubOutbound(
-            stream,
-            server.flusher,
-            max_pending=DATALINK_MAX_PENDING,
-            write_deadline_s=max(server.settings.write_deadline_s, 30.0),
-            on_slow_consumer=self._stuck,
+        policy = LinkPolicy(
+            outbound=OutboundPolicy(
+                max_pending=DATALINK_MAX_PENDING,
+                write_deadline_s=max(server.settings.write_deadline_s, 30.0),
+            ),
+            eof_reason="the uplink closed the link",
         )
+        self.link = Link(stream, server.flusher, policy)
+        self.outbound = self.link.outbound
+        self.outbound.on_slow_consumer = self._stuck
+        self.hub_sink = HubOutbound(self.outbound)
         self._accounts = server.accounts_by_bytes
-        self._scope: trio.CancelScope | None = None
 
     def write(self, data: bytes) -> None:
         self.outbound.write(data)
 
     async def run(self) -> None:
         server = self.server
+        reason = "closed"
         try:
-            async with trio.open_nursery() as nursery:
-                self._scope = nursery.cancel_scope
-                self._attach()
-                nursery.start_soon(self._write_then_cancel)
-                await self._read_loop()
-                nursery.cancel_scope.cancel()
+            self._attach()
+            reason = await self.link.run(self)
         finally:
             self._detach()
-            self.outbound.close_raw()
-            with trio.CancelScope(shield=True):
-                await self.stream.aclose()
-            log.info("Uplink detached from %s", server.datalink_path)
+            log.info("Uplink detached from %s: %s", server.datalink_path, reason)
 
-    def close(self) -> None:
-        if self._scope is not None:
-            self._scope.cancel()
-
-    async def _write_then_cancel(self) -> None:
-        await self.outbound.run_writer()
-        if self._scope is not None:
-            self._scope.cancel()
+    def close(self, reason: str = "replaced by a new uplink") -> None:
+        self.link.close(reason)
 
     def _attach(self) -> None:
         server = self.server
         self.outbound.write(encode_hello(server.server_id, server.server_name, server.accounts))
         for account in server.accounts.values():
-            account.hub_sink = self.outbound
+            account.hub_sink = self.hub_sink
             account.hub.clear()
             for line in account.interest.snapshot():
                 self.outbound.write(line)
@@ -188,7 +173,7 @@ class DataLink:
 
     def _detach(self) -> None:
         for account in self.server.accounts.values():
-            if account.hub_sink is self.outbound:
+            if account.hub_sink is self.hub_sink:
                 account.hub_sink = None
                 account.hub.clear()
         if self.server.datalink is self:
@@ -196,31 +181,25 @@ class DataLink:
 
     def _stuck(self, reason: str) -> None:
         log.error("Uplink data link is not draining (%s); detaching it", reason)
-        self.outbound.discard()
-        self.close()
+        self.hub_sink.discard()
+        self.link.close(f"not draining ({reason})")
 
-    async def _read_loop(self) -> None:
+    # ------------------------------------------------------------ LinkProtocol
+
+    def data_received(self, data: bytes) -> None:
         framer = self.framer
-        on_msg = self._on_msg
-        on_event = self._on_event
-        receive = RawReceiver(self.stream, lambda: self.outbound.raw).receive
-        while True:
-            data = await receive(MAX_RECV)
-            if not data:
-                return
-            flusher = self.server.flusher
-            flusher.batching = True
-            try:
-                framer.feed(data)
-                framer.drain(on_msg, on_event)
-            except RemoteProtocolError as exc:
-                log.error("Uplink data link protocol error: %s", exc)
-                self.outbound.write(encode_err(exc.err_text or "Unknown Protocol Operation"))
-                self.outbound.close_after_flush()
-                return
-            finally:
-                flusher.batching = False
-                flusher.flush()
+        framer.feed(data)
+        try:
+            framer.drain(self._on_msg, self._on_event)
+        except RemoteProtocolError as exc:
+            log.error("Uplink data link protocol error: %s", exc)
+            self.outbound.write(encode_err(exc.err_text or "Unknown Protocol Operation"))
+            self.link.close_after_flush(f"protocol error: {exc}")
+
+    def send_ping(self) -> None:
+        self.outbound.write(PING)
+
+    # ------------------------------------------------------------------ events
 
     def _on_msg(self, msg: MessageFrame) -> bool:
         """A hub message for local subscribers (hot path)."""

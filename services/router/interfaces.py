@@ -11,7 +11,7 @@ line here, which is the point. mypy checks ``Server`` and
 ``ClientConnection`` against them where they are handed over.
 
 Its imports reach only the modules below the connections (``auth``,
-``buffering``, ``imports``, ``outbound``, ``permissions``, ``routing``).
+``buffering``, ``imports``, ``permissions``, ``routing``; and ``leafnode.link``).
 """
 
 from __future__ import annotations
@@ -26,10 +26,10 @@ if TYPE_CHECKING:
     import trio
 
     from leafnode.config import RouterSettings
+    from leafnode.link import Flusher
 
     from .auth import Authenticator, Identity
     from .buffering import StoreLink
-    from .outbound import Flusher
     from .permissions import PermissionChecker
     from .routing import Account, Subscription
 

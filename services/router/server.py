@@ -21,6 +21,7 @@ from leafnode import SERVER_VERSION
 from leafnode.affinity import data_path_cpu, keep_placement
 from leafnode.clientport import bind_client_port, peer_address
 from leafnode.config import DEFAULT_ACCOUNT
+from leafnode.link import Flusher
 from leafnode.proto import encode_err
 from leafnode.runtime import TRACE
 
@@ -29,7 +30,6 @@ from .auth import Authenticator
 from .buffering import StoreLink, build_buffer_rules
 from .client_conn import ClientConnection
 from .datalink import DataLink
-from .outbound import Flusher
 from .routing import Account, Subscription
 from .sysreq import SystemServices
 from .wsclients import serve_websocket
@@ -156,7 +156,7 @@ class Server:
             self.accounts_by_bytes[account.name_bytes] = account
             self.services.install(account)
             if self.datalink is not None:
-                account.hub_sink = self.datalink.outbound
+                account.hub_sink = self.datalink.hub_sink
         return account
 
     def _build_info(self) -> None:

@@ -11,8 +11,8 @@ its own process, and half or more with one sharing the publisher's event loop.
 
 The first test replays the bursts against nats-server and the router with
 the same settings and asserts the router cuts no more often; the next checks
-that a consumer that stops reading is still cut; the last two check
-``Outbound``'s counting and its gate over a socket pair.
+that a consumer that stops reading is still cut. ``Outbound``'s counting and
+its gate are checked over a socket pair in tests/link/test_outbound.py.
 """
 
 from __future__ import annotations
@@ -26,11 +26,7 @@ import time
 from typing import TYPE_CHECKING
 
 import nats
-import pytest
-import trio
-import trio.testing
 
-from services.router.outbound import STALL_TOTAL_S, Flusher, Outbound
 from tests.conftest import HubFactory, RouterFactory, wait_until
 from tests.rawclient import RawClient
 
@@ -194,81 +190,3 @@ def test_a_reader_that_stops_is_still_cut(router_factory: RouterFactory) -> None
     assert time.monotonic() - started < 10
     assert "Slow Consumer Detected: pending bytes" in router.log_text()
     stuck.read_until_closed(timeout=15)
-
-
-# ------------------------------------------------- Outbound's counting, unit
-
-MiB = 1024 * 1024
-
-
-async def _pair(
-    max_pending: int,
-) -> tuple[Outbound, Flusher, trio.socket.SocketType, list[str]]:
-    """An Outbound writing into one end of a socket pair with small buffers."""
-    ours, theirs = trio.socket.socketpair()
-    ours.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, 64 * 1024)
-    theirs.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 64 * 1024)
-    flusher = Flusher()
-    cuts: list[str] = []
-    outbound = Outbound(
-        trio.SocketStream(ours),
-        flusher,
-        max_pending=max_pending,
-        write_deadline_s=30,
-        on_slow_consumer=cuts.append,
-    )
-    return outbound, flusher, theirs, cuts
-
-
-async def _drain(theirs: trio.socket.SocketType, size: int) -> None:
-    got = 0
-    while got < size:
-        got += len(await theirs.recv(1 << 20))
-
-
-@pytest.mark.trio
-async def test_pending_counts_what_the_writer_holds_until_the_kernel_takes_it() -> None:
-    outbound, flusher, theirs, cuts = await _pair(64 * MiB)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(outbound.run_writer)
-        outbound.write(b"x" * 4 * MiB)
-        flusher.flush()  # what the kernel took at once; the rest goes to the writer
-        await trio.testing.wait_all_tasks_blocked()
-        assert outbound.out == []
-        in_flight = outbound.pending
-        # nats-server's pb: queued and not yet written, whoever holds it.
-        assert 0 < in_flight < 4 * MiB
-        await _drain(theirs, 4 * MiB)
-        await trio.testing.wait_all_tasks_blocked()
-        assert outbound.pending == 0
-        nursery.cancel_scope.cancel()
-    assert cuts == []
-
-
-@pytest.mark.trio
-async def test_a_consumer_past_three_quarters_holds_its_producer_until_it_drains() -> None:
-    outbound, flusher, theirs, cuts = await _pair(4 * MiB)
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(outbound.run_writer)
-        flusher.batching = True
-        # Past 3/4 of 4 MiB even after the kernel took its share (~150 KB).
-        outbound.write(b"x" * (4 * MiB - 1))
-        flusher.batching = False
-        flusher.flush()
-        assert flusher.stalled == [outbound]
-        gate = outbound.gate
-        assert gate is not None
-        # Nobody reads: the producer waits STALL_TOTAL_S, then goes on.
-        started = time.monotonic()
-        await flusher.stall()
-        assert STALL_TOTAL_S * 0.9 <= time.monotonic() - started < 5
-        assert not gate.is_set()
-        # The consumer reads: the gate opens once the writer wrote all it took.
-        nursery.start_soon(_drain, theirs, 4 * MiB - 1)
-        with trio.fail_after(10):
-            await gate.wait()
-        assert outbound.gate is None
-        flusher.flush()
-        assert flusher.stalled == []
-        nursery.cancel_scope.cancel()
-    assert cuts == []

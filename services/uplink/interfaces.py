@@ -10,8 +10,8 @@ lists what its users read or call, no more; mypy checks ``Uplink`` and
 ``Remote`` against them where they are handed over. (The drain's view of its
 remote names ``Session``, so it lives next to its user: ``replay.DrainOwner``.)
 
-The imports here reach only the modules below the connections (``outbound``,
-``interest``, ``leafnode.config``, ``leafnode.proto``).
+The imports here reach only the modules below the connections (``interest``,
+``leafnode.link``, ``leafnode.config``, ``leafnode.proto``).
 """
 
 from __future__ import annotations
@@ -126,5 +126,3 @@ class RouterHost(Protocol):
     def keep_rule(self, account: bytes | None) -> int: ...
 
     def local_run(self, account: bytes, data: bytes, msgs: int, size: int) -> None: ...
-
-    def flush_hubs(self) -> None: ...

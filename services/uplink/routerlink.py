@@ -170,7 +170,6 @@ class RouterLink:
         except RemoteProtocolError as exc:
             log.error("Router data link protocol error: %s", exc)
             raise
-        uplink.flush_hubs()
 
     def send_ping(self) -> None:
         self.write(PING)

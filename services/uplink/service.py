@@ -210,13 +210,6 @@ class Uplink:
             for remote in self.remotes:
                 self._start_remote(nursery, remote)
 
-    def flush_hubs(self) -> None:
-        """Send what the hub links have queued now (see ``Outbound.flush_now``)."""
-        for remote in self.remotes:
-            session = remote.session
-            if session is not None:
-                session.outbound.flush_now()
-
     # -- router -> uplink ------------------------------------------------------
 
     def router_accounts(self, accounts: tuple[str, ...]) -> None:

@@ -1,15 +1,17 @@
-"""One established hub link: reader, writer and keepalive tasks (§4.4, §4.8).
+"""One established hub link, the protocol object of its shell (§4.4, §4.8).
 
-A ``Session`` starts from a finished handshake (``HubLink``) and runs until the
-link drops. Its reader turns the hub's lines into calls on the ``Uplink``
-(interest and messages); everything the uplink sends to this hub goes through
-``outbound``. It owns the permission filters of the link (``filters.py``),
-built from the remote's deny lists and the hub's ``connect_info``.
+A ``Session`` starts from a finished handshake (``HubLink``) and runs on a
+``leafnode.link.Link`` until the link drops: the shell reads, writes and keeps
+the link alive; ``data_received`` turns the hub's lines into calls on the
+``Uplink`` (interest and messages); everything the uplink sends to this hub
+goes through ``outbound``. It owns the permission filters of the link
+(``filters.py``), built from the remote's deny lists and the hub's
+``connect_info``.
 
-Keepalive (§4.8): the first PING goes out one second after the handshake,
-then one every ``ping_interval``; when ``ping_max`` PINGs are unanswered the
-hub is presumed dead ("Stale Leaf Node Connection"). The hub's PINGs are
-answered at once.
+Keepalive (§4.8, the shell's ``Keepalive`` policy): the first PING goes out
+one second after the handshake, then one every ``ping_interval``; when
+``ping_max`` PINGs are unanswered the hub is presumed dead ("Stale Leaf Node
+Connection"). The hub's PINGs are answered at once.
 
 Why the link ended is kept in ``close_reason`` (for the log) and the back-off
 the hub asked for in ``backoff_s`` (loop, permission and cluster-name errors
@@ -34,7 +36,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from leafnode.netio import RawReceiver
+from leafnode.link import Expiry, Keepalive, Link, LinkPolicy, OutboundPolicy, Overflow
 from leafnode.proto import (
     PING,
     PONG,
@@ -51,7 +53,6 @@ from leafnode.runtime import TRACE
 from .filters import JS_DENIES, SubjectFilter, permission_lists
 from .framing import LINK_MAX_PAYLOAD
 from .handshake import backoff_for_error
-from .outbound import Outbound, raw_socket
 
 if TYPE_CHECKING:
     from leafnode.config import RemoteSettings
@@ -64,12 +65,13 @@ __all__ = ["Barrier", "Session", "build_filters"]
 
 log = logging.getLogger("leafnode.uplink")
 
-# Below glibc's default mmap threshold (128 KiB): a larger read buffer is
-# mmapped and unmapped on every read, three extra system calls per message
-# when messages come one at a time.
-MAX_RECV: Final = 64 * 1024
-# Bytes queued for a hub that does not drain before messages are dropped.
-MAX_PENDING: Final = 64 * 1024 * 1024
+# Bytes queued for a hub that does not drain before messages are dropped
+# (control lines never are); no write deadline: PING/PONG finds a dead hub.
+OUTBOUND_POLICY: Final = OutboundPolicy(
+    max_pending=64 * 1024 * 1024, overflow=Overflow.DROP, stall=False
+)
+EOF_REASON: Final = "connection closed by the hub"
+STALE: Final = Expiry("Stale Leaf Node Connection (no PONG from the hub)")
 # A real leaf sends its first PING about one second after connecting (§4.8).
 FIRST_PING_S: Final = 1.0
 DEFAULT_MAX_PAYLOAD: Final = 1024 * 1024
@@ -125,19 +127,24 @@ class Session:
         account = remote.account.name_bytes
         self._account = account
         self._router = remote.uplink.router
-        self._raw = raw_socket(link.stream)
-        self.outbound = Outbound(max_pending=MAX_PENDING, raw=self._raw)
+        # The shell: its policy's keepalive is set in ``run``.
+        self.shell = Link(
+            link.stream,
+            remote.uplink.flusher,
+            LinkPolicy(outbound=OUTBOUND_POLICY, eof_reason=EOF_REASON),
+        )
+        self.outbound = self.shell.outbound
         max_payload = link.info.get("max_payload")
         self.max_payload = (
             max_payload if isinstance(max_payload, int) and max_payload > 0 else DEFAULT_MAX_PAYLOAD
         )
         self.export_filter, self.import_filter = build_filters(remote.settings, link.connect_info)
-        self.pings_out = 0
-        self.close_reason = "connection closed by the hub"
+        self.close_reason = EOF_REASON
+        # What the hub's -ERR said: the reason, when the hub then closes.
+        self._hub_err: str | None = None
         self.backoff_s: float | None = None
         self.hub_account = str(link.connect_info.get("remote_account", "?"))
         self.hub_server = str(link.info.get("server_name") or link.info.get("server_id", "?"))
-        self._scope: trio.CancelScope | None = None
         self._barriers: collections.deque[Barrier] = collections.deque()
         self._initial: Barrier | None = None
         # Set once the hub's initial interest has arrived (module doc).
@@ -170,74 +177,63 @@ class Session:
 
     def close(self, reason: str, backoff_s: float | None = None) -> None:
         """End the session (from any task): the reason is logged by the remote."""
-        self.close_reason = reason
         if backoff_s is not None:
             self.backoff_s = backoff_s
-        if self._scope is not None:
-            self._scope.cancel()
+        self.shell.close(reason)
 
     async def run(self, *, ping_interval_s: float, ping_max: int) -> None:
         """Serve the link until it drops; always closes the stream."""
+        shell = self.shell
+        shell.policy = LinkPolicy(
+            outbound=OUTBOUND_POLICY,
+            eof_reason=EOF_REASON,
+            keepalive=Keepalive(
+                interval_s=ping_interval_s,
+                ping_max=ping_max,
+                stale=STALE,
+                first_s=min(FIRST_PING_S, ping_interval_s),
+            ),
+        )
         try:
-            async with trio.open_nursery() as nursery:
-                self._scope = nursery.cancel_scope
-                self._initial = self.barrier(rtt=True)
-                nursery.start_soon(self._writer)
-                nursery.start_soon(self._pinger, ping_interval_s, ping_max)
-                await self._reader()
-                nursery.cancel_scope.cancel()
+            self._initial = self.barrier(rtt=True)
+            # Lines that came right behind the handshake wait in the framer.
+            self._drain_batch()
+            reason = await shell.run(self)
         finally:
-            self._scope = None
             self._release_barriers()
-            if self._raw is not None:
-                self._raw.close()
-            with trio.CancelScope(shield=True):
-                await trio.aclose_forcefully(self.stream)
+        if reason == EOF_REASON and self._hub_err is not None:
+            reason = self._hub_err
+        self.close_reason = reason
 
-    async def _writer(self) -> None:
+    def _drain_batch(self) -> None:
+        flusher = self.shell.flusher
+        flusher.batching = True
         try:
-            await self.outbound.run_writer(self.stream)
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self.close(f"write failed: {exc}")
-
-    async def _pinger(self, interval_s: float, ping_max: int) -> None:
-        await trio.sleep(min(FIRST_PING_S, interval_s))
-        while True:
-            if self.pings_out >= ping_max:
-                self.close("Stale Leaf Node Connection (no PONG from the hub)")
-                return
-            self.pings_out += 1
-            self.barrier(rtt=True)
-            await trio.sleep(interval_s)
-
-    async def _reader(self) -> None:
-        framer = self.framer
-        outbound = self.outbound
-        on_event = self._on_event
-        on_run = self._on_run
-        keep = self._keep
-        keep_rule = self._keep_rule
-        receive = RawReceiver(self.stream, lambda: self._raw).receive
-        flusher = self.remote.uplink.flusher
-        try:
-            while True:
-                # Messages that pass go on to the router in runs, each read
-                # as one piece under our account's ACC line.
-                flusher.batching = True
-                try:
-                    framer.drain(keep, on_event, on_run, keep_rule)
-                finally:
-                    flusher.batching = False
-                outbound.flush_now()
-                flusher.flush()
-                data = await receive(MAX_RECV)
-                if not data:
-                    return  # close_reason stays "connection closed by the hub"
-                framer.feed(data)
+            self._drain()
         except RemoteProtocolError as exc:
             self.close(f"protocol error from the hub: {exc}")
-        except (trio.BrokenResourceError, trio.ClosedResourceError) as exc:
-            self.close(f"connection lost: {exc}")
+        finally:
+            flusher.batching = False
+            flusher.flush()
+
+    def _drain(self) -> None:
+        # Messages that pass go on to the router in runs, each read as one
+        # piece under our account's ACC line.
+        self.framer.drain(self._keep, self._on_event, self._on_run, self._keep_rule)
+
+    # ------------------------------------------------------------ LinkProtocol
+
+    def data_received(self, data: bytes) -> None:
+        self.framer.feed(data)
+        try:
+            self._drain()
+        except RemoteProtocolError as exc:
+            self.close(f"protocol error from the hub: {exc}")
+
+    def send_ping(self) -> None:
+        self.barrier(rtt=True)
+
+    # ------------------------------------------------------------------ events
 
     def _keep(self, msg: MessageFrame) -> bool:
         """A hub message: may it go on to the router as it is? (hot path)"""
@@ -266,7 +262,7 @@ class Session:
         elif isinstance(event, Ping):
             self.outbound.write(PONG)
         elif isinstance(event, Pong):
-            self.pings_out = 0
+            self.shell.pong()
             self._pong()
         elif isinstance(event, Info):
             self._async_info(event.options)
@@ -290,7 +286,7 @@ class Session:
         backoff_s = backoff_for_error(text)
         if backoff_s is not None:
             self.backoff_s = backoff_s
-        self.close_reason = f"hub answered -ERR '{text}'"
+        self._hub_err = f"hub answered -ERR '{text}'"
         log.error(
             'Leafnode remote "%s" (%s): hub error: %s',
             self.remote.name,

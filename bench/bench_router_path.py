@@ -1,7 +1,7 @@
 """In-process micro-benchmark of the router's hot path: parse, route, format.
 
 No network and no load generator: a real ``Server`` with two real
-``ClientConnection`` objects. The publisher's real ``_read_loop`` reads 64 KiB
+``ClientConnection`` objects. The publisher's real read loop (its ``Link``'s) reads 64 KiB
 chunks of PUBs from an in-memory stream; the subscriber's direct-send socket
 is a sink that takes every byte. It isolates the Python cost per message, so
 changes to the hot path can be compared run to run (the end-to-end figures,
@@ -73,7 +73,7 @@ async def _run(n: int, size: int) -> float:
         await conn._on_connect(Connect({"verbose": False, "pedantic": False}))
     sub._dispatch(Sub(b"bench.x", None, b"1"))
     start = time.perf_counter()
-    await pub._read_loop()
+    await pub.link._read_loop(pub)
     elapsed = time.perf_counter() - start
     assert sub.out_msgs == total, (sub.out_msgs, total)
     return total / elapsed
@@ -92,7 +92,7 @@ async def _run_to_hub(n: int, size: int) -> float:
     pub = ClientConnection(server, _ChunkStream(chunks), 1, "127.0.0.1", 1)
     await pub._on_connect(Connect({"verbose": False, "pedantic": False}))
     start = time.perf_counter()
-    await pub._read_loop()
+    await pub.link._read_loop(pub)
     elapsed = time.perf_counter() - start
     assert sink.bytes > total * size, (sink.bytes, total)
     return total / elapsed

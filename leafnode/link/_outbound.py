@@ -124,7 +124,7 @@ def raw_socket_of(stream: trio.abc.Stream) -> socket.socket | None:
     try:
         raw = socket.socket(fileno=os.dup(stream.socket.fileno()))
     except OSError as exc:
-        log.warning("Cannot duplicate a socket (%s): writing through trio instead", exc)
+        log.warning("Cannot duplicate a client socket (%s): writing through trio instead", exc)
         return None
     raw.setblocking(False)
     return raw

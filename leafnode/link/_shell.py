@@ -116,6 +116,11 @@ class LinkPolicy:
     keepalive: Keepalive | None = None
     # The handshake deadline and how it expires (a client's auth timeout).
     handshake: tuple[float, Expiry] | None = None
+    # The reason when the writer fails (None: the writer's own words).
+    write_error_reason: str | None = None
+    # Whether this reader waits for the consumers its batch left past their
+    # stall mark (``Flusher.stall``): client connections, as nats-server.
+    stalls: bool = False
     max_recv: int = MAX_RECV
 
 
@@ -128,6 +133,8 @@ class Link:
         "_scope",
         "closing",
         "flusher",
+        "nursery",
+        "on_close",
         "outbound",
         "pings_out",
         "policy",
@@ -153,6 +160,11 @@ class Link:
         # Set once no more is read: the link ends when the writer is done.
         self.closing = False
         self.pings_out = 0
+        # Called once, when the link starts closing (a client drops its
+        # subscriptions then, so nothing more is routed to it).
+        self.on_close: Callable[[], None] | None = None
+        # The link's nursery while it runs: the protocol's own timers go there.
+        self.nursery: trio.Nursery | None = None
         self._established = False
         self._handshake_scope: trio.CancelScope | None = None
         self._scope: trio.CancelScope | None = None
@@ -171,18 +183,22 @@ class Link:
 
     def close(self, reason: str) -> None:
         """End the link now (from any task); the first reason given is kept."""
-        if self.reason is None:
-            self.reason = reason
-        self.closing = True
+        self._closing(reason)
         if self._scope is not None:
             self._scope.cancel()
 
     def close_after_flush(self, reason: str) -> None:
         """Stop reading; end the link once what is queued now has been written."""
+        self._closing(reason)
+        self.outbound.close_after_flush()
+
+    def _closing(self, reason: str) -> None:
         if self.reason is None:
             self.reason = reason
-        self.closing = True
-        self.outbound.close_after_flush()
+        if not self.closing:
+            self.closing = True
+            if self.on_close is not None:
+                self.on_close()
 
     def expire(self, expiry: Expiry) -> None:
         """Close as ``expiry`` says: after its last line, or at once."""
@@ -210,6 +226,7 @@ class Link:
         try:
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
+                self.nursery = nursery
                 if self.reason is not None and not self.closing:
                     nursery.cancel_scope.cancel()
                 nursery.start_soon(self._writer)
@@ -224,6 +241,7 @@ class Link:
                     self.close(policy.eof_reason)
         finally:
             self._scope = None
+            self.nursery = None
             self.closing = True
             self.outbound.close_raw()
             with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE_S):
@@ -236,6 +254,7 @@ class Link:
         flusher = self.flusher
         data_received = protocol.data_received
         max_recv = self.policy.max_recv
+        stalls = self.policy.stalls
         while not self.closing:
             data = await receive(max_recv)
             if not data or self.closing:
@@ -251,9 +270,14 @@ class Link:
                 flusher.flush()
             if wait is not None:
                 await wait
+            if stalls and flusher.stalled:
+                # A consumer we fed is behind: let it drain before reading on.
+                await flusher.stall()
 
     async def _writer(self) -> None:
         error = await self.outbound.run_writer()
+        if error is not None and self.policy.write_error_reason is not None:
+            error = self.policy.write_error_reason
         self.close(error or self.reason or "closed")
 
     async def _keepalive(self, protocol: LinkProtocol, keepalive: Keepalive) -> None:

@@ -1,9 +1,12 @@
 """One client connection on the client port (leafnode-protocol.md §2).
 
-Each connection runs three tasks in its own nursery: the reader (parse,
-dispatch, route: synchronous except for CONNECT, which may hash a bcrypt
-password in a thread), the writer (``Outbound.run_writer``), and the pinger
-(stale-connection detection). The auth timer runs until CONNECT arrives.
+A ``ClientConnection`` is the protocol object of a ``leafnode.link.Link``:
+the shell reads (each read one batch: parse, dispatch, route, synchronous
+except for CONNECT, which may hash a bcrypt password in a thread and so is
+finished in an awaitable the shell awaits before reading on), writes, pings
+(stale-connection detection), times the authentication, and holds a producer
+back while a consumer it fed is behind; ``client_policy`` says how, from the
+router's settings.
 
 Closing: a protocol error queues ``-ERR '<text>'`` and lets the writer flush
 it before the nursery is cancelled; EOF cancels at once; a slow consumer is cut
@@ -21,8 +24,7 @@ from typing import TYPE_CHECKING, Final
 
 import trio
 
-from leafnode.link import Outbound, OutboundPolicy
-from leafnode.netio import RawReceiver
+from leafnode.link import Expiry, Keepalive, Link, LinkPolicy, OutboundPolicy
 from leafnode.proto import (
     HMSG_FRAME,
     HMSG_REPLY_FRAME,
@@ -63,6 +65,9 @@ from .permissions import (
 from .routing import Subscription, route_local
 
 if TYPE_CHECKING:
+    from collections.abc import Awaitable
+
+    from leafnode.config import RouterSettings
     from leafnode.proto import Event
 
     from .auth import Authenticator, Identity
@@ -73,9 +78,6 @@ __all__ = ["ClientConnection"]
 
 log = logging.getLogger("leafnode.router")
 
-# How much one receive_some may return: large reads let the parser batch.
-MAX_RECV = 64 * 1024
-
 # The first byte of a TLS record carrying a handshake (a ClientHello): how an
 # allow_non_tls port tells TLS clients from plain ones, as nats-server does.
 _TLS_HANDSHAKE_RECORD = 0x16
@@ -83,6 +85,39 @@ _TLS_HANDSHAKE_RECORD = 0x16
 # nats-server's defaults for a CONNECT that omits them (client.go defaultOpts).
 _DEFAULT_VERBOSE = True
 _DEFAULT_PEDANTIC = True
+
+
+# How the shell's timers close a client, with nats-server's -ERR texts.
+_STALE: Final = Expiry(closed.STALE_CONNECTION, encode_err("Stale Connection"))
+_AUTH_TIMEOUT: Final = Expiry(closed.AUTH_TIMEOUT, encode_err("Authentication Timeout"))
+
+
+def client_policy(settings: RouterSettings, *, auth: bool, websocket: bool = False) -> LinkPolicy:
+    """How the shell serves a client, as nats-server does (client.go).
+
+    Slow consumers are closed past ``max_pending`` or the write deadline;
+    a PING every ``ping_interval``, ``-ERR 'Stale Connection'`` after
+    ``ping_max`` unanswered; with authentication configured, ``-ERR
+    'Authentication Timeout'`` when no CONNECT passed within ``auth_timeout``
+    (a websocket client's: the websocket block's, when it sets one).
+    """
+    auth_timeout_s = settings.auth_timeout_s
+    if websocket and settings.websocket is not None:
+        auth_timeout_s = settings.websocket.auth_timeout_s or auth_timeout_s
+    return LinkPolicy(
+        outbound=OutboundPolicy(
+            max_pending=settings.max_pending, write_deadline_s=settings.write_deadline_s
+        ),
+        eof_reason=closed.CLIENT_CLOSED,
+        keepalive=Keepalive(
+            interval_s=settings.ping_interval_s,
+            ping_max=settings.ping_max,
+            stale=_STALE,
+        ),
+        handshake=((auth_timeout_s, _AUTH_TIMEOUT) if auth else None),
+        write_error_reason=closed.WRITE_ERROR,
+        stalls=True,
+    )
 
 
 class ClientConnection:
@@ -124,14 +159,14 @@ class ClientConnection:
             max_control_line=settings.max_control_line,
             max_payload=settings.max_payload,
         )
-        self.outbound = Outbound(
+        self.link = Link(
             stream,
             server.flusher,
-            OutboundPolicy(
-                max_pending=settings.max_pending, write_deadline_s=settings.write_deadline_s
-            ),
-            on_slow_consumer=self._slow_consumer,
+            client_policy(settings, auth=self._auth.auth_configured, websocket=websocket),
         )
+        self.link.on_close = self._on_close
+        self.outbound = self.link.outbound
+        self.outbound.on_slow_consumer = self._slow_consumer
         self.account: Account = server.default_account
         self.subs: dict[bytes, Subscription] = {}
         self.perms: PermissionChecker | None = None
@@ -148,7 +183,6 @@ class ClientConnection:
         self.user: str | None = None
         # Who CONNECT authenticated as (None without auth); $SYS.REQ.USER.INFO.
         self.identity: Identity | None = None
-        self.pings_out = 0
         # Number of the store batch holding our latest buffered message.
         self.buffer_batch = 0
         # Any of verbose, pedantic, permissions: PUB takes the checked path.
@@ -163,18 +197,26 @@ class ClientConnection:
         self.nonce: str | None = None
         self.connect_options: dict[str, object] = {}
         self._tls_first = False
-        self._scope: trio.CancelScope | None = None
-        self._nursery: trio.Nursery | None = None
-        self._auth_scope: trio.CancelScope | None = None
-        # Why the connection closed, in nats-server's words (closed.py); None
-        # while open, and at the end when the server itself stopped.
-        self.close_reason: str | None = None
+        # Events of a batch that wait behind a CONNECT being authenticated.
+        self._rest: list[Event] | None = None
         # The subscriptions it had when it closed, for /connz?state=closed.
         self.closed_subs: tuple[Subscription, ...] = ()
         self._description = ""
         # When the credentials expire and the -ERR text then (see _set_expiry).
         self._expiry: tuple[float, str] | None = None
         self._expiry_wake: trio.CancelScope | None = None
+
+    @property
+    def close_reason(self) -> str | None:
+        """Why the connection closed, in nats-server's words (closed.py).
+
+        None while open, and at the end when the server itself stopped.
+        """
+        return self.link.reason
+
+    @close_reason.setter
+    def close_reason(self, reason: str | None) -> None:
+        self.link.reason = reason
 
     # ----------------------------------------------------------------- tasks
 
@@ -199,21 +241,9 @@ class ClientConnection:
                 return
             if server.trace:
                 self.send_msg = self._send_msg_traced  # type: ignore[method-assign]
-            async with trio.open_nursery() as nursery:
-                self._scope = nursery.cancel_scope
-                self._nursery = nursery
-                if server.ssl_context is None or self._tls_first or self.websocket:
-                    self.send_info()
-                nursery.start_soon(self._write_then_cancel)
-                nursery.start_soon(self._pinger)
-                if self._auth.auth_configured:
-                    self._auth_scope = trio.CancelScope()
-                    nursery.start_soon(self._auth_timer)
-                eof = await self._read_loop()
-                if eof:
-                    if self.close_reason is None:
-                        self.close_reason = closed.CLIENT_CLOSED
-                    nursery.cancel_scope.cancel()
+            if server.ssl_context is None or self._tls_first or self.websocket:
+                self.send_info()
+            await self.link.run(self)
         finally:
             self._drop_subscriptions()
             # No reason of its own: the server stopped and cancelled us.
@@ -254,6 +284,7 @@ class ClientConnection:
             log.error("%s - TLS handshake error: %s", self, cause)
             return False
         self.stream = stream
+        self.link.stream = stream
         self.outbound.stream = stream
         self.outbound.close_raw()
         return True
@@ -278,24 +309,6 @@ class ClientConnection:
             return "closed"
         return "tls" if first[0] == _TLS_HANDSHAKE_RECORD else "plain"
 
-    async def _write_then_cancel(self) -> None:
-        await self.outbound.run_writer()
-        if self.close_reason is None:
-            self.close_reason = closed.WRITE_ERROR
-        if self._scope is not None:
-            self._scope.cancel()
-
-    async def _pinger(self) -> None:
-        settings = self.server.settings
-        while True:
-            await trio.sleep(settings.ping_interval_s)
-            if self.pings_out >= settings.ping_max:
-                log.debug("%s - Stale Client Connection - Closing", self)
-                self.close_with_error("Stale Connection", closed.STALE_CONNECTION)
-                return
-            self.pings_out += 1
-            self._proto(PING)
-
     def _set_expiry(self, identity: Identity) -> None:
         """Arm (or re-arm, after a reload) the close at JWT expiry, as nats-server.
 
@@ -314,8 +327,8 @@ class ClientConnection:
         self._expiry = expiry
         if self._expiry_wake is not None:
             self._expiry_wake.cancel()
-        elif expiry is not None and self._nursery is not None:
-            self._nursery.start_soon(self._watch_expiry)
+        elif expiry is not None and self.link.nursery is not None:
+            self.link.nursery.start_soon(self._watch_expiry)
 
     async def _watch_expiry(self) -> None:
         while self._expiry is not None:
@@ -328,88 +341,92 @@ class ClientConnection:
                 return
         self._expiry_wake = None
 
-    async def _auth_timer(self) -> None:
-        assert self._auth_scope is not None
-        settings = self.server.settings
-        timeout_s = settings.auth_timeout_s
-        if self.websocket and settings.websocket is not None:
-            timeout_s = settings.websocket.auth_timeout_s or timeout_s
-        with self._auth_scope:
-            await trio.sleep(timeout_s)
-            if not self.connected:
-                log.debug("%s - Authentication Timeout", self)
-                self.close_with_error("Authentication Timeout", closed.AUTH_TIMEOUT)
+    # ------------------------------------------------------------ LinkProtocol
 
-    async def _read_loop(self) -> bool:
-        """Read until EOF (returns True) or a protocol error (returns False)."""
+    def data_received(self, data: bytes) -> Awaitable[None] | None:
+        """One read: parse, dispatch and route all of it (the shell's batch)."""
+        self.parser.feed(data)
+        return self._process()
+
+    def send_ping(self) -> None:
+        self._proto(PING)
+
+    def _process(self) -> Awaitable[None] | None:
+        """Handle what the parser holds; an awaitable when a CONNECT needs a thread."""
         parser = self.parser
-        receive = RawReceiver(self.stream, lambda: self.outbound.raw).receive
-        flusher = self.server.flusher
         services = self.server.services
         on_pub = self._on_pub
-        while not self.closing:
-            data = await receive(MAX_RECV)
-            if not data:
-                return True
-            flusher.batching = True
-            # Who publishes what this batch routes (sysreq.py's requests).
-            services.publisher = self
-            self.last_activity = time.time()
-            try:
-                parser.feed(data)
-                while events := parser.drain():
-                    # Plain PUBs from a connected client without verbose, pedantic
-                    # or permissions are routed inline: this loop is the hot path.
-                    trace = self.server.trace
+        # Who publishes what this batch routes (sysreq.py's requests).
+        services.publisher = self
+        self.last_activity = time.time()
+        try:
+            rest, self._rest = self._rest, None
+            while events := rest or parser.drain():
+                rest = None
+                # Plain PUBs from a connected client without verbose, pedantic
+                # or permissions are routed inline: this loop is the hot path.
+                trace = self.server.trace
+                fast = self.connected and not self._checks and not trace
+                account = self.account
+                for event in events:
+                    if trace:
+                        self._trace_in(event)
+                    kind = type(event)
+                    if kind is Pub and fast:
+                        payload = event.payload  # type: ignore[union-attr]
+                        reply = event.reply  # type: ignore[union-attr]
+                        self.in_msgs += 1
+                        self.in_bytes += len(payload)
+                        if (
+                            not route_local(self, account, event.subject, reply, 0, payload)  # type: ignore[union-attr]
+                            and reply is not None
+                            and self.no_responders
+                        ):
+                            self._send_no_responders(event.subject, reply)  # type: ignore[union-attr]
+                        continue
+                    if kind is Pub and self.connected:
+                        on_pub(event.subject, event.reply, 0, event.payload)  # type: ignore[union-attr]
+                    elif kind is Connect:
+                        # The rest of the batch waits for the CONNECT's verdict.
+                        at = next(i for i, e in enumerate(events) if e is event)
+                        self._rest = events[at + 1 :]
+                        return self._connect(event)  # type: ignore[arg-type]
+                    elif not self.connected and self._auth.auth_configured:
+                        self.close_with_error("Authorization Violation", closed.AUTH_FAILURE)
+                        return None
+                    else:
+                        self._dispatch(event)
+                    if self._stopped():
+                        return None
                     fast = self.connected and not self._checks and not trace
                     account = self.account
-                    for event in events:
-                        if trace:
-                            self._trace_in(event)
-                        kind = type(event)
-                        if kind is Pub and fast:
-                            payload = event.payload  # type: ignore[union-attr]
-                            reply = event.reply  # type: ignore[union-attr]
-                            self.in_msgs += 1
-                            self.in_bytes += len(payload)
-                            if (
-                                not route_local(self, account, event.subject, reply, 0, payload)  # type: ignore[union-attr]
-                                and reply is not None
-                                and self.no_responders
-                            ):
-                                self._send_no_responders(event.subject, reply)  # type: ignore[union-attr]
-                            continue
-                        if kind is Pub and self.connected:
-                            on_pub(event.subject, event.reply, 0, event.payload)  # type: ignore[union-attr]
-                        elif kind is Connect:
-                            await self._on_connect(event)  # type: ignore[arg-type]
-                            services.publisher = self
-                        elif not self.connected and self._auth.auth_configured:
-                            self.close_with_error("Authorization Violation", closed.AUTH_FAILURE)
-                            return False
-                        else:
-                            self._dispatch(event)
-                        if self._stopped():
-                            return False
-                        fast = self.connected and not self._checks and not trace
-                        account = self.account
-            except RemoteProtocolError as exc:
-                log.error("%s - Client parser ERROR: %s", self, exc)
-                if exc.err_text:
-                    self.close_with_error(exc.err_text, _PARSER_CLOSE_REASONS.get(exc.err_text))
-                else:
-                    # nats-server closes without an -ERR for malformed arguments.
-                    self.close_now()
-                return False
-            finally:
-                services.publisher = None
-                flusher.batching = False
-                flusher.flush()
-            parser.compact()
-            if flusher.stalled:
-                # A consumer we fed is behind: let it drain before reading on.
-                await flusher.stall()
-        return False
+        except RemoteProtocolError as exc:
+            log.error("%s - Client parser ERROR: %s", self, exc)
+            if exc.err_text:
+                self.close_with_error(exc.err_text, _PARSER_CLOSE_REASONS.get(exc.err_text))
+            else:
+                # nats-server closes without an -ERR for malformed arguments.
+                self.close_now()
+            return None
+        finally:
+            services.publisher = None
+        parser.compact()
+        return None
+
+    async def _connect(self, event: Connect) -> None:
+        """CONNECT (perhaps authenticated in a thread), then the rest of its batch."""
+        await self._on_connect(event)
+        if self.closing:
+            return
+        flusher = self.server.flusher
+        flusher.batching = True
+        try:
+            wait = self._process()
+        finally:
+            flusher.batching = False
+            flusher.flush()
+        if wait is not None:
+            await wait
 
     def _stopped(self) -> bool:
         # A method, not an inline attribute test: dispatch may set `closing`.
@@ -443,7 +460,7 @@ class ClientConnection:
             if link is None or link.pong_now(self):
                 self._proto(PONG)
         elif kind is Pong:
-            self.pings_out = 0
+            self.link.pong()
         elif kind is Pub:
             assert isinstance(event, Pub)
             self._on_pub(event.subject, event.reply, 0, event.payload)
@@ -563,16 +580,14 @@ class ClientConnection:
             auth = self._auth
             try:
                 if auth.is_expensive(options):
-                    # Other tasks run while bcrypt hashes: end our batch first.
-                    server.flusher.batching = False
-                    server.flusher.flush()
+                    # Outside any batch (the shell flushed it): other tasks run
+                    # while bcrypt hashes.
                     identity = await trio.to_thread.run_sync(
                         functools.partial(
                             auth.authenticate, options, self.nonce, client_host=self.host
                         ),
                         limiter=server.auth_limiter,
                     )
-                    server.flusher.batching = True
                 else:
                     identity = auth.authenticate(options, self.nonce, client_host=self.host)
             except AuthError as exc:
@@ -608,8 +623,7 @@ class ClientConnection:
             return
         self.connected = True
         self._checks = self.verbose or self.pedantic or self.perms is not None
-        if self._auth_scope is not None:
-            self._auth_scope.cancel()
+        self.link.established()
         if self.verbose:
             self._proto(OK)
 
@@ -766,20 +780,17 @@ class ClientConnection:
         """
         if self.closing:
             return
-        self.closing = True
-        self.close_reason = reason or closed.PROTOCOL_VIOLATION
-        self._drop_subscriptions()
         self._proto(encode_err(text))
-        self.outbound.close_after_flush()
+        self.link.close_after_flush(reason or closed.PROTOCOL_VIOLATION)
 
     def close_now(self, reason: str = closed.PROTOCOL_VIOLATION) -> None:
         """Close without a word to the client; ``reason`` as in ``close_with_error``."""
-        if self.close_reason is None:
-            self.close_reason = reason
+        self.link.close(reason)
+
+    def _on_close(self) -> None:
+        """The link starts closing: no more reads, no more deliveries."""
         self.closing = True
         self._drop_subscriptions()
-        if self._scope is not None:
-            self._scope.cancel()
 
     def _slow_consumer(self, reason: str) -> None:
         if self.closing:

@@ -36,10 +36,14 @@ from .wire import BufferSubjects
 
 if TYPE_CHECKING:
     import ssl
+    from collections.abc import Awaitable, Callable
 
     from leafnode.config import RemoteSettings
 
-    from .handshake import Identity
+    from .dialer import HubUrl
+    from .handshake import HubLink, Identity
+
+    OpenLink = Callable[[HubUrl, RemoteSettings, Identity, ssl.SSLContext], Awaitable[HubLink]]
     from .interfaces import HubHost
 
 __all__ = ["LDS_PREFIX", "AccountState", "Remote"]
@@ -98,6 +102,9 @@ class Remote:
         self.uplink = uplink
         self.identity = identity
         self.tls_ctx = tls_ctx
+        # Dials a URL and runs the handshake; in-process tests hand in their
+        # own to run the reconnect loop in virtual time (tests/link).
+        self.open_link: OpenLink = open_hub_link
         self.urls = UrlList(settings.urls, randomize=not settings.no_randomize)
         self.session: Session | None = None
         self.hub = HubInterest()
@@ -181,7 +188,7 @@ class Remote:
             url = self.urls.next()
             attempt += 1
             try:
-                link = await open_hub_link(url, self.settings, self.identity, self.tls_ctx)
+                link = await self.open_link(url, self.settings, self.identity, self.tls_ctx)
             except HandshakeError as exc:
                 delay = exc.backoff_s if exc.backoff_s is not None else self._retry_delay()
                 # A hub that stays away must not flood the log: report the

@@ -13,7 +13,7 @@ it costs nothing to messages on other subjects (the trie caches each subject's
 match) and never becomes interest sent to the hub. Routing delivers to it like
 to any subscriber; the one thing a subscriber is not told is who published, so
 a client connection names itself ``publisher`` for the span of each read batch
-it routes (``ClientConnection._read_loop``). A message routed outside such a
+it routes (``ClientConnection._process``). A message routed outside such a
 batch (from the hub) has no publisher here and gets no answer, as the hub
 answers its own clients. The answer is routed at once, in the requester's
 account, to the request's reply subject.

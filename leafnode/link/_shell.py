@@ -128,6 +128,7 @@ class Link:
     """The shell around one stream: reader, writer, timers, close with a reason."""
 
     __slots__ = (
+        "_draining",
         "_established",
         "_handshake_scope",
         "_scope",
@@ -165,6 +166,8 @@ class Link:
         self.on_close: Callable[[], None] | None = None
         # The link's nursery while it runs: the protocol's own timers go there.
         self.nursery: trio.Nursery | None = None
+        # close_after_flush was asked: the writer ends the link.
+        self._draining = False
         self._established = False
         self._handshake_scope: trio.CancelScope | None = None
         self._scope: trio.CancelScope | None = None
@@ -190,6 +193,7 @@ class Link:
     def close_after_flush(self, reason: str) -> None:
         """Stop reading; end the link once what is queued now has been written."""
         self._closing(reason)
+        self._draining = True
         self.outbound.close_after_flush()
 
     def _closing(self, reason: str) -> None:
@@ -227,8 +231,8 @@ class Link:
             async with trio.open_nursery() as nursery:
                 self._scope = nursery.cancel_scope
                 self.nursery = nursery
-                if self.reason is not None and not self.closing:
-                    nursery.cancel_scope.cancel()
+                if self.closing and not self._draining:
+                    nursery.cancel_scope.cancel()  # closed before it ran
                 nursery.start_soon(self._writer)
                 if policy.keepalive is not None:
                     nursery.start_soon(self._keepalive, protocol, policy.keepalive)

@@ -366,3 +366,29 @@ async def test_an_awaitable_from_the_protocol_holds_the_next_read(
     # The echo of the first read went out before the wait, the second read after it.
     assert got == b"a\r\nb\r\n"
     assert [t - start for t in reads_at] == [pytest.approx(0.0), pytest.approx(5.0)]
+
+
+@pytest.mark.trio
+async def test_a_link_closed_before_it_runs_ends_at_once(
+    autojump_clock: trio.abc.Clock, flusher: Flusher
+) -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    link = Link(ours, flusher, _policy())
+    link.close("refused")
+    with trio.fail_after(1):
+        assert await link.run(LineProtocol(link)) == "refused"
+    assert await theirs.receive_some() == b""  # the stream is closed
+
+
+@pytest.mark.trio
+async def test_a_link_closed_after_flush_before_it_runs_writes_first(
+    autojump_clock: trio.abc.Clock, flusher: Flusher
+) -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    link = Link(ours, flusher, _policy())
+    link.outbound.write(b"-ERR 'maximum connections exceeded'\r\n")
+    link.close_after_flush("Maximum Connections Exceeded")
+    with trio.fail_after(1):
+        assert await link.run(LineProtocol(link)) == "Maximum Connections Exceeded"
+    got = await _read_until_eof(theirs)
+    assert b"".join(d for _, d in got) == b"-ERR 'maximum connections exceeded'\r\n"

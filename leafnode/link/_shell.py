@@ -12,8 +12,10 @@ reader
     scheduler pass per read), and hands each read to the protocol as one
     *batch* of the process's ``Flusher``: whatever the batch queued, on this
     connection or any other, is written once at its end. A protocol that must
-    wait before the next read (a CONNECT checked in a thread, a producer
-    stalled for its consumers) returns an awaitable, awaited after the flush.
+    wait before the next read (a CONNECT checked in a thread) returns an
+    awaitable, awaited after the flush. With ``LinkPolicy.stalls``
+    (client connections, as nats-server) the reader then waits for the
+    consumers its batch left past their stall mark (``Flusher.stall``).
 writer
     ``Outbound.run_writer``: what the direct write at batch end could not
     send, under the policy's write deadline.
@@ -32,6 +34,8 @@ stale peer); ``close_after_flush(reason)`` stops reading and ends it once
 what is queued (an ``-ERR`` line, say) has been written; EOF from the peer is
 ``LinkPolicy.eof_reason``. A timer that expires may send a last line first
 (``Expiry.err``). The stream is closed on the way out, in any case.
+``Link.on_close`` runs once as the link starts closing (a client drops its
+subscriptions then); ``Link.nursery`` holds a protocol's own timers.
 
 Testing. The shell needs no socket: over ``trio.testing.memory_stream_pair``
 (or ``lockstep_stream_pair``, whose writes block until read) and

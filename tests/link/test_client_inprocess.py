@@ -61,10 +61,12 @@ async def test_auth_timeout(autojump_clock: trio.abc.Clock, nursery: trio.Nurser
     ours, theirs = trio.testing.memory_stream_pair()
     client = _client(server, ours, 1)
     start = trio.current_time()
-    nursery.start_soon(client.run)
-    info = await _expect_info(theirs)
-    assert info["auth_required"] is True
-    got = await _read_all(theirs)
+    async with trio.open_nursery() as serving:
+        serving.start_soon(client.run)
+        info = await _expect_info(theirs)
+        assert info["auth_required"] is True
+        got = await _read_all(theirs)
+    # client.run has returned: the server has forgotten the client.
     assert [(round(t - start, 6), data) for t, data in got] == [
         (3.0, b"-ERR 'Authentication Timeout'\r\n")
     ]
@@ -99,10 +101,11 @@ async def test_pings_then_stale_connection(
     ours, theirs = trio.testing.memory_stream_pair()
     client = _client(server, ours, 1)
     start = trio.current_time()
-    nursery.start_soon(client.run)
-    await _expect_info(theirs)
-    await theirs.send_all(QUIET)
-    got = await _read_all(theirs)
+    async with trio.open_nursery() as serving:
+        serving.start_soon(client.run)
+        await _expect_info(theirs)
+        await theirs.send_all(QUIET)
+        got = await _read_all(theirs)
     # nats-server: a PING each interval; at the one after ping_max unanswered,
     # -ERR 'Stale Connection' and the close.
     assert [(round(t - start, 6), data) for t, data in got] == [

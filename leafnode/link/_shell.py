@@ -64,8 +64,8 @@ __all__ = ["Expiry", "Keepalive", "Link", "LinkPolicy", "LinkProtocol"]
 # mmapped and unmapped on every read, three extra system calls per message
 # when messages come one at a time.
 MAX_RECV: Final = 64 * 1024
-# Longest the final close of a stream may take (a TLS close_notify to a peer
-# that does not read must not hold the task forever).
+# Longest the final close of a stream may take by default (a TLS close_notify
+# to a peer that does not read must not hold the task forever).
 CLOSE_GRACE_S: Final = 1.0
 
 
@@ -125,6 +125,9 @@ class LinkPolicy:
     # Whether this reader waits for the consumers its batch left past their
     # stall mark (``Flusher.stall``): client connections, as nats-server.
     stalls: bool = False
+    # How long the final close may take to say goodbye (TLS close_notify);
+    # 0 closes at once (a link that reconnects as soon as it can).
+    close_grace_s: float = CLOSE_GRACE_S
     max_recv: int = MAX_RECV
 
 
@@ -252,8 +255,12 @@ class Link:
             self.nursery = None
             self.closing = True
             self.outbound.close_raw()
-            with trio.CancelScope(shield=True), trio.move_on_after(CLOSE_GRACE_S):
-                await self.stream.aclose()
+            with trio.CancelScope(shield=True):
+                if policy.close_grace_s > 0:
+                    with trio.move_on_after(policy.close_grace_s):
+                        await self.stream.aclose()
+                else:
+                    await trio.aclose_forcefully(self.stream)
         return self.reason or policy.eof_reason
 
     async def _read_loop(self, protocol: LinkProtocol) -> None:

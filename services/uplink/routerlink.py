@@ -67,6 +67,7 @@ RETRY_S: Final = 0.1
 POLICY: Final = LinkPolicy(
     outbound=OutboundPolicy(max_pending=128 * 1024 * 1024, overflow=Overflow.DROP, stall=False),
     eof_reason="the router closed the link",
+    close_grace_s=0,
 )
 
 

@@ -131,7 +131,7 @@ class Session:
         self.shell = Link(
             link.stream,
             remote.uplink.flusher,
-            LinkPolicy(outbound=OUTBOUND_POLICY, eof_reason=EOF_REASON),
+            LinkPolicy(outbound=OUTBOUND_POLICY, eof_reason=EOF_REASON, close_grace_s=0),
         )
         self.outbound = self.shell.outbound
         max_payload = link.info.get("max_payload")
@@ -187,6 +187,7 @@ class Session:
         shell.policy = LinkPolicy(
             outbound=OUTBOUND_POLICY,
             eof_reason=EOF_REASON,
+            close_grace_s=0,
             keepalive=Keepalive(
                 interval_s=ping_interval_s,
                 ping_max=ping_max,

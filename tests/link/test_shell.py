@@ -392,3 +392,40 @@ async def test_a_link_closed_after_flush_before_it_runs_writes_first(
         assert await link.run(LineProtocol(link)) == "Maximum Connections Exceeded"
     got = await _read_until_eof(theirs)
     assert b"".join(d for _, d in got) == b"-ERR 'maximum connections exceeded'\r\n"
+
+
+class _SlowGoodbye(trio.abc.Stream):
+    """A stream whose graceful close never finishes (a TLS peer that never reads)."""
+
+    def __init__(self, inner: trio.abc.Stream) -> None:
+        self.inner = inner
+
+    async def send_all(self, data: bytes | bytearray | memoryview) -> None:
+        await self.inner.send_all(data)
+
+    async def wait_send_all_might_not_block(self) -> None:
+        await self.inner.wait_send_all_might_not_block()
+
+    async def receive_some(self, max_bytes: int | None = None) -> bytes | bytearray:
+        return await self.inner.receive_some(max_bytes)
+
+    async def aclose(self) -> None:
+        try:
+            await trio.sleep_forever()
+        finally:
+            await trio.aclose_forcefully(self.inner)
+
+
+@pytest.mark.trio
+@pytest.mark.parametrize(("grace_s", "took_s"), [(1.0, 1.0), (0.0, 0.0)])
+async def test_the_final_close_takes_at_most_its_grace(
+    autojump_clock: trio.abc.Clock, flusher: Flusher, grace_s: float, took_s: float
+) -> None:
+    ours, theirs = trio.testing.memory_stream_pair()
+    stream = _SlowGoodbye(ours)
+    link = Link(stream, flusher, _policy(close_grace_s=grace_s))
+    link.close("bye")
+    start = trio.current_time()
+    assert await link.run(LineProtocol(link)) == "bye"
+    assert trio.current_time() - start == pytest.approx(took_s)
+    assert await theirs.receive_some() == b""

@@ -274,19 +274,6 @@ class Outbound:
             self.queued()
         return True
 
-    def write_msg2(self, head: bytes, rest: bytes) -> bool:
-        """``write_msg(head + rest)`` without building the concatenation."""
-        if self.pending > self.max_pending and self._drops:
-            self.dropped += 1
-            return False
-        out = self.out
-        out.append(head)
-        out.append(rest)
-        self.pending += len(head) + len(rest)
-        if self.pending > self.max_pending or not self.dirty:
-            self.queued()
-        return True
-
     def queued(self) -> None:
         """After appending to ``out``: enforce the limit, schedule a flush.
 

@@ -125,7 +125,7 @@ async def test_drop_policy_counts_dropped_messages_and_never_reports() -> None:
     outbound, _flusher, _theirs, cuts = _pair(MiB, Overflow.DROP)
     assert outbound.write_msg(b"x" * (MiB + 1))  # room when it came
     assert not outbound.write_msg(b"y")
-    assert not outbound.write_msg2(b"y", b"z")
+    assert not outbound.write_msg(b"z")
     outbound.write(b"PONG\r\n")  # control lines always queue
     assert outbound.dropped == 2
     assert outbound.pending == MiB + 1 + 6

@@ -215,9 +215,9 @@ async def test_drop_policy_drops_messages_but_keeps_control_lines(
         await trio.testing.wait_all_tasks_blocked()
         assert outbound.write_msg(b"a" * 60)
         await trio.testing.wait_all_tasks_blocked()  # in flight, the peer reads nothing
-        assert outbound.write_msg2(b"b" * 20, b"b" * 40)  # 60 pending: still room
+        assert outbound.write_msg(b"b" * 60)  # 60 pending: still room
         assert not outbound.write_msg(b"c" * 10)  # 120 pending: dropped
-        assert not outbound.write_msg2(b"c", b"c")
+        assert not outbound.write_msg(b"cc")
         outbound.write(b"LS+ foo\r\n")  # a control line is never dropped
         assert outbound.dropped == 2
         await trio.sleep(3600)  # no write deadline: the peer may take its time

@@ -23,7 +23,8 @@ keepalive (``LinkPolicy.keepalive``)
     the first PING after ``first_s``, then one every ``interval_s``
     (``LinkProtocol.send_ping`` queues it); when ``ping_max`` are unanswered
     the peer is stale and the link closes. The protocol reports each PONG
-    with ``Link.pong``.
+    with ``Link.pong``. Each tick reads ``Link.policy`` afresh, so a new
+    policy (a config reload) applies from the next PING on.
 handshake deadline (``LinkPolicy.handshake``)
     the peer must complete its handshake (a client's CONNECT) in time; the
     protocol says it did with ``Link.established``.
@@ -299,12 +300,16 @@ class Link:
         first_s = keepalive.first_s
         await trio.sleep(keepalive.interval_s if first_s is None else first_s)
         while True:
-            if self.pings_out >= keepalive.ping_max:
-                self.expire(keepalive.stale)
+            # Read at every tick: a reload may hand the link a new policy.
+            current = self.policy.keepalive
+            if current is None:
+                return
+            if self.pings_out >= current.ping_max:
+                self.expire(current.stale)
                 return
             self.pings_out += 1
             protocol.send_ping()
-            await trio.sleep(keepalive.interval_s)
+            await trio.sleep(current.interval_s)
 
     async def _handshake_timer(self, timeout_s: float, expiry: Expiry) -> None:
         assert self._handshake_scope is not None

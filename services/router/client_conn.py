@@ -16,6 +16,7 @@ subscriptions first (no further deliveries) and then closes.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import logging
 import socket
@@ -713,6 +714,18 @@ class ClientConnection:
     def send_error(self, text: str) -> None:
         """``-ERR '<text>'`` that keeps the connection open."""
         self._proto(encode_err(text))
+
+    def reconfigure(self) -> None:
+        """After a reload: the new ping interval, ping_max and auth timeout apply.
+
+        The outbound keeps the limits it started with (nats-server's
+        connections keep theirs too); the shell reads its keepalive policy at
+        every tick.
+        """
+        policy = client_policy(
+            self.server.settings, auth=self._auth.auth_configured, websocket=self.websocket
+        )
+        self.link.policy = dataclasses.replace(policy, outbound=self.link.policy.outbound)
 
     def recheck_auth(self) -> None:
         """After a reload: close this client if its credentials no longer pass."""

@@ -254,6 +254,7 @@ class Server:
         self.config_loaded_at = time.time()
         self.closed_clients.resize(router.max_closed_clients)
         for client in list(self.clients.values()):
+            client.reconfigure()
             client.recheck_auth()
         # Out of any read loop: send the -ERRs (and closes) now.
         self.flusher.flush()

@@ -187,3 +187,28 @@ async def test_slow_consumer_by_write_deadline(
     assert sub.close_reason == closed.SLOW_CONSUMER_WRITE_DEADLINE
     assert trio.current_time() - start == pytest.approx(2.0, abs=0.01)
     assert server.slow_consumers == 1
+
+
+@pytest.mark.trio
+async def test_a_reload_changes_the_ping_interval_of_connected_clients(
+    autojump_clock: trio.abc.Clock, nursery: trio.Nursery
+) -> None:
+    server = _server(nursery, 'ping_interval: "5s"\nping_max: 100\n')
+    ours, theirs = trio.testing.memory_stream_pair()
+    client = _client(server, ours, 1)
+    start = trio.current_time()
+    nursery.start_soon(client.run)
+    await _expect_info(theirs)
+    await theirs.send_all(QUIET)
+    pings: list[float] = []
+    while len(pings) < 4:
+        data = await theirs.receive_some()
+        assert data == b"PING\r\n"
+        pings.append(round(trio.current_time() - start, 6))
+        await theirs.send_all(b"PONG\r\n")
+        if len(pings) == 1:
+            server.reload(loads('ping_interval: "20s"\nping_max: 100\n'))
+    # The PING after the reload was already timed (as nats-server's timer);
+    # from then on, every 20 s.
+    assert pings == [5.0, 10.0, 30.0, 50.0]
+    assert client.close_reason is None

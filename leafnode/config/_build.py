@@ -358,7 +358,9 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
         known = {acc.name for acc in accounts}
         if router.operator is not None:
             known.update(key for key, _ in router.operator.preload)
-        leafnodes = build_leafnodes(later["leafnodes"], ctx, known)
+        leafnodes = build_leafnodes(
+            later["leafnodes"], ctx, known, operator=router.operator is not None
+        )
     return replace(
         settings,
         router=router,

@@ -1,8 +1,8 @@
 """``leafnodes { remotes: [...] }``, a remote's ``buffer``, and ``tls`` blocks -> settings.
 
 Remote keys and aliases are nats-server's (leafnode-protocol.md §7), plus our
-``name`` and ``buffer`` (DESIGN §4, §8). We only dial out, so the accepting
-side's keys (``listen``, ``authorization``, ...) are accepted with a warning.
+``name`` and ``buffer`` (DESIGN §4, §8). The accepting side's keys (``listen``,
+``authorization``, ...) are read by ``_build_leaf_accept``.
 """
 
 from __future__ import annotations
@@ -10,12 +10,14 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit, urlunsplit
 
+from ._build_leaf_accept import ACCEPT_KEYS, build_accept, check_accept
 from ._build_tls import build_tls
 from ._creds import creds_problem
 from ._errors import ConfigError
 from ._settings import (
     DEFAULT_ACCOUNT,
     BufferSettings,
+    LeafAcceptSettings,
     LeafnodeSettings,
     RemoteSettings,
     TlsSettings,
@@ -47,22 +49,6 @@ _DEFAULT_PORTS = {"nats-leaf": 7422, "nats": 7422, "tls": 7422, "ws": 80, "wss":
 DEFAULT_RECONNECT_S = 1.0
 DEFAULT_REMOTE_TIMEOUT_S = 1.0  # first_info_timeout and dial_timeout
 DEFAULT_TLS_TIMEOUT_S = 2.0
-# Keys of the accepting side of `leafnodes`: we never accept leaf connections.
-_ACCEPT_SIDE_KEYS = frozenset(
-    {
-        "listen",
-        "port",
-        "host",
-        "net",
-        "authorization",
-        "advertise",
-        "leafnode_advertise",
-        "no_advertise",
-        "tls",
-        "min_version",
-        "minimum_version",
-    }
-)
 _IGNORED_LEAF_KEYS = frozenset(
     {"isolate_leafnode_interest", "isolate", "write_deadline", "write_timeout"}
 )
@@ -80,9 +66,12 @@ _IGNORED_REMOTE_KEYS = frozenset(
 )
 
 
-def build_leafnodes(entry: Entry, ctx: Context, accounts: Collection[str]) -> LeafnodeSettings:
+def build_leafnodes(
+    entry: Entry, ctx: Context, accounts: Collection[str], *, operator: bool = False
+) -> LeafnodeSettings:
     """The ``leafnodes`` (alias ``leaf``) block; ``accounts`` are the known account names."""
     name = "leafnodes"
+    accept = LeafAcceptSettings()
     reconnect_s = DEFAULT_RECONNECT_S
     dial_timeout_s = DEFAULT_REMOTE_TIMEOUT_S
     remotes_entry: Entry | None = None
@@ -98,8 +87,8 @@ def build_leafnodes(entry: Entry, ctx: Context, accounts: Collection[str]) -> Le
                 remotes_entry = item
             case "compression":
                 pass  # Accepted and ignored: we always talk plain text to the hub.
-            case _ if key in _ACCEPT_SIDE_KEYS:
-                ctx.ignored(item, sub, "leafnode only dials out")
+            case _ if key in ACCEPT_KEYS:
+                accept = build_accept(accept, item, ctx, None if operator else accounts)
             case _ if key in _IGNORED_LEAF_KEYS:
                 ctx.ignored(item, sub)
             case _:
@@ -115,7 +104,8 @@ def build_leafnodes(entry: Entry, ctx: Context, accounts: Collection[str]) -> Le
                 raise ConfigError.at(value.pos, f"duplicate remote name {remote.name!r}")
             names.add(remote.name)
             remotes.append(remote)
-    return LeafnodeSettings(remotes=tuple(remotes), reconnect_s=reconnect_s)
+    check_accept(accept, entry, operator=operator)
+    return LeafnodeSettings(remotes=tuple(remotes), reconnect_s=reconnect_s, accept=accept)
 
 
 def _build_remote(

@@ -86,6 +86,20 @@ RESTART: Final = {
     # Not served yet (issue 14); nats-server reloads routes and permissions,
     # not the listen address, name or pool size: decide per key when served.
     "cluster": "cluster",
+    # The accepting side of `leafnodes`: its port opens once, at start, and
+    # nats-server refuses a reload that changes any of these too (reload.go
+    # getLeafNodeOptionsChanges: only remotes, TLS and compression may change).
+    "leafnodes.accept.host": "leafnodes.host",  # listen's host
+    "leafnodes.accept.port": "leafnodes.port",  # listen's port
+    "leafnodes.accept.advertise": "leafnodes.advertise",
+    "leafnodes.accept.no_advertise": "leafnodes.no_advertise",
+    "leafnodes.accept.user": "leafnodes.authorization",
+    "leafnodes.accept.password": "leafnodes.authorization",
+    "leafnodes.accept.nkey": "leafnodes.authorization",
+    "leafnodes.accept.account": "leafnodes.authorization",
+    "leafnodes.accept.users": "leafnodes.authorization",
+    "leafnodes.accept.auth_timeout_s": "leafnodes.authorization",
+    "leafnodes.accept.tls": "leafnodes.tls",
     "store.url": "store.url",
     "store.sync": "store.sync",
     "api.host": "http",
@@ -97,6 +111,10 @@ RESTART: Final = {
 """Settings paths that need a restart -> the config key shown to the operator."""
 
 _STORE_KEYS: Final = frozenset({RESTART["store.url"], RESTART["store.sync"]})
+
+# Config keys whose values may hold a secret (a password, a users list): a
+# refusal names them, never shows them.
+_HIDDEN: Final = frozenset({"leafnodes.authorization"})
 
 IGNORED: Final = frozenset({"source", "warnings"})
 """Where the settings came from, not what they say."""
@@ -151,7 +169,12 @@ def _walk(old: object, new: object, prefix: str, found: list[RestartNeeded]) -> 
         ):
             _walk(before, after, f"{path}.", found)
             continue
-        found.append(RestartNeeded(RESTART.get(path, path), _show(before), _show(after)))
+        key = RESTART.get(path, path)
+        if key in _HIDDEN:
+            if all(c.key != key for c in found):  # one line for the whole block
+                found.append(RestartNeeded(key, "(changed)", "(changed)"))
+        else:
+            found.append(RestartNeeded(key, _show(before), _show(after)))
 
 
 def _show(value: object) -> str:

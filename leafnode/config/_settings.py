@@ -20,6 +20,8 @@ __all__ = [
     "BufferSettings",
     "ClusterSettings",
     "CpuSetting",
+    "LeafAcceptSettings",
+    "LeafUserSettings",
     "LeafnodeSettings",
     "LogSettings",
     "OperatorSettings",
@@ -199,11 +201,46 @@ class RemoteSettings:
 
 
 @dataclass(frozen=True)
+class LeafUserSettings:
+    """One ``leafnodes { authorization { users: [...] } }`` entry (nats-server's parseLeafUsers)."""
+
+    user: str
+    password: str | None = None
+    account: str | None = None
+    """The account a leaf logging in as this user binds to; None: the block's ``account``."""
+
+
+@dataclass(frozen=True)
+class LeafAcceptSettings:
+    """The accepting side of ``leafnodes``: where downstream leafs dial in, and who may.
+
+    ``port`` None: no ``listen``/``port`` was given and no leaf is accepted;
+    -1 asks for a random free port, as in nats-server. The authorization is
+    nats-server's leafnode one: a single ``user``/``password`` or ``nkey``,
+    or a ``users`` list, each bound to ``account`` (default ``$G``).
+    """
+
+    host: str = "0.0.0.0"
+    port: int | None = None
+    advertise: str | None = None
+    no_advertise: bool = False
+    user: str | None = None
+    password: str | None = None
+    nkey: str | None = None
+    account: str | None = None
+    users: tuple[LeafUserSettings, ...] = ()
+    auth_timeout_s: float | None = None
+    """None: the default (nats-server: the tls timeout if TLS is on, else 2 s)."""
+    tls: TlsSettings | None = None
+
+
+@dataclass(frozen=True)
 class LeafnodeSettings:
-    """The ``leafnodes`` block (only the soliciting side: we never accept leafs)."""
+    """The ``leafnodes`` block: the remotes we dial, and the leafs we accept (``accept``)."""
 
     remotes: tuple[RemoteSettings, ...] = ()
     reconnect_s: float = 1.0
+    accept: LeafAcceptSettings = LeafAcceptSettings()
 
 
 @dataclass(frozen=True)

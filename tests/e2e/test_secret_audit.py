@@ -1,7 +1,8 @@
 """No secret is ever printed: answers, log lines at -DV, CLI output (issue 11 point 3).
 
 Every secret-bearing setting gets a distinct sentinel string: the client
-user's password and later a client token, the websocket block's own
+user's password and later a client token, a downstream leaf user's password
+(leafnodes.authorization.users), the websocket block's own
 password (and a wrong one sent in a cookie), the cluster block's route
 password and a route URL's password, a remote URL's password, a
 remote's bare token, a creds file (its JWT and seed), a remote nkey seed,
@@ -57,6 +58,8 @@ SECRET_NAMES = (
     "wrongwspw",
     "clusterpw",
     "routepw",
+    "leafuserpw",
+    "otherleafuserpw",
 )
 
 
@@ -166,6 +169,7 @@ cluster {{
 store {{ url: "{store_url}" }}
 leafnodes {{
   reconnect: "250ms"
+  authorization {{ account: "$G", users: [ {{ user: down, password: "{s["leafuserpw"]}" }} ] }}
   remotes: [
     {{ name: central, url: "nats-leaf://leafuser:{s["urlpw"]}@{host}:{plain.leaf_port}",
        buffer {{ subjects: ["tele.>"] }} }},
@@ -248,7 +252,16 @@ leafnodes {{
 
             # PUT the running config back with every secret as [REDACTED], one change.
             redacted = config
-            secrets = ("userpw", "wspw", "urlpw", "badurlpw", "remotetoken", "apitoken", "nkeyseed")
+            secrets = (
+                "userpw",
+                "wspw",
+                "urlpw",
+                "badurlpw",
+                "remotetoken",
+                "apitoken",
+                "nkeyseed",
+                "leafuserpw",
+            )
             for name in secrets:
                 redacted = redacted.replace(s[name], "[REDACTED]")
             if "dbpw" in s:
@@ -263,6 +276,9 @@ leafnodes {{
             if "dbpw" in s:
                 moved = config.replace(s["dbpw"], s["otherdbpw"]).replace("/t_", "/u_")
                 assert record(http.put("/config", content=moved, headers=put)).status_code == 409
+            # A downstream leaf user's new password needs a restart: refused, never shown.
+            moved = config.replace(s["leafuserpw"], s["otherleafuserpw"])
+            assert record(http.put("/config", content=moved, headers=put)).status_code == 409
             moved = config + "server_name: moved\n"
             assert record(http.put("/config", content=moved, headers=put)).status_code == 409
             assert record(http.post("/config/reload")).status_code == 200

@@ -207,7 +207,8 @@ class LeafUserSettings:
     user: str
     password: str | None = None
     account: str | None = None
-    """The account a leaf logging in as this user binds to; None: the block's ``account``."""
+    """The account a leaf logging in as this user binds to; None: ``$G`` (as nats-server,
+    the block's ``account`` is for the single user or nkey only)."""
 
 
 @dataclass(frozen=True)

@@ -29,6 +29,13 @@ exchange without I/O, clocks or logging, so the connection shell (issue 13's
 - ``is_own_lds`` and ``loop_error``: an ``LS+`` of our own ``$LDS.<id>``
   means the leaf reaches us again through another path; nats-server answers
   ``-ERR 'Loop detected ...'`` and closes.
+- ``DownstreamInterest`` keeps what one accepted leaf declared with ``LS+``/
+  ``LS-``, keyed as nats-server keys it (§4.5: ``subject`` or ``subject
+  queue``, no reference count, a repeated queue ``LS+`` updates the weight in
+  place, an unknown ``LS-`` is ignored) and answers each line with the
+  change the router applies to the account's interest, or the ``-ERR`` that
+  closes the link (a loop, or a literal subject the leaf's user may not
+  receive: nats-server checks the hub-side *publish* permission there).
 
 Error texts are nats-server's; ``encode_err`` quotes them.
 """
@@ -50,7 +57,7 @@ from leafnode.config import DEFAULT_ACCOUNT, JwtError, nkey_verify_key
 from leafnode.proto import encode_err, encode_info
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Callable, Mapping
 
     from leafnode.config import LeafAcceptSettings
 
@@ -63,7 +70,9 @@ __all__ = [
     "LDS_PREFIX",
     "Accepted",
     "AsClient",
+    "DownstreamInterest",
     "HubInfo",
+    "InterestChange",
     "LeafAuthorizer",
     "Refused",
     "encode_connect_info",
@@ -73,6 +82,7 @@ __all__ = [
     "loop_error",
     "new_lds_subject",
     "new_nonce",
+    "permission_error",
 ]
 
 # nats-server's texts (server/errors.go, client.go, leafnode.go).
@@ -113,6 +123,13 @@ def loop_error(account: str) -> bytes:
     return encode_err(
         f'Loop detected for leafnode account="{account}". '
         f"Delaying attempt to reconnect for {_LOOP_DELAY}"
+    )
+
+
+def permission_error(subject: bytes) -> bytes:
+    """The ``-ERR`` (then close) for an ``LS+`` on a literal subject the leaf may not receive."""
+    return encode_err(
+        f'Permissions Violation for Subscription to "{subject.decode(errors="replace")}"'
     )
 
 
@@ -401,3 +418,91 @@ def _decode_sig(sig: str) -> bytes:
     """Raw URL-safe base64 first, then standard base64, as nats-server tries them."""
     std = sig.rstrip("=").replace("-", "+").replace("_", "/")
     return base64.b64decode(std + "=" * (-len(std) % 4), validate=True)
+
+
+# Subjects nats-server never checks against permissions on a leaf LS+ (its
+# own machinery: loop detection and gateway replies).
+_UNCHECKED_PREFIXES: Final = (LDS_PREFIX, b"$GR.", b"_GR_.")
+
+
+@dataclass(frozen=True, slots=True)
+class InterestChange:
+    """One change to the account's interest from a downstream leaf.
+
+    ``delta`` is what the router adds to the key's count (plain: +1/-1; queue:
+    new weight - old weight); ``weight`` the key's weight after it (0: gone).
+    """
+
+    subject: bytes
+    queue: bytes | None
+    delta: int
+    weight: int
+
+
+class DownstreamInterest:
+    """The ``LS+``/``LS-`` state of one accepted leaf (nats-server's ``c.subs`` of a leaf).
+
+    Args:
+        account: the bound account, for the loop ``-ERR``.
+        own_lds: our ``$LDS.<id>`` subject for that account.
+        may_receive: whether the leaf's user may be sent a literal subject
+            (the hub-side publish permission); None: no permissions.
+    """
+
+    __slots__ = ("_account", "_keys", "_may_receive", "_own_lds")
+
+    def __init__(
+        self,
+        account: str,
+        own_lds: bytes,
+        may_receive: Callable[[bytes], bool] | None = None,
+    ) -> None:
+        self._account = account
+        self._own_lds = own_lds
+        self._may_receive = may_receive
+        # (subject, queue) -> weight (1 for plain interest).
+        self._keys: dict[tuple[bytes, bytes | None], int] = {}
+
+    def __len__(self) -> int:
+        return len(self._keys)
+
+    def lsub(
+        self, subject: bytes, queue: bytes | None = None, weight: int | None = None
+    ) -> InterestChange | Refused | None:
+        """An ``LS+``: the change to apply, the ``-ERR`` to close with, or None (a repeat)."""
+        if is_own_lds(subject, self._own_lds):
+            return Refused(loop_error(self._account), "loop detected")
+        if (
+            self._may_receive is not None
+            and not subject.startswith(_UNCHECKED_PREFIXES)
+            and b"*" not in subject
+            and b">" not in subject
+            and not self._may_receive(subject)
+        ):
+            return Refused(permission_error(subject), "subscription permission violation")
+        key = (subject, queue)
+        old = self._keys.get(key)
+        if queue is None:
+            if old is not None:
+                return None
+            self._keys[key] = 1
+            return InterestChange(subject, None, 1, 1)
+        # nats-server takes a weight below 1 as 1 for a new queue key.
+        new = max(weight or 1, 1)
+        if old == new:
+            return None
+        self._keys[key] = new
+        return InterestChange(subject, queue, new - (old or 0), new)
+
+    def lunsub(self, subject: bytes, queue: bytes | None = None) -> InterestChange | None:
+        """An ``LS-``: the key's removal, or None when the leaf never declared it."""
+        old = self._keys.pop((subject, queue), None)
+        if old is None:
+            return None
+        return InterestChange(subject, queue, -old, 0)
+
+    def clear(self) -> list[InterestChange]:
+        """Every key removed, for a link that closed."""
+        gone = [InterestChange(s, q, -w, 0) for (s, q), w in self._keys.items()]
+        self._keys.clear()
+        return gone

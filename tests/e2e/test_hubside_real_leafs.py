@@ -5,9 +5,10 @@ remote points at it dials in, gets ``encode_first_info``, and its CONNECT is
 parsed with ``leafnode.proto`` and checked by ``LeafAuthorizer``. Accepted,
 the ``connect_info`` INFO goes back and the real leaf must go on to send its
 ``LS+ $LDS.`` line (it does only after a connect_info INFO it understood,
-§4.2 step 6). Refused, the real leaf must log the ``-ERR`` we sent. And a
-real hub's first INFO must be byte-for-byte what ``encode_first_info`` makes
-of its own fields (``compression`` aside: we only speak plain text).
+§4.2 step 6), which ``DownstreamInterest`` takes as new interest. Refused,
+the real leaf must log the ``-ERR`` we sent. And a real hub's first INFO
+must be byte-for-byte what ``encode_first_info`` makes of its own fields
+(``compression`` aside: we only speak plain text).
 """
 
 from __future__ import annotations
@@ -25,11 +26,14 @@ import pytest
 from leafnode.config import LeafAcceptSettings
 from leafnode.hubside import (
     Accepted,
+    DownstreamInterest,
     HubInfo,
+    InterestChange,
     LeafAuthorizer,
     Refused,
     encode_connect_info,
     encode_first_info,
+    new_lds_subject,
     new_nonce,
 )
 from leafnode.proto import Connect, Kind, LSub, Parser
@@ -125,11 +129,15 @@ def _expect_lds(conn: _Conn, result: Accepted) -> None:
     port = conn.sock.getsockname()[1]
     info = encode_connect_info(_hub_info(port), client_id=7, account=result.account)
     conn.sock.sendall(info)
+    interest = DownstreamInterest(result.account, new_lds_subject())
     deadline = time.monotonic() + DEADLINE_S
     while True:
         event = conn.next_event(deadline)
-        if isinstance(event, LSub) and event.subject.startswith(b"$LDS."):
-            return
+        if isinstance(event, LSub):
+            change = interest.lsub(event.subject, event.queue, event.weight)
+            assert isinstance(change, InterestChange), change
+            if event.subject.startswith(b"$LDS."):
+                return
 
 
 def test_user_password_leaf_is_accepted(

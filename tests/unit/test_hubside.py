@@ -19,7 +19,9 @@ from leafnode.config import LeafAcceptSettings, LeafUserSettings
 from leafnode.hubside import (
     Accepted,
     AsClient,
+    DownstreamInterest,
     HubInfo,
+    InterestChange,
     LeafAuthorizer,
     Refused,
     encode_connect_info,
@@ -269,3 +271,44 @@ class TestAuthorize:
             {"name": "L", "deny_pub": ["x.>", 3], "is_hub": True, "headers": False}, "$G", None
         )
         assert (result.deny_pub, result.is_hub, result.headers) == (("x.>",), True, False)
+
+
+class TestDownstreamInterest:
+    """§4.5 "How the hub keys leaf interest", §4.7, §4.9."""
+
+    def test_plain_interest_is_not_counted(self) -> None:
+        interest = DownstreamInterest("$G", b"$LDS.own")
+        assert interest.lsub(b"dup") == InterestChange(b"dup", None, 1, 1)
+        assert interest.lsub(b"dup") is None  # repeating LS+ dup changes nothing
+        assert interest.lunsub(b"dup") == InterestChange(b"dup", None, -1, 0)
+        assert interest.lunsub(b"dup") is None  # unknown LS- ignored
+        assert len(interest) == 0
+
+    def test_queue_weight_is_updated_in_place(self) -> None:
+        interest = DownstreamInterest("$G", b"$LDS.own")
+        assert interest.lsub(b"q", b"g", 1) == InterestChange(b"q", b"g", 1, 1)
+        assert interest.lsub(b"q", b"g", 3) == InterestChange(b"q", b"g", 2, 3)
+        assert interest.lsub(b"q", b"g", 3) is None
+        assert interest.lsub(b"q", b"g", 2) == InterestChange(b"q", b"g", -1, 2)
+        # Plain and queue interest on one subject are separate keys.
+        assert interest.lsub(b"q") == InterestChange(b"q", None, 1, 1)
+        assert interest.lunsub(b"q", b"g") == InterestChange(b"q", b"g", -2, 0)
+        assert interest.clear() == [InterestChange(b"q", None, -1, 0)]
+        assert len(interest) == 0
+
+    def test_own_lds_is_a_loop_other_lds_pass(self) -> None:
+        interest = DownstreamInterest("SITE", b"$LDS.own", may_receive=lambda _s: False)
+        refused = interest.lsub(b"$LDS.own")
+        assert isinstance(refused, Refused)
+        assert refused.err == loop_error("SITE")
+        # Another server's $LDS is never permission-checked, and is passed on.
+        assert interest.lsub(b"$LDS.other") == InterestChange(b"$LDS.other", None, 1, 1)
+
+    def test_literal_subject_outside_permissions_closes(self) -> None:
+        interest = DownstreamInterest("$G", b"$LDS.own", may_receive=lambda s: s.startswith(b"ok."))
+        assert isinstance(interest.lsub(b"ok.x"), InterestChange)
+        refused = interest.lsub(b"no.x")
+        assert isinstance(refused, Refused)
+        assert refused.err == b"-ERR 'Permissions Violation for Subscription to \"no.x\"'\r\n"
+        # Wildcards are not checked here (nats-server filters what it sends instead).
+        assert isinstance(interest.lsub(b"no.>"), InterestChange)

@@ -46,7 +46,7 @@ import base64
 import hmac
 import re
 import secrets
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Final
 
 import bcrypt
@@ -83,6 +83,7 @@ __all__ = [
     "new_lds_subject",
     "new_nonce",
     "permission_error",
+    "split_host_port",
 ]
 
 # nats-server's texts (server/errors.go, client.go, leafnode.go).
@@ -99,6 +100,8 @@ _NONCE_RAW_LEN: Final = 11
 # nats-server's LDS id is a NUID: 22 characters of base62.
 _LDS_ID_LEN: Final = 22
 _BASE62: Final = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+# host[:port] or [v6][:port]; the port may be -1 (nats-server's parseHostPort).
+_HOST_PORT: Final = re.compile(r"\[([^\]]+)\](?::(-?\d+))?|([^:\[\]\s]+)(?::(-?\d+))?")
 # nats-server's validBcryptPrefix.
 _BCRYPT: Final = re.compile(r"^\$2[abxy]\$\d{2}\$")
 
@@ -143,7 +146,7 @@ class HubInfo:
     """What every leaf we accept is told about us: nats-server's leafnode ``Info`` fields.
 
     ``host``/``port`` are the leaf port's (or ``advertise``'s); ``leafnode_urls``
-    where leafs may reconnect (empty with ``no_advertise``).
+    where leafs may reconnect. ``for_listener`` builds it as nats-server does.
     """
 
     server_id: str
@@ -161,11 +164,72 @@ class HubInfo:
     api_lvl: int = 0
     leafnode_urls: tuple[str, ...] = ()
 
+    @classmethod
+    def for_listener(
+        cls,
+        accept: LeafAcceptSettings,
+        *,
+        port: int,
+        server_id: str,
+        server_name: str,
+        version: str,
+        go: str,
+        max_payload: int,
+        host: str | None = None,
+    ) -> HubInfo:
+        """nats-server's setLeafNodeInfoHostPortAndIP for a listener bound to ``port``.
+
+        ``advertise`` (``host[:port]``; a missing, 0 or -1 port is the bound
+        one) replaces host and port; else ``host`` (the caller resolves a
+        0.0.0.0 listen address to a reachable one, which needs I/O) or the
+        listen host. ``leafnode_urls`` always holds our own ``ip``: a real leaf
+        takes an INFO without it for a wrong port; ``no_advertise`` only keeps
+        the URL from cluster peers' gossip. TLS is required with a ``tls``
+        block, verified with its ``verify``.
+
+        Raises:
+            ValueError: ``advertise`` is not ``host[:port]``.
+        """
+        if accept.advertise:
+            host, port = split_host_port(accept.advertise, port)
+        elif host is None:
+            host = accept.host
+        tls = accept.tls
+        info = cls(
+            server_id=server_id,
+            server_name=server_name,
+            version=version,
+            go=go,
+            host=host,
+            port=port,
+            max_payload=max_payload,
+            tls_required=tls is not None,
+            tls_verify=tls is not None and tls.verify,
+        )
+        return replace(info, leafnode_urls=(info.ip,))
+
     @property
     def ip(self) -> str:
         """``host:port`` as nats-server's ``ip`` (brackets around an IPv6 host)."""
         host = f"[{self.host}]" if ":" in self.host else self.host
         return f"{host}:{self.port}"
+
+
+def split_host_port(text: str, default_port: int) -> tuple[str, int]:
+    """nats-server's parseHostPort: ``host:port``, ``[v6]:port`` or ``host``.
+
+    A missing port, 0 or -1 is ``default_port``.
+
+    Raises:
+        ValueError: not of that form.
+    """
+    m = _HOST_PORT.fullmatch(text.strip())
+    if m is None:
+        raise ValueError(f"expected host or host:port, got {text!r}")
+    host = m.group(1) if m.group(1) is not None else m.group(3)
+    digits = m.group(2) if m.group(2) is not None else m.group(4)
+    port = int(digits) if digits else default_port
+    return host, default_port if port in (0, -1) else port
 
 
 def _info_fields(

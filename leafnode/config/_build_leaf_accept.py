@@ -25,6 +25,7 @@ Pure: the caller records warnings; errors are ``ConfigError`` at the key.
 
 from __future__ import annotations
 
+import re
 from dataclasses import replace
 from typing import TYPE_CHECKING, Final
 
@@ -76,6 +77,8 @@ NOT_SERVED: Final = "validated; accepting leaf connections is not served yet"
 _DEFAULT_TLS_TIMEOUT_S: Final = 2.0
 # nats-server warns above this many seconds: likely an unquoted duration (1m).
 _HIGH_TIMEOUT_S: Final = 60.0
+# `advertise`: host[:port] or [v6][:port] (nats-server's parseHostPort).
+_ADVERTISE: Final = re.compile(r"\[[^\]]+\](?::-?\d+)?|[^:\[\]\s]+(?::-?\d+)?")
 # An account public key: "A" + 55 base32 characters (nkeys.IsValidPublicAccountKey's shape).
 _ACCOUNT_KEY_LEN: Final = 56
 
@@ -104,7 +107,13 @@ def build_accept(
         case "host" | "net":
             return replace(accept, host=want_str(item, sub))
         case "advertise" | "leafnode_advertise":
-            return replace(accept, advertise=want_str(item, sub))
+            advertise = want_str(item, sub)
+            if _ADVERTISE.fullmatch(advertise.strip()) is None:
+                # nats-server refuses it at start (setLeafNodeInfoHostPortAndIP).
+                raise ConfigError.at(
+                    item.pos, f"{sub}: expected host or host:port, got {advertise!r}"
+                )
+            return replace(accept, advertise=advertise)
         case "no_advertise":
             return replace(accept, no_advertise=want_bool(item, sub))
         case "tls":

@@ -88,15 +88,14 @@ class _Conn:
 
 
 def _hub_info(port: int) -> HubInfo:
-    return HubInfo(
+    return HubInfo.for_listener(
+        LeafAcceptSettings(host="127.0.0.1"),
+        port=port,
         server_id="NTESTHUBSIDE",
         server_name="leafnode-hub",
         version="2.15.1",
         go="python3",
-        host="127.0.0.1",
-        port=port,
         max_payload=1048576,
-        leafnode_urls=(f"127.0.0.1:{port}",),
     )
 
 

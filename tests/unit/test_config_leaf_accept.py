@@ -170,6 +170,7 @@ class TestRefused:
             ("leafnodes {\n  listen: 99999 }", 2, 3, "port 99999 is out of range"),
             ('leafnodes {\n  listen: "a:b:c" }', 2, 3, 'expected "host:port" or a port'),
             ("leafnodes {\n  no_advertise: 3 }", 2, 3, "leafnodes.no_advertise"),
+            ('leafnodes {\n  advertise: "a:b:c" }', 2, 3, "expected host or host:port"),
             ("leafnodes {\n  tls { cert_file: nope } }", 2, 9, "does not exist"),
         ],
     )

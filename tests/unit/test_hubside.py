@@ -15,7 +15,7 @@ import bcrypt
 import nkeys
 import pytest
 
-from leafnode.config import LeafAcceptSettings, LeafUserSettings
+from leafnode.config import LeafAcceptSettings, LeafUserSettings, TlsSettings
 from leafnode.hubside import (
     Accepted,
     AsClient,
@@ -30,6 +30,7 @@ from leafnode.hubside import (
     loop_error,
     new_lds_subject,
     new_nonce,
+    split_host_port,
 )
 
 # leafnode-protocol.md §4.2, the 2.15.1 capture (server_id shortened there too).
@@ -130,6 +131,49 @@ class TestInfo:
         assert fields["tls_required"] is True
         assert fields["tls_verify"] is True
         assert "leafnode_urls" not in fields
+
+    def test_for_listener_as_nats_server_fills_host_port_and_urls(self) -> None:
+        def info(accept: LeafAcceptSettings, port: int, host: str | None = None) -> HubInfo:
+            return HubInfo.for_listener(
+                accept,
+                port=port,
+                host=host,
+                server_id="N",
+                server_name="n",
+                version="2.15.1",
+                go="python3.11",
+                max_payload=1048576,
+            )
+
+        plain = info(LeafAcceptSettings(host="127.0.0.1", port=-1), 40000)
+        assert (plain.host, plain.port) == ("127.0.0.1", 40000)
+        assert plain.leafnode_urls == ("127.0.0.1:40000",)
+        # no_advertise keeps our own URL: a real leaf refuses an INFO without leafnode_urls.
+        quiet = info(LeafAcceptSettings(no_advertise=True), 7422, host="10.1.1.1")
+        assert quiet.leafnode_urls == ("10.1.1.1:7422",)
+        assert info(LeafAcceptSettings(advertise="edge.example"), 7422).ip == "edge.example:7422"
+        assert info(LeafAcceptSettings(advertise="[::1]:9"), 7422).ip == "[::1]:9"
+        tls = info(LeafAcceptSettings(tls=TlsSettings(verify=True)), 7422)
+        assert (tls.tls_required, tls.tls_verify) == (True, True)
+
+    @pytest.mark.parametrize(
+        ("text", "expected"),
+        [
+            ("h:1", ("h", 1)),
+            ("h", ("h", 9)),
+            ("h:-1", ("h", 9)),
+            ("h:0", ("h", 9)),
+            ("[::1]:5", ("::1", 5)),
+            ("[::1]", ("::1", 9)),
+        ],
+    )
+    def test_split_host_port(self, text: str, expected: tuple[str, int]) -> None:
+        assert split_host_port(text, 9) == expected
+
+    @pytest.mark.parametrize("text", ["a:b:c", "", "h:x"])
+    def test_split_host_port_refuses(self, text: str) -> None:
+        with pytest.raises(ValueError, match="host or host:port"):
+            split_host_port(text, 9)
 
     def test_nonce_and_lds_shapes(self) -> None:
         nonce = new_nonce()

@@ -24,6 +24,7 @@ import nkeys
 import pytest
 
 from leafnode.config import LeafAcceptSettings
+from leafnode.hubconn import Close, Established, HubLeafConnection, PongSeen, Send
 from leafnode.hubside import (
     Accepted,
     DownstreamInterest,
@@ -36,7 +37,7 @@ from leafnode.hubside import (
     new_lds_subject,
     new_nonce,
 )
-from leafnode.proto import Connect, Kind, LSub, Parser
+from leafnode.proto import PING, Connect, Kind, LSub, Parser
 from tests.support import HubProcess, NatsServerProcess, hub_binaries
 from tests.support._uplink import wait_for_log
 
@@ -228,3 +229,48 @@ def test_real_hub_first_info_is_what_we_encode(binary: str, tmp_path: Path) -> N
     )
     theirs = line.replace(b'"compression":"%b",' % fields.get("compression", "").encode(), b"")
     assert encode_first_info(ours, client_id=fields["client_id"], nonce=fields["nonce"]) == theirs
+
+
+def test_real_leaf_through_the_protocol_object(
+    binary: str, listener: socket.socket, tmp_path: Path
+) -> None:
+    """HubLeafConnection end to end: bytes in, outcomes out, until the leaf's $LDS and a PONG."""
+    port = listener.getsockname()[1]
+    conn = HubLeafConnection(
+        LeafAuthorizer(LeafAcceptSettings(user="leafu", password="leafp")),
+        _hub_info(port),
+        client_id=9,
+        lds_for=lambda _account: new_lds_subject(),
+        max_payload=1048576,
+    )
+    leaf = _leaf(binary, port, tmp_path, 'url: "nats-leaf://leafu:leafp@127.0.0.1:{port}"')
+    try:
+        sock, _ = listener.accept()
+        sock.settimeout(1.0)
+        sock.sendall(conn.first_info)
+        deadline = time.monotonic() + DEADLINE_S
+        seen: list[object] = []
+        sent_ping = False
+        while not (
+            any(isinstance(o, InterestChange) and o.subject.startswith(b"$LDS.") for o in seen)
+            and any(isinstance(o, PongSeen) for o in seen)
+        ):
+            assert time.monotonic() < deadline, seen
+            try:
+                data = sock.recv(65536)
+            except TimeoutError:
+                continue
+            assert data, f"the leaf closed: {seen}"
+            for outcome in conn.receive(data):
+                assert not isinstance(outcome, Close), outcome
+                if isinstance(outcome, Send):
+                    sock.sendall(outcome.data)
+                seen.append(outcome)
+            if conn.accepted is not None and not sent_ping:
+                sock.sendall(PING)
+                sent_ping = True
+        established = [o for o in seen if isinstance(o, Established)]
+        assert established[0].accepted.name == "real-leaf"
+        sock.close()
+    finally:
+        leaf.kill()

@@ -217,8 +217,10 @@ class LeafAcceptSettings:
 
     ``port`` None: no ``listen``/``port`` was given and no leaf is accepted;
     -1 asks for a random free port, as in nats-server. The authorization is
-    nats-server's leafnode one: a single ``user``/``password`` or ``nkey``,
-    or a ``users`` list, each bound to ``account`` (default ``$G``).
+    nats-server's leafnode one: a single ``user``/``password`` or ``nkey``
+    bound to ``account`` (default ``$G``), or a ``users`` list, each user
+    bound to its own ``account``. None of it: a leaf authenticates as a
+    client would (the top-level ``authorization``).
     """
 
     host: str = "0.0.0.0"

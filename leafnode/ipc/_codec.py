@@ -28,6 +28,7 @@ call (h11): the connection must be closed.
 
 from __future__ import annotations
 
+import itertools
 import json
 import struct
 from dataclasses import dataclass, field
@@ -53,6 +54,7 @@ _U32X2: Final = struct.Struct("!II")
 _SNIPPET: Final = 32
 # Keys the codec owns; callers' fields may not use them.
 _RESERVED: Final = frozenset({"type", "id", "blobs"})
+_INT_ONLY: Final = frozenset({int})
 
 
 class IpcError(Exception):
@@ -229,13 +231,12 @@ def _decode_body(body: bytes) -> Frame:
     else:
         if not isinstance(lengths, list):
             raise FrameError("'blobs' is not a list", snippet=body[4:json_end])
-        at = json_end
-        for length in lengths:
-            if not isinstance(length, int) or isinstance(length, bool) or length < 0:
-                raise FrameError("'blobs' holds a bad length", snippet=body[4:json_end])
-            nxt = at + length
-            blobs.append(body[at:nxt])
-            at = nxt
-        if at != len(body):
+        # Checked and sliced without a Python test per blob (a batch of 1000
+        # messages is 1000 blobs): exact int types (no bool), none negative.
+        if not _INT_ONLY.issuperset(map(type, lengths)) or (lengths and min(lengths) < 0):
+            raise FrameError("'blobs' holds a bad length", snippet=body[4:json_end])
+        ends = list(itertools.accumulate(lengths, initial=json_end))
+        if ends[-1] != len(body):
             raise FrameError("'blobs' lengths do not fill the frame body", snippet=body[4:json_end])
+        blobs = [body[a:b] for a, b in itertools.pairwise(ends)]
     return Frame(ftype, fid, header, blobs)

@@ -22,10 +22,16 @@ down_since_us}}
     while idle): ``error`` is an operator's sentence while it does not
     (never the driver's text), ``down_since_us`` when that began.
 
-``append`` {msgs: [[remote, subject, reply|null, hdr_len, received_at_us,
-[queue, ...]], ...]}, one blob per message: its headers (``hdr_len`` bytes,
-0 = none) followed by its payload. -> ``ok`` {first_seq, last_seq, refused:
-[[index, reason], ...]}
+``append`` {subject: [...], remote: str|[...], received_at_us: [...],
+reply: [...]|null, hdr_len: [...]|null, queues: [[queue, ...], ...]|null},
+one blob per message: its headers (``hdr_len`` bytes, 0 = none) followed by
+its payload. -> ``ok`` {first_seq, last_seq, refused: [[index, reason], ...]}
+    The batch travels as parallel arrays, one per field, as a ``columns``
+    read answer does: ``remote`` is one string when every message has it,
+    ``reply``, ``hdr_len`` and ``queues`` are null when every message has
+    none (null, 0, []). The older form, {msgs: [[remote, subject,
+    reply|null, hdr_len, received_at_us, [queue, ...]], ...]}, one JSON list
+    per message, is still accepted; the columns cost a third of its decode.
     Answered after the commit, one transaction for the whole batch (and for
     the batches of other connections that queued meanwhile). Accepted
     messages got the seqs ``first_seq..last_seq`` in batch order (both 0 when
@@ -124,7 +130,7 @@ from __future__ import annotations
 import itertools
 import time
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from ._codec import DEFAULT_MAX_FRAME, Frame, IpcError, encode_frame
 
@@ -326,19 +332,104 @@ def field_str_list(fields: Mapping[str, object], key: str) -> list[str] | None:
 def encode_append(
     id: int, msgs: Sequence[BufferedMsg], *, max_frame: int = DEFAULT_MAX_FRAME
 ) -> bytes:
-    """Encode an ``append`` request for ``msgs`` (one frame, one transaction)."""
-    rows = [
-        [m.remote, m.subject, m.reply, m.hdr_len, m.received_at_us, list(m.queues)] for m in msgs
-    ]
-    return encode_frame("append", id, {"msgs": rows}, [m.data for m in msgs], max_frame=max_frame)
+    """Encode an ``append`` request for ``msgs`` (one frame, one transaction).
+
+    Columns, not rows (see the module docstring): one JSON array per field
+    instead of one per message, and the fields every message leaves empty
+    are one ``null``.
+    """
+    remotes = [m.remote for m in msgs]
+    fields: dict[str, object] = {
+        "subject": [m.subject for m in msgs],
+        "remote": remotes[0] if remotes and remotes.count(remotes[0]) == len(remotes) else remotes,
+        "received_at_us": [m.received_at_us for m in msgs],
+    }
+    replies = [m.reply for m in msgs]
+    if replies.count(None) != len(replies):
+        fields["reply"] = replies
+    hdr_lens = [m.hdr_len for m in msgs]
+    if any(hdr_lens):
+        fields["hdr_len"] = hdr_lens
+    if any(m.queues for m in msgs):
+        fields["queues"] = [list(m.queues) for m in msgs]
+    return encode_frame("append", id, fields, [m.data for m in msgs], max_frame=max_frame)
 
 
 def decode_append(frame: Frame) -> list[BufferedMsg]:
-    """The messages of an ``append`` request.
+    """The messages of an ``append`` request (columns, or the older rows).
 
     Raises:
-        RequestError: malformed rows; nothing of the batch may be stored.
+        RequestError: malformed fields; nothing of the batch may be stored.
     """
+    if "msgs" in frame.fields:
+        return _decode_append_rows(frame)
+    f = frame.fields
+    blobs = frame.blobs
+    n = len(blobs)
+    subjects = _column(f, "subject", n, _STR)
+    if subjects is None or "" in subjects:
+        raise RequestError("'subject' must list one non-empty string per blob")
+    received = _column(f, "received_at_us", n, _INT)
+    if received is None:
+        raise RequestError("'received_at_us' must list one integer per blob")
+    remote = f.get("remote")
+    remotes: Iterable[str]
+    if type(remote) is str:
+        remotes = itertools.repeat(remote, n)
+    else:
+        listed = _column(f, "remote", n, _STR)
+        if listed is None:
+            raise RequestError("'remote' must be a string or one string per blob")
+        remotes = listed
+    replies: Iterable[str | None] = _column(f, "reply", n, _STR_OR_NONE, nullable=True) or (
+        itertools.repeat(None, n)
+    )
+    hdr_lens: Iterable[int] = itertools.repeat(0, n)
+    listed_hdr = _column(f, "hdr_len", n, _INT, nullable=True)
+    if listed_hdr is not None:
+        if any(h < 0 or h > len(d) for h, d in zip(listed_hdr, blobs, strict=True)):
+            raise RequestError("'hdr_len' must be within each message's blob")
+        hdr_lens = listed_hdr
+    queues: Iterable[tuple[str, ...]] = itertools.repeat((), n)
+    listed_q = _column(f, "queues", n, _LIST, nullable=True)
+    if listed_q is not None:
+        if not all(_STR.issuperset(map(type, q)) for q in listed_q):
+            raise RequestError("'queues' must list lists of strings")
+        queues = [tuple(q) if q else () for q in listed_q]
+    return list(map(BufferedMsg, remotes, subjects, replies, hdr_lens, blobs, received, queues))
+
+
+# Element types a column may hold (``bool`` is not ``int`` here: type() is exact).
+_STR: Final = frozenset({str})
+_INT: Final = frozenset({int})
+_LIST: Final = frozenset({list})
+_STR_OR_NONE: Final[frozenset[type]] = frozenset({str, type(None)})
+
+
+def _column(
+    fields: Mapping[str, object],
+    key: str,
+    n: int,
+    types: frozenset[type],
+    *,
+    nullable: bool = False,
+) -> list[Any] | None:
+    """``fields[key]`` as a list of ``n`` values of ``types``; None when null and allowed.
+
+    The type check runs in C (``map(type, ...)`` into a set comparison), not
+    one Python test per message.
+    """
+    value = fields.get(key)
+    if value is None and nullable:
+        return None
+    if type(value) is not list or len(value) != n or not types.issuperset(map(type, value)):
+        kind = "null or " if nullable else ""
+        raise RequestError(f"'{key}' must be {kind}a list with one entry per blob")
+    return value
+
+
+def _decode_append_rows(frame: Frame) -> list[BufferedMsg]:
+    """The older row form of ``append`` (one JSON list per message)."""
     rows = frame.fields.get("msgs")
     blobs = frame.blobs
     if not isinstance(rows, list) or len(rows) != len(blobs):

@@ -117,6 +117,76 @@ def test_decode_append_refuses_bad_rows(rows: object, blobs: list[bytes], messag
     assert exc.value.code == "bad_request"
 
 
+def test_append_travels_as_columns() -> None:
+    """One JSON array per field; fields every message leaves empty are absent."""
+    msgs = [BufferedMsg("r", f"s.{i}", None, 0, b"x", i) for i in range(3)]
+    frame = decode_one(encode_append(1, msgs))
+    assert frame.fields == {
+        "subject": ["s.0", "s.1", "s.2"],
+        "remote": "r",
+        "received_at_us": [0, 1, 2],
+    }
+    assert decode_append(frame) == msgs
+
+
+@given(st.lists(buffered(), max_size=20))
+def test_append_rows_form_still_decodes(msgs: list[BufferedMsg]) -> None:
+    rows = [
+        [m.remote, m.subject, m.reply, m.hdr_len, m.received_at_us, list(m.queues)] for m in msgs
+    ]
+    frame = decode_one(encode_frame("append", 3, {"msgs": rows}, [m.data for m in msgs]))
+    assert decode_append(frame) == msgs
+
+
+@pytest.mark.parametrize(
+    ("fields", "blobs", "message"),
+    [
+        ({}, [b""], "'subject'"),
+        ({"subject": ["s"], "remote": "r", "received_at_us": [1]}, [], "'subject'"),
+        ({"subject": [""], "remote": "r", "received_at_us": [1]}, [b""], "non-empty"),
+        ({"subject": [1], "remote": "r", "received_at_us": [1]}, [b""], "'subject'"),
+        ({"subject": ["s"], "remote": 5, "received_at_us": [1]}, [b""], "'remote'"),
+        ({"subject": ["s"], "remote": [None], "received_at_us": [1]}, [b""], "'remote'"),
+        ({"subject": ["s"], "remote": "r"}, [b""], "'received_at_us'"),
+        ({"subject": ["s"], "remote": "r", "received_at_us": [1.5]}, [b""], "'received_at_us'"),
+        ({"subject": ["s"], "remote": "r", "received_at_us": [True]}, [b""], "'received_at_us'"),
+        ({"subject": ["s"], "remote": "r", "received_at_us": [1], "reply": [5]}, [b""], "'reply'"),
+        (
+            {"subject": ["s"], "remote": "r", "received_at_us": [1], "hdr_len": [3]},
+            [b"ab"],
+            "within",
+        ),
+        (
+            {"subject": ["s"], "remote": "r", "received_at_us": [1], "hdr_len": [-1]},
+            [b"ab"],
+            "within",
+        ),
+        (
+            {"subject": ["s"], "remote": "r", "received_at_us": [1], "hdr_len": [True]},
+            [b"ab"],
+            "'hdr_len'",
+        ),
+        (
+            {"subject": ["s"], "remote": "r", "received_at_us": [1], "queues": ["q"]},
+            [b""],
+            "'queues'",
+        ),
+        (
+            {"subject": ["s"], "remote": "r", "received_at_us": [1], "queues": [[1]]},
+            [b""],
+            "'queues'",
+        ),
+    ],
+)
+def test_decode_append_refuses_bad_columns(
+    fields: dict[str, object], blobs: list[bytes], message: str
+) -> None:
+    frame = decode_one(encode_frame("append", 1, fields, blobs))
+    with pytest.raises(RequestError, match=message) as exc:
+        decode_append(frame)
+    assert exc.value.code == "bad_request"
+
+
 def test_append_reply() -> None:
     frame = decode_one(
         encode_frame("ok", 1, {"first_seq": 3, "last_seq": 4, "refused": [[1, "max_msgs"]]})

@@ -6,6 +6,7 @@ these, and commits once. Every function here runs in the DB worker thread.
 
 from __future__ import annotations
 
+import itertools
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import (
@@ -92,6 +93,11 @@ _PG_COPY_TYPES: Final = (
     "int4",
 )
 _insert_cache: dict[tuple[str, str], tuple[str, bool]] = {}
+# Rows per multi-row INSERT on SQLite: 500 binds, below even the 999 of
+# SQLite builds before 3.32; longer statements measured no faster.
+MULTI_ROWS: Final = 50
+# one-row INSERT SQL -> its MULTI_ROWS form.
+_multi_cache: dict[str, str] = {}
 # (dialect, statement kind, filter shape) -> (driver SQL, positional bind
 # order or None, default bind values); see ``_driver_rows``.
 _sql_cache: dict[tuple[object, ...], tuple[str, tuple[str, ...] | None, dict[str, object]]] = {}
@@ -352,26 +358,57 @@ def _compiled_insert(dialect: Dialect) -> tuple[str, bool]:
     return cached
 
 
+def _multi_row(sql: str, n: int) -> str:
+    """``sql`` (a one-row positional ``INSERT ... VALUES (...)``) for ``n`` rows."""
+    head, sep, values = sql.rpartition(" VALUES ")
+    assert sep, sql
+    return head + sep + ", ".join([values] * n)
+
+
 def insert_messages(rows: Sequence[InsertRow], *, session: Session) -> None:
     """Insert rows given as tuples in ``INSERT_COLUMNS`` order.
 
-    One executemany; on PostgreSQL with psycopg 3 one ``COPY FROM STDIN``
-    instead, inside the same transaction: one statement for the whole batch
-    rather than a Bind/Execute round per row (measured 3-4x faster).
+    On PostgreSQL with psycopg 3 one ``COPY FROM STDIN`` inside the same
+    transaction: one statement for the whole batch rather than a
+    Bind/Execute round per row (measured 3-4x faster).
+
+    On SQLite (positional binds) multi-row ``INSERT ... VALUES (...), (...)``
+    statements of ``MULTI_ROWS`` rows on the driver's cursor: sqlite3's
+    ``executemany`` steps the statement once per row, dropping and taking
+    the GIL each time, and the store's event loop holds the GIL while it
+    decodes the next batch; one step per ``MULTI_ROWS`` rows measured
+    25-35% less time per row. Other drivers get one executemany.
     """
     if not rows:
         return
     conn = session.connection()
-    if conn.dialect.name == "postgresql" and conn.dialect.driver == "psycopg":
+    dialect = conn.dialect
+    if dialect.name == "postgresql" and dialect.driver == "psycopg":
         pg = conn.connection.driver_connection
         assert pg is not None  # a checked-out connection always has one
         _copy_rows(pg, rows)
         return
-    sql, positional = _compiled_insert(conn.dialect)
-    if positional:
-        conn.exec_driver_sql(sql, list(rows))
-    else:
+    sql, positional = _compiled_insert(dialect)
+    if not positional:
         conn.exec_driver_sql(sql, [dict(zip(INSERT_COLUMNS, row, strict=True)) for row in rows])
+        return
+    driver = conn.connection.driver_connection
+    assert driver is not None  # a checked-out connection always has one
+    n = len(rows)
+    full = n - n % MULTI_ROWS
+    chain = itertools.chain.from_iterable
+    cur = driver.cursor()
+    try:
+        if full:
+            stmt = _multi_cache.get(sql)
+            if stmt is None:
+                stmt = _multi_cache[sql] = _multi_row(sql, MULTI_ROWS)
+            for i in range(0, full, MULTI_ROWS):
+                cur.execute(stmt, tuple(chain(rows[i : i + MULTI_ROWS])))
+        if full < n:
+            cur.execute(_multi_row(sql, n - full), tuple(chain(rows[full:])))
+    finally:
+        cur.close()
 
 
 def _copy_rows(pg: PgConnection[tuple[object, ...]], rows: Sequence[InsertRow]) -> None:

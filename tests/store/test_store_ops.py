@@ -59,6 +59,34 @@ async def test_append_then_read_returns_every_field(store_factory: StoreFactory)
     assert got.msgs[2].payload == b"\x00\xff" * 1000
 
 
+@pytest.mark.parametrize("n", [49, 50, 51, 137])
+async def test_batches_around_the_multi_row_insert_size_store_every_row(
+    store_factory: StoreFactory, n: int
+) -> None:
+    """SQLite inserts 50 rows per statement plus a shorter last one: none lost or shifted."""
+    store = store_factory.start(buffers=CENTRAL)
+    headers = b"NATS/1.0\r\nI: x\r\n\r\n"
+    sent = [
+        msg(
+            f"t.{i}",
+            str(i).encode(),
+            headers=headers if i % 3 == 0 else b"",
+            reply=f"r.{i}" if i % 2 else None,
+            queues=(f"q{i}",) if i % 5 == 0 else (),
+            received_at_us=1_000_000 + i,
+        )
+        for i in range(n)
+    ]
+    async with open_trio_client(store.socket_path) as client:
+        reply = await append(client, sent)
+        assert (reply.first_seq, reply.last_seq, reply.refused) == (1, n, ())
+        got = await read(client, limit=n + 10)
+    assert [m.seq for m in got.msgs] == list(range(1, n + 1))
+    assert [
+        (m.subject, m.reply, m.hdr_len, m.data, m.received_at_us, m.queues) for m in got.msgs
+    ] == [(m.subject, m.reply, m.hdr_len, m.data, m.received_at_us, m.queues) for m in sent]
+
+
 async def test_read_cursor_limit_and_max_bytes(store_factory: StoreFactory) -> None:
     store = store_factory.start(buffers=CENTRAL)
     async with open_trio_client(store.socket_path) as client:

@@ -53,7 +53,7 @@ from leafnode.ipc import (
     FrameDecoder,
     FrameError,
     RequestError,
-    decode_append,
+    decode_append_columns,
     encode_frame,
     field_bool,
     field_int,
@@ -69,7 +69,7 @@ from .reads import encode_read
 if TYPE_CHECKING:
     from pathlib import Path
 
-    from leafnode.ipc import BufferedMsg, Frame
+    from leafnode.ipc import AppendColumns, Frame
 
     from .service import StoreService
 
@@ -150,7 +150,7 @@ class _Conn:
 class _Append:
     conn: _Conn | None
     rid: int
-    msgs: list[BufferedMsg]
+    msgs: AppendColumns
 
 
 @dataclass(slots=True)
@@ -268,7 +268,7 @@ class StoreServer:
         kind, rid, f = frame.type, frame.id, frame.fields
         svc = self.service
         if kind == "append":
-            await self._send_op.send(_Append(conn, rid, decode_append(frame)))
+            await self._send_op.send(_Append(conn, rid, decode_append_columns(frame)))
         elif kind == "ping":
             conn.send(
                 encode_frame(

@@ -51,7 +51,7 @@ if TYPE_CHECKING:
 
     from sqlalchemy.engine import Engine
 
-    from leafnode.ipc import BufferedMsg
+    from leafnode.ipc import AppendColumns
 
 __all__ = ["AppendOutcome", "ReadOutcome", "StoreService", "subject_filter"]
 
@@ -200,7 +200,7 @@ class StoreService:
 
     # -- append --------------------------------------------------------------------
 
-    def append(self, batches: Sequence[Sequence[BufferedMsg]]) -> list[AppendOutcome]:
+    def append(self, batches: Sequence[AppendColumns]) -> list[AppendOutcome]:
         """Store several append requests in one transaction.
 
         Returns:
@@ -220,8 +220,18 @@ class StoreService:
             out = AppendOutcome()
             outcomes.append(out)
             last_by_remote = out.remotes
-            for index, m in enumerate(batch):
-                remote = m.remote
+            for index, (remote, subject, reply, hdr_len, data, received_at_us, queues) in enumerate(
+                zip(
+                    batch.remote,
+                    batch.subject,
+                    batch.reply,
+                    batch.hdr_len,
+                    batch.data,
+                    batch.received_at_us,
+                    batch.queues,
+                    strict=True,
+                )
+            ):
                 known = per_remote.get(remote)
                 if known is None:
                     lim = self.limits(remote)
@@ -229,9 +239,7 @@ class StoreService:
                     new = lim.discard == "new"
                     known = per_remote[remote] = (c, lim.max_bytes, lim.max_msgs, new)
                 c, max_bytes, max_msgs, discard_new = known
-                data = m.data
-                reply = m.reply
-                size = len(data) + len(m.subject) + (len(reply) if reply else 0)
+                size = len(data) + len(subject) + (len(reply) if reply else 0)
                 if max_bytes is not None and (
                     size > max_bytes or (discard_new and c.bytes + size > max_bytes)
                 ):
@@ -246,17 +254,15 @@ class StoreService:
                 last_by_remote[remote] = seq
                 c.msgs += 1
                 c.bytes += size
-                hdr_len = m.hdr_len
-                queues = m.queues
                 rows.append(
                     (
                         seq,
                         remote,
-                        m.subject,
+                        subject,
                         reply,
                         data[:hdr_len] if hdr_len else None,
                         data[hdr_len:] if hdr_len else data,
-                        m.received_at_us,
+                        received_at_us,
                         None,
                         " ".join(queues) if queues else None,
                         size,

@@ -10,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from leafnode.ipc import (
+    AppendColumns,
     BufferedMsg,
     ClientState,
     Frame,
@@ -18,6 +19,7 @@ from leafnode.ipc import (
     RequestError,
     StoredMsg,
     decode_append,
+    decode_append_columns,
     decode_append_reply,
     decode_read_columns,
     decode_read_reply,
@@ -136,6 +138,22 @@ def test_append_rows_form_still_decodes(msgs: list[BufferedMsg]) -> None:
     ]
     frame = decode_one(encode_frame("append", 3, {"msgs": rows}, [m.data for m in msgs]))
     assert decode_append(frame) == msgs
+
+
+@given(st.lists(buffered(), max_size=20), st.booleans())
+def test_append_columns_match_the_messages(msgs: list[BufferedMsg], rows_form: bool) -> None:
+    """The store's decoder gives the same messages, column by column, for both forms."""
+    if rows_form:
+        rows = [
+            [m.remote, m.subject, m.reply, m.hdr_len, m.received_at_us, list(m.queues)]
+            for m in msgs
+        ]
+        data = encode_frame("append", 3, {"msgs": rows}, [m.data for m in msgs])
+    else:
+        data = encode_append(3, msgs)
+    cols = decode_append_columns(decode_one(data))
+    assert cols == AppendColumns.of(msgs)
+    assert len(cols) == len(msgs)
 
 
 @pytest.mark.parametrize(

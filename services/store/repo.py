@@ -7,7 +7,7 @@ these, and commits once. Every function here runs in the DB worker thread.
 from __future__ import annotations
 
 import itertools
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import (
     ColumnElement,
@@ -21,6 +21,7 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 
 from .models import BufferDrop, BufferedMessage, StoreMeta
@@ -383,17 +384,28 @@ def insert_messages(rows: Sequence[InsertRow], *, session: Session) -> None:
         return
     conn = session.connection()
     dialect = conn.dialect
-    if dialect.name == "postgresql" and dialect.driver == "psycopg":
-        pg = conn.connection.driver_connection
-        assert pg is not None  # a checked-out connection always has one
-        _copy_rows(pg, rows)
-        return
     sql, positional = _compiled_insert(dialect)
-    if not positional:
+    pg_copy = dialect.name == "postgresql" and dialect.driver == "psycopg"
+    if not pg_copy and not positional:
         conn.exec_driver_sql(sql, [dict(zip(INSERT_COLUMNS, row, strict=True)) for row in rows])
         return
     driver = conn.connection.driver_connection
     assert driver is not None  # a checked-out connection always has one
+    try:
+        if pg_copy:
+            _copy_rows(driver, rows)
+        else:
+            _insert_multi(driver, sql, rows)
+    except dialect.loaded_dbapi.Error as exc:
+        # The driver's own error, as SQLAlchemy would have raised it (what
+        # the server catches and ``health.describe`` reads: ``.orig``).
+        raise DBAPIError.instance(
+            sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from exc
+
+
+def _insert_multi(driver: Any, sql: str, rows: Sequence[InsertRow]) -> None:
+    """``rows`` as ``MULTI_ROWS``-row INSERTs (and one shorter) on a driver cursor."""
     n = len(rows)
     full = n - n % MULTI_ROWS
     chain = itertools.chain.from_iterable

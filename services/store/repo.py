@@ -261,13 +261,24 @@ def get_meta(key: str, *, session: Session) -> str | None:
 
 
 def set_meta(key: str, value: str, *, session: Session) -> None:
-    """Insert or replace ``key`` in ``store_meta`` (the store is the only writer)."""
-    done = session.execute(
-        update(StoreMeta).where(StoreMeta.key == key).values(value=value),
-        execution_options={"synchronize_session": False},
-    )
-    if done.rowcount == 0:  # type: ignore[attr-defined]
-        session.execute(insert(StoreMeta).values(key=key, value=value))
+    """Insert or replace ``key`` in ``store_meta`` (the store is the only writer).
+
+    Core statements built once on the table, not ORM ones: every append
+    transaction stores ``last_seq`` here, and the ORM-enabled UPDATE cost
+    about 0.8 ms each (0.8 us per message of a 1000-message append).
+    """
+    conn = session.connection()
+    params = {"k": key, "v": value}
+    if conn.execute(_META_UPDATE, params).rowcount == 0:
+        conn.execute(_META_INSERT, params)
+
+
+_META_TABLE: Final = StoreMeta.__table__
+assert isinstance(_META_TABLE, Table)
+_META_UPDATE: Final = (
+    update(_META_TABLE).where(_META_TABLE.c.key == bindparam("k")).values(value=bindparam("v"))
+)
+_META_INSERT: Final = insert(_META_TABLE).values(key=bindparam("k"), value=bindparam("v"))
 
 
 def load_drops(*, session: Session) -> dict[str, dict[str, int]]:

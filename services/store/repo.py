@@ -248,6 +248,13 @@ def _driver_rows(
     try:
         cur.execute(sql, tuple(values[n] for n in order) if order is not None else values)
         return list(cur.fetchall()) if cur.description is not None else []
+    except dialect.loaded_dbapi.Error as exc:
+        # As SQLAlchemy would have raised it: the server answers
+        # ``unavailable`` for a DBAPIError and ``health.describe`` reads
+        # ``.orig``; a bare driver error would end the store instead.
+        raise DBAPIError.instance(
+            sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
+        ) from exc
     finally:
         cur.close()
 

@@ -7,7 +7,7 @@ nats-server keep its spelling (``-c/--config``); as nats-server, ``-v`` and
 after ``run``.
 
 Nothing heavy is imported at module level: ``leafnode run`` binds its client
-port (``leafnode.clientport``) before it imports the supervisor, so that a
+and monitoring ports (``leafnode.clientport``) before it imports the supervisor, so that a
 client connecting right after exec waits in the backlog, not refused.
 """
 
@@ -92,16 +92,18 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return signal_main(command)
     if arglist and arglist[0] == "run":
-        # The client port first, before anything heavy is imported: clients
-        # that connect now wait in the backlog (leafnode.clientport).
-        from leafnode.clientport import bind_early
+        # The ports first, before anything heavy is imported: clients that
+        # connect now wait in the backlog (leafnode.clientport). Monitoring
+        # before the client port: who found the client port finds both.
+        from leafnode.clientport import bind_early, bind_early_monitor
 
+        early_monitor = bind_early_monitor(arglist[1:])
         early = bind_early(arglist[1:])
         # The supervisor lives in the shared library: its fork server imports
         # the services by name (leafnode.entrypoints), never statically.
         from leafnode.supervisor import main as run_main
 
-        return run_main(arglist[1:], early=early)
+        return run_main(arglist[1:], early=early, early_monitor=early_monitor)
     if arglist and arglist[0] in SERVICES:
         return service_main(arglist[0])(arglist[1:])
     args = build_parser().parse_args(arglist)

@@ -1,4 +1,4 @@
-"""The client port's listening socket: bound first, dual-stack, handed to the router.
+"""The client and monitoring ports' listening sockets: bound first, handed to the services.
 
 Theory of operation
 -------------------
@@ -14,8 +14,17 @@ stays bound while a crashed router restarts.
 
 The address comes from the command line when it alone decides it (no
 config file, or ``-p`` and ``-a`` both given); otherwise the supervisor binds
-right after it has read the config file (:func:`take_client_socket` checks an
+right after it has read the config file (:func:`take_socket` checks an
 early socket against the final settings and rebinds when they differ).
+
+The monitoring (http) port likewise (:func:`bind_early_monitor` from ``-m``
+when no config file is given, else the supervisor right after reading the
+config, before the client port): ``leafnode run`` holds it and hands it to
+the api service (``--fd``), whose FastAPI stack takes a second or more to
+import. Bound only then, the port a harness picked as free could be taken by
+another process meanwhile (nats.js's suite starts servers concurrently and
+restarts them on the ports they had), and an HTTP client that connected
+early was refused.
 
 Wildcard hosts (``0.0.0.0``, ``::`` or none) listen on IPv4 and IPv6 at once,
 as nats-server (Go) does: one ``AF_INET6`` socket on ``::`` with
@@ -38,8 +47,9 @@ __all__ = [
     "EarlyListener",
     "bind_client_port",
     "bind_early",
+    "bind_early_monitor",
     "peer_address",
-    "take_client_socket",
+    "take_socket",
 ]
 
 WILDCARD_HOSTS: Final = ("", "0.0.0.0", "::")
@@ -48,6 +58,9 @@ WILDCARD_HOSTS: Final = ("", "0.0.0.0", "::")
 BACKLOG: Final = 4096
 DEFAULT_HOST: Final = "0.0.0.0"
 DEFAULT_PORT: Final = 4222
+# The monitoring port's host when only `-m` names it: leafnode.config's
+# ApiSettings default (loopback; a unit test keeps the two equal).
+DEFAULT_MONITOR_HOST: Final = "127.0.0.1"
 # Flags after which `leafnode run` binds nothing (it prints and exits).
 _NO_BIND_FLAGS: Final = ("-h", "--help", "-v", "--version", "-t", "--signal", "-sl")
 
@@ -132,7 +145,7 @@ def bind_client_port(host: str, port: int) -> socket.socket:
 
 
 class EarlyListener:
-    """The client socket ``leafnode run`` bound before reading its config.
+    """A port ``leafnode run`` bound before reading its config (client or monitoring).
 
     ``host`` and ``port`` are what was asked for (``port`` may be -1);
     ``sock`` is None when binding failed (``error`` says why: reported once
@@ -165,13 +178,25 @@ def _flag_value(argv: Sequence[str], names: Sequence[str]) -> str | None:
     return value
 
 
+def _serves(argv: Sequence[str]) -> bool:
+    """False for a ``leafnode run`` that prints and exits (``--help``, ``-t``, ...)."""
+    return not any(arg in _NO_BIND_FLAGS or arg.startswith("--signal=") for arg in argv)
+
+
+def _bind(host: str, port: int) -> EarlyListener:
+    try:
+        return EarlyListener(host, port, bind_client_port(host, port))
+    except OSError as exc:
+        return EarlyListener(host, port, None, exc)
+
+
 def bind_early(argv: Sequence[str]) -> EarlyListener | None:
     """Bind the client port from ``leafnode run``'s flags alone, when they decide it.
 
     Returns None when they do not (a config file may name the address) or
     when the command will not serve (``--help``, ``-v``, ``-t``, ``--signal``).
     """
-    if any(arg in _NO_BIND_FLAGS or arg.startswith("--signal=") for arg in argv):
+    if not _serves(argv):
         return None
     config = _flag_value(argv, ("-c", "--config"))
     port_text = _flag_value(argv, ("-p", "--port"))
@@ -182,15 +207,29 @@ def bind_early(argv: Sequence[str]) -> EarlyListener | None:
         port = int(port_text) if port_text is not None else DEFAULT_PORT
     except ValueError:
         return None  # argparse reports it
-    host = DEFAULT_HOST if host is None else host
+    return _bind(DEFAULT_HOST if host is None else host, port)
+
+
+def bind_early_monitor(argv: Sequence[str]) -> EarlyListener | None:
+    """Bind the monitoring port from ``-m``/``--http_port`` when no config file is given.
+
+    Returns None with a config file (its ``http`` may name the host), without
+    ``-m``, or when the command will not serve.
+    """
+    if not _serves(argv) or _flag_value(argv, ("-c", "--config")) is not None:
+        return None
+    port_text = _flag_value(argv, ("-m", "--http_port"))
+    if port_text is None:
+        return None
     try:
-        return EarlyListener(host, port, bind_client_port(host, port))
-    except OSError as exc:
-        return EarlyListener(host, port, None, exc)
+        port = int(port_text)
+    except ValueError:
+        return None  # argparse reports it
+    return _bind(DEFAULT_MONITOR_HOST, port)
 
 
-def take_client_socket(early: EarlyListener | None, host: str, port: int) -> socket.socket:
-    """The client socket for the final ``host:port``: ``early``'s when it matches.
+def take_socket(early: EarlyListener | None, host: str, port: int) -> socket.socket:
+    """The listening socket for the final ``host:port``: ``early``'s when it matches.
 
     Raises:
         OSError: binding failed (early or now).

@@ -30,8 +30,12 @@ is *ready*, in this order:
 * ``uplink`` (only when remotes are configured): ``uplink.ctl`` answers ``ping``;
 * ``api`` (only when a monitoring port is configured: ``-m``, ``http_port``,
   ``http``, ``api { listen }``, as nats-server binds none otherwise): an HTTP
-  request on the port is answered. The supervisor binds that port itself and
-  passes the socket (``--fd``), so ``-m -1`` is known before the api starts
+  request on the port is answered. The supervisor binds that port itself,
+  with the client port (from ``-m`` before the heavy imports when no config
+  file is given, else right after reading the config, before the client
+  port), and passes the socket (``--fd``): ``-m -1`` is known before the api
+  starts, an HTTP client that connects during start-up waits in the backlog,
+  no other process can take the port while the api imports its web stack,
   and the port stays bound while a crashed api restarts.
 
 Then it writes the pid file and the ports file (``nats-server_<pid>.ports`` with the
@@ -84,7 +88,6 @@ import logging
 import os
 import shutil
 import signal
-import socket
 import sys
 import tempfile
 import time
@@ -93,7 +96,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
 from leafnode import SERVER_VERSION, __version__
-from leafnode.clientport import bind_client_port, take_client_socket
+from leafnode.clientport import bind_client_port, take_socket
 from leafnode.config import ConfigError, load, refusal, restart_needed
 from leafnode.entrypoints import service_module
 from leafnode.flags import apply_server_flags, leaf_flag_argv, load_with_flags
@@ -105,6 +108,7 @@ from leafnode.runtime import reapply_logging, request_log_reopen, setup_logging
 
 if TYPE_CHECKING:
     import argparse
+    import socket
     from collections.abc import Sequence
 
     from leafnode.clientport import EarlyListener
@@ -296,6 +300,7 @@ class Supervisor:
         forks: the fork server that starts the services.
         client_socket: the client port's listening socket (see the module docstring).
         websocket_socket: the ``websocket { }`` port's, when one is configured.
+        api_socket: the monitoring port's, when the api runs (``services_needed``).
     """
 
     def __init__(
@@ -306,6 +311,7 @@ class Supervisor:
         forks: ForkServer,
         client_socket: socket.socket,
         websocket_socket: socket.socket | None = None,
+        api_socket: socket.socket | None = None,
     ) -> None:
         self.settings = settings
         self.forks = forks
@@ -319,7 +325,7 @@ class Supervisor:
         self.client_socket = client_socket
         self.client_port: int = client_socket.getsockname()[1]
         self.websocket_socket = websocket_socket
-        self.api_socket: socket.socket | None = None
+        self.api_socket = api_socket
         self.done = asyncio.Event()
         self.ports_file: Path | None = None
         self._tasks: asyncio.TaskGroup | None = None
@@ -451,28 +457,12 @@ class Supervisor:
             StartupError: one exited or did not become ready in time.
         """
         assert self._tasks is not None
-        if "api" in names and self.api_socket is None:
-            self.api_socket = self._bind_api()
         children = [self.children.setdefault(name, Child(name)) for name in names]
         for child in children:
             await self._spawn(child)
         for child in children:
             await self._wait_ready(child)
             self._watchers.append(self._tasks.create_task(self._supervise(child)))
-
-    def _bind_api(self) -> socket.socket:
-        api = self.settings.api
-        host = api.host or "0.0.0.0"
-        port = 0 if api.port in (-1, None) else api.port
-        sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        try:
-            sock.bind((host, port))
-            sock.listen(128)
-        except OSError as exc:
-            sock.close()
-            raise StartupError(f"cannot listen for monitoring on {host}:{port}: {exc}") from exc
-        return sock
 
     # -- stop, reload, signals ------------------------------------------------------------
 
@@ -705,8 +695,6 @@ class Supervisor:
         if self.ports_file is not None:
             with contextlib.suppress(OSError):
                 self.ports_file.unlink()
-        if self.api_socket is not None:
-            self.api_socket.close()
         return self.exit_code
 
     async def _run_site(self) -> None:
@@ -755,12 +743,18 @@ def _private_run_dir() -> str:
     return tempfile.mkdtemp(prefix="leafnode-", dir=base)
 
 
-def main(argv: Sequence[str] | None = None, *, early: EarlyListener | None = None) -> int:
+def main(
+    argv: Sequence[str] | None = None,
+    *,
+    early: EarlyListener | None = None,
+    early_monitor: EarlyListener | None = None,
+) -> int:
     """``leafnode run [-c FILE] [nats-server flags]``; returns the exit status.
 
     Args:
         argv: the flags after ``run``.
         early: the client socket ``leafnode.cli`` bound from the flags, if any.
+        early_monitor: the monitoring socket it bound from ``-m``, if any.
     """
     arglist = list(sys.argv[1:] if argv is None else argv)
     # No run_dir configured: a private one (several sites run side by side
@@ -791,8 +785,25 @@ def main(argv: Sequence[str] | None = None, *, early: EarlyListener | None = Non
                 return 1
             cleanup.callback(websocket_socket.close)
             keep.append(websocket_socket.fileno())
+        api_socket: socket.socket | None = None
+        if "api" in needed:
+            api = settings.api
+            assert api.port is not None  # services_needed: the api runs when a port is set
+            try:
+                api_socket = take_socket(early_monitor, api.host, api.port)
+            except OSError as exc:
+                # nats-server's words (monitor.go).
+                log.error(
+                    "Can't start monitoring: can't listen to the monitor port %s:%d: %s",
+                    api.host,
+                    api.port,
+                    exc,
+                )
+                return 1
+            cleanup.callback(api_socket.close)
+            keep.append(api_socket.fileno())
         try:
-            client_socket = take_client_socket(early, router.host, router.port)
+            client_socket = take_socket(early, router.host, router.port)
         except OSError as exc:
             log.error("Error listening on port: %s:%d, %s", router.host, router.port, exc)
             return 1
@@ -820,7 +831,9 @@ def main(argv: Sequence[str] | None = None, *, early: EarlyListener | None = Non
         # are gone) and of the database lock.
         forks = ForkServer.start([service_module(name) for name in needed], close_fds=keep)
         cleanup.callback(forks.close)
-        supervisor = Supervisor(settings, args, arglist, forks, client_socket, websocket_socket)
+        supervisor = Supervisor(
+            settings, args, arglist, forks, client_socket, websocket_socket, api_socket
+        )
         try:
             code = asyncio.run(supervisor.run())
         except KeyboardInterrupt:

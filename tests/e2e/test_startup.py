@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pytest
 
+from tests.conftest import until
 from tests.rawclient import RawClient
 from tests.support import HubProcess, free_port
 from tests.wsclient import WsClient
@@ -207,3 +208,115 @@ def test_the_websocket_port_accepts_while_a_router_restarts(start_site: SiteStar
     # Refused never: the supervisor holds the port; the new router serves the backlog.
     _websocket_ping(ws_port)
     _until(lambda: site.children().get("router", router) != router, "a new router")
+
+
+def _run(argv: list[str], tmp_path: Path) -> tuple[subprocess.Popen[bytes], Path]:
+    """``leafnode run ARGV`` in ``tmp_path``; its output goes to ``tmp_path/run.log``."""
+    log = tmp_path / "run.log"
+    with log.open("wb") as out:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "leafnode", "run", *argv],
+            cwd=tmp_path,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+    return proc, log
+
+
+def _accepted(port: int, proc: subprocess.Popen[bytes]) -> socket.socket:
+    """A connection to 127.0.0.1:``port`` as soon as it is accepted (retried while refused)."""
+    deadline = time.monotonic() + CONNECT_DEADLINE_S
+    while True:
+        try:
+            return socket.create_connection(("127.0.0.1", port), timeout=CONNECT_DEADLINE_S)
+        except ConnectionRefusedError:
+            assert proc.poll() is None, "leafnode run exited"
+            assert time.monotonic() < deadline, f"{port} never accepted"
+            time.sleep(0.005)
+
+
+def _http_get(sock: socket.socket, path: str) -> bytes:
+    """``GET path`` on ``sock`` (HTTP/1.0: the answer ends when the server closes)."""
+    sock.sendall(f"GET {path} HTTP/1.0\r\nHost: leafnode\r\n\r\n".encode())
+    answer = b""
+    while chunk := sock.recv(65536):
+        answer += chunk
+    return answer
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("source", ["flags", "config"])
+def test_the_monitoring_port_accepts_with_the_client_port(tmp_path: Path, source: str) -> None:
+    port, http_port = free_port(), free_port()
+    if source == "flags":  # bound before the heavy imports, as the client port
+        argv = ["-a", "127.0.0.1", "-p", str(port), "-m", str(http_port)]
+    else:  # bound right after reading the config, before the client port
+        conf = tmp_path / "leaf.conf"
+        conf.write_text(f'host: 127.0.0.1\nport: {port}\nhttp: "127.0.0.1:{http_port}"\n')
+        argv = ["-c", str(conf)]
+    proc, log = _run([*argv, "--ports_file_dir", str(tmp_path)], tmp_path)
+    try:
+        _accepted(port, proc).close()
+        # The client port accepts: so does the monitoring port, though the api
+        # (FastAPI, a second of imports) runs later; the connection waits in
+        # the backlog, is never refused, and is answered once the api runs.
+        try:
+            early = socket.create_connection(("127.0.0.1", http_port), timeout=CONNECT_DEADLINE_S)
+        except ConnectionRefusedError:
+            pytest.fail("the monitoring port refused a connection the client port accepted")
+        with early:  # answered (503 while the router starts: any status line will do)
+            assert _http_get(early, "/healthz").startswith(b"HTTP/1.1 ")
+        ports_file = tmp_path / f"nats-server_{proc.pid}.ports"
+        until(ports_file.exists, "the ports file")
+        ports = json.loads(ports_file.read_text())
+        assert ports["monitoring"] == [f"http://127.0.0.1:{http_port}"]
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode == 0, log.read_text()
+
+
+@pytest.mark.e2e
+def test_a_random_monitoring_port_is_the_one_in_the_ports_file(tmp_path: Path) -> None:
+    conf = tmp_path / "leaf.conf"
+    # As nats.js's harness writes it.
+    conf.write_text('host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:-1"\n')
+    proc, log = _run(["-c", str(conf), "--ports_file_dir", str(tmp_path)], tmp_path)
+    try:
+        ports_file = tmp_path / f"nats-server_{proc.pid}.ports"
+        until(ports_file.exists, "the ports file")
+        (url,) = json.loads(ports_file.read_text())["monitoring"]
+        host, _, http_port = url.removeprefix("http://").rpartition(":")
+        assert host == "127.0.0.1"
+        assert int(http_port) > 0
+        with socket.create_connection((host, int(http_port)), timeout=CONNECT_DEADLINE_S) as sock:
+            assert _http_get(sock, "/healthz").startswith(b"HTTP/1.1 200 ")
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode == 0, log.read_text()
+
+
+@pytest.mark.e2e
+@pytest.mark.parametrize("source", ["flags", "config"])
+def test_a_monitoring_port_in_use_is_a_clear_error(tmp_path: Path, source: str) -> None:
+    with socket.socket() as holder:
+        holder.bind(("127.0.0.1", 0))
+        holder.listen()
+        http_port = holder.getsockname()[1]
+        if source == "flags":
+            argv = ["-a", "127.0.0.1", "-p", "-1", "-m", str(http_port)]
+        else:
+            conf = tmp_path / "leaf.conf"
+            conf.write_text(f'host: 127.0.0.1\nport: -1\nhttp: "127.0.0.1:{http_port}"\n')
+            argv = ["-c", str(conf)]
+        proc, log = _run(argv, tmp_path)
+        assert proc.wait(30) == 1
+    text = log.read_text()
+    assert (
+        f"[ERR] Can't start monitoring: can't listen to the monitor port 127.0.0.1:{http_port}: "
+        in text
+    ), text
+    assert "Address already in use" in text
+    assert "Traceback" not in text
+    assert "Starting leafnode api" not in text  # nothing was started

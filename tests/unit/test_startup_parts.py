@@ -6,7 +6,8 @@ import socket
 
 import pytest
 
-from leafnode.clientport import bind_early, take_client_socket
+from leafnode.clientport import DEFAULT_MONITOR_HOST, bind_early, bind_early_monitor, take_socket
+from leafnode.config import ApiSettings
 from leafnode.supervisor import sqlite_path
 
 
@@ -42,7 +43,7 @@ def test_early_bind_from_the_flags(argv: list[str]) -> None:
         assert (early.host, early.port) == ("127.0.0.1", -1)
         assert early.sock.getsockname()[0] == "127.0.0.1"
         # The config agrees: the same socket; it does not: a new one.
-        assert take_client_socket(early, "127.0.0.1", -1) is early.sock
+        assert take_socket(early, "127.0.0.1", -1) is early.sock
     finally:
         early.sock.close()
 
@@ -51,7 +52,7 @@ def test_an_early_socket_the_config_contradicts_is_replaced() -> None:
     early = bind_early(["-p", "-1", "-a", "127.0.0.1"])
     assert early is not None
     assert early.sock is not None
-    sock = take_client_socket(early, "127.0.0.1", 0)
+    sock = take_socket(early, "127.0.0.1", 0)
     try:
         assert sock is not early.sock
         assert early.sock.fileno() == -1  # closed
@@ -59,6 +60,37 @@ def test_an_early_socket_the_config_contradicts_is_replaced() -> None:
             pass
     finally:
         sock.close()
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["-p", "-1"],  # no monitoring port asked for
+        ["-c", "leaf.conf", "-m", "-1"],  # the file may name the host
+        ["-m", "not-a-number"],  # argparse reports it
+        ["-m", "-1", "--signal", "reload"],
+        ["-t", "-m", "-1"],
+    ],
+)
+def test_no_early_monitoring_bind_when_the_flags_do_not_decide(argv: list[str]) -> None:
+    assert bind_early_monitor(argv) is None
+
+
+@pytest.mark.parametrize("argv", [["-m", "-1"], ["--http_port=-1", "-p", "4222"], ["-m-1"]])
+def test_early_monitoring_bind_from_the_flags(argv: list[str]) -> None:
+    early = bind_early_monitor(argv)
+    assert early is not None
+    assert early.sock is not None
+    try:
+        assert (early.host, early.port) == ("127.0.0.1", -1)
+        assert early.sock.getsockname()[0] == "127.0.0.1"
+        assert take_socket(early, "127.0.0.1", -1) is early.sock
+    finally:
+        early.sock.close()
+
+
+def test_the_early_monitoring_host_is_the_config_default() -> None:
+    assert ApiSettings().host == DEFAULT_MONITOR_HOST
 
 
 @pytest.mark.parametrize(

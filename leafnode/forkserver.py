@@ -33,13 +33,14 @@ and ``{"exit": pid, "code": c}`` whenever a service exits (``c`` as
 Lifetimes: the fork server dies with the supervisor (``PR_SET_PDEATHSIG`` =
 SIGKILL: it holds nothing to clean up) and leaves when its socket closes;
 each service gets SIGTERM when the fork server dies, so a SIGKILLed
-supervisor still leaves no service behind. The router (``ADOPTED``) is
-forked twice so that it becomes the supervisor's child (the supervisor is a
-child subreaper, and reaps it: the fork server, which watches its pidfd,
-reports its exit with no status), and gets SIGKILL when the supervisor
-dies, at once rather than through the fork server's death. Both run in their own process
-groups: a terminal's Ctrl-C reaches only the supervisor, which stops the
-services in order.
+supervisor still leaves no service behind. The services that hold a port
+(``ADOPTED``: the router and the api) are forked twice so that each becomes
+the supervisor's child (the supervisor is a child subreaper, and reaps it:
+the fork server, which watches its pidfd, reports its exit with no
+status), and gets SIGKILL when the supervisor dies, at once rather than
+through the fork server's death. All run in their own process groups: a
+terminal's Ctrl-C reaches only the supervisor, which stops the services in
+order.
 
 Names: a forked service cannot change its command line, so it sets its
 process name (``/proc/PID/comm``, what ``top`` and ``ps -e`` show) to
@@ -76,12 +77,13 @@ PR_SET_NAME: Final = 15
 MAX_MESSAGE: Final = 65536
 MAX_FDS: Final = 4
 # Services forked as the supervisor's own children (reparented to it, a child
-# subreaper) and killed (SIGKILL) the moment it dies: the router, so that a
-# SIGKILL of `leafnode run` closes every client connection at once, as it
-# does for nats-server (nats.js's suite kills the pid it started and expects
-# the connection gone; through the fork server, the router would have
-# answered PINGs for a few more milliseconds).
-ADOPTED: Final = frozenset({"router"})
+# subreaper) and killed (SIGKILL) the moment it dies: those that hold a port,
+# so that a SIGKILL of `leafnode run` closes them at once, as it does for
+# nats-server. nats.js's suite kills the pid it started, expects the client
+# connection gone (through the fork server, the router would have answered
+# PINGs for a few more milliseconds) and restarts a server on the same ports
+# (the api, stopping on SIGTERM, held the monitoring port 40 ms or more).
+ADOPTED: Final = frozenset({"router", "api"})
 PR_SET_CHILD_SUBREAPER: Final = 36
 
 
@@ -364,7 +366,7 @@ def _adopted_child(
 def _death_signal(name: str) -> int:
     """What service ``name`` gets when its parent dies.
 
-    The router (``ADOPTED``: its parent is the supervisor) gets SIGKILL; the
+    The router and the api (``ADOPTED``: their parent is the supervisor) get SIGKILL; the
     others (the fork server's children) get SIGTERM and stop cleanly (the
     store commits what it holds).
     """

@@ -58,11 +58,13 @@ Services run in their own process groups (a terminal's Ctrl-C reaches only
 the supervisor, which stops them in order). The fork server dies with the
 supervisor and each service gets SIGTERM when the fork server dies
 (``PR_SET_PDEATHSIG``), so a SIGKILLed supervisor leaves no service behind.
-The router is the exception: the fork server forks it twice so that it is
-reparented to the supervisor (a child subreaper, which reaps it), and it
-gets SIGKILL the moment the supervisor dies: once ``leafnode run``'s pid is
-gone, the router answers nothing more and its clients see their connections
-close at once, as when nats-server itself is killed.
+The router and the api, which hold the ports, are the exception: the fork
+server forks them twice so that they are reparented to the supervisor (a
+child subreaper, which reaps them), and they get SIGKILL the moment the
+supervisor dies: once ``leafnode run``'s pid is gone, the router answers
+nothing more, its clients see their connections close at once and every
+port is free again, as when nats-server itself is killed (a harness that
+restarts a server on the ports it had finds them free).
 
 The supervisor runs on bare asyncio, not trio: it only waits for children,
 signals, timers and a few socket requests, and trio's import would cost it

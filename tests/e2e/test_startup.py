@@ -24,7 +24,7 @@ import pytest
 
 from tests.conftest import until
 from tests.rawclient import RawClient
-from tests.support import HubProcess, free_port
+from tests.support import HubProcess, free_port, pid_alive
 from tests.wsclient import WsClient
 
 from .conftest import SiteStarter
@@ -107,6 +107,22 @@ def test_sigkill_of_the_run_pid_closes_client_connections_at_once(
     # The port was released before the connections: a reconnect is refused.
     with pytest.raises(ConnectionRefusedError):
         socket.create_connection(("127.0.0.1", site.port), timeout=5).close()
+
+
+@pytest.mark.e2e
+def test_sigkill_of_the_run_pid_kills_the_api_at_once(start_site: SiteStarter) -> None:
+    site = start_site()
+    api = site.children()["api"]
+    site.proc.kill()
+    site.proc.wait(5)
+    _until(lambda: not pid_alive(api), "the api to die with the run pid", timeout=10.0)
+    # Killed, not asked to stop: an api that stops on SIGTERM holds the
+    # monitoring port through its shutdown (40 ms or more, or for good when
+    # the signal comes while it starts), and nats.js's harness starts a new
+    # server on the same ports the moment the pid it killed is gone.
+    assert "Api exiting" not in site.log_text()
+    with pytest.raises(ConnectionRefusedError):
+        socket.create_connection(("127.0.0.1", site.http_port), timeout=5).close()
 
 
 def _send_ping(client: RawClient) -> bool:

@@ -15,6 +15,17 @@ to every object's header and copy every page), and then forks a service
 whenever the supervisor asks. The services share those pages copy-on-write;
 a page is copied only when a service writes to it.
 
+The fork server imports in two stages: the ``first`` modules (the
+router's), then the others; it forks a requested service as soon as the
+stage holding its module is in (the request waits meanwhile). So the
+router, 0.3 s of imports, runs and answers clients while the fork server
+still imports FastAPI for the api (a second or more): client libraries'
+harnesses restart a server and expect it to answer within a second or two,
+on a busy machine too. Only two stages: what the fork server imports after
+a fork writes to pages the forked service shares, which then exist twice
+(forking the router early costs ~3 MB PSS; forking every service as soon
+as its own module was in cost ~11 MB).
+
 The fork server is deliberately tiny and single-threaded: no event loop,
 no logging handlers of its own, one ``SOCK_SEQPACKET`` socket to the
 supervisor (one datagram per message, so no framing) and one pidfd per
@@ -65,7 +76,7 @@ import time
 import traceback
 from typing import TYPE_CHECKING, Final
 
-from leafnode.entrypoints import service_main
+from leafnode.entrypoints import SERVICE_MAINS, service_main, service_module
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -127,11 +138,15 @@ class ForkServer:
         self.lost = False
 
     @classmethod
-    def start(cls, modules: Sequence[str], close_fds: Sequence[int] = ()) -> ForkServer:
-        """Fork the fork server; it imports ``modules`` before it serves.
+    def start(
+        cls, modules: Sequence[str], close_fds: Sequence[int] = (), *, first: Sequence[str] = ()
+    ) -> ForkServer:
+        """Fork the fork server; it imports ``first``, then ``modules``.
 
-        ``close_fds`` are the supervisor's descriptors the fork server (and so
-        every service) must not hold: the client port's listening socket.
+        A service is forked once the stage holding its module is imported
+        (one neither names imports its own). ``close_fds`` are the
+        supervisor's descriptors the fork server (and so every service) must
+        not hold: the listening sockets.
         Call it from the main thread with no event loop running and no other
         thread alive (a fork copies only the calling thread).
         """
@@ -152,7 +167,7 @@ class ForkServer:
                 ours.close()
                 for fd in close_fds:
                     os.close(fd)
-                _serve(theirs, modules, parent)
+                _serve(theirs, [list(first), list(modules)], parent)
             except BaseException:
                 traceback.print_exc()
                 code = 1
@@ -244,14 +259,8 @@ class ForkServer:
 # -- the fork server process --------------------------------------------------------------
 
 
-def _serve(sock: socket.socket, modules: Sequence[str], parent: int) -> None:
-    """The fork server's loop (runs in the forked process until ``sock`` closes)."""
-    _prctl()(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != parent:  # the supervisor died before prctl took effect
-        return
-    os.setpgid(0, 0)
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    _set_name(process_name("fork"))
+def _preload(modules: Sequence[str]) -> None:
+    """Import ``modules`` and what each names in ``PRELOAD``, then freeze what is in."""
     for name in modules:
         # A module that fails to import fails again, with its traceback, in
         # the service that needs it.
@@ -263,12 +272,43 @@ def _serve(sock: socket.socket, modules: Sequence[str], parent: int) -> None:
                 importlib.import_module(extra)
     gc.collect()
     gc.freeze()
+
+
+def _serve(sock: socket.socket, stages: list[list[str]], parent: int) -> None:
+    """The fork server's loop (runs in the forked process until ``sock`` closes)."""
+    _prctl()(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != parent:  # the supervisor died before prctl took effect
+        return
+    os.setpgid(0, 0)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    _set_name(process_name("fork"))
+    stages = [stage for stage in stages if stage]
+    to_import = {name for stage in stages for name in stage}
     poller = select.poll()
     poller.register(sock.fileno(), select.POLLIN)
     services: dict[int, int] = {}  # pidfd -> pid
     adopted: set[int] = set()  # services reparented to the supervisor
+    # A request whose service's module is still to import (the supervisor
+    # sends the next one only once this one is answered).
+    waiting: tuple[bytes, list[int]] | None = None
+    # Once the first stage is in, the next waits for the first request (the
+    # supervisor's, for the router), which may come a moment later.
+    hold_after_first = len(stages) > 1
+    held = False
     while True:
-        for fd, _ in poller.poll():
+        if waiting is not None and _module_of(waiting[0]) not in to_import:
+            request, waiting = waiting, None
+            if not _fork_requested(request, sock, services, adopted, parent, poller):
+                return
+        # Requests and exits first; with none, the next stage's imports.
+        events = poller.poll(0 if stages and not held else None)
+        if not events and stages:
+            stage = stages.pop(0)
+            _preload(stage)
+            to_import.difference_update(stage)
+            held, hold_after_first = hold_after_first, False
+            continue
+        for fd, _ in events:
             if fd != sock.fileno():
                 pid = services.pop(fd)
                 poller.unregister(fd)
@@ -285,26 +325,45 @@ def _serve(sock: socket.socket, modules: Sequence[str], parent: int) -> None:
             data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
             if not data:
                 return  # the supervisor closed its end: we are done
-            try:
-                request = json.loads(data)
-                name = request["name"]
-                if name in ADOPTED:
-                    pid = _fork_adopted(name, request["argv"], fds, sock, services, parent)
-                    adopted.add(pid)
-                else:
-                    pid = _fork_service(name, request["argv"], fds, sock, services)
-            except (OSError, ValueError, KeyError, TypeError) as exc:
-                if not _tell(sock, {"error": str(exc)}):
-                    return
-                continue
-            finally:
-                for received in fds:
-                    os.close(received)
-            pidfd = os.pidfd_open(pid)
-            services[pidfd] = pid
-            poller.register(pidfd, select.POLLIN)
-            if not _tell(sock, {"pid": pid}):
-                return
+            waiting, held = (data, fds), False
+
+
+def _module_of(data: bytes) -> str:
+    """The module of the service request ``data`` names ("" for none: it fails when served)."""
+    with contextlib.suppress(ValueError, AttributeError):
+        name = json.loads(data).get("name")
+        if isinstance(name, str) and name in SERVICE_MAINS:
+            return service_module(name)
+    return ""
+
+
+def _fork_requested(
+    request: tuple[bytes, list[int]],
+    sock: socket.socket,
+    services: dict[int, int],
+    adopted: set[int],
+    parent: int,
+    poller: select.poll,
+) -> bool:
+    """Fork the service ``request`` names and answer it; False once the supervisor is gone."""
+    data, fds = request
+    try:
+        message = json.loads(data)
+        name = message["name"]
+        if name in ADOPTED:
+            pid = _fork_adopted(name, message["argv"], fds, sock, services, parent)
+            adopted.add(pid)
+        else:
+            pid = _fork_service(name, message["argv"], fds, sock, services)
+    except (OSError, ValueError, KeyError, TypeError) as exc:
+        return _tell(sock, {"error": str(exc)})
+    finally:
+        for received in fds:
+            os.close(received)
+    pidfd = os.pidfd_open(pid)
+    services[pidfd] = pid
+    poller.register(pidfd, select.POLLIN)
+    return _tell(sock, {"pid": pid})
 
 
 def _fork_adopted(

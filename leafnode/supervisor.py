@@ -22,8 +22,9 @@ The supervisor parses nats-server's flags like every service, forks the
 fork server (``leafnode.forkserver``: one interpreter that imports the
 services' modules once, so the services share those pages), then has it
 fork each service (``leafnode <service> ...``'s ``main`` with the same
-arguments). All are launched at once, then the supervisor waits until each
-is *ready*, in this order:
+arguments). All are launched at once, the router first (the fork server
+imports the router's modules first and forks it before it imports the
+others'), then the supervisor waits until each is *ready*, in this order:
 
 * ``store`` (only when some remote has a ``buffer``): ``store.sock`` answers ``ping``;
 * ``router`` (already serving the client port): ``router.ctl`` answers ``ping``;
@@ -132,6 +133,11 @@ log = logging.getLogger("leafnode.run")
 SUPERVISOR_SOCKET: Final = "supervisor.ctl"
 SOCKETS: Final = {"store": STORE_SOCKET, "router": "router.ctl", "uplink": "uplink.ctl"}
 ORDER: Final = ("store", "router", "uplink", "api")
+# The order the services are forked in: the router first, as it serves
+# clients (the fork server imports its modules first and forks it before it
+# imports the others: the api's second of imports would delay the client
+# port's INFO); readiness is still awaited in ORDER.
+SPAWN_ORDER: Final = ("router", "store", "uplink", "api")
 # Postgres behind a slow network, a store applying migrations: be patient once.
 READY_TIMEOUT_S: Final = 30.0
 READY_POLL_S: Final = 0.02
@@ -449,9 +455,10 @@ class Supervisor:
     async def start(self, names: Sequence[str]) -> None:
         """Start services ``names`` and wait until each is ready, in order.
 
-        The processes are launched together, so their interpreters start up
-        on every core at once (about 0.2-0.5 s of imports each); readiness is
-        still awaited in order (the router serves clients meanwhile). A
+        The processes are launched together, the router first (in
+        ``SPAWN_ORDER``: the fork server forks it as soon as its modules are
+        in, while it still imports the others'); readiness is still awaited
+        in order (the router serves clients meanwhile). A
         service that comes up before the one it talks to retries its socket
         (the uplink every 0.1 s), as after any restart.
 
@@ -460,7 +467,7 @@ class Supervisor:
         """
         assert self._tasks is not None
         children = [self.children.setdefault(name, Child(name)) for name in names]
-        for child in children:
+        for child in sorted(children, key=lambda c: SPAWN_ORDER.index(c.name)):
             await self._spawn(child)
         for child in children:
             await self._wait_ready(child)
@@ -831,7 +838,8 @@ def main(
         # It closes its copies of the client and websocket sockets (only the
         # supervisor and the router hold the ports, so they close when those
         # are gone) and of the database lock.
-        forks = ForkServer.start([service_module(name) for name in needed], close_fds=keep)
+        others = [service_module(name) for name in ORDER if name in needed and name != "router"]
+        forks = ForkServer.start(others, close_fds=keep, first=[service_module("router")])
         cleanup.callback(forks.close)
         supervisor = Supervisor(
             settings, args, arglist, forks, client_socket, websocket_socket, api_socket

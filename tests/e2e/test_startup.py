@@ -293,6 +293,24 @@ def test_the_monitoring_port_accepts_with_the_client_port(tmp_path: Path, source
 
 
 @pytest.mark.e2e
+def test_the_client_port_answers_while_the_api_still_imports(tmp_path: Path) -> None:
+    port, http_port = free_port(), free_port()
+    proc, log = _run(["-a", "127.0.0.1", "-p", str(port), "-m", str(http_port)], tmp_path)
+    try:
+        client = _first_client(port, proc)
+        # The fork server forks the router once the router's modules are in
+        # (0.3 s), before it imports the api's (FastAPI: a second or more);
+        # the api is forked, and says so, only then.
+        assert "Starting leafnode api" not in log.read_text()
+        client.close()
+        _until(lambda: "Server is ready" in log.read_text(), "the site to be ready", timeout=60.0)
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode == 0, log.read_text()
+
+
+@pytest.mark.e2e
 def test_a_random_monitoring_port_is_the_one_in_the_ports_file(tmp_path: Path) -> None:
     conf = tmp_path / "leaf.conf"
     # As nats.js's harness writes it.

@@ -42,7 +42,10 @@ and ``{"exit": pid, "code": c}`` whenever a service exits (``c`` as
 ``subprocess`` reports it: negative for a signal).
 
 Lifetimes: the fork server dies with the supervisor (``PR_SET_PDEATHSIG`` =
-SIGKILL: it holds nothing to clean up) and leaves when its socket closes;
+SIGTERM, on which it removes the supervisor's ports file, if any, and exits:
+a SIGKILLed ``leafnode run`` leaves no ports file behind for a later
+process with its pid, whose harness would read the dead one's ports) and
+leaves when its socket closes;
 each service gets SIGTERM when the fork server dies, so a SIGKILLed
 supervisor still leaves no service behind. The services that hold a port
 (``ADOPTED``: the router and the api) are forked twice so that each becomes
@@ -84,6 +87,12 @@ if TYPE_CHECKING:
 __all__ = ["ForkServer", "ForkServerError", "fd_placeholder", "process_name"]
 
 PR_SET_PDEATHSIG: Final = 1
+# How long the fork server, told its supervisor died, waits for it to be
+# gone before it removes the ports file (its threads end one by one).
+SUPERVISOR_EXIT_WAIT_MS: Final = 2000
+# The supervisor's last message: it closes the socket next, alive (the end of
+# the socket without it means that the supervisor died).
+STOP: Final = b'{"stop": true}'
 PR_SET_NAME: Final = 15
 MAX_MESSAGE: Final = 65536
 MAX_FDS: Final = 4
@@ -139,14 +148,20 @@ class ForkServer:
 
     @classmethod
     def start(
-        cls, modules: Sequence[str], close_fds: Sequence[int] = (), *, first: Sequence[str] = ()
+        cls,
+        modules: Sequence[str],
+        close_fds: Sequence[int] = (),
+        *,
+        first: Sequence[str] = (),
+        ports_file: str | None = None,
     ) -> ForkServer:
         """Fork the fork server; it imports ``first``, then ``modules``.
 
         A service is forked once the stage holding its module is imported
         (one neither names imports its own). ``close_fds`` are the
         supervisor's descriptors the fork server (and so every service) must
-        not hold: the listening sockets.
+        not hold: the listening sockets. ``ports_file`` is the file the
+        supervisor writes its ports to, removed if the supervisor dies.
         Call it from the main thread with no event loop running and no other
         thread alive (a fork copies only the calling thread).
         """
@@ -167,7 +182,7 @@ class ForkServer:
                 ours.close()
                 for fd in close_fds:
                     os.close(fd)
-                _serve(theirs, [list(first), list(modules)], parent)
+                _serve(theirs, [list(first), list(modules)], parent, ports_file)
             except BaseException:
                 traceback.print_exc()
                 code = 1
@@ -247,10 +262,13 @@ class ForkServer:
             self._on_lost()
 
     def close(self) -> None:
-        """Close the socket (the fork server exits) and reap it.
+        """Say goodbye, close the socket (the fork server exits) and reap it.
 
         Called once the event loop that ``attach`` registered with has ended.
         """
+        with contextlib.suppress(OSError):
+            self.sock.setblocking(True)
+            self.sock.send(STOP)
         self.sock.close()
         with contextlib.suppress(ChildProcessError):
             os.waitpid(self.pid, 0)
@@ -274,10 +292,55 @@ def _preload(modules: Sequence[str]) -> None:
     gc.freeze()
 
 
-def _serve(sock: socket.socket, stages: list[list[str]], parent: int) -> None:
+def _exits(pid: int, within_ms: int) -> bool:
+    """True when process ``pid`` is gone or exits within ``within_ms``."""
+    try:
+        pidfd = os.pidfd_open(pid)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    try:
+        poller = select.poll()
+        poller.register(pidfd, select.POLLIN)
+        return bool(poller.poll(within_ms))
+    finally:
+        os.close(pidfd)
+
+
+def _remove_if_gone(parent: int, ports_file: str | None) -> None:
+    """Remove the supervisor's ``ports_file`` if it is gone or going."""
+    if ports_file and _exits(parent, SUPERVISOR_EXIT_WAIT_MS):
+        with contextlib.suppress(OSError):
+            os.unlink(ports_file)
+
+
+def _on_supervisor_death(me: int, parent: int, ports_file: str | None) -> None:
+    """SIGTERM in the fork server: remove the dead supervisor's ports file, and exit."""
+
+    def handler(signum: int, frame: object) -> None:
+        if os.getpid() != me:  # a service between its fork and its own handlers
+            return
+        # Not a SIGTERM someone else sent: the supervisor is gone or going.
+        # (The death signal comes when the thread that forked us ends, while
+        # the supervisor's other threads may still be ending: getppid() still
+        # names it then. Its pidfd becomes readable once it has exited.)
+        _remove_if_gone(parent, ports_file)
+        os._exit(0)
+
+    signal.signal(signal.SIGTERM, handler)
+
+
+def _serve(
+    sock: socket.socket, stages: list[list[str]], parent: int, ports_file: str | None = None
+) -> None:
     """The fork server's loop (runs in the forked process until ``sock`` closes)."""
-    _prctl()(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    _on_supervisor_death(os.getpid(), parent, ports_file)
+    _prctl()(PR_SET_PDEATHSIG, signal.SIGTERM, 0, 0, 0)
     if os.getppid() != parent:  # the supervisor died before prctl took effect
+        if ports_file:
+            with contextlib.suppress(OSError):
+                os.unlink(ports_file)
         return
     os.setpgid(0, 0)
     signal.signal(signal.SIGINT, signal.SIG_IGN)
@@ -323,8 +386,11 @@ def _serve(sock: socket.socket, stages: list[list[str]], parent: int) -> None:
                     return
                 continue
             data, fds, _, _ = socket.recv_fds(sock, MAX_MESSAGE, MAX_FDS)
-            if not data:
-                return  # the supervisor closed its end: we are done
+            if data == STOP:
+                return  # the supervisor is done with us
+            if not data:  # the supervisor died (the death signal may come later)
+                _remove_if_gone(parent, ports_file)
+                return
             waiting, held = (data, fds), False
 
 

@@ -42,6 +42,9 @@ others'), then the supervisor waits until each is *ready*, in this order:
 Then it writes the pid file and the ports file (``nats-server_<pid>.ports`` with the
 ``nats``, ``monitoring`` and ``websocket`` URLs, from the sockets it holds) itself,
 under its own pid, and logs ``Server is ready``: every service answers.
+The ports file is removed at exit, and by the fork server when the
+supervisor is SIGKILLed (nats.js's harness kills servers that way, and a
+later process with the same pid must not be taken for the dead one).
 
 A child that exits while the site runs is restarted after a back-off that
 doubles from 0.25 s to 10 s (reset once it stayed up 10 s); a child that
@@ -648,8 +651,8 @@ class Supervisor:
         return f"{scheme}://{host}:{self.websocket_socket.getsockname()[1]}"
 
     def _write_ports_file(self) -> None:
-        directory = self.settings.ports_file_dir
-        if not directory:
+        path = ports_file_path(self.settings)
+        if path is None:
             return
         router = self.settings.router
         host = router.host if router.host not in ("", "0.0.0.0", "::") else "127.0.0.1"
@@ -662,7 +665,6 @@ class Supervisor:
         websocket = self._websocket_url()
         if websocket is not None:
             ports["websocket"] = [websocket]
-        path = Path(directory) / f"nats-server_{os.getpid()}.ports"
         path.parent.mkdir(parents=True, exist_ok=True)
         # Renamed into place: a tool polling for the file never reads half of it.
         partial = path.with_name(f".{path.name}.tmp")
@@ -729,6 +731,12 @@ async def _wait_exits(children: Sequence[Child], timeout: asyncio.Timeout) -> No
                 await child.exited.wait()
     except TimeoutError:
         pass
+
+
+def ports_file_path(settings: Settings) -> Path | None:
+    """Where ``leafnode run`` writes its ports (as nats-server names it), if anywhere."""
+    directory = settings.ports_file_dir
+    return Path(directory) / f"nats-server_{os.getpid()}.ports" if directory else None
 
 
 def sqlite_path(url: str) -> str | None:
@@ -839,7 +847,13 @@ def main(
         # supervisor and the router hold the ports, so they close when those
         # are gone) and of the database lock.
         others = [service_module(name) for name in ORDER if name in needed and name != "router"]
-        forks = ForkServer.start(others, close_fds=keep, first=[service_module("router")])
+        ports_file = ports_file_path(settings)
+        forks = ForkServer.start(
+            others,
+            close_fds=keep,
+            first=[service_module("router")],
+            ports_file=str(ports_file) if ports_file is not None else None,
+        )
         cleanup.callback(forks.close)
         supervisor = Supervisor(
             settings, args, arglist, forks, client_socket, websocket_socket, api_socket

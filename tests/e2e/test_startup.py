@@ -125,6 +125,17 @@ def test_sigkill_of_the_run_pid_kills_the_api_at_once(start_site: SiteStarter) -
         socket.create_connection(("127.0.0.1", site.http_port), timeout=5).close()
 
 
+@pytest.mark.e2e
+def test_sigkill_of_the_run_pid_removes_its_ports_file(start_site: SiteStarter) -> None:
+    site = start_site()
+    assert site.ports_file.exists()
+    site.proc.kill()
+    site.proc.wait(5)
+    # Left behind, a later process that gets the same pid would be taken
+    # for this one by a harness polling for nats-server_<pid>.ports.
+    _until(lambda: not site.ports_file.exists(), "the ports file to go", timeout=10.0)
+
+
 def _send_ping(client: RawClient) -> bool:
     """PING on a connection that may already be closed; False when it is."""
     try:

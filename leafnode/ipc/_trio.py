@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 import trio
 
 from ._client import MAX_RECV, ClientState, IpcClosedError
-from ._codec import DEFAULT_MAX_FRAME, FrameDecoder, FrameError
+from ._codec import DEFAULT_MAX_FRAME, FrameError
 from ._protocol import SOCKET_MODE
 
 if TYPE_CHECKING:
@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from ._codec import Frame
 
-__all__ = ["TrioIpcClient", "open_trio_client", "serve_requests", "serve_unix_socket"]
+__all__ = ["TrioIpcClient", "open_trio_client", "serve_unix_socket"]
 
 log = logging.getLogger("leafnode.ipc")
 
@@ -234,33 +234,3 @@ async def serve_unix_socket(
         with contextlib.suppress(OSError):
             os.unlink(spath)
         sock.close()
-
-
-async def serve_requests(
-    stream: trio.abc.Stream, answer: Callable[[Frame], Awaitable[bytes]], *, name: str
-) -> None:
-    """Answer the request frames of one control connection, in order, until it ends.
-
-    Each frame gets ``await answer(frame)`` written back before the next is
-    read (``router.ctl``, ``uplink.ctl``). A malformed frame is logged as
-    ``<name>: bad frame from a client`` and ends the connection; a client that
-    goes away ends it quietly.
-    """
-    decoder = FrameDecoder()
-    while True:
-        try:
-            data = await stream.receive_some(MAX_RECV)
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
-        if not data:
-            return
-        try:
-            decoder.feed(data)
-            while (frame := decoder.next_frame()) is not None:
-                await stream.send_all(await answer(frame))
-        except FrameError as exc:
-            log.error("%s: bad frame from a client: %s", name, exc)
-            return
-        except (trio.BrokenResourceError, trio.ClosedResourceError):
-            return
-        decoder.compact()

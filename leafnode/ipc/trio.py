@@ -6,6 +6,6 @@ itself stays free of any event loop.
 
 from __future__ import annotations
 
-from ._trio import TrioIpcClient, open_trio_client, serve_requests, serve_unix_socket
+from ._trio import TrioIpcClient, open_trio_client, serve_unix_socket
 
-__all__ = ["TrioIpcClient", "open_trio_client", "serve_requests", "serve_unix_socket"]
+__all__ = ["TrioIpcClient", "open_trio_client", "serve_unix_socket"]

@@ -27,7 +27,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from leafnode.ipc import encode_frame
-from leafnode.ipc.trio import serve_requests
+from leafnode.link import serve_control
 
 from . import monitor
 
@@ -60,7 +60,7 @@ class ControlHandler:
         self.reload = reload
 
     async def __call__(self, stream: trio.SocketStream) -> None:
-        await serve_requests(stream, self._answer, name=CONTROL_SOCKET)
+        await serve_control(stream, self._answer, name=CONTROL_SOCKET)
 
     async def _answer(self, frame: Frame) -> bytes:
         server = self.server

@@ -84,7 +84,7 @@ import logging
 from typing import TYPE_CHECKING, Final
 
 from leafnode.ipc import RequestError, encode_frame, field_int, field_str
-from leafnode.ipc.trio import serve_requests
+from leafnode.link import serve_control
 
 from . import monitor
 
@@ -122,7 +122,7 @@ class ControlHandler:
         self.reload = reload
 
     async def __call__(self, stream: trio.SocketStream) -> None:
-        await serve_requests(stream, self._answer, name=CONTROL_SOCKET)
+        await serve_control(stream, self._answer, name=CONTROL_SOCKET)
 
     async def _answer(self, frame: Frame) -> bytes:
         try:

@@ -6,6 +6,7 @@ these, and commits once. Every function here runs in the DB worker thread.
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import TYPE_CHECKING, Any, Final
 
@@ -27,7 +28,7 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from .models import BufferDrop, BufferedMessage, StoreMeta
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable, Mapping, Sequence
+    from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
     from psycopg import Connection as PgConnection
     from sqlalchemy.engine import Connection, Dialect
@@ -246,17 +247,28 @@ def _driver_rows(
     assert driver is not None  # a checked-out connection always has one
     cur = driver.cursor()
     try:
-        cur.execute(sql, tuple(values[n] for n in order) if order is not None else values)
-        return list(cur.fetchall()) if cur.description is not None else []
+        with _driver_errors(sql, dialect):
+            cur.execute(sql, tuple(values[n] for n in order) if order is not None else values)
+            return list(cur.fetchall()) if cur.description is not None else []
+    finally:
+        cur.close()
+
+
+@contextlib.contextmanager
+def _driver_errors(sql: str, dialect: Dialect) -> Iterator[None]:
+    """Raise the driver's own errors as SQLAlchemy would have: ``DBAPIError``.
+
+    The raw-cursor paths (``_driver_rows``, the insert paths) bypass
+    SQLAlchemy's translation; the server answers ``unavailable`` for a
+    ``DBAPIError`` and ``health.describe`` reads its ``.orig``, while a bare
+    driver error would end the store.
+    """
+    try:
+        yield
     except dialect.loaded_dbapi.Error as exc:
-        # As SQLAlchemy would have raised it: the server answers
-        # ``unavailable`` for a DBAPIError and ``health.describe`` reads
-        # ``.orig``; a bare driver error would end the store instead.
         raise DBAPIError.instance(
             sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
         ) from exc
-    finally:
-        cur.close()
 
 
 # -- meta and drop counters -------------------------------------------------------
@@ -409,17 +421,11 @@ def insert_messages(rows: Sequence[InsertRow], *, session: Session) -> None:
         return
     driver = conn.connection.driver_connection
     assert driver is not None  # a checked-out connection always has one
-    try:
+    with _driver_errors(sql, dialect):
         if pg_copy:
             _copy_rows(driver, rows)
         else:
             _insert_multi(driver, sql, rows)
-    except dialect.loaded_dbapi.Error as exc:
-        # The driver's own error, as SQLAlchemy would have raised it (what
-        # the server catches and ``health.describe`` reads: ``.orig``).
-        raise DBAPIError.instance(
-            sql, None, exc, dialect.loaded_dbapi.Error, dialect=dialect
-        ) from exc
 
 
 def _insert_multi(driver: Any, sql: str, rows: Sequence[InsertRow]) -> None:

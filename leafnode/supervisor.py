@@ -361,6 +361,8 @@ class Supervisor:
             tail += ["-l", args.log_file] if args.log_file else []
             if name == "store" and args.store_url:
                 tail += ["--store", args.store_url]
+            if name == "store" and args.name:
+                tail += ["--name", args.name]  # names this node's backlog
             tail += leaf_flag_argv(args)
         fds: tuple[int, ...] = ()
         if name == "router":

@@ -44,7 +44,7 @@ from ._build_auth import (
 )
 from ._build_cluster import build_cluster
 from ._build_leaf import build_leafnodes
-from ._build_store import build_store
+from ._build_store import build_store, build_takeover
 from ._build_tls import build_tls
 from ._build_ws import build_websocket, check_websocket_auth
 from ._errors import ConfigError
@@ -294,7 +294,9 @@ def build_settings(tree: Tree, ctx: Context, *, source: Path | None = None) -> S
             case "api":
                 api = _build_api(entry, api, ctx)
             case "store":
-                store = build_store(entry, ctx)
+                store = replace(build_store(entry, ctx), takeover_after_s=store.takeover_after_s)
+            case "buffer":
+                store = replace(store, takeover_after_s=build_takeover(entry, ctx))
             case "cluster":
                 settings = replace(settings, cluster=build_cluster(entry, ctx))
             case "allow_non_tls":

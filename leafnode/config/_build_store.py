@@ -22,13 +22,13 @@ from urllib.parse import urlsplit
 
 from ._errors import ConfigError
 from ._settings import StoreSettings
-from ._values import MAX_PORT, want_map, want_str
+from ._values import MAX_PORT, want_duration, want_map, want_str
 
 if TYPE_CHECKING:
     from ._parser import Entry
     from ._values import Context
 
-__all__ = ["build_store", "check_store_url"]
+__all__ = ["build_store", "build_takeover", "check_store_url"]
 
 _SQLITE_SCHEMES: Final = frozenset({"sqlite", "sqlite+pysqlite"})
 _POSTGRES_SCHEMES: Final = frozenset({"postgresql", "postgresql+psycopg", "postgresql+psycopg2"})
@@ -60,6 +60,25 @@ def build_store(entry: Entry, ctx: Context) -> StoreSettings:
             case _:
                 ctx.unknown(item, sub)
     return StoreSettings(url=url, sync=sync)
+
+
+def build_takeover(entry: Entry, ctx: Context) -> float:
+    """The top-level ``buffer { takeover_after }`` (DESIGN §6, §9), in seconds.
+
+    How long a node of a shared PostgreSQL store may be silent before a
+    surviving node takes its backlog over; a positive duration. SQLite
+    stores are one node's: the key is accepted there and does nothing
+    (``leafnode store`` says so at start).
+    """
+    takeover_after_s = StoreSettings().takeover_after_s
+    for item in want_map(entry, entry.key).values():
+        sub = f"buffer.{item.key}"
+        match item.key.lower():
+            case "takeover_after":
+                takeover_after_s = want_duration(item, sub, positive=True)
+            case _:
+                ctx.unknown(item, sub)
+    return takeover_after_s
 
 
 def check_store_url(url: str) -> str | None:

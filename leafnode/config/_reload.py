@@ -65,6 +65,8 @@ RELOADABLE: Final = frozenset(
         # buffer limits; the router new buffered subjects.
         "leafnodes.remotes",
         "leafnodes.reconnect_s",
+        # The store's lease tick reads it at every renewal (services/store/leases.py).
+        "store.takeover_after_s",
         # The api reads its token on every request.
         "api.token",
         # Placement reads it at every sample (leafnode.affinity).

@@ -313,10 +313,13 @@ class RouterSettings:
 
 @dataclass(frozen=True)
 class StoreSettings:
-    """``store { url, sync }``."""
+    """``store { url, sync }``, and the top-level ``buffer { takeover_after }`` (DESIGN §9)."""
 
     url: str = "sqlite:///leafnode-buffer.db"
     sync: str = "full"  # "full" | "normal"
+    # On a PostgreSQL store shared by several nodes: how long a node's backlog
+    # goes undrained (its node dead) before a surviving node takes it over.
+    takeover_after_s: float = 30.0
 
 
 @dataclass(frozen=True)

@@ -7,8 +7,12 @@ only then bind ``run_dir/store.sock``: a client that can connect can append.
 Signals, as nats-server: SIGINT/SIGTERM stop; SIGHUP re-reads the config
 file, as the ``reload`` request on ``store.sock`` does (``leafnode run``'s
 supervisor sends that one): new buffer limits apply to the next appends and
-housekeeping. ``store { url, sync }`` changes need a restart: a reload with
-one is refused as a whole (``leafnode.config.restart_needed``).
+housekeeping, a new ``buffer { takeover_after }`` to the next lease tick.
+``store { url, sync }`` changes need a restart: a reload with one is
+refused as a whole (``leafnode.config.restart_needed``).
+
+The node's name, which names its backlog on a shared PostgreSQL store
+(``leases.py``), is ``server_name`` (or ``-n``), else the host name.
 """
 
 from __future__ import annotations
@@ -17,13 +21,21 @@ import argparse
 import dataclasses
 import logging
 import signal
+import socket
 import sys
 from pathlib import Path
 
 import trio
 from sqlalchemy.exc import ArgumentError, SQLAlchemyError
 
-from leafnode.config import ConfigError, Settings, load, refusal, restart_needed
+from leafnode.config import (
+    ConfigError,
+    Settings,
+    StoreSettings,
+    load,
+    refusal,
+    restart_needed,
+)
 from leafnode.flags import SHARED_RUN_DIR, add_leaf_flags, apply_leaf_flags
 from leafnode.ipc import STORE_SOCKET
 from leafnode.redact import redact_url
@@ -48,6 +60,7 @@ def build_arg_parser() -> argparse.ArgumentParser:
     parser.add_argument("-DV", dest="debug_trace", action="store_true", help="debug and trace")
     parser.add_argument("-l", "--log", dest="log_file", help="log file")
     parser.add_argument("-P", "--pid", dest="pid_file", help="pid file")
+    parser.add_argument("-n", "--name", dest="name", help="server name (names this node)")
     parser.add_argument(
         "--housekeeping-interval",
         type=float,
@@ -70,8 +83,12 @@ def apply_flags(settings: Settings, args: argparse.Namespace) -> Settings:
         log_file=args.log_file or settings.log.log_file,
         pid_file=args.pid_file or settings.log.pid_file,
     )
+    router = settings.router
+    if args.name:
+        router = dataclasses.replace(router, server_name=args.name)
     settings = dataclasses.replace(
         settings,
+        router=router,
         store=store,
         log=log_settings,
         run_dir=args.run_dir or settings.run_dir or SHARED_RUN_DIR,
@@ -108,6 +125,12 @@ def reload(
     running[0] = settings
     buffers = {r.name: r.buffer for r in settings.leafnodes.remotes if r.buffer is not None}
     changes = service.reload(buffers)
+    takeover_after_s = settings.store.takeover_after_s
+    if service.leases is not None and service.leases.takeover_after_s != takeover_after_s:
+        changes.append(
+            f"buffer.takeover_after {service.leases.takeover_after_s:g}s -> {takeover_after_s:g}s"
+        )
+        service.leases.takeover_after_s = takeover_after_s
     for change in changes:
         log.info("Reloaded: %s", change)
     log.info("Reloaded configuration (%d change(s))", len(changes))
@@ -126,6 +149,11 @@ async def serve(server: StoreServer) -> None:
                 nursery.cancel_scope.cancel()
                 break
     log.info("Store exiting")
+
+
+def node_name(settings: Settings) -> str:
+    """This node's name: ``server_name``, else the host name (README, "Redundant site")."""
+    return settings.router.server_name or socket.gethostname()
 
 
 def _url_problem(exc: Exception) -> str:
@@ -163,7 +191,12 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if ensure_schema(settings.store, engine):
             log.info("Upgraded the store schema to the current revision")
-        service = StoreService(engine, buffers)
+        service = StoreService(
+            engine,
+            buffers,
+            node=node_name(settings),
+            takeover_after_s=settings.store.takeover_after_s,
+        )
         service.open()
     except SchemaError as exc:
         log.error("Store schema: %s", exc)
@@ -174,6 +207,18 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     log.info("  Leaf id:  %s, last seq %d", service.leaf_id, service.last_seq)
+    if service.leases is not None:
+        log.info(
+            "  Node:     %s, backlog %r (takeover after %gs)",
+            service.node,
+            service.backlog,
+            service.leases.takeover_after_s,
+        )
+    elif settings.store.takeover_after_s != StoreSettings().takeover_after_s:
+        log.warning(
+            "buffer.takeover_after is ignored: a SQLite store is this node's alone "
+            "(backlog takeover needs a PostgreSQL store shared by the nodes)"
+        )
     running = [settings]
     server = StoreServer(
         service,

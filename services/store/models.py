@@ -8,10 +8,15 @@ remote's uplink acked it (then it is deleted, or kept as *retained* with
 ``acked_at_us`` set while the remote's ``retain`` period lasts). ``seq`` is
 assigned by the store process (the only writer, DESIGN §2) from
 ``store_meta.last_seq``, so a seq is never handed out twice even after every
-row was deleted. One composite index ``(remote, acked_at_us, seq)`` serves the
-hot paths: reading a remote's pending rows in seq order (``acked_at_us IS
-NULL``), acking a seq range, expiring the oldest pending rows, and purging
-retained rows by ack time.
+row was deleted. One composite index ``(node, remote, acked_at_us, seq)``
+serves the hot paths: reading a backlog's pending rows of a remote in seq
+order (``acked_at_us IS NULL``), acking a seq range, expiring the oldest
+pending rows, and purging retained rows by ack time.
+
+``node`` names the *backlog* a row belongs to (DESIGN §9): ``""`` on SQLite
+(one node per file), the appending node's backlog id on PostgreSQL, where
+several nodes share the tables. ``buffer_leases`` says which node drains
+each backlog (``leases.py``).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from __future__ import annotations
 from sqlalchemy import BigInteger, Index, Integer, LargeBinary, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
-__all__ = ["Base", "BufferDrop", "BufferedMessage", "StoreMeta"]
+__all__ = ["Base", "BufferDrop", "BufferLease", "BufferedMessage", "StoreMeta"]
 
 # alembic's recommended names (docs/build/naming.rst), so constraints have
 # stable names on every backend and migrations can refer to them.
@@ -49,6 +54,8 @@ class BufferedMessage(Base):
     __tablename__ = "buffered_messages"
 
     seq: Mapped[int] = mapped_column(SeqType, primary_key=True, autoincrement=False)
+    # The backlog (see the module doc); "" for a node's only backlog on SQLite.
+    node: Mapped[str] = mapped_column(String(255), server_default="")
     remote: Mapped[str] = mapped_column(String(255))
     subject: Mapped[str]
     reply: Mapped[str | None]
@@ -64,7 +71,7 @@ class BufferedMessage(Base):
     # subject + reply + headers + payload: what max_bytes counts.
     size: Mapped[int] = mapped_column(Integer())
 
-    __table_args__ = (Index(None, "remote", "acked_at_us", "seq"),)
+    __table_args__ = (Index(None, "node", "remote", "acked_at_us", "seq"),)
 
 
 class StoreMeta(Base):
@@ -84,3 +91,25 @@ class BufferDrop(Base):
     remote: Mapped[str] = mapped_column(String(255), primary_key=True)
     reason: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int]
+
+
+class BufferLease(Base):
+    """Who drains one backlog on a shared PostgreSQL store (DESIGN §9, ``leases.py``).
+
+    ``holder`` and ``instance`` (one store process's random token) hold it
+    until ``renewed_at_us`` (the database's clock) is older than the
+    takeover grace; every claim bumps ``epoch``, which acks check (fencing).
+    ``holder`` "" is a released lease (its backlog was empty).
+    """
+
+    __tablename__ = "buffer_leases"
+
+    backlog: Mapped[str] = mapped_column(String(255), primary_key=True)
+    # The node that appends to it (its name; a backlog id is node[#generation]).
+    node: Mapped[str] = mapped_column(String(255))
+    generation: Mapped[int]
+    holder: Mapped[str] = mapped_column(String(255))
+    instance: Mapped[str] = mapped_column(String(32))
+    epoch: Mapped[int]
+    renewed_at_us: Mapped[int]
+    claimed_at_us: Mapped[int]

@@ -11,10 +11,12 @@ import itertools
 from typing import TYPE_CHECKING, Any, Final
 
 from sqlalchemy import (
+    BigInteger,
     ColumnElement,
     Table,
     and_,
     bindparam,
+    cast,
     delete,
     func,
     insert,
@@ -48,6 +50,7 @@ __all__ = [
     "max_seq",
     "oldest_pending",
     "oldest_pending_received",
+    "raise_meta_seq",
     "read_rows",
     "remove_counted",
     "select_matching",
@@ -63,6 +66,7 @@ SEQ_CHUNK: Final = 500
 # Column order of the tuples ``insert_messages`` takes.
 INSERT_COLUMNS: Final = (
     "seq",
+    "node",
     "remote",
     "subject",
     "reply",
@@ -73,7 +77,9 @@ INSERT_COLUMNS: Final = (
     "queues",
     "size",
 )
-InsertRow = tuple[int, str, str, str | None, bytes | None, bytes, int, int | None, str | None, int]
+InsertRow = tuple[
+    int, str, str, str, str | None, bytes | None, bytes, int, int | None, str | None, int
+]
 # What ``read_rows`` returns, straight from the driver: seq, remote, subject,
 # reply, hdr_len, received_at_us, queues, acked_at_us (the read answer's row
 # order, ``leafnode.ipc``), then headers, payload, size.
@@ -84,6 +90,7 @@ ReadRow = tuple[
 # PostgreSQL types of INSERT_COLUMNS, for binary COPY.
 _PG_COPY_TYPES: Final = (
     "int8",
+    "varchar",
     "varchar",
     "text",
     "text",
@@ -106,19 +113,20 @@ _sql_cache: dict[tuple[object, ...], tuple[str, tuple[str, ...] | None, dict[str
 
 
 # The order of a remote's pending rows, for queries whose WHERE fixes
-# ``remote`` and ``acked_at_us IS NULL``: the full key of the
-# (remote, acked_at_us, seq) index, which under those conditions is seq
+# ``node``, ``remote`` and ``acked_at_us IS NULL``: the full key of the
+# (node, remote, acked_at_us, seq) index, which under those conditions is seq
 # order. PostgreSQL does not count ``IS NULL`` as fixing a column, so with
 # ``ORDER BY seq`` alone it sorts every pending row of the remote before the
 # LIMIT (26 ms instead of 0.3 ms for 1000 rows of a 50k backlog); SQLite
 # walks the index either way.
-_PENDING_ORDER: Final = (M.remote, M.acked_at_us, M.seq)
+_PENDING_ORDER: Final = (M.node, M.remote, M.acked_at_us, M.seq)
 
 
 class MessageFilter:
     """Conditions on buffered messages, turned into one SQL ``WHERE``.
 
     Args:
+        node: only this backlog (``models``: "" on SQLite).
         remote: only this remote.
         pending: True = not acked, False = retained (acked), None = both.
         upto: seq <= upto.
@@ -130,6 +138,7 @@ class MessageFilter:
 
     __slots__ = (
         "acked_before_us",
+        "node",
         "pending",
         "remote",
         "seqs",
@@ -142,6 +151,7 @@ class MessageFilter:
     def __init__(
         self,
         *,
+        node: str | None = None,
         remote: str | None = None,
         pending: bool | None = None,
         upto: int | None = None,
@@ -151,6 +161,7 @@ class MessageFilter:
         seqs: Sequence[int] | None = None,
         acked_before_us: int | None = None,
     ) -> None:
+        self.node = node
         self.remote = remote
         self.seqs = seqs
         self.acked_before_us = acked_before_us
@@ -167,6 +178,8 @@ class MessageFilter:
         per ``shape()`` serves every filter of that shape (``_driver_rows``).
         """
         conds: list[ColumnElement[bool]] = []
+        if self.node is not None:
+            conds.append(M.node == bindparam("f_node", self.node))
         if self.remote is not None:
             conds.append(M.remote == bindparam("f_remote", self.remote))
         if self.pending is True:
@@ -195,6 +208,7 @@ class MessageFilter:
         if self.seqs is not None:
             return None
         return (
+            self.node is not None,
             self.remote is not None,
             self.pending,
             self.upto is not None,
@@ -214,7 +228,15 @@ class MessageFilter:
         return out
 
 
-_BOUND_FIELDS: Final = ("remote", "upto", "since_us", "until_us", "subject", "acked_before_us")
+_BOUND_FIELDS: Final = (
+    "node",
+    "remote",
+    "upto",
+    "since_us",
+    "until_us",
+    "subject",
+    "acked_before_us",
+)
 
 
 def _driver_rows(
@@ -292,6 +314,16 @@ def set_meta(key: str, value: str, *, session: Session) -> None:
         conn.execute(_META_INSERT, params)
 
 
+def raise_meta_seq(seq: int, *, session: Session) -> None:
+    """Set ``last_seq`` to ``seq`` only if it is lower (a shared store: others reserve too)."""
+    session.execute(
+        update(StoreMeta)
+        .where(StoreMeta.key == "last_seq", cast(StoreMeta.value, BigInteger) < seq)
+        .values(value=str(seq)),
+        execution_options={"synchronize_session": False},
+    )
+
+
 _META_TABLE: Final = StoreMeta.__table__
 assert isinstance(_META_TABLE, Table)
 _META_UPDATE: Final = (
@@ -342,11 +374,11 @@ def totals(flt: MessageFilter, *, session: Session) -> list[tuple[str, bool, int
     return [(r, bool(p), int(n), int(b)) for r, p, n, b in session.execute(stmt)]
 
 
-def oldest_pending_received(remote: str, *, session: Session) -> int | None:
-    """``received_at_us`` of the remote's oldest pending message."""
+def oldest_pending_received(remote: str, *, node: str, session: Session) -> int | None:
+    """``received_at_us`` of the oldest pending message of ``remote`` in backlog ``node``."""
     stmt = (
         select(M.received_at_us)
-        .where(M.remote == remote, M.acked_at_us.is_(None))
+        .where(M.node == node, M.remote == remote, M.acked_at_us.is_(None))
         .order_by(*_PENDING_ORDER)
         .limit(1)
     )
@@ -354,12 +386,12 @@ def oldest_pending_received(remote: str, *, session: Session) -> int | None:
 
 
 def oldest_pending(
-    remote: str, *, after: int, limit: int, session: Session
+    remote: str, *, node: str, after: int, limit: int, session: Session
 ) -> list[tuple[int, int, int]]:
     """``(seq, size, received_at_us)`` of the oldest pending rows after ``after``."""
     stmt = (
         select(M.seq, M.size, M.received_at_us)
-        .where(M.remote == remote, M.acked_at_us.is_(None), M.seq > after)
+        .where(M.node == node, M.remote == remote, M.acked_at_us.is_(None), M.seq > after)
         .order_by(*_PENDING_ORDER)
         .limit(limit)
     )
@@ -542,7 +574,7 @@ def read_rows(flt: MessageFilter, *, after: int, limit: int, session: Session) -
     shape = flt.shape()
     if shape is None:
         raise ValueError("read_rows takes no seqs filter")
-    pending_only = flt.remote is not None and flt.pending is True
+    pending_only = flt.node is not None and flt.remote is not None and flt.pending is True
 
     def build() -> ClauseElement:
         return (

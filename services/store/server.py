@@ -25,6 +25,12 @@ database is down ``stats`` is answered at once from the counters in memory
 (its ``oldest_age_s`` null) instead of queueing behind failing operations.
 The outage is logged once when it starts and once when it ends.
 
+On a shared PostgreSQL store a lease tick (``leases.py``) is queued every
+``RENEW_INTERVAL_S`` like any other operation: it renews this node's leases
+and takes over dead nodes' backlogs. Drains name their backlog in ``read``,
+``ack`` and ``subscribe``; an ack of a backlog this node no longer holds is
+answered ``error`` with code ``lease_lost`` (fencing) and changes nothing.
+
 ``reload`` runs the re-read of the config file as one more operation in
 the DB worker, so new limits apply from one operation to the next, never
 in the middle of a transaction.
@@ -64,6 +70,7 @@ from leafnode.ipc import (
 from leafnode.ipc.trio import serve_unix_socket
 
 from .health import DatabaseHealth, database_name
+from .leases import RENEW_INTERVAL_S, LeaseLostError
 from .reads import encode_read
 
 if TYPE_CHECKING:
@@ -212,6 +219,8 @@ class StoreServer:
             nursery.start_soon(self._worker)
             nursery.start_soon(self._housekeeper)
             nursery.start_soon(self._prober)
+            if self.service.leases is not None:
+                nursery.start_soon(self._leaser)
             await nursery.start(serve_unix_socket, self.path, self._handle)
             log.info("Listening for store clients on %s", self.path)
             task_status.started()
@@ -277,14 +286,21 @@ class StoreServer:
                     {
                         "leaf_id": svc.leaf_id,
                         "last_seq": svc.last_seq,
+                        "node": svc.node,
+                        "backlog": svc.backlog,
                         "version": PROTOCOL_VERSION,
                         "database": self.health.as_fields(),
                     },
                 )
             )
         elif kind == "subscribe":
-            conn.subs[rid] = field_str(f, "remote")
-            conn.send(encode_frame("ok", rid, {"last_seq": svc.last_seq}))
+            backlog = field_str(f, "backlog")
+            if backlog is None or backlog == svc.backlog:
+                conn.subs[rid] = field_str(f, "remote")
+                last = svc.last_seq
+            else:  # a backlog taken over: nobody appends to it here, no events
+                last = 0
+            conn.send(encode_frame("ok", rid, {"last_seq": last, "backlog": svc.backlog}))
         elif kind == "unsubscribe":
             sid = field_int(f, "sub")
             conn.subs.pop(sid or 0, None)
@@ -295,9 +311,13 @@ class StoreServer:
             ack_remote = _required_str(f, "remote")
             upto = field_int(f, "upto")
             seqs = field_int_list(f, "seqs")
+            ack_backlog = field_str(f, "backlog")
 
             def ack(rid: int) -> bytes:
-                n = svc.ack(ack_remote, upto=upto, seqs=seqs)
+                try:
+                    n = svc.ack(ack_remote, upto=upto, seqs=seqs, backlog=ack_backlog)
+                except LeaseLostError as exc:
+                    return encode_frame("error", rid, {"error": str(exc), "code": "lease_lost"})
                 return encode_frame("ok", rid, {"acked": n})
 
             await self._send_op.send(_Call(conn, rid, ack, writes=True))
@@ -337,6 +357,7 @@ class StoreServer:
         acked = field_bool(f, "acked")
         since_us, until_us = field_int(f, "since_us"), field_int(f, "until_us")
         columns = field_bool(f, "columns")
+        backlog = field_str(f, "backlog")
         svc = self.service
 
         def read(rid: int) -> bytes:
@@ -349,6 +370,7 @@ class StoreServer:
                 acked=acked,
                 since_us=since_us,
                 until_us=until_us,
+                backlog=backlog,
             )
             return encode_read(rid, got, columns=columns, one_remote=remote is not None)
 
@@ -498,6 +520,26 @@ class StoreServer:
             # ``after`` runs on success only; a failed probe clears the flag here.
             call = _Call(None, 0, probe, done, writes=True, probe=True, fallback=_no_answer(done))
             await self._send_op.send(call)
+
+    async def _leaser(self) -> None:
+        """Queue a lease tick every ``RENEW_INTERVAL_S`` (never two at once)."""
+        svc = self.service
+        done = trio.Event()
+
+        def tick(rid: int) -> bytes:
+            svc.lease_tick()
+            return b""
+
+        def finished() -> None:
+            done.set()
+
+        while True:
+            done = trio.Event()
+            await self._send_op.send(
+                _Call(None, 0, tick, finished, writes=True, fallback=_no_answer(finished))
+            )
+            await done.wait()
+            await trio.sleep(RENEW_INTERVAL_S)
 
     async def _housekeeper(self) -> None:
         svc = self.service

@@ -14,6 +14,11 @@ agreeing and the store keeps serving.
 Seqs come from ``last_seq`` in memory, persisted in ``store_meta`` within
 each append transaction, so they are never reused (a reused seq would give a
 new message an old ``Nats-Msg-Id``, and the hub's de-duplication would drop it).
+On PostgreSQL, which several nodes may share, they come from blocks reserved
+in ``store_meta`` instead (``seqblocks.py``), and every row carries its
+backlog (``node``): the counters, limits and housekeeping are the primary
+backlog's (the one this node appends to); backlogs taken over from dead nodes
+(``leases.py``) are read and acked, with their own counters, and purged.
 
 Limits (per remote ``buffer`` block; unknown remotes get the defaults):
 a message larger than ``max_bytes`` is refused. ``discard: new`` refuses
@@ -43,8 +48,10 @@ from leafnode.config import BufferSettings
 from leafnode.proto import is_literal, subject_matches
 
 from . import repo
+from .leases import Leases, TickOutcome
 from .reads import ReadOutcome, collect
 from .repo import MessageFilter
+from .seqblocks import SeqBlocks
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
@@ -111,6 +118,10 @@ class StoreService:
         engine: the store's engine (``engine.create_store_engine``).
         buffers: ``BufferSettings`` per remote name.
         clock_us: the wall clock in microseconds (tests may pass another).
+        node: this node's name (``server_name``, else the host name).
+        takeover_after_s: ``buffer { takeover_after }``: on PostgreSQL, how
+            long another node's backlog must have been unattended before
+            this node takes it over.
     """
 
     def __init__(
@@ -119,12 +130,23 @@ class StoreService:
         buffers: Mapping[str, BufferSettings],
         *,
         clock_us: Callable[[], int] | None = None,
+        node: str = "",
+        takeover_after_s: float = 30.0,
     ) -> None:
         self.engine = engine
         self.buffers = dict(buffers)
         self._clock_us = clock_us or (lambda: time.time_ns() // 1000)
         self.leaf_id = ""
         self.last_seq = 0
+        self.node = node
+        shared = engine.dialect.name == "postgresql"
+        # Shared (PostgreSQL) stores only: leases and seq blocks.
+        self.leases = Leases(node, takeover_after_s) if shared else None
+        self._seqs = SeqBlocks() if shared else None
+        # The backlog this node appends to ("" on SQLite).
+        self.backlog = ""
+        # Backlogs taken over: backlog -> remote -> counters.
+        self._held_counts: dict[str, dict[str, _Counts]] = {}
         self._counts: dict[str, _Counts] = {name: _Counts() for name in self.buffers}
         self._drops: dict[str, dict[str, int]] = {}
         self._warned: set[str] = set()
@@ -142,9 +164,19 @@ class StoreService:
                 leaf_id = secrets.token_hex(10)
                 repo.set_meta("leaf_id", leaf_id, session=session)
                 log.info("Created store leaf id %s", leaf_id)
-            meta_seq = int(repo.get_meta("last_seq", session=session) or 0)
-            last_seq = max(meta_seq, repo.max_seq(session=session))
-            totals = repo.totals(MessageFilter(), session=session)
+            meta = repo.get_meta("last_seq", session=session)
+            last_seq = max(int(meta or 0), repo.max_seq(session=session))
+            if self.leases is not None:
+                # Other nodes may have reserved beyond it: only ever raise it.
+                if meta is None:
+                    repo.set_meta("last_seq", str(last_seq), session=session)
+                else:
+                    repo.raise_meta_seq(last_seq, session=session)
+                # The store-wide high-water mark; the first append reserves a
+                # block above it (seqblocks.py).
+                self.leases.start(session)
+                self.backlog = self.leases.primary
+            totals = repo.totals(MessageFilter(node=self.backlog), session=session)
             drops = repo.load_drops(session=session)
         self.leaf_id, self.last_seq, self._drops = leaf_id, last_seq, drops
         for remote, pending, n, nbytes in totals:
@@ -215,6 +247,13 @@ class StoreService:
         # remote -> (counters, max_bytes, max_msgs if discard new else None, discard new)
         per_remote: dict[str, tuple[_Counts, int | None, int | None, bool]] = {}
         seq = self.last_seq
+        if self._seqs is not None:
+            total = sum(len(batch) for batch in batches)
+            if not self._seqs.room(seq, total):
+                with Session(self.engine) as session, session.begin():
+                    seq = self._seqs.reserve(total, session)
+                self.last_seq = seq  # committed: the seqs before the block are never used
+        node = self.backlog
         outcomes: list[AppendOutcome] = []
         for batch in batches:
             out = AppendOutcome()
@@ -257,6 +296,7 @@ class StoreService:
                 rows.append(
                     (
                         seq,
+                        node,
                         remote,
                         subject,
                         reply,
@@ -276,7 +316,7 @@ class StoreService:
                 if not discard_new:
                     self._discard_old(remote, self.limits(remote), c, rows, drops, session)
             repo.insert_messages([r for r in rows if r is not None], session=session)
-            if seq != self.last_seq:
+            if seq != self.last_seq and self._seqs is None:
                 repo.set_meta("last_seq", str(seq), session=session)
             if drops:
                 repo.add_drops(drops, session=session)
@@ -300,7 +340,9 @@ class StoreService:
             return
         cutoff = 0
         while need_msgs > 0 or need_bytes > 0:
-            oldest = repo.oldest_pending(remote, after=cutoff, limit=SCAN_CHUNK, session=session)
+            oldest = repo.oldest_pending(
+                remote, node=self.backlog, after=cutoff, limit=SCAN_CHUNK, session=session
+            )
             for seq, size, _received in oldest:
                 if need_msgs <= 0 and need_bytes <= 0:
                     break
@@ -314,15 +356,16 @@ class StoreService:
                 break
         if cutoff:
             repo.delete_matching(
-                MessageFilter(remote=remote, pending=True, upto=cutoff), session=session
+                MessageFilter(node=self.backlog, remote=remote, pending=True, upto=cutoff),
+                session=session,
             )
         # The batch alone is over the limit: its earliest messages go too.
         for index, row in enumerate(rows):
             if need_msgs <= 0 and need_bytes <= 0:
                 break
-            if row is None or row[1] != remote:
+            if row is None or row[2] != remote:
                 continue
-            size = row[9]
+            size = row[10]
             drops[remote, "max_msgs" if need_msgs > 0 else "max_bytes"] += 1
             need_msgs -= 1
             need_bytes -= size
@@ -343,11 +386,13 @@ class StoreService:
         acked: bool = False,
         since_us: int | None = None,
         until_us: int | None = None,
+        backlog: str | None = None,
     ) -> ReadOutcome:
         """Messages after the cursor ``after``, in seq order (see the protocol docs).
 
         Rows come back as driver tuples (``repo.ReadRow``); ``reads.encode_read``
-        turns them into the answer.
+        turns them into the answer. ``backlog``: a drain's backlog (the
+        primary when None); one this node does not hold reads as empty.
         """
         match = subject_filter(subjects)
         literal = subjects[0] if subjects and len(subjects) == 1 and match else None
@@ -355,7 +400,12 @@ class StoreService:
             literal = None
         if literal is not None:
             match = None  # the SQL condition is the whole filter
+        if backlog is not None and not self.holds(backlog):
+            return collect(
+                lambda _c, _n: [], after=after, limit=limit, max_bytes=max_bytes, match=None
+            )
         flt = MessageFilter(
+            node=self.backlog if backlog is None else backlog,
             remote=remote,
             pending=None if acked else True,
             since_us=since_us,
@@ -371,23 +421,43 @@ class StoreService:
 
     # -- ack, purge, redrive -----------------------------------------------------------
 
-    def ack(self, remote: str, *, upto: int | None, seqs: Sequence[int] | None) -> int:
+    def holds(self, backlog: str) -> bool:
+        """Whether this node drains ``backlog`` now (always its own on SQLite)."""
+        return backlog in self.leases.held if self.leases is not None else backlog == self.backlog
+
+    def ack(
+        self,
+        remote: str,
+        *,
+        upto: int | None,
+        seqs: Sequence[int] | None,
+        backlog: str | None = None,
+    ) -> int:
         """Acknowledge pending messages of ``remote``; returns how many were pending.
 
         They are deleted, or marked acked (retained) when the remote has ``retain``.
+        ``backlog``: whose (the primary when None).
+
+        Raises:
+            LeaseLostError: another node holds ``backlog`` now (nothing changed).
         """
+        node = self.backlog if backlog is None else backlog
         parts: list[MessageFilter] = []
         if upto is not None:
-            parts.append(MessageFilter(remote=remote, pending=True, upto=upto))
+            parts.append(MessageFilter(node=node, remote=remote, pending=True, upto=upto))
         for chunk in repo.chunked(sorted(set(seqs or ()))):
-            parts.append(MessageFilter(remote=remote, pending=True, seqs=chunk))
+            parts.append(MessageFilter(node=node, remote=remote, pending=True, seqs=chunk))
         if not parts:
             return 0
         retain = self.limits(remote).retain_s > 0
         now = self._clock_us()
-        c = self._counts.get(remote, _Counts()).copy()
+        own = node == self.backlog
+        counts = self._counts if own else self._held_counts.get(node, {})
+        c = counts.get(remote, _Counts()).copy()
         acked = 0
         with Session(self.engine) as session, session.begin():
+            if self.leases is not None:
+                self.leases.check(node, session)
             # Parts run in order, so a seq both <= upto and listed counts once.
             for flt in parts:
                 n, nbytes = repo.remove_counted(flt, now if retain else None, session=session)
@@ -397,7 +467,11 @@ class StoreService:
                 c.msgs -= n
                 c.bytes -= nbytes
                 acked += n
-        self._install({remote: c}, Counter())
+        if own:
+            self._install({remote: c}, Counter())
+        elif node in self._held_counts:
+            with self._counters_lock:
+                self._held_counts[node][remote] = c
         return acked
 
     def purge(
@@ -410,11 +484,16 @@ class StoreService:
     ) -> int:
         """Delete pending and retained messages matching every filter; returns how many.
 
-        Pending ones count as dropped with reason ``purged``.
+        Pending ones count as dropped with reason ``purged``. Only this
+        node's own backlog: one taken over is drained, not purged.
         """
         wild = subject is not None and not is_literal(subject.encode())
         flt = MessageFilter(
-            remote=remote, until_us=until_us, upto=upto, subject=None if wild else subject
+            node=self.backlog,
+            remote=remote,
+            until_us=until_us,
+            upto=upto,
+            subject=None if wild else subject,
         )
         counts: dict[str, _Counts] = {}
         drops: Counter[tuple[str, str]] = Counter()
@@ -467,7 +546,13 @@ class StoreService:
         Returns:
             How many, and the lowest seq among them (0 when none).
         """
-        flt = MessageFilter(remote=remote, pending=False, since_us=since_us, until_us=until_us)
+        flt = MessageFilter(
+            node=self.backlog,
+            remote=remote,
+            pending=False,
+            since_us=since_us,
+            until_us=until_us,
+        )
         match = subject_filter([subject] if subject else None)
         c = self._counts.get(remote, _Counts()).copy()
         picked: list[int] = []
@@ -515,7 +600,9 @@ class StoreService:
                     n, nbytes, last = self._expired_head(remote, cutoff_us, session)
                     if n:
                         repo.delete_matching(
-                            MessageFilter(remote=remote, pending=True, upto=last),
+                            MessageFilter(
+                                node=self.backlog, remote=remote, pending=True, upto=last
+                            ),
                             session=session,
                         )
                         c.msgs -= n
@@ -524,6 +611,7 @@ class StoreService:
                         counts[remote] = c
                 if c.retained_msgs:
                     flt = MessageFilter(
+                        node=self.backlog,
                         remote=remote,
                         pending=False,
                         acked_before_us=now - int(lim.retain_s * 1_000_000),
@@ -539,12 +627,13 @@ class StoreService:
         self._install(counts, drops)
         return {key: n for key, n in drops.items() if n}
 
-    @staticmethod
-    def _expired_head(remote: str, cutoff_us: int, session: Session) -> tuple[int, int, int]:
+    def _expired_head(self, remote: str, cutoff_us: int, session: Session) -> tuple[int, int, int]:
         """Count the oldest pending rows received before ``cutoff_us`` (head expiry)."""
         n = nbytes = last = 0
         while True:
-            rows = repo.oldest_pending(remote, after=last, limit=SCAN_CHUNK, session=session)
+            rows = repo.oldest_pending(
+                remote, node=self.backlog, after=last, limit=SCAN_CHUNK, session=session
+            )
             for seq, size, received in rows:
                 if received >= cutoff_us:
                     return n, nbytes, last
@@ -568,14 +657,22 @@ class StoreService:
         now = self._clock_us()
         with Session(self.engine) as session, session.begin():
             oldest = {
-                remote: repo.oldest_pending_received(remote, session=session)
+                (self.backlog, remote): repo.oldest_pending_received(
+                    remote, node=self.backlog, session=session
+                )
                 for remote, c in sorted(self._counts.items())
                 if c.msgs
             }
+            for backlog, counts in self._held_counts.items():
+                for remote, c in counts.items():
+                    if c.msgs:
+                        oldest[backlog, remote] = repo.oldest_pending_received(
+                            remote, node=backlog, session=session
+                        )
         return self._stats(
             {
-                remote: None if received is None else max(0, now - received) / 1e6
-                for remote, received in oldest.items()
+                key: None if received is None else max(0, now - received) / 1e6
+                for key, received in oldest.items()
             }
         )
 
@@ -586,10 +683,13 @@ class StoreService:
         """
         return self._stats({})
 
-    def _stats(self, ages: Mapping[str, float | None]) -> dict[str, object]:
+    def _stats(self, ages: Mapping[tuple[str, str], float | None]) -> dict[str, object]:
         with self._counters_lock:
             counts = {remote: c.copy() for remote, c in self._counts.items()}
             drops = {remote: dict(reasons) for remote, reasons in self._drops.items()}
+            held_counts = {
+                b: {r: c.copy() for r, c in per.items()} for b, per in self._held_counts.items()
+            }
         remotes: dict[str, object] = {}
         total_msgs = total_bytes = 0
         for remote, c in sorted(counts.items()):
@@ -597,7 +697,7 @@ class StoreService:
             remotes[remote] = {
                 "msgs": c.msgs,
                 "bytes": c.bytes,
-                "oldest_age_s": ages.get(remote),
+                "oldest_age_s": ages.get((self.backlog, remote)),
                 "retained_msgs": c.retained_msgs,
                 "retained_bytes": c.retained_bytes,
                 "dropped": drops.get(remote, {}),
@@ -622,12 +722,73 @@ class StoreService:
                     "dropped": reasons,
                     "full": False,
                 }
+        held: list[dict[str, object]] = []
+        leases = self.leases
+        for lease in leases.status() if leases is not None else []:
+            backlog = str(lease["backlog"])
+            per = held_counts.get(backlog, {})
+            held.append(
+                {
+                    **lease,
+                    "remotes": {
+                        remote: {
+                            "msgs": c.msgs,
+                            "bytes": c.bytes,
+                            "oldest_age_s": ages.get((backlog, remote)),
+                        }
+                        for remote, c in sorted(per.items())
+                    },
+                }
+            )
         return {
             "leaf_id": self.leaf_id,
             "last_seq": self.last_seq,
+            "node": self.node,
+            "backlog": self.backlog,
+            # Whether this node drains its own backlog now (False while it
+            # waits for its previous process's lease; always on SQLite).
+            "backlog_held": self.holds(self.backlog),
+            "shared": leases is not None,
+            "held": held,
+            "takeovers": leases.takeovers if leases is not None else 0,
             "remotes": remotes,
             "total": {"msgs": total_msgs, "bytes": total_bytes},
         }
+
+    # -- leases (shared PostgreSQL stores) --------------------------------------------
+
+    def lease_tick(self) -> TickOutcome | None:
+        """Renew this node's leases, take over dead nodes' backlogs (``leases.py``).
+
+        None on SQLite (nothing to do). A lost primary backlog starts a new
+        one, empty: the counters (and limits) start from zero there.
+        """
+        leases = self.leases
+        if leases is None:
+            return None
+        loaded: dict[str, dict[str, _Counts]] = {}
+        with Session(self.engine) as session, session.begin():
+            out = leases.tick(session)
+            for held in out.gained:
+                if held.backlog == self.backlog:
+                    continue
+                per = loaded[held.backlog] = {}
+                for remote, pending, n, nbytes in repo.totals(
+                    MessageFilter(node=held.backlog), session=session
+                ):
+                    c = per.setdefault(remote, _Counts())
+                    if pending:
+                        c.msgs, c.bytes = n, nbytes
+                    else:
+                        c.retained_msgs, c.retained_bytes = n, nbytes
+        with self._counters_lock:
+            for backlog in (*out.lost, *out.released):
+                self._held_counts.pop(backlog, None)
+            self._held_counts.update(loaded)
+            if out.new_primary is not None:
+                self.backlog = out.new_primary
+                self._counts = {name: _Counts() for name in self.buffers}
+        return out
 
     def _install(self, counts: Mapping[str, _Counts], drops: Counter[tuple[str, str]]) -> None:
         """Make committed counter changes visible (only after the commit)."""

@@ -79,7 +79,10 @@ async def test_kill9_loses_no_answered_append(store_factory: StoreFactory, sync:
         assert all(stored[seq] == data for seq, data in answered.items())
         # Seqs go on after the highest one ever handed out.
         nxt = await append(client, [msg("t.after")])
-        assert nxt.first_seq == max(stored) + 1
+        if store_factory.is_postgres:  # a new block (services/store/seqblocks.py)
+            assert nxt.first_seq > max(stored)
+        else:
+            assert nxt.first_seq == max(stored) + 1
 
 
 def test_a_live_socket_is_not_stolen(store_factory: StoreFactory) -> None:

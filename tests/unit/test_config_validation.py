@@ -34,6 +34,12 @@ def remote(body: str) -> str:
 
 # (config text, "line:column", every fragment the reason must hold)
 INVALID: list[tuple[str, str, tuple[str, ...]]] = [
+    # buffer { takeover_after } (DESIGN §9): a positive duration.
+    ("buffer { takeover_after: 0 }", "1:10", ("buffer.takeover_after", "positive", "0")),
+    ('buffer { takeover_after: "-5s" }', "1:10", ("buffer.takeover_after", "positive")),
+    ("buffer { takeover_after: soon }", "1:10", ("buffer.takeover_after", "'soon'", '"2s"')),
+    ("buffer { takeover_after: [1] }", "1:10", ("buffer.takeover_after", "duration")),
+    ("buffer { take_over: 30s }", "1:10", ("unknown field", "buffer.take_over")),
     # Buffer limits: -1 (or 0) is unlimited, anything below -1 is nonsense.
     (buffer("max_bytes: -5"), "1:58", ("max_bytes", "-5", "at least 1", "-1 for unlimited")),
     (buffer("max_msgs: -2"), "1:58", ("max_msgs", "-2", "at least 1", "-1 for unlimited")),
@@ -256,3 +262,18 @@ def test_environment_values_are_not_quoted() -> None:
         loads("authorization { user: a, password: $PW }", environ={"PW": "[918273645"})
     assert "environment variable PW is not a valid value" in info.value.reason
     assert "918273645" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("text", "seconds"),
+    [
+        ("", 30.0),
+        ("buffer { takeover_after: 10s }", 10.0),
+        ("buffer { takeover_after: 90 }", 90.0),
+        ('buffer { takeover_after: "1m30s" }\nstore { url: "sqlite:///b.db" }', 90.0),
+        ('store { url: "sqlite:///b.db" }\nbuffer { takeover_after: 500ms }', 0.5),
+    ],
+)
+def test_takeover_after(text: str, seconds: float) -> None:
+    settings = loads(text, source="leaf.conf", environ={})
+    assert settings.store.takeover_after_s == seconds

@@ -128,6 +128,11 @@ def test_a_key_that_needs_a_restart_is_named_with_old_and_new(
         ("trace: true", "trace: false"),
         ("logtime: true", "logtime: false"),
         ('log_file: "/tmp/a.log"', 'log_file: "/tmp/b.log"'),
+        # The store's lease tick reads it at every renewal (DESIGN §9).
+        (
+            f"buffer {{ takeover_after: 30s }}\n{BUFFERED}",
+            f"buffer {{ takeover_after: 5s }}\n{BUFFERED}",
+        ),
         # No store runs while no remote buffers: the one a reload starts opens the new URL.
         ('store { url: "sqlite:///a.db" }', f'store {{ url: "sqlite:///b.db" }}\n{BUFFERED}'),
     ],

@@ -17,6 +17,7 @@ __all__ = [
     "BufferRemote",
     "BufferView",
     "ConfigView",
+    "HeldBacklog",
     "Purged",
     "Rate",
     "RedriveResult",
@@ -63,6 +64,21 @@ class HeldInRouter(BaseModel):
     reason: str | None = Field(description="why they are not in the store yet (null: none held)")
 
 
+class HeldBacklog(BaseModel):
+    """A backlog this node took over from a dead node and drains to this remote (DESIGN §9)."""
+
+    backlog: str | None = Field(
+        description="the backlog's id (its node's name, #n after a takeover)"
+    )
+    node: str | None = Field(description="the node that appended it")
+    since: str | None = Field(description="RFC 3339: when this node took it over")
+    msgs: int
+    bytes: int
+    oldest_age_s: float | None
+    state: str | None = Field(description="its drain's state (null: the uplink did not say)")
+    sent: int | None = Field(description="sent to the hub by this node since it took it over")
+
+
 class BufferRemote(BaseModel):
     name: str
     account: str | None
@@ -76,6 +92,13 @@ class BufferRemote(BaseModel):
         description="discard: new and full: new messages are refused (and counted as dropped)"
     )
     dropped: dict[str, int]
+    node: str | None = Field(description="this node's name (server_name, else the host name)")
+    backlog_id: str | None = Field(
+        description="the backlog this node appends to ('' on SQLite: the file is this node's)"
+    )
+    held: list[HeldBacklog] = Field(
+        description="backlogs of dead nodes this node drains to this remote (shared PostgreSQL)"
+    )
 
 
 class StoreDatabase(BaseModel):

@@ -25,6 +25,8 @@ import dataclasses
 import time
 from typing import TYPE_CHECKING
 
+from leafnode.ipc import rfc3339_us
+
 from .deps import expects_store, expects_uplink
 from .links import ServiceRefusedError, ServiceUnavailableError, gather
 from .redact import redact_url
@@ -88,6 +90,12 @@ class RemoteView:
     # whether a ``discard: new`` buffer refuses new messages (store or router).
     held: dict[str, object] = dataclasses.field(default_factory=dict)
     router_refusing: bool = False
+    # This node's name and the backlog it appends to (the store's; None: unknown).
+    node: str | None = None
+    backlog_id: str | None = None
+    # Backlogs of this remote taken over from dead nodes (a shared PostgreSQL
+    # store, DESIGN §9): the store's counts, the uplink's drain of each.
+    taken_over: list[dict[str, object]] = dataclasses.field(default_factory=list)
 
     @property
     def refusing(self) -> bool:
@@ -143,6 +151,35 @@ class RemoteView:
             "bytes": _int(self.held.get("bytes")) or 0,
             "reason": reason if msgs else None,
         }
+
+    def held_backlogs(self) -> list[dict[str, object]]:
+        """``[{backlog, node, since, msgs, bytes, oldest_age_s, state, sent}]``: what this
+        node drains for dead nodes, to this remote."""
+        out: list[dict[str, object]] = []
+        listed = (self.link or {}).get("held")
+        drains = {
+            _str(d.get("backlog")): d
+            for d in (listed if isinstance(listed, list) else [])
+            if isinstance(d, dict)
+        }
+        for entry in self.taken_over:
+            backlog = _str(entry.get("backlog"))
+            counts = _dict(_dict(entry.get("remotes")).get(self.name))
+            claimed = _int(entry.get("claimed_at_us"))
+            drain = drains.get(backlog) or {}
+            out.append(
+                {
+                    "backlog": backlog,
+                    "node": _str(entry.get("node")),
+                    "since": rfc3339_us(claimed) if claimed else None,
+                    "msgs": _int(counts.get("msgs")) or 0,
+                    "bytes": _int(counts.get("bytes")) or 0,
+                    "oldest_age_s": _float(counts.get("oldest_age_s")),
+                    "state": _str(drain.get("state")),
+                    "sent": _int(drain.get("sent")),
+                }
+            )
+        return out
 
     def all_drops(self) -> dict[str, int]:
         """``buffer_drops`` plus the live (not buffered) messages the uplink dropped."""
@@ -243,7 +280,13 @@ class SiteView:
             for name, backlog in stats.items()
             if name not in known
         ]
+        info = self.stats if isinstance(self.stats, dict) else {}
+        taken = info.get("held")
+        taken_over = [h for h in taken if isinstance(h, dict)] if isinstance(taken, list) else []
         for view in views:
+            view.node = _str(info.get("node"))
+            view.backlog_id = _str(info.get("backlog"))
+            view.taken_over = [h for h in taken_over if view.name in _dict(h.get("remotes"))]
             view.link = links.get(view.name)
             view.router_drops = _dict(drops.get(view.name))
             view.held = _dict(held.get(view.name))

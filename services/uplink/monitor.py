@@ -76,6 +76,11 @@ def remote_status(remote: Remote) -> dict[str, object]:
         "dropped": dict(remote.dropped),
         "live_buffered": remote.live_buffered,
         "buffer": remote.drain.status() if remote.drain is not None else None,
+        # Backlogs taken over from dead nodes, drained to this remote's hub.
+        "held": [
+            {"backlog": backlog, **drain.status()}
+            for backlog, drain in sorted(remote.held_drains.items())
+        ],
     }
 
 

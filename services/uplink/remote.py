@@ -10,7 +10,11 @@ credentials) and the reason; none of them ends the task.
 
 A remote with a ``buffer {}`` also runs its ``Drain`` (``replay.py``) beside
 the link task; both live under the remote's cancel scope, which a config
-reload cancels when the remote is removed or changed.
+reload cancels when the remote is removed or changed. On a PostgreSQL store
+shared by several nodes it runs one more drain per backlog this node took
+over from a dead node (``held_drains``, kept in step with the store's list
+by ``held_backlogs``): that backlog's records of this remote go to this
+remote's hub, as the dead node's own remote of the same name would have sent them.
 
 ``AccountState`` is the local account one or more remotes serve; it lives here,
 beside ``Remote``, because each names the other (``service.Uplink`` keeps them).
@@ -122,6 +126,8 @@ class Remote:
         self.live_buffered = 0
         self.buffered: BufferSubjects | None = None
         self.drain: Drain | None = None
+        # Backlog id -> the drain of a backlog taken over from another node.
+        self.held_drains: dict[str, Drain] = {}
         self.configure_buffer(settings, start=False)
 
     def configure_buffer(self, settings: RemoteSettings, *, start: bool = True) -> None:
@@ -137,12 +143,51 @@ class Remote:
             if self.drain is not None:
                 self.drain.stop()
                 self.drain = None
+            self.held_backlogs([])
             return
         self.buffered = BufferSubjects(buffer.subjects)
         if self.drain is None:
             self.drain = Drain(self, self.uplink.store_path)
             if start and self.uplink.nursery is not None:
                 self.uplink.nursery.start_soon(self.drain.run)
+
+    def drains(self) -> list[Drain]:
+        """The own drain (if the remote buffers) and the drains of taken-over backlogs."""
+        own = [self.drain] if self.drain is not None else []
+        return [*own, *self.held_drains.values()]
+
+    def held_backlogs(self, held: list[dict[str, object]]) -> None:
+        """Run a drain for each taken-over backlog with records of this remote, and no other.
+
+        ``held``: the store's ``stats`` ``held`` list (``[{backlog, node,
+        remotes: {name: {msgs, ...}}, ...}]``).
+        """
+        wanted: set[str] = set()
+        if self.buffered is not None:
+            for entry in held:
+                backlog, remotes = entry.get("backlog"), entry.get("remotes")
+                if isinstance(backlog, str) and isinstance(remotes, dict) and self.name in remotes:
+                    wanted.add(backlog)
+        for backlog in list(self.held_drains):
+            if backlog not in wanted:
+                log.info(
+                    'Leafnode remote "%s": backlog %s is no longer held here', self.name, backlog
+                )
+                self.held_drains.pop(backlog).stop()
+        nursery = self.uplink.nursery
+        for backlog in sorted(wanted - set(self.held_drains)):
+            if nursery is None:
+                break
+            log.warning(
+                'Leafnode remote "%s": draining backlog %s, taken over from a dead node',
+                self.name,
+                backlog,
+            )
+            drain = self.held_drains[backlog] = Drain(self, self.uplink.store_path, held=backlog)
+            session = self.session
+            nursery.start_soon(drain.run)
+            if session is not None and session.ready.is_set():
+                drain.link_ready()
 
     def counters(self) -> tuple[int, int, int, int]:
         """``(in_msgs, in_bytes, out_msgs, out_bytes)`` over every link so far."""
@@ -159,8 +204,8 @@ class Remote:
     def stop(self) -> None:
         """End the link and the drain (the remote was removed or replaced)."""
         self.scope.cancel()
-        if self.drain is not None:
-            self.drain.stop()
+        for drain in self.drains():
+            drain.stop()
 
     def learn_urls(self, addresses: object, scheme: str) -> None:
         """Add the hub's ``leafnode_urls`` to the places to dial (§4.12).

@@ -47,6 +47,18 @@ record per buffering remote), whatever the link state. For each remote with a
 
 Only a crash of the uplink between a PONG and the ack sends a record twice
 across runs; ``Nats-Msg-Id`` lets a hub stream drop the copy (DESIGN §4).
+
+Backlogs (DESIGN §9). On a PostgreSQL store shared by several nodes each
+node appends to its own backlog and the store holds a lease on each backlog
+this node drains (services/store/leases.py). A remote's own drain reads the
+node's backlog (its name comes with the store's ``subscribe`` answer; a new
+one after a takeover of this node); the store's stats list the backlogs
+this node took over from dead nodes, and the remote runs one more ``Drain``
+per taken-over backlog that holds records of it (``Remote.held_backlogs``),
+on the same hub link, with the records' own seqs, so their ``Nats-Msg-Id``s
+are the ones the dead node would have sent. Every read and ack names its
+backlog; an ack the store refuses with ``lease_lost`` (another node holds
+the backlog now) ends the store connection and the drain starts over.
 """
 
 from __future__ import annotations
@@ -126,6 +138,9 @@ class DrainOwner(Protocol):
     # The hub's interest (what the hub will accept).
     hub: HubInterest
 
+    def held_backlogs(self, held: list[dict[str, object]]) -> None:
+        """The store's list of backlogs taken over (its ``stats`` ``held``)."""
+
 
 @dataclass(slots=True)
 class _Batch:
@@ -142,20 +157,29 @@ class Drain:
     Args:
         remote: the remote whose records it drains.
         store_path: ``run_dir/store.sock``.
+        held: a backlog taken over from another node (None: this node's own).
     """
 
-    def __init__(self, remote: DrainOwner, store_path: str) -> None:
+    def __init__(self, remote: DrainOwner, store_path: str, held: str | None = None) -> None:
         self.remote = remote
         self.name = remote.name
+        self.held = held
+        # The backlog read and acked: a taken-over one, or this node's own
+        # (the store's ``subscribe`` answer says which; None: not known yet).
+        self.backlog = held
+        self.node: str | None = None
+        # How log lines name this drain.
+        self.label = self.name if held is None else f"{self.name}, backlog {held}"
         self.store_path = store_path
         self.scope = trio.CancelScope()
         self.client: TrioIpcClient | None = None
         # The store's state, logged once per outage (storelink.py).
-        self.store = StoreLink(self.name, trio.current_time)
+        self.store = StoreLink(self.label, trio.current_time)
         self.leaf_id: str | None = None
         self.encoder: BatchEncoder | None = None
         self.paused = False
         self._epoch = 0
+        self._backlog_held: bool | None = None
         self._cursor = 0
         self._more = True
         self._store_last = 0
@@ -222,7 +246,7 @@ class Drain:
     def _interrupt(self, why: str) -> None:
         line = self.progress.interrupt(self.sent, self.sent_bytes, why)
         if line is not None:
-            log.info('Leafnode remote "%s": %s', self.name, line)
+            log.info('Leafnode remote "%s": %s', self.label, line)
 
     def interest_added(self, subject: bytes) -> None:
         """The hub announced interest: waiting records may be deliverable now."""
@@ -326,7 +350,15 @@ class Drain:
         leaf_id = pong.fields.get("leaf_id")
         if not isinstance(leaf_id, str) or not leaf_id:
             raise RequestError("the store's ping has no leaf_id")
-        sub = await client.request("subscribe", {"remote": self.name})
+        fields: dict[str, object] = {"remote": self.name}
+        if self.held is not None:
+            fields["backlog"] = self.held
+        sub = await client.request("subscribe", fields)
+        if self.held is None:
+            backlog = sub.fields.get("backlog")
+            self.backlog = backlog if isinstance(backlog, str) else None
+        node = pong.fields.get("node")
+        self.node = node if isinstance(node, str) else None
         last = sub.fields.get("last_seq")
         self._store_last = max(self._store_last, last if isinstance(last, int) else 0)
         database = pong.fields.get("database")
@@ -388,6 +420,8 @@ class Drain:
                 "max_bytes": BATCH_BYTES,
                 "columns": True,
             }
+            if self.backlog is not None:
+                fields["backlog"] = self.backlog
             frame = await self._call(client, "read", fields)
             if epoch != self._epoch:
                 continue  # reset meanwhile: read again from the new cursor
@@ -426,6 +460,8 @@ class Drain:
                 below = [s for s in self._to_ack if s <= frontier]
                 above = [s for s in self._to_ack if s > frontier][:ACK_MAX]
                 fields: dict[str, object] = {"remote": self.name}
+                if self.backlog is not None:
+                    fields["backlog"] = self.backlog
                 if below:
                     fields["upto"] = frontier
                 if above:
@@ -450,12 +486,37 @@ class Drain:
                 self.waiting_for_interest,
             )
             if line is not None:
-                log.info('Leafnode remote "%s": %s', self.name, line)
+                log.info('Leafnode remote "%s": %s', self.label, line)
             await trio.sleep(STATS_INTERVAL_S)
 
     def _take_stats(self, frame: Frame) -> None:
-        """``remaining``/``remaining_bytes`` from a store ``stats`` answer."""
-        remotes = frame.fields.get("remotes")
+        """``remaining``/``remaining_bytes`` from a store ``stats`` answer.
+
+        The own drain also hands the list of taken-over backlogs to its
+        remote, and starts over when its backlog changed (a new generation
+        after this node was taken over) or became its to drain (the lease
+        of its previous process expired).
+        """
+        fields = frame.fields
+        held = fields.get("held")
+        held_list = [h for h in held if isinstance(h, dict)] if isinstance(held, list) else []
+        if self.held is None:
+            self.remote.held_backlogs(held_list)
+            backlog, holds = fields.get("backlog"), fields.get("backlog_held")
+            if isinstance(backlog, str) and self.backlog is not None and backlog != self.backlog:
+                log.warning(
+                    'Leafnode remote "%s": this node appends to backlog %r now', self.label, backlog
+                )
+                self.backlog = backlog
+                self._reset_full()
+            if isinstance(holds, bool) and holds != self._backlog_held:
+                if holds and self._backlog_held is False:
+                    self._reset_full()  # the store reads it now: read again
+                self._backlog_held = holds
+            remotes = fields.get("remotes")
+        else:
+            entry = next((h for h in held_list if h.get("backlog") == self.held), None)
+            remotes = entry.get("remotes") if entry is not None else {}
         mine = remotes.get(self.name) if isinstance(remotes, dict) else None
         msgs = mine.get("msgs") if isinstance(mine, dict) else 0
         nbytes = mine.get("bytes") if isinstance(mine, dict) else 0
@@ -527,7 +588,7 @@ class Drain:
             self._advance(batch, clean=clean)
             line = self.progress.sent_batch()
             if line is not None:
-                log.info('Leafnode remote "%s": %s', self.name, line)
+                log.info('Leafnode remote "%s": %s', self.label, line)
             self._notify()
 
     def _encode(
@@ -605,7 +666,7 @@ class Drain:
         log.error(
             'Leafnode remote "%s": buffered message %d is larger than the hub\'s max_payload '
             "(%d bytes); dropped",
-            self.name,
+            self.label,
             seq,
             session.max_payload,
         )
@@ -655,6 +716,8 @@ class Drain:
         replay = self.progress.last
         return {
             "subjects": [p.decode() for p in buffered.patterns] if buffered is not None else [],
+            "backlog": self.backlog,
+            "node": self.node,
             "state": self.state(),
             "draining": self.state() == "draining",
             "paused": self.paused,

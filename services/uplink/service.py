@@ -440,13 +440,13 @@ class Uplink:
 
     def hub_ready(self, remote: Remote) -> None:
         """The hub's initial interest has arrived: buffered messages may flow."""
-        if remote.drain is not None:
-            remote.drain.link_ready()
+        for drain in remote.drains():
+            drain.link_ready()
 
     def hub_down(self, remote: Remote) -> None:
         """A link dropped: withdraw what only its hub wanted."""
-        if remote.drain is not None:
-            remote.drain.link_down()
+        for drain in remote.drains():
+            drain.link_down()
         state = remote.account
         keys = list(remote.hub.entries)
         remote.hub.clear()
@@ -477,8 +477,8 @@ class Uplink:
             return
         if not remote.hub.add(subject, queue, weight):
             return
-        if remote.drain is not None:
-            remote.drain.interest_added(subject)
+        for drain in remote.drains():
+            drain.interest_added(subject)
         if not session.export_filter.allows_interest(subject):
             return
         line = state.hub.add(remote.index, subject, queue, (weight or 1) if queue else 1)

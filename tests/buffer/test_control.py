@@ -42,9 +42,12 @@ REMOTE_FIELDS = {
     "dropped",
     "live_buffered",
     "buffer",
+    "held",
 }
 BUFFER_FIELDS = {
     "subjects",
+    "backlog",
+    "node",
     "state",
     "draining",
     "paused",

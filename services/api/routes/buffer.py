@@ -26,6 +26,7 @@ from ..schemas import (
     BufferMessages,
     BufferRemote,
     BufferView,
+    HeldBacklog,
     HeldInRouter,
     Purged,
     StoreDatabase,
@@ -78,6 +79,9 @@ async def get_buffer(state: State) -> BufferView:
             held_in_router=HeldInRouter.model_validate(r.held_summary(reason)),
             refusing_new=r.refusing,
             dropped=r.buffer_drops(),
+            node=r.node,
+            backlog_id=r.backlog_id,
+            held=[HeldBacklog.model_validate(h) for h in r.held_backlogs()],
         )
         for r in view.remotes()
         if r.buffered

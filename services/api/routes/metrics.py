@@ -67,6 +67,14 @@ class _SiteCollector:
                 "1 while the store's database takes writes (0: buffered messages wait in memory)",
                 value=1.0 if database["up"] else 0.0,
             )
+        stats = view.stats
+        takeovers = _num(stats, "takeovers") if isinstance(stats, dict) else None
+        if takeovers is not None:
+            yield CounterMetricFamily(
+                "leafnode_buffer_takeovers",
+                "backlogs of dead nodes this node took over (a shared PostgreSQL store)",
+                value=takeovers,
+            )
         yield from self._router()
         yield from self._remotes()
 
@@ -157,8 +165,18 @@ class _SiteCollector:
             "1 while a discard: new buffer is full and refuses new messages",
             labels=labels,
         )
+        taken_over = GaugeMetricFamily(
+            "leafnode_buffer_taken_over_msgs",
+            "messages of a dead node's backlog this node drains to the remote",
+            labels=["remote", "backlog", "node"],
+        )
         for remote in self.view.remotes():
             label = [remote.name]
+            for entry in remote.held_backlogs():
+                taken_over.add_metric(
+                    [remote.name, str(entry["backlog"]), str(entry["node"])],
+                    float(entry["msgs"]),  # type: ignore[arg-type]
+                )
             link = remote.link or {}
             if remote.connected is not None:
                 connected.add_metric(label, 1.0 if remote.connected else 0.0)
@@ -205,6 +223,7 @@ class _SiteCollector:
             held,
             held_bytes,
             refusing,
+            taken_over,
         )
 
 

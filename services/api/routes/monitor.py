@@ -47,6 +47,12 @@ async def healthz(state: State) -> JSONResponse:
         entry: dict[str, object] = {"name": remote.name, "account": remote.account}
         entry.update(remote.link_summary())
         entry["backlog"] = remote.backlog_summary() if remote.buffered else None
+        if remote.buffered:
+            # Which node holds which backlog (DESIGN §9): this node's own, and
+            # those it took over from dead nodes of a shared PostgreSQL store.
+            entry["node"] = remote.node
+            entry["backlog_id"] = remote.backlog_id
+            entry["held"] = remote.held_backlogs()
         remotes.append(entry)
     body: dict[str, object] = {"status": "ok", "services": services, "remotes": remotes}
     down = view.down()

@@ -1,0 +1,282 @@
+"""Backlog takeover on a shared PostgreSQL store, with real processes (DESIGN §9, issue 14).
+
+Each node is a ``BufferSite`` (store, router, uplink) with its own
+``server_name`` and its own hub remote ``central`` to one real nats-server
+hub with JetStream; all nodes share one PostgreSQL database. The hub has a
+stream on ``tele.>`` with a duplicate window: its subjects are the hub's
+interest, and what it stores is what the hub received, once per
+``Nats-Msg-Id``. A node dies by SIGKILL of all its processes while its
+publisher is mid-stream; what the publisher's flushes confirmed must reach
+the stream, in publish order, with the ids the store gave them.
+"""
+
+from __future__ import annotations
+
+import operator
+from typing import TYPE_CHECKING
+
+import httpx
+import nats
+import psycopg
+import pytest
+from nats.js.api import StreamConfig
+
+from tests.buffer.conftest import Publisher, apoll, apoll_async, poll
+from tests.support import ApiProcess
+
+if TYPE_CHECKING:
+    from nats.js import JetStreamContext
+
+    from tests.buffer.conftest import BufferSite, Hub, Sites
+    from tests.support import PgCluster
+
+pytestmark = [pytest.mark.asyncio, pytest.mark.e2e, pytest.mark.slow]
+
+# Short for a test; long enough that a live node under load never looks dead.
+TAKEOVER_S = 4
+
+
+def node_config(name: str, takeover_after_s: float = TAKEOVER_S) -> str:
+    return f'server_name: {name}\nbuffer {{ takeover_after: "{takeover_after_s}s" }}'
+
+
+async def _stream_ready(hub: Hub, nodes: list[BufferSite]) -> None:
+    """A stream on ``tele.>`` with a duplicate window, its interest at every node."""
+    nc = await nats.connect(hub.url)
+    try:
+        js = nc.jetstream()
+        await js.add_stream(StreamConfig(name="TELE", subjects=["tele.>"], duplicate_window=600.0))
+    finally:
+        await nc.close()
+    for node in nodes:
+        node.wait_ready_link()
+        await apoll(
+            node.subscriptions,
+            lambda subs: any(s.startswith("tele.>") for s in subs),
+            timeout=20,
+            what="the stream's interest at the leaf",
+        )
+
+
+def _hub_down(hub: Hub, nodes: list[BufferSite]) -> None:
+    hub.stop()
+    for node in nodes:
+        poll(node.status, lambda s: s["connected"] is False, timeout=20, what="link down")
+
+
+async def _stored(js: JetStreamContext) -> list[tuple[bytes, str | None]]:
+    """Every message of the stream in stream order: ``(payload, Nats-Msg-Id)``."""
+    info = await js.stream_info("TELE")
+    out: list[tuple[bytes, str | None]] = []
+    for seq in range(info.state.first_seq, info.state.last_seq + 1):
+        msg = await js.get_msg("TELE", seq)
+        headers = msg.headers or {}
+        out.append((msg.data or b"", headers.get("Nats-Msg-Id")))
+    return out
+
+
+def _pending_ids(url: str, backlog: str) -> dict[bytes, str]:
+    """payload -> the ``Nats-Msg-Id`` the store gives it (``<leaf id>-<seq>``), from the DB."""
+    with psycopg.connect(url.replace("postgresql+psycopg://", "postgresql://")) as conn:
+        leaf_id = conn.execute("SELECT value FROM store_meta WHERE key = 'leaf_id'").fetchone()
+        assert leaf_id is not None
+        rows = conn.execute(
+            "SELECT seq, payload FROM buffered_messages WHERE node = %s AND acked_at_us IS NULL",
+            (backlog,),
+        ).fetchall()
+    return {bytes(payload): f"{leaf_id[0]}-{seq}" for seq, payload in rows}
+
+
+def _store_logs(node: BufferSite) -> str:
+    return node.store.log_text()
+
+
+def _held(node: BufferSite) -> list[dict[str, object]]:
+    held = node.status()["held"]
+    assert isinstance(held, list)
+    return held
+
+
+def _in_order(payloads: list[bytes], wanted: set[int]) -> list[int]:
+    return [int(p) for p in payloads if p.isdigit() and int(p) in wanted]
+
+
+async def test_a_survivor_drains_a_killed_nodes_backlog_once_in_order_with_its_ids(
+    sites: Sites, pg_cluster: PgCluster
+) -> None:
+    url = pg_cluster.create_database()
+    hub = sites.hub(jetstream=True)
+    a, b, c = (sites.site(hub, store_url=url, extra=node_config(n)) for n in "abc")
+    await _stream_ready(hub, [a, b, c])
+    _hub_down(hub, [a, b, c])
+    pub_a = Publisher(a.router.port, start=0)
+    pub_b = Publisher(b.router.port, start=1_000_000)
+    pub_a.start()
+    pub_b.start(limit=1_000_000 + 3000)
+    pub_a.wait_flushed(3000)
+    a.kill_all()  # kill -9 of node a while its client publishes
+    pub_a.join()
+    pub_b.join()
+    from_a, from_b = pub_a.must_arrive(), pub_b.must_arrive()
+    assert len(from_a) >= 3000
+    ids_a = _pending_ids(url, "a")
+    assert {b"%d" % i for i in from_a} <= set(ids_a)  # committed before the kill
+    # Nobody takes a's backlog before takeover_after (the hub is down: it waits anyway).
+    for node in (b, c):
+        assert _held(node) == []
+    hub.start()
+    nc = await nats.connect(hub.url)
+    js = nc.jetstream()
+    try:
+
+        async def count() -> int:
+            return (await js.stream_info("TELE")).state.messages
+
+        # a's backlog as committed (the batch in flight at the kill may be
+        # committed without its PONG having reached the publisher): all of it goes.
+        total = len(ids_a) + len(from_b)
+        await apoll_async(count, lambda n: n >= total, timeout=90, what=f"{total} in the stream")
+        stored = await _stored(js)
+    finally:
+        await nc.close()
+    payloads = [p for p, _id in stored]
+    assert len(payloads) == len(set(payloads)) == total  # nothing twice
+    assert set(payloads) >= {b"%d" % i for i in from_a | from_b}  # nothing confirmed lost
+    committed_a = {int(p) for p in ids_a}
+    assert _in_order(payloads, committed_a) == sorted(committed_a)  # order kept per publisher
+    assert _in_order(payloads, from_b) == sorted(from_b)
+    got_ids = dict(stored)
+    assert all(got_ids[p] == ids_a[p] for p in ids_a)  # the ids the store gave them
+    # Exactly one survivor took a's backlog, and each message reached the hub
+    # once (the stream's de-duplication would hide a second sender; the
+    # hub's count of messages from its leafs does not).
+    took = [n for n in (b, c) if "Took over backlog 'a' of node 'a'" in _store_logs(n)]
+    assert len(took) == 1
+    assert hub.leaf_in_msgs() == total
+
+
+async def test_a_node_restarted_within_the_grace_drains_its_own_backlog(
+    sites: Sites, pg_cluster: PgCluster
+) -> None:
+    url = pg_cluster.create_database()
+    hub = sites.hub(jetstream=True)
+    a, b = (sites.site(hub, store_url=url, extra=node_config(n, 120)) for n in "ab")
+    await _stream_ready(hub, [a, b])
+    _hub_down(hub, [a, b])
+    pub = Publisher(a.router.port)
+    pub.start()
+    pub.wait_flushed(1000)
+    a.kill_all()
+    pub.join()
+    a.start_all()  # the same node, back long before takeover_after
+    hub.start()
+    nc = await nats.connect(hub.url)
+    js = nc.jetstream()
+    try:
+
+        async def count() -> int:
+            return (await js.stream_info("TELE")).state.messages
+
+        wanted = pub.must_arrive()
+        await apoll_async(count, lambda n: n >= len(wanted), timeout=60, what="a's backlog")
+        payloads = [p for p, _id in await _stored(js)]
+    finally:
+        await nc.close()
+    assert _in_order(payloads, wanted) == sorted(wanted)
+    assert len(payloads) == len(wanted)
+    assert a.buffer()["backlog"] == "a"
+    assert _held(b) == []  # b never took it
+    assert "Took over" not in _store_logs(b)
+    poll(a.buffer, lambda buf: buf["sent"] == len(wanted), timeout=10, what="a sent it")
+
+
+async def test_a_node_back_after_a_takeover_does_not_drain_what_was_taken(
+    sites: Sites, pg_cluster: PgCluster
+) -> None:
+    url = pg_cluster.create_database()
+    hub = sites.hub(jetstream=True)
+    a, b = (sites.site(hub, store_url=url, extra=node_config(n)) for n in "ab")
+    await _stream_ready(hub, [a, b])
+    _hub_down(hub, [a, b])
+    a.publish([(f"tele.{i % 3}", b"%d" % i) for i in range(500)])
+    a.kill_all()
+    poll(lambda: _held(b), operator.truth, timeout=TAKEOVER_S + 30, what="b takes a's backlog")
+    a.start_all()  # a comes back: "a" is b's now, a appends to a new backlog
+    poll(a.buffer, lambda buf: buf["backlog"] == "a#2", timeout=20, what="a's new backlog")
+    a.publish([(f"tele.{i % 3}", b"%d" % i) for i in range(500, 600)])
+    hub.start()
+    nc = await nats.connect(hub.url)
+    js = nc.jetstream()
+    try:
+
+        async def count() -> int:
+            return (await js.stream_info("TELE")).state.messages
+
+        await apoll_async(count, lambda n: n >= 600, timeout=60, what="600 in the stream")
+        payloads = [p for p, _id in await _stored(js)]
+    finally:
+        await nc.close()
+    assert sorted(int(p) for p in payloads) == list(range(600))
+    assert _in_order(payloads, set(range(500))) == list(range(500))
+    poll(a.buffer, lambda buf: buf["sent"] == 100, timeout=10, what="a sent its new 100")
+    assert _held(a) == []  # a never drains "a" again
+    assert "Took over" not in _store_logs(a)
+    assert hub.leaf_in_msgs() == 600  # b sent the 500, a the 100: nothing twice
+
+
+async def test_status_shows_which_node_holds_which_backlog(
+    sites: Sites, pg_cluster: PgCluster
+) -> None:
+    url = pg_cluster.create_database()
+    hub = sites.hub()
+    hub.stop()  # everything stays buffered
+    a, b = (sites.site(hub, store_url=url, extra=node_config(n)) for n in "ab")
+    api = ApiProcess(b.conf, b.run_dir, workdir=b.base / "api")
+    try:
+        api.wait_ready()
+        http = httpx.Client(base_url=api.base_url, timeout=15)
+        a.publish([(f"tele.{i % 3}", b"%d" % i) for i in range(50)])
+
+        def central(path: str) -> dict[str, object]:
+            remotes = http.get(path).json()["remotes"]
+            (entry,) = [r for r in remotes if r["name"] == "central"]
+            assert isinstance(entry, dict)
+            return entry
+
+        def metric(name: str) -> str:
+            return "\n".join(
+                line for line in http.get("/metrics").text.splitlines() if line.startswith(name)
+            )
+
+        # Before: b holds its own backlog only.
+        for path in ("/buffer", "/healthz"):
+            entry = central(path)
+            assert (entry["node"], entry["backlog_id"], entry["held"]) == ("b", "b", [])
+        assert metric("leafnode_buffer_takeovers_total") == "leafnode_buffer_takeovers_total 0.0"
+        assert metric("leafnode_buffer_taken_over_msgs{") == ""
+        a.kill_all()
+        poll(
+            lambda: central("/buffer")["held"],
+            operator.truth,
+            timeout=TAKEOVER_S + 30,
+            what="b's /buffer lists a's backlog",
+        )
+        for path in ("/buffer", "/healthz"):
+            entry = central(path)
+            assert (entry["node"], entry["backlog_id"]) == ("b", "b")
+            listed = entry["held"]
+            assert isinstance(listed, list)
+            (taken,) = listed
+            assert (taken["backlog"], taken["node"], taken["msgs"]) == ("a", "a", 50)
+            assert isinstance(taken["since"], str)
+        poll(
+            lambda: central("/buffer")["held"][0]["state"],  # type: ignore[index]
+            lambda state: state == "no_link",
+            what="the drain of a's backlog waits for the hub",
+        )
+        assert metric("leafnode_buffer_takeovers_total") == "leafnode_buffer_takeovers_total 1.0"
+        assert metric("leafnode_buffer_taken_over_msgs{") == (
+            'leafnode_buffer_taken_over_msgs{backlog="a",node="a",remote="central"} 50.0'
+        )
+    finally:
+        api.kill()

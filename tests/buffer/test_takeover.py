@@ -12,14 +12,17 @@ the stream, in publish order, with the ids the store gave them.
 
 from __future__ import annotations
 
+import itertools
 import operator
+import signal
+from functools import partial
 from typing import TYPE_CHECKING
 
 import httpx
 import nats
 import psycopg
 import pytest
-from nats.js.api import StreamConfig
+from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
 from tests.buffer.conftest import Publisher, apoll, apoll_async, poll
 from tests.support import ApiProcess
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.e2e, pytest.mark.slow]
 
+_checks = itertools.count()
 # Short for a test; long enough that a live node under load never looks dead.
 TAKEOVER_S = 4
 
@@ -66,12 +70,15 @@ def _hub_down(hub: Hub, nodes: list[BufferSite]) -> None:
 
 async def _stored(js: JetStreamContext) -> list[tuple[bytes, str | None]]:
     """Every message of the stream in stream order: ``(payload, Nats-Msg-Id)``."""
-    info = await js.stream_info("TELE")
+    total = (await js.stream_info("TELE")).state.messages
+    sub = await js.pull_subscribe(
+        "tele.>", durable=f"check{next(_checks)}", config=ConsumerConfig(ack_policy=AckPolicy.NONE)
+    )
     out: list[tuple[bytes, str | None]] = []
-    for seq in range(info.state.first_seq, info.state.last_seq + 1):
-        msg = await js.get_msg("TELE", seq)
-        headers = msg.headers or {}
-        out.append((msg.data or b"", headers.get("Nats-Msg-Id")))
+    while len(out) < total:
+        for msg in await sub.fetch(min(1000, total - len(out)), timeout=10):
+            out.append((msg.data or b"", (msg.headers or {}).get("Nats-Msg-Id")))
+    await sub.unsubscribe()
     return out
 
 
@@ -280,3 +287,75 @@ async def test_status_shows_which_node_holds_which_backlog(
         )
     finally:
         api.kill()
+
+
+async def test_a_batch_the_dead_node_sent_but_never_acked_is_kept_once_by_the_stream(
+    sites: Sites, pg_cluster: PgCluster
+) -> None:
+    """The hub confirmed a batch of the dead node, whose ack never reached the store.
+
+    a's store is frozen (SIGSTOP) mid-replay until its uplink has batches the
+    hub confirmed and the store did not ack, then every process of a is
+    killed; b takes a's backlog over and sends those again, under the same
+    ``Nats-Msg-Id``s: the stream keeps each message once.
+    """
+    count = 40_000
+    url = pg_cluster.create_database()
+    hub = sites.hub(jetstream=True)
+    a, b = (sites.site(hub, store_url=url, extra=node_config(n)) for n in "ab")
+    await _stream_ready(hub, [a, b])
+    _hub_down(hub, [a, b])
+    a.publish([(f"tele.{i % 5}", b"%d" % i) for i in range(count)])
+    hub.start()
+    nc = await nats.connect(hub.url)
+    js = nc.jetstream()
+    try:
+
+        async def stored() -> int:
+            return (await js.stream_info("TELE")).state.messages
+
+        await apoll_async(stored, lambda n: n > 0, timeout=60, what="a's replay under way")
+        for _attempt in range(20):
+            store = a.store.proc
+            store.send_signal(signal.SIGSTOP)
+            try:
+                status = poll(
+                    a.buffer,
+                    lambda buf: int(buf["sent"]) > int(buf["acked"]),  # type: ignore[call-overload]
+                    timeout=1.5,
+                    what="a batch confirmed and not acked",
+                )
+            except AssertionError:
+                store.send_signal(signal.SIGCONT)
+                progress = await stored()
+                assert progress < count, "a's replay finished before a batch was caught"
+                await apoll_async(
+                    stored, partial(operator.lt, progress), timeout=30, what="more replay"
+                )
+                continue
+            break
+        else:
+            pytest.fail("never caught a confirmed batch before its ack")
+        sent_by_a = int(status["sent"])  # type: ignore[call-overload]
+        a.kill_all()  # the frozen store dies with the ack it never wrote
+        pending = len(_pending_ids(url, "a"))
+        assert sent_by_a + pending > count  # some of the pending ones reached the hub already
+
+        await apoll_async(stored, lambda n: n >= count, timeout=120, what="the whole backlog")
+        # b sent everything that was pending, the copies included.
+        await apoll_async(
+            lambda: _async(hub.leaf_in_msgs()),
+            lambda n: n >= pending,
+            timeout=60,
+            what="b sent a's pending backlog",
+        )
+        info = await js.stream_info("TELE")
+        assert info.state.messages == count  # the copies were dropped as duplicates
+        payloads = [p for p, _id in await _stored(js)]
+    finally:
+        await nc.close()
+    assert payloads == [b"%d" % i for i in range(count)]
+
+
+async def _async(value: int) -> int:
+    return value

@@ -246,20 +246,14 @@ class Leases:
                     backlog,
                 )
         if self.primary in out.lost:
-            generation = int(
-                session.scalar(select(L.generation).where(L.backlog == self.primary)) or 0
-            )
-            top = session.scalar(
-                select(L.generation)
-                .where(L.node == self.node)
-                .order_by(L.generation.desc())
-                .limit(1)
-            )
-            generation = max(generation, int(top or 0)) + 1
-            self._create(backlog_id(self.node, generation), generation, now, session)
-            out.new_primary = self.primary
-            log.warning("Appending to a new backlog %r from now on", self.primary)
+            self._new_generation(now, out, session)
         self._claim_dead(now, out, session)
+        if self.primary not in self.held:
+            # Still waiting for the lease of our previous process: another node
+            # may have taken it meanwhile (takeover_after below the self grace).
+            holder = session.scalar(select(L.holder).where(L.backlog == self.primary))
+            if holder not in (None, "", self.node):
+                self._new_generation(now, out, session)
         for backlog in list(self.held):
             if backlog == self.primary or backlog in [h.backlog for h in out.gained]:
                 continue
@@ -275,6 +269,16 @@ class Leases:
                 out.released.append(backlog)
                 log.info("Released the lease of backlog %r: it is empty", backlog)
         return out
+
+    def _new_generation(self, now: int, out: TickOutcome, session: Session) -> None:
+        """Our primary backlog is another node's now: append to a new one from now on."""
+        top = session.scalar(
+            select(L.generation).where(L.node == self.node).order_by(L.generation.desc()).limit(1)
+        )
+        generation = int(top or 0) + 1
+        self._create(backlog_id(self.node, generation), generation, now, session)
+        out.new_primary = self.primary
+        log.warning("Appending to a new backlog %r from now on", self.primary)
 
     def _claim_dead(self, now: int, out: TickOutcome, session: Session) -> None:
         takeover_cutoff = now - int(self.takeover_after_s * 1e6)

@@ -260,3 +260,31 @@ def test_sqlite_stores_have_no_leases(tmp_path: Path) -> None:
         assert _pending(svc) == [b"a-0", b"a-1"]
     finally:
         engine.dispose()
+
+
+def test_a_restarted_node_whose_backlog_another_node_took_meanwhile_starts_a_new_one(
+    site: Site,
+) -> None:
+    a = site.node("a")
+    a.append([_msgs(2, "old")])
+    a2 = site.node("a")  # a's process restarted: it waits for the old lease
+    b = site.node("b")
+    assert a2.backlog == "a"
+    assert not a2.holds("a")
+    # b's takeover comes first (a takeover_after below the self grace allows it).
+    with site.engines[0].begin() as conn:
+        conn.execute(
+            text(
+                "UPDATE buffer_leases SET renewed_at_us = renewed_at_us - 10000000 "
+                "WHERE backlog = 'a'"
+            )
+        )
+    b.lease_tick()
+    assert b.holds("a")
+    a2.lease_tick()
+    assert a2.backlog == "a#2"  # not b's backlog: its own new one
+    assert a2.holds("a#2")
+    a2.append([_msgs(1, "new")])
+    assert _pending(a2) == [b"new-0"]
+    assert _pending(b, "a") == [b"old-0", b"old-1"]
+    assert a2.stats()["remotes"]["central"]["msgs"] == 1  # type: ignore[index]

@@ -3,7 +3,7 @@
 ``buffered_messages.node`` names the backlog a row belongs to ("" for the
 rows of a store from before, which the node opening it adopts); the index
 leads with it so a node reads only its own backlog. ``buffer_leases`` says
-which node drains which backlog.
+which node drains which backlog. ``buffer_drops`` counts per node too.
 
 Revision ID: 0002
 Revises: 0001
@@ -33,6 +33,12 @@ def upgrade() -> None:
             ["node", "remote", "acked_at_us", "seq"],
             unique=False,
         )
+    with op.batch_alter_table("buffer_drops") as batch:
+        batch.add_column(
+            sa.Column("node", sa.String(length=255), server_default="", nullable=False)
+        )
+        batch.drop_constraint("pk_buffer_drops", type_="primary")
+        batch.create_primary_key("pk_buffer_drops", ["node", "remote", "reason"])
     op.create_table(
         "buffer_leases",
         sa.Column("backlog", sa.String(length=255), nullable=False),
@@ -49,6 +55,10 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     op.drop_table("buffer_leases")
+    with op.batch_alter_table("buffer_drops") as batch:
+        batch.drop_constraint("pk_buffer_drops", type_="primary")
+        batch.create_primary_key("pk_buffer_drops", ["remote", "reason"])
+        batch.drop_column("node")
     with op.batch_alter_table("buffered_messages") as batch:
         batch.drop_index("ix_buffered_messages_node_remote_acked_at_us_seq")
         batch.create_index(

@@ -88,6 +88,8 @@ class BufferDrop(Base):
 
     __tablename__ = "buffer_drops"
 
+    # The node that dropped them (a shared PostgreSQL store; "" on SQLite).
+    node: Mapped[str] = mapped_column(String(255), primary_key=True, server_default="")
     remote: Mapped[str] = mapped_column(String(255), primary_key=True)
     reason: Mapped[str] = mapped_column(String(32), primary_key=True)
     count: Mapped[int]

@@ -42,6 +42,7 @@ __all__ = [
     "INSERT_COLUMNS",
     "MessageFilter",
     "add_drops",
+    "adopt_drops",
     "chunked",
     "delete_matching",
     "get_meta",
@@ -314,6 +315,15 @@ def set_meta(key: str, value: str, *, session: Session) -> None:
         conn.execute(_META_INSERT, params)
 
 
+def adopt_drops(node: str, *, session: Session) -> None:
+    """Drop counters from before nodes (node "") become ``node``'s, once."""
+    mine = select(BufferDrop.remote).where(BufferDrop.node == node).exists()
+    session.execute(
+        update(BufferDrop).where(BufferDrop.node == "", ~mine).values(node=node),
+        execution_options={"synchronize_session": False},
+    )
+
+
 def raise_meta_seq(seq: int, *, session: Session) -> None:
     """Set ``last_seq`` to ``seq`` only if it is lower (a shared store: others reserve too)."""
     session.execute(
@@ -332,27 +342,33 @@ _META_UPDATE: Final = (
 _META_INSERT: Final = insert(_META_TABLE).values(key=bindparam("k"), value=bindparam("v"))
 
 
-def load_drops(*, session: Session) -> dict[str, dict[str, int]]:
-    """Every drop counter, as ``{remote: {reason: count}}``."""
+def load_drops(*, node: str = "", session: Session) -> dict[str, dict[str, int]]:
+    """Every drop counter of ``node``, as ``{remote: {reason: count}}``."""
     out: dict[str, dict[str, int]] = {}
     for remote, reason, count in session.execute(
-        select(BufferDrop.remote, BufferDrop.reason, BufferDrop.count)
+        select(BufferDrop.remote, BufferDrop.reason, BufferDrop.count).where(
+            BufferDrop.node == node
+        )
     ):
         out.setdefault(remote, {})[reason] = count
     return out
 
 
-def add_drops(delta: Mapping[tuple[str, str], int], *, session: Session) -> None:
-    """Add ``delta[(remote, reason)]`` to the persistent drop counters."""
+def add_drops(delta: Mapping[tuple[str, str], int], *, node: str = "", session: Session) -> None:
+    """Add ``delta[(remote, reason)]`` to ``node``'s persistent drop counters."""
     for (remote, reason), n in delta.items():
         done = session.execute(
             update(BufferDrop)
-            .where(BufferDrop.remote == remote, BufferDrop.reason == reason)
+            .where(
+                BufferDrop.node == node, BufferDrop.remote == remote, BufferDrop.reason == reason
+            )
             .values(count=BufferDrop.count + n),
             execution_options={"synchronize_session": False},
         )
         if done.rowcount == 0:  # type: ignore[attr-defined]
-            session.execute(insert(BufferDrop).values(remote=remote, reason=reason, count=n))
+            session.execute(
+                insert(BufferDrop).values(node=node, remote=remote, reason=reason, count=n)
+            )
 
 
 # -- totals ------------------------------------------------------------------------

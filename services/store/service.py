@@ -143,6 +143,8 @@ class StoreService:
         # Shared (PostgreSQL) stores only: leases and seq blocks.
         self.leases = Leases(node, takeover_after_s) if shared else None
         self._seqs = SeqBlocks() if shared else None
+        # Whose drop counters these are: each node counts its own ("" on SQLite).
+        self._drops_node = node if shared else ""
         # The backlog this node appends to ("" on SQLite).
         self.backlog = ""
         # Backlogs taken over: backlog -> remote -> counters.
@@ -177,7 +179,10 @@ class StoreService:
                 self.leases.start(session)
                 self.backlog = self.leases.primary
             totals = repo.totals(MessageFilter(node=self.backlog), session=session)
-            drops = repo.load_drops(session=session)
+            if self.leases is not None:
+                # Counters of a store from before nodes ("") are this node's.
+                repo.adopt_drops(self.node, session=session)
+            drops = repo.load_drops(node=self._drops_node, session=session)
         self.leaf_id, self.last_seq, self._drops = leaf_id, last_seq, drops
         for remote, pending, n, nbytes in totals:
             c = self._counts.setdefault(remote, _Counts())
@@ -319,7 +324,7 @@ class StoreService:
             if seq != self.last_seq and self._seqs is None:
                 repo.set_meta("last_seq", str(seq), session=session)
             if drops:
-                repo.add_drops(drops, session=session)
+                repo.add_drops(drops, node=self._drops_node, session=session)
         self._install(counts, drops)
         self.last_seq = seq
         return outcomes
@@ -529,7 +534,7 @@ class StoreService:
                     repo.delete_matching(MessageFilter(seqs=chunk), session=session)
                 purged = len(picked)
             if drops:
-                repo.add_drops(drops, session=session)
+                repo.add_drops(drops, node=self._drops_node, session=session)
         self._install(counts, drops)
         return purged
 
@@ -623,7 +628,7 @@ class StoreService:
                         c.retained_bytes -= nbytes
                         counts[remote] = c
             if drops:
-                repo.add_drops(drops, session=session)
+                repo.add_drops(drops, node=self._drops_node, session=session)
         self._install(counts, drops)
         return {key: n for key, n in drops.items() if n}
 

@@ -288,3 +288,17 @@ def test_a_restarted_node_whose_backlog_another_node_took_meanwhile_starts_a_new
     assert _pending(a2) == [b"new-0"]
     assert _pending(b, "a") == [b"old-0", b"old-1"]
     assert a2.stats()["remotes"]["central"]["msgs"] == 1  # type: ignore[index]
+
+
+def test_each_node_counts_its_own_drops(site: Site) -> None:
+    a, b = site.node("a"), site.node("b")
+    a.append([_msgs(3, "a")])
+    b.append([_msgs(2, "b")])
+    assert a.purge(remote="central") == 3  # a's own backlog only
+    assert _pending(b) == [b"b-0", b"b-1"]
+    assert a.stats()["remotes"]["central"]["dropped"] == {"purged": 3}  # type: ignore[index]
+    assert b.stats()["remotes"]["central"]["dropped"] == {}  # type: ignore[index]
+    b2 = site.node("b")  # restarted: its counters come back, a's stay a's
+    assert b2.stats()["remotes"]["central"]["dropped"] == {}  # type: ignore[index]
+    a2 = site.node("a")
+    assert a2.stats()["remotes"]["central"]["dropped"] == {"purged": 3}  # type: ignore[index]

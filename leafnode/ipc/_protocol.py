@@ -12,10 +12,19 @@ requests; >= 1). Each request gets exactly one response with the same id,
 pipelined; responses are matched by id, not by order. Times are integer
 microseconds since the Unix epoch (``*_us``); seqs are store-wide, start at 1,
 grow by one per stored message and are never reused, not even after a purge
-and a restart.
+and a restart. (On PostgreSQL, which several nodes may share, each node
+reserves seqs in blocks: a node's seqs grow, with gaps between its blocks.)
 
-``ping`` {} -> ``pong`` {leaf_id, last_seq, version, database: {up, error,
-down_since_us}}
+Backlogs (DESIGN §9): on a PostgreSQL store shared by several nodes each
+node appends to its own backlog (``backlog``: the node's name, or
+``name#n`` after another node took it over) and drains the backlogs it holds
+a lease on; a SQLite store has one backlog, "". ``read``, ``ack`` and
+``subscribe`` take ``backlog?: str`` (default: the node's own); a read of a
+backlog this node does not hold answers no messages, and an ack of one is
+refused with code ``lease_lost``.
+
+``ping`` {} -> ``pong`` {leaf_id, last_seq, node, backlog, version, database:
+{up, error, down_since_us}}
     Readiness probe; ``leaf_id`` is the store's random id (DESIGN §8).
     ``database`` is whether the database takes writes, as the store last
     saw it (every operation, and a one-row write probe about every second
@@ -81,9 +90,15 @@ acked_at_us|null], ...], next, more}, one blob per message as in append.
     Retained (acked) messages become pending again; subscribers of the
     remote get a ``rewind`` event so readers move their cursor back.
 
-``stats`` {} -> ``ok`` {leaf_id, last_seq, remotes: {name: {msgs, bytes,
+``stats`` {} -> ``ok`` {leaf_id, last_seq, node, backlog, backlog_held, shared,
+takeovers, held: [{backlog, node, epoch, claimed_at_us, remotes: {name: {msgs,
+bytes, oldest_age_s|null}}}], remotes: {name: {msgs, bytes,
 oldest_age_s|null, retained_msgs, retained_bytes, dropped: {reason: n}, full}},
 total: {msgs, bytes}, database: {up, error?, down_since_us?}}
+    ``remotes`` and ``total`` are this node's own backlog; ``held`` lists
+    the backlogs it took over from dead nodes (``takeovers`` counts them
+    since start); ``backlog_held`` is false while the node waits for its
+    previous process's lease of its own backlog.
     ``msgs``/``bytes`` are the pending backlog, the quantities the limits
     bound. ``size`` of a message is subject + reply + headers + payload.
     ``full``: the remote has ``discard: new`` and is at ``max_msgs`` or
@@ -91,14 +106,16 @@ total: {msgs, bytes}, database: {up, error?, down_since_us?}}
     the answer comes at once from the counters in memory (``oldest_age_s``
     null) with ``database`` as in ``ping``.
 
-``subscribe`` {remote?: str} -> ``ok`` {last_seq}
+``subscribe`` {remote?: str, backlog?: str} -> ``ok`` {last_seq, backlog}
     From then on the store sends events with the id of this request:
     ``appended`` {remote, last_seq} after each commit that stored messages
     for ``remote`` (every remote when none was given; ``last_seq`` is the
     highest seq stored for that remote), and ``rewind``
     {remote, seq} after a redrive made messages from ``seq`` on pending
     again. Events are coalesced: a slow reader sees the latest ``last_seq``,
-    not one event per commit.
+    not one event per commit. A backlog other than the node's own gets no
+    events (nobody appends to it here) and ``last_seq`` 0; ``backlog`` is
+    the node's own.
 
 ``unsubscribe`` {sub: id} -> ``ok`` {}
 
@@ -118,8 +135,9 @@ total: {msgs, bytes}, database: {up, error?, down_since_us?}}
 Errors: ``error`` {error: text, code}; ``code`` is ``bad_request`` (the
 request was refused as malformed; nothing changed), ``unavailable`` (the
 database failed, e.g. disk full or Postgres down; nothing was committed, the
-request may be retried; ``error`` is ``store database: <sentence>``) or
-``unknown_type``. A frame that breaks the framing closes the connection.
+request may be retried; ``error`` is ``store database: <sentence>``),
+``lease_lost`` (an ack of a backlog another node holds now; nothing changed)
+or ``unknown_type``. A frame that breaks the framing closes the connection.
 
 Drop reasons (stats ``dropped`` and append ``refused``): ``max_msgs``,
 ``max_bytes``, ``max_age``, ``purged``.

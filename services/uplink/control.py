@@ -196,6 +196,11 @@ class ControlHandler:
             elif action == "resume" and drain.paused:
                 drain.resume()
                 log.info('Leafnode remote "%s": replay resumed', remote.name)
+            for held in remote.held_drains.values():  # backlogs taken over follow
+                if action == "pause" and not held.paused:
+                    held.pause()
+                elif action == "resume" and held.paused:
+                    held.resume()
             status = monitor.replay_status(remote)
             if status is not None:
                 out.append(status)

@@ -184,6 +184,8 @@ class Remote:
                 backlog,
             )
             drain = self.held_drains[backlog] = Drain(self, self.uplink.store_path, held=backlog)
+            if self.drain is not None and self.drain.paused:
+                drain.pause()  # a paused replay stays paused for what was taken over too
             session = self.session
             nursery.start_soon(drain.run)
             if session is not None and session.ready.is_set():

@@ -6,25 +6,42 @@ Each service is its own process (DESIGN §2), but four Python interpreters
 that each import trio, SQLAlchemy or FastAPI from scratch hold four private
 copies of the same modules: the site idled at ~145 MB PSS when every
 service was ``exec``'d (issue 5 wants 120 MB for all of them). So
-``leafnode run`` forks one *fork server* before it starts its event loop;
-the fork server imports the modules of the services the site needs (and
-the modules each names in its ``PRELOAD`` tuple: what it would import only
-once running),
-freezes them out of the cyclic GC (``gc.freeze``: a collection would write
-to every object's header and copy every page), and then forks a service
-whenever the supervisor asks. The services share those pages copy-on-write;
-a page is copied only when a service writes to it.
+``leafnode run`` forks one *fork server* before it starts its event loop,
+once the modules the services share are imported (:func:`preload`: with the
+modules each names in its ``PRELOAD`` tuple, what it would import only once
+running) and frozen out of the cyclic GC, and the fork server forks a
+service whenever the supervisor asks. The services share those pages
+copy-on-write; a page is copied only when a process writes to it.
 
-The fork server imports in two stages: the ``first`` modules (the
-router's), then the others; it forks a requested service as soon as the
-stage holding its module is in (the request waits meanwhile). So the
-router, 0.3 s of imports, runs and answers clients while the fork server
-still imports FastAPI for the api (a second or more): client libraries'
-harnesses restart a server and expect it to answer within a second or two,
-on a busy machine too. Only two stages: what the fork server imports after
-a fork writes to pages the forked service shares, which then exist twice
-(forking the router early costs ~3 MB PSS; forking every service as soon
-as its own module was in cost ~11 MB).
+The fork server can import in two stages: the ``first`` modules, then the
+others; it forks a requested service as soon as the stage holding its
+module is in (the request waits meanwhile).
+
+Memory
+------
+Sharing is copy-on-write, and CPython writes to what it touches: reference
+counts, the specialised bytecode of every function it runs, and new objects
+put into the free slots of pages the parent filled (its obmalloc pools, its
+malloc heap). So a page is shared only while *no* process that maps it
+writes to it, and every page written after a fork exists twice from then
+on. Measured per process (``/proc/PID/smaps_rollup``, ``bench/site_bench``)
+this gives three rules, which ``leafnode run`` follows:
+
+* import before the first fork, not after: whatever the fork server
+  imported once forked dirtied the supervisor's copy of the pages it
+  allocated into (~5 MB private to the supervisor), and whatever it imported
+  after forking the router the router's (~3 MB). So the supervisor imports
+  the shared modules itself (``leafnode.supervisor.PRELOADED``: the router's
+  and the uplink's, i.e. trio and the shared library) before it forks the
+  fork server, which then imports nothing;
+* preload only what two services use: a library with one user (the store's
+  SQLAlchemy, ~23 MB; the api's FastAPI, pydantic and uvicorn, ~28 MB)
+  costs the same pages whether preloaded or not, but preloaded its user
+  still copies the part it writes, and the fork server and every service
+  forked after it map the rest: importing each in its own process saved
+  ~20 MB PSS in all, and lets the two import side by side on two cores;
+* freeze before forking (``gc.freeze``: a collection writes to every tracked
+  object's header).
 
 The fork server is deliberately tiny and single-threaded: no event loop,
 no logging handlers of its own, one ``SOCK_SEQPACKET`` socket to the
@@ -84,7 +101,7 @@ from leafnode.entrypoints import SERVICE_MAINS, service_main, service_module
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
-__all__ = ["ForkServer", "ForkServerError", "fd_placeholder", "process_name"]
+__all__ = ["ForkServer", "ForkServerError", "fd_placeholder", "preload", "process_name"]
 
 PR_SET_PDEATHSIG: Final = 1
 # How long the fork server, told its supervisor died, waits for it to be
@@ -277,8 +294,12 @@ class ForkServer:
 # -- the fork server process --------------------------------------------------------------
 
 
-def _preload(modules: Sequence[str]) -> None:
-    """Import ``modules`` and what each names in ``PRELOAD``, then freeze what is in."""
+def preload(modules: Sequence[str]) -> None:
+    """Import ``modules`` and what each names in ``PRELOAD``, then freeze what is in.
+
+    The fork server runs it for its stages; ``leafnode run``'s supervisor
+    for the shared modules, before it forks the fork server.
+    """
     for name in modules:
         # A module that fails to import fails again, with its traceback, in
         # the service that needs it.
@@ -367,7 +388,7 @@ def _serve(
         events = poller.poll(0 if stages and not held else None)
         if not events and stages:
             stage = stages.pop(0)
-            _preload(stage)
+            preload(stage)
             to_import.difference_update(stage)
             held, hold_after_first = hold_after_first, False
             continue

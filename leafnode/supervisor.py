@@ -22,9 +22,11 @@ The supervisor parses nats-server's flags like every service, forks the
 fork server (``leafnode.forkserver``: one interpreter that imports the
 services' modules once, so the services share those pages), then has it
 fork each service (``leafnode <service> ...``'s ``main`` with the same
-arguments). All are launched at once, the router first (the fork server
-imports the router's modules first and forks it before it imports the
-others'), then the supervisor waits until each is *ready*, in this order:
+arguments). The supervisor imports the modules the services share (the
+router's and the uplink's: ``PRELOADED``) before it forks the fork server;
+the store and the api import their own libraries once forked, side by side.
+All are launched at once, the router first, then the supervisor waits until
+every one is *ready* (probing them all at once):
 
 * ``store`` (only when some remote has a ``buffer``): ``store.sock`` answers ``ping``;
 * ``router`` (already serving the client port): ``router.ctl`` answers ``ping``;
@@ -71,8 +73,9 @@ port is free again, as when nats-server itself is killed (a harness that
 restarts a server on the ports it had finds them free).
 
 The supervisor runs on bare asyncio, not trio: it only waits for children,
-signals, timers and a few socket requests, and trio's import would cost it
-~3 MB more resident memory for the site's whole life (issue 5, "Performance").
+signals, timers and a few socket requests. (It does import trio, with the
+router's modules, for the fork server and the services to share: shared,
+those pages count once for the whole site.)
 A service's exit is reported by the fork server, which watches a pidfd
 per service (no SIGCHLD handler, no watcher thread).
 
@@ -106,7 +109,7 @@ from leafnode.clientport import bind_client_port, take_socket
 from leafnode.config import ConfigError, load, refusal, restart_needed
 from leafnode.entrypoints import service_module
 from leafnode.flags import apply_server_flags, leaf_flag_argv, load_with_flags
-from leafnode.forkserver import ForkServer, ForkServerError, fd_placeholder
+from leafnode.forkserver import ForkServer, ForkServerError, fd_placeholder, preload
 from leafnode.ipc import STORE_SOCKET, FrameDecoder, FrameError, IpcError, encode_frame
 from leafnode.ipc.asyncio import request_once, unix_server
 from leafnode.pidlock import lock_file
@@ -137,10 +140,14 @@ SUPERVISOR_SOCKET: Final = "supervisor.ctl"
 SOCKETS: Final = {"store": STORE_SOCKET, "router": "router.ctl", "uplink": "uplink.ctl"}
 ORDER: Final = ("store", "router", "uplink", "api")
 # The order the services are forked in: the router first, as it serves
-# clients (the fork server imports its modules first and forks it before it
-# imports the others: the api's second of imports would delay the client
-# port's INFO); readiness is still awaited in ORDER.
+# clients (the api's imports must not delay the client port's INFO).
 SPAWN_ORDER: Final = ("router", "store", "uplink", "api")
+# The services whose modules the supervisor imports before it forks the fork
+# server: theirs are the shared library's (trio, leafnode.link, .proto,
+# .ipc), which the store uses too. The store's SQLAlchemy and the api's
+# FastAPI have one user each: each imports its own once forked, both at
+# once on two cores, and nobody holds a copy it dirties (leafnode.forkserver).
+PRELOADED: Final = ("router", "uplink")
 # Postgres behind a slow network, a store applying migrations: be patient once.
 READY_TIMEOUT_S: Final = 30.0
 READY_POLL_S: Final = 0.02
@@ -458,12 +465,11 @@ class Supervisor:
             log.info("Service %s restarted (pid %d)", child.name, child.pid)
 
     async def start(self, names: Sequence[str]) -> None:
-        """Start services ``names`` and wait until each is ready, in order.
+        """Start services ``names`` and wait until every one is ready.
 
         The processes are launched together, the router first (in
-        ``SPAWN_ORDER``: the fork server forks it as soon as its modules are
-        in, while it still imports the others'); readiness is still awaited
-        in order (the router serves clients meanwhile). A
+        ``SPAWN_ORDER``), and probed together: the router serves clients
+        while the store and the api still import their libraries. A
         service that comes up before the one it talks to retries its socket
         (the uplink every 0.1 s), as after any restart.
 
@@ -474,8 +480,15 @@ class Supervisor:
         children = [self.children.setdefault(name, Child(name)) for name in names]
         for child in sorted(children, key=lambda c: SPAWN_ORDER.index(c.name)):
             await self._spawn(child)
+        # Probed all at once: each probe's wait and round trip no longer adds
+        # up (the ready line still waits for every one).
+        waits = [asyncio.ensure_future(self._wait_ready(child)) for child in children]
+        try:
+            await asyncio.gather(*waits)
+        finally:
+            for wait in waits:
+                wait.cancel()
         for child in children:
-            await self._wait_ready(child)
             self._watchers.append(self._tasks.create_task(self._supervise(child)))
 
     # -- stop, reload, signals ------------------------------------------------------------
@@ -843,17 +856,18 @@ def main(
             cleanup.callback(shutil.rmtree, private, ignore_errors=True)
             settings = dataclasses.replace(settings, run_dir=private)
             log.debug("Private run directory %s", private)
-        # Forked before the event loop exists, and with the modules of the
-        # services this config needs (a service a reload adds imports its own).
-        # It closes its copies of the client and websocket sockets (only the
-        # supervisor and the router hold the ports, so they close when those
-        # are gone) and of the database lock.
-        others = [service_module(name) for name in ORDER if name in needed and name != "router"]
+        # The shared modules are imported here, before the fork server is
+        # forked (PRELOADED); the store and the api import their own libraries
+        # once forked (leafnode.forkserver, "Memory").
+        preload([service_module(name) for name in PRELOADED if name in needed])
+        # Forked before the event loop exists. It closes its copies of the
+        # client and websocket sockets (only the supervisor and the router
+        # hold the ports, so they close when those are gone) and of the
+        # database lock.
         ports_file = ports_file_path(settings)
         forks = ForkServer.start(
-            others,
+            (),
             close_fds=keep,
-            first=[service_module("router")],
             ports_file=str(ports_file) if ports_file is not None else None,
         )
         cleanup.callback(forks.close)

@@ -343,9 +343,9 @@ def test_the_client_port_answers_while_the_api_still_imports(tmp_path: Path) -> 
     proc, log = _run(["-a", "127.0.0.1", "-p", str(port), "-m", str(http_port)], tmp_path)
     try:
         client = _first_client(port, proc)
-        # The fork server forks the router once the router's modules are in
-        # (0.3 s), before it imports the api's (FastAPI: a second or more);
-        # the api is forked, and says so, only then.
+        # The router runs once the shared modules are in (0.3 s); the api,
+        # forked with it, imports its web stack (FastAPI: half a second or
+        # more) before it says anything.
         assert "Starting leafnode api" not in log.read_text()
         client.close()
         _until(lambda: "Server is ready" in log.read_text(), "the site to be ready", timeout=60.0)
@@ -399,3 +399,46 @@ def test_a_monitoring_port_in_use_is_a_clear_error(tmp_path: Path, source: str) 
     assert "Address already in use" in text
     assert "Traceback" not in text
     assert "Starting leafnode api" not in text  # nothing was started
+
+
+def _maps_any(pid: int, needles: tuple[str, ...]) -> bool:
+    """Whether process ``pid`` maps a file whose path holds one of ``needles``."""
+    maps = Path(f"/proc/{pid}/maps").read_text()
+    return any(needle in maps for needle in needles)
+
+
+@pytest.mark.e2e
+def test_sqlalchemy_and_fastapi_are_in_their_own_service_only(tmp_path: Path) -> None:
+    # A library with one user is imported by that service once forked, not
+    # preloaded (leafnode.forkserver, "Memory"): preloaded, the fork server
+    # and every process forked after it mapped it, and its user copied the
+    # pages it wrote anyway. Their compiled extensions show in /proc/PID/maps.
+    sqlalchemy, fastapi = ("/sqlalchemy/",), ("/pydantic_core/",)
+    conf = tmp_path / "leaf.conf"
+    conf.write_text(
+        f'store {{ url: "sqlite:///{tmp_path}/buffer.db" }}\n'
+        "leafnodes { remotes: [ { name: hub, "
+        f'url: "nats-leaf://127.0.0.1:{free_port()}", buffer {{ subjects: ["b.>"] }} }} ] }}\n'
+    )
+    proc, log = _run(["-c", str(conf), "-a", "127.0.0.1", "-p", "-1", "-m", "-1"], tmp_path)
+    try:
+        _until(lambda: "Server is ready" in log.read_text(), "the site to be ready", timeout=60.0)
+        pids = {"supervisor": proc.pid, **site_processes(proc.pid)}
+        assert set(pids) == {"supervisor", "fork", "store", "router", "uplink", "api"}
+        holders = {
+            name: [lib for lib, needles in (("sqlalchemy", sqlalchemy), ("fastapi", fastapi))
+                   if _maps_any(pid, needles)]
+            for name, pid in pids.items()
+        }  # fmt: skip
+        assert holders == {
+            "supervisor": [],
+            "fork": [],
+            "router": [],
+            "uplink": [],
+            "store": ["sqlalchemy"],
+            "api": ["fastapi"],
+        }
+    finally:
+        proc.terminate()
+        proc.wait(30)
+    assert proc.returncode == 0, log.read_text()

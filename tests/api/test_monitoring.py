@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import time
 
 import nats
@@ -155,6 +157,15 @@ def test_leafz_from_the_uplink(full_site: ApiSite) -> None:
     (leaf,) = body["leafs"]
     assert leaf["account"] == "$G"
     assert isinstance(leaf["subscriptions_list"], list)
+
+
+def test_prometheus_client_is_imported_at_the_first_scrape_only() -> None:
+    # The api holds what it imports for good: a site nobody scrapes never
+    # needs prometheus-client (1.3 MB; test_metrics_are_prometheus_text
+    # scrapes it).
+    code = "import sys, services.api.__main__; print('prometheus_client' in sys.modules)"
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "False"
 
 
 def test_metrics_are_prometheus_text(full_site: ApiSite) -> None:

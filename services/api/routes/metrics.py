@@ -12,8 +12,6 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter, Response
-from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 
 from ..deps import State, expects_store, expects_uplink
 from ..site import SiteView, collect
@@ -44,6 +42,8 @@ class _SiteCollector:
         self.view = view
 
     def collect(self) -> Iterator[Metric]:
+        from prometheus_client.core import GaugeMetricFamily  # lazy: see metrics()
+
         view = self.view
         up = GaugeMetricFamily(
             "leafnode_service_up",
@@ -79,6 +79,8 @@ class _SiteCollector:
         yield from self._remotes()
 
     def _router(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         varz = self.view.varz
         if not isinstance(varz, dict):
             return
@@ -115,6 +117,8 @@ class _SiteCollector:
         yield size
 
     def _remotes(self) -> Iterator[Metric]:
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         labels = ["remote"]
         connected = GaugeMetricFamily(
             "leafnode_remote_connected", "1 while the link to the hub is up", labels=labels
@@ -234,6 +238,11 @@ class _SiteCollector:
     responses={200: {"content": {"text/plain": {}}}},
 )
 async def metrics(state: State) -> Response:
+    # Imported at the first scrape: prometheus-client (with its exposition
+    # servers' http.server, wsgiref, gzip) is 1.3 MB the api holds for good,
+    # and a site nobody scrapes never needs it.
+    from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
+
     view = await collect(state)
     registry = CollectorRegistry(auto_describe=False)
     registry.register(_SiteCollector(view))

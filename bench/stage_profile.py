@@ -26,7 +26,8 @@ subject match, link layer, data-link framing, ipc framing, socket calls,
 the trio event loop, SQL, ...), else to "other". py-spy samples only
 threads that are running (no ``--idle``), so the split is of CPU time.
 
-Caveats: the sampler itself takes CPU on a 2-core machine (it is a third
+The figures are CPU time: a wait (for an fsync, for the peer) is in none
+of them. Caveats: the sampler itself takes CPU on a 2-core machine (it is a third
 process next to the two the load keeps busy), so absolute figures are
 higher than in an unprofiled run; compare runs made the same way. A stage
 is the innermost *known* frame: time in CPython's own C code (a ``bytes``
@@ -94,7 +95,10 @@ STAGES: Final = (
                           "services/uplink/framing")),
     ("uplink: router side", ("services/uplink/routerlink",)),
     ("uplink: other", ("services/uplink/",)),
-    ("store: append service", ("services/store/service", "services/store/repo")),
+    # The driver's C calls (sqlite3 execute, commit) have no Python frame of
+    # their own: they count to the repo line that made them.
+    ("store: SQL via the driver (repo)", ("services/store/repo",)),
+    ("store: append service", ("services/store/service",)),
     ("store: other", ("services/store/",)),
 )  # fmt: skip
 _FRAME: Final = re.compile(r"^(?P<func>.*) \((?P<file>[^():]*):?\d*\)$")

@@ -67,6 +67,11 @@ BENCHES: Final = (
     Bench("router_bench", "router_bench", "router vs nats-server: pub/sub, request/reply"),
     Bench("uplink_bench", "uplink_bench", "through the hub vs a nats-server leaf"),
     Bench("replay_bench", "replay_bench", "draining a 10^6 backlog vs JetStream sourcing"),
+    Bench("site_bench", "site_bench", "memory and start-up of a whole site"),
+    Bench("startup_bench", "startup_bench", "exec -> accept, exec -> INFO"),
+    Bench("conn_bench", "conn_bench", "memory per connection, fan-out to 3,000 clients"),
+    Bench("cluster_bench", "cluster_bench", "cluster routes vs nats-server"),
+    # Last: the longest (the table so far is written after each benchmark).
     Bench(
         "replay_bench_1e7",
         "replay_bench",
@@ -74,10 +79,6 @@ BENCHES: Final = (
         ("-n", "10000000", "--cap", "1800"),
         full_only=True,
     ),
-    Bench("site_bench", "site_bench", "memory and start-up of a whole site"),
-    Bench("startup_bench", "startup_bench", "exec -> accept, exec -> INFO"),
-    Bench("conn_bench", "conn_bench", "memory per connection, fan-out to 3,000 clients"),
-    Bench("cluster_bench", "cluster_bench", "cluster routes vs nats-server"),
 )
 
 NATS: Final = "nats-server"
@@ -442,6 +443,22 @@ def collect(runs: Sequence[dict[str, object]]) -> list[Figure]:
     return figures
 
 
+def write(out: Path, runs: Sequence[dict[str, object]], *, quick: bool) -> str:
+    """Write ``results.md`` and ``results.json`` for ``runs`` into ``out``; return the table."""
+    figures = collect(runs)
+    info = machine()
+    table = markdown(figures, info, runs)
+    (out / "results.md").write_text(table)
+    doc = {
+        "machine": info,
+        "quick": quick,
+        "runs": list(runs),
+        "figures": [f.as_json() for f in figures],
+    }
+    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+    return table
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.run_all", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="each benchmark's --quick mode")
@@ -467,17 +484,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             if not (BENCH_DIR / f"{bench.module}.py").exists():
                 continue  # not in this checkout (yet)
             runs.append(run_bench(bench, out, quick=args.quick))
-    figures = collect(runs)
-    info = machine()
-    table = markdown(figures, info, runs)
-    (out / "results.md").write_text(table)
-    doc = {
-        "machine": info,
-        "quick": args.quick,
-        "runs": runs,
-        "figures": [f.as_json() for f in figures],
-    }
-    (out / "results.json").write_text(json.dumps(doc, indent=2) + "\n")
+            write(out, runs, quick=args.quick)  # so far: a run cut short keeps its table
+    table = write(out, runs, quick=args.quick)
     print()
     print(table)
     print(f"table: {out / 'results.md'}, {out / 'results.json'}; logs and raw JSON in {out}")

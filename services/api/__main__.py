@@ -37,16 +37,6 @@ if TYPE_CHECKING:
 
     from .deps import ApiState
 
-# Imported by `leafnode run`'s fork server before it forks this service, so
-# the pages are shared (leafnode.forkserver): what this service imports only
-# once it runs.
-PRELOAD = (
-    "anyio._backends._asyncio",
-    "uvicorn.lifespan.on",
-    "uvicorn.protocols.http.auto",
-    "uvicorn.protocols.http.h11_impl",
-)
-
 log = logging.getLogger("leafnode.api")
 
 DEFAULT_PORT: Final = 8222

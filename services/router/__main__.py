@@ -36,9 +36,9 @@ if TYPE_CHECKING:
 
     from leafnode.config import Settings
 
-# Imported by `leafnode run`'s fork server before it forks this service, so
-# the pages are shared (leafnode.forkserver): what this service imports only
-# once it runs.
+# Imported with this module by `leafnode run` before it forks its fork
+# server, so the pages are shared (leafnode.forkserver.preload): what this
+# service imports only once it runs.
 PRELOAD = ("encodings.idna",)
 
 log = logging.getLogger("leafnode.router")

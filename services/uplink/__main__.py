@@ -29,9 +29,9 @@ from .control import CONTROL_SOCKET, ControlHandler, ReloadResult
 from .dialer import tls_context
 from .service import Uplink
 
-# Imported by `leafnode run`'s fork server before it forks this service, so
-# the pages are shared (leafnode.forkserver): what this service imports only
-# once it runs.
+# Imported with this module by `leafnode run` before it forks its fork
+# server, so the pages are shared (leafnode.forkserver.preload): what this
+# service imports only once it runs.
 PRELOAD = ("encodings.idna",)
 
 log = logging.getLogger("leafnode.uplink")

@@ -32,7 +32,6 @@ from .client_conn import ClientConnection
 from .datalink import DataLink
 from .routing import Account, Subscription
 from .sysreq import SystemServices
-from .wsclients import serve_websocket
 
 if TYPE_CHECKING:
     from leafnode.config import RouterSettings, Settings, TlsSettings
@@ -412,6 +411,9 @@ class Server:
         """The ``websocket { }`` port, when configured (wsclients.py), on ``sock`` if given."""
         ws = self.settings.websocket
         if ws is not None:
+            # Imported here: wsproto (with h11) is a third of the router's imports.
+            from .wsclients import serve_websocket
+
             context = server_ssl_context(ws.tls) if ws.tls is not None else None
             self.websocket_port = await nursery.start(
                 functools.partial(serve_websocket, self, ws, context, sock=sock)

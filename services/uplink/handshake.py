@@ -41,7 +41,6 @@ from leafnode.proto import (
 from .auth import CredentialsError, connect_fields
 from .dialer import DialError, dial, start_tls
 from .framing import LINK_MAX_CONTROL_LINE, LINK_MAX_PAYLOAD
-from .websocket import websocket_connect
 
 if TYPE_CHECKING:
     import ssl
@@ -215,6 +214,9 @@ async def _handshake(
     secured = False
     try:
         if url.websocket:
+            # Imported here: wsproto (with h11) only for a ws:// or wss:// hub.
+            from .websocket import websocket_connect
+
             if url.scheme == "wss":
                 stream = await start_tls(stream, tls_ctx, url.host, timeout_s=tls_timeout_s)
             stream = await websocket_connect(

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import socket
+import subprocess
+import sys
 
 import pytest
 
@@ -106,3 +108,15 @@ def test_the_early_monitoring_host_is_the_config_default() -> None:
 )
 def test_sqlite_path(url: str, path: str | None) -> None:
     assert sqlite_path(url) == path
+
+
+def test_the_preloaded_services_import_wsproto_only_for_a_websocket() -> None:
+    # leafnode run's supervisor imports the router's and the uplink's modules
+    # before it forks (the start-up's critical path); wsproto with h11 was a
+    # third of that, for a websocket port or a ws:// hub few sites have.
+    code = (
+        "import sys, services.router.__main__, services.uplink.__main__; "
+        "print(sorted(m for m in ('wsproto', 'h11', 'leafnode.websocket') if m in sys.modules))"
+    )
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert done.stdout.strip() == "[]"

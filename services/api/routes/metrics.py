@@ -42,7 +42,7 @@ class _SiteCollector:
         self.view = view
 
     def collect(self) -> Iterator[Metric]:
-        from prometheus_client.core import GaugeMetricFamily  # lazy: see metrics()
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # see metrics()
 
         view = self.view
         up = GaugeMetricFamily(

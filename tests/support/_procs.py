@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import fcntl
 import os
 import shutil
 import socket
@@ -10,6 +11,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Final
 
 __all__ = [
     "NatsServerProcess",
@@ -26,12 +28,73 @@ __all__ = [
 DEBIAN_NATS_SERVER = "/usr/sbin/nats-server"
 
 
-def free_port() -> int:
-    """A TCP port that was free a moment ago on 127.0.0.1."""
+# free_port hands out ports below the kernel's ephemeral range, so that no
+# outgoing connection (whose local port the kernel picks from that range) can
+# take one between free_port() and the server's bind: with port 0 it could, and
+# two calls could even return the same port. A lock file per port keeps two
+# test processes (xdist workers, runs in other checkouts) from handing out the
+# same port; each process keeps its newest locks and walks its range in order,
+# so it does not hand out a port again until it has gone round.
+_PORT_LOCKS: Final = Path(tempfile.gettempdir()) / "leafnode-test-ports"
+_PORT_FLOOR: Final = 10000
+_HELD_LOCKS: Final = 512  # a port handed out 512 calls ago is bound or released
+_held: dict[int, int] = {}  # port -> fd of its lock file, oldest first
+_cursor: list[int] = []
+
+
+def _port_range() -> tuple[int, int]:
+    """[low, high) below the ephemeral range; empty when there is no room."""
+    try:
+        low = int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return (0, 0)
+    return (_PORT_FLOOR, low)
+
+
+def _kernel_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port: int = sock.getsockname()[1]
         return port
+
+
+def _bindable(port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+        except OSError:
+            return False
+        return True
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago and that no other
+    test process was given (see the comment above)."""
+    low, high = _port_range()
+    if high - low < 4 * _HELD_LOCKS:
+        return _kernel_port()
+    _PORT_LOCKS.mkdir(exist_ok=True)
+    if not _cursor:
+        _cursor.append(low + (os.getpid() * 7919) % (high - low))
+    for _ in range(high - low):
+        port = _cursor[0]
+        _cursor[0] = port + 1 if port + 1 < high else low
+        if port in _held:
+            continue
+        fd = os.open(_PORT_LOCKS / str(port), os.O_CREAT | os.O_RDWR, 0o666)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            continue
+        if not _bindable(port):
+            os.close(fd)
+            continue
+        _held[port] = fd
+        if len(_held) > _HELD_LOCKS:
+            os.close(_held.pop(next(iter(_held))))
+        return port
+    return _kernel_port()
 
 
 def nats_server_binary() -> str:

@@ -52,7 +52,7 @@ if TYPE_CHECKING:
     from ._parser import Entry
     from ._values import Context
 
-__all__ = ["ACCEPT_KEYS", "NOT_SERVED", "build_accept", "check_accept"]
+__all__ = ["ACCEPT_KEYS", "build_accept", "check_accept"]
 
 # The keys of `leafnodes` this module reads (lower case, nats-server's aliases).
 ACCEPT_KEYS: Final = frozenset(
@@ -70,9 +70,6 @@ ACCEPT_KEYS: Final = frozenset(
         "minimum_version",
     }
 )
-# Until the accept side is served (issue 15), a configured port is validated,
-# then says so: status never lies.
-NOT_SERVED: Final = "validated; accepting leaf connections is not served yet"
 # nats-server's leafnode TLS handshake timeout default (server/const.go TLS_TIMEOUT).
 _DEFAULT_TLS_TIMEOUT_S: Final = 2.0
 # nats-server warns above this many seconds: likely an unquoted duration (1m).
@@ -98,11 +95,9 @@ def build_accept(
     match item.key.lower():
         case "listen":
             host, port = want_host_port(item, sub)
-            ctx.ignored(item, sub, NOT_SERVED)
             return replace(accept, host=host or accept.host, port=port)
         case "port":
             port = want_port(item, sub)
-            ctx.ignored(item, sub, NOT_SERVED)
             return replace(accept, port=port)
         case "host" | "net":
             return replace(accept, host=want_str(item, sub))

@@ -22,8 +22,11 @@ Messages are in the leaf link's own form, under an ``ACC`` line
     a framing error.
 
 router -> uplink
-    ``INFO {"server_id", "server_name", "accounts": [...]}`` once, as a hello
-    (``encode_hello``/``Hello``); then ``LS+``/``LS-`` for the full local
+    ``INFO {"server_id", "server_name", "accounts": [...], "lds": {...}}``
+    once, as a hello (``encode_hello``/``Hello``; ``lds``: each account's
+    loop-detection subject, which the uplink announces to its hubs, so the
+    router's accepted leafs and the hubs see one ``$LDS`` per account, as
+    nats-server has); then ``LS+``/``LS-`` for the full local
     interest and later its changes; hub-bound messages, naming the hub queue
     groups the router chose; ``PONG`` for the uplink's ``PING``.
 uplink -> router
@@ -68,6 +71,7 @@ __all__ = [
 _SERVER_ID: Final = "server_id"
 _SERVER_NAME: Final = "server_name"
 _ACCOUNTS: Final = "accounts"
+_LDS: Final = "lds"
 _HUB_RESET: Final = "hub_reset"
 _HUB: Final = "hub"
 _PROTO: Final = "proto"
@@ -85,6 +89,8 @@ class Hello:
     server_id: str = ""
     server_name: str = ""
     accounts: tuple[str, ...] = ()
+    # account -> its $LDS subject (module doc); empty from an older router.
+    lds: tuple[tuple[str, str], ...] = ()
 
     @classmethod
     def from_options(cls, options: Mapping[str, object]) -> Hello:
@@ -92,10 +98,14 @@ class Hello:
         server_id = options.get(_SERVER_ID)
         name = options.get(_SERVER_NAME)
         accounts = options.get(_ACCOUNTS)
+        lds = options.get(_LDS)
         return cls(
             server_id if isinstance(server_id, str) else "",
             name if isinstance(name, str) else "",
             tuple(a for a in accounts if isinstance(a, str)) if isinstance(accounts, list) else (),
+            tuple((a, s) for a, s in lds.items() if isinstance(s, str))
+            if isinstance(lds, dict)
+            else (),
         )
 
     @staticmethod
@@ -104,11 +114,21 @@ class Hello:
         return isinstance(options.get(_ACCOUNTS), list)
 
 
-def encode_hello(server_id: str, server_name: str, accounts: Iterable[str]) -> bytes:
-    """The router's hello: ``INFO {"server_id", "server_name", "accounts"}``."""
-    return encode_info(
-        {_SERVER_ID: server_id, _SERVER_NAME: server_name, _ACCOUNTS: sorted(accounts)}
-    )
+def encode_hello(
+    server_id: str,
+    server_name: str,
+    accounts: Iterable[str],
+    lds: Mapping[str, str] | None = None,
+) -> bytes:
+    """The router's hello: ``INFO {"server_id", "server_name", "accounts", "lds"}``."""
+    fields: dict[str, object] = {
+        _SERVER_ID: server_id,
+        _SERVER_NAME: server_name,
+        _ACCOUNTS: sorted(accounts),
+    }
+    if lds:
+        fields[_LDS] = dict(lds)
+    return encode_info(fields)
 
 
 def encode_hub_reset(account: str) -> bytes:

@@ -50,6 +50,7 @@ if TYPE_CHECKING:
     from leafnode.proto import Event, MessageFrame
 
     from .interfaces import LinkServer
+    from .routing import Account
 
 __all__ = ["DataLink", "HubOutbound"]
 
@@ -60,6 +61,15 @@ MAX_CONTROL_LINE = 64 * 1024
 # The uplink drains the link as fast as the hub takes it; allow a deep queue
 # before treating it as stuck (it then reconnects and resynchronises).
 DATALINK_MAX_PENDING = 256 * 1024 * 1024
+
+
+def forget_hub(account: Account) -> None:
+    """Clear the account's hub interest; its downstream leafs hear what they lose."""
+    keys = list(account.hub.entries) if account.leafs is not None else ()
+    account.hub.clear()
+    if account.leafs is not None:
+        for subject, queue in keys:
+            account.leafs.refresh(subject, queue)
 
 
 class HubOutbound:
@@ -163,10 +173,13 @@ class DataLink:
 
     def _attach(self) -> None:
         server = self.server
-        self.outbound.write(encode_hello(server.server_id, server.server_name, server.accounts))
+        lds = {name: account.lds.decode() for name, account in server.accounts.items()}
+        self.outbound.write(
+            encode_hello(server.server_id, server.server_name, server.accounts, lds)
+        )
         for account in server.accounts.values():
             account.hub_sink = self.hub_sink
-            account.hub.clear()
+            forget_hub(account)
             for line in account.interest.snapshot():
                 self.outbound.write(line)
         log.info("Uplink attached on %s", server.datalink_path)
@@ -175,7 +188,7 @@ class DataLink:
         for account in self.server.accounts.values():
             if account.hub_sink is self.hub_sink:
                 account.hub_sink = None
-                account.hub.clear()
+                forget_hub(account)
         if self.server.datalink is self:
             self.server.datalink = None
 
@@ -222,11 +235,15 @@ class DataLink:
             account = self._accounts.get(event.account or b"")
             if account is not None:
                 account.hub.add(event.subject, event.queue, event.weight)
+                if account.leafs is not None:
+                    account.leafs.refresh(event.subject, event.queue)
         elif kind is LUnsub:
             assert isinstance(event, LUnsub)
             account = self._accounts.get(event.account or b"")
             if account is not None:
                 account.hub.remove(event.subject, event.queue)
+                if account.leafs is not None:
+                    account.leafs.refresh(event.subject, event.queue)
         elif kind is Ping:
             self.outbound.write(PONG)
         elif kind is Info:
@@ -242,4 +259,4 @@ class DataLink:
         if reset is not None:
             account = self.server.accounts.get(reset)
             if account is not None:
-                account.hub.clear()
+                forget_hub(account)

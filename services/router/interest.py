@@ -63,6 +63,39 @@ class LocalInterest:
         self._queues.pop(key, None)
         return encode_lunsub(subject, queue, account=self._account) if weight == 0 else None
 
+    def add_weight(self, subject: bytes, queue: bytes | None, delta: int) -> bytes | None:
+        """A downstream leaf's key changed by ``delta`` (leafinterest.py); the line, if any.
+
+        A plain key counts one per leaf, as a subscription does; a queue key
+        adds the leaf's weight, so the hub sees the group's size below us.
+        """
+        if queue is None:
+            if delta > 0:
+                return self.add(subject, None)
+            return self.remove(subject, None) if delta < 0 else None
+        key = (subject, queue)
+        old = self._queues.get(key, 0)
+        weight = old + delta
+        if weight == old:
+            return None
+        if weight > 0:
+            self._queues[key] = weight
+            return encode_lsub(subject, queue, weight, account=self._account)
+        self._queues.pop(key, None)
+        return encode_lunsub(subject, queue, account=self._account) if old > 0 else None
+
+    def count(self, subject: bytes, queue: bytes | None) -> int:
+        """A key's count: subscriptions (plain) or members (queue), leafs' shares included."""
+        if queue is None:
+            return self._plain.get(subject, 0)
+        return self._queues.get((subject, queue), 0)
+
+    def keys(self) -> list[tuple[bytes, bytes | None]]:
+        """Every key with interest."""
+        keys: list[tuple[bytes, bytes | None]] = [(s, None) for s in self._plain]
+        keys.extend(self._queues)
+        return keys
+
     def snapshot(self) -> list[bytes]:
         """Every line needed to tell a fresh uplink the whole interest."""
         lines = [encode_lsub(subject, account=self._account) for subject in self._plain]

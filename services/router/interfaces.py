@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 __all__ = [
     "Client",
     "ClientServer",
+    "LeafServer",
     "LinkServer",
     "ServerIdentity",
     "SystemPublisher",
@@ -131,6 +132,20 @@ class LinkServer(ServerIdentity, Protocol):
 
     @datalink.setter
     def datalink(self, link: None) -> None: ...
+
+
+class LeafServer(ServerIdentity, Protocol):
+    """What the leaf port's connections (``leafconn``) use of the server."""
+
+    flusher: Flusher
+    auth_limiter: trio.CapacityLimiter
+    store_link: StoreLink | None
+
+    def account(self, name: str) -> Account: ...
+
+    def new_cid(self) -> int:
+        """The next connection id (clients and leafs share them, as in nats-server)."""
+        ...
 
 
 class WebsocketServer(Protocol):

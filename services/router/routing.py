@@ -32,7 +32,14 @@ if TYPE_CHECKING:
 
     from .buffering import BufferRule, StoreLink
 
-__all__ = ["Account", "Delivery", "Subscription", "route_from_hub", "route_local"]
+__all__ = [
+    "Account",
+    "Delivery",
+    "LeafFanout",
+    "Subscription",
+    "route_from_hub",
+    "route_local",
+]
 
 
 class Delivery(Protocol):
@@ -100,6 +107,23 @@ class HubSink(Protocol):
         """Queue a message for the hub, in whatever form the uplink reads."""
 
 
+class LeafFanout(Protocol):
+    """The downstream leafs of an account (``leafinterest.AccountLeafs``), as routing sees them."""
+
+    def route(
+        self,
+        origin: object,
+        subject: bytes,
+        reply: bytes | None,
+        hdr_len: int,
+        data: bytes,
+        served: set[bytes],
+        named: tuple[bytes, ...] | None,
+    ) -> int: ...
+
+    def refresh(self, subject: bytes, queue: bytes | None, skip: object = None) -> None: ...
+
+
 class Subscription:
     """A client's SUB: ``sid`` is the client's id for it."""
 
@@ -133,6 +157,8 @@ class Account:
         "hub",
         "hub_sink",
         "interest",
+        "lds",
+        "leafs",
         "name",
         "name_bytes",
         "store_link",
@@ -151,12 +177,18 @@ class Account:
         # Subjects whose hub-bound messages are stored (buffering.py), if any.
         self.buffer_rules: Sublist[BufferRule] | None = None
         self.store_link: StoreLink | None = None
+        # Accepted downstream leafs bound here (leafconn.py), once one is; and
+        # the loop-detection subject they and the hubs are told (leafinterest.py).
+        self.leafs: LeafFanout | None = None
+        self.lds = b""
 
     def add_subscription(self, sub: Subscription) -> None:
         self.sublist.insert(sub)
         line = self.interest.add(sub.subject, sub.queue)
         if line is not None and self.hub_sink is not None:
             self.hub_sink.write(line)
+        if self.leafs is not None:
+            self.leafs.refresh(sub.subject, sub.queue)
 
     def remove_subscription(self, sub: Subscription) -> bool:
         if not self.sublist.remove(sub):
@@ -164,6 +196,8 @@ class Account:
         line = self.interest.remove(sub.subject, sub.queue)
         if line is not None and self.hub_sink is not None:
             self.hub_sink.write(line)
+        if self.leafs is not None:
+            self.leafs.refresh(sub.subject, sub.queue)
         return True
 
 
@@ -230,6 +264,11 @@ def route_local(
                 local_groups.add(members[0].queue or b"")
                 _deliver(chosen, subject, reply, hdr_len, data)
                 delivered += 1
+    if account.leafs is not None:
+        # Downstream leafs (leafinterest.py): groups served here are not the hub's.
+        if local_groups is None:
+            local_groups = set()
+        delivered += account.leafs.route(origin, subject, reply, hdr_len, data, local_groups, None)
     sink = account.hub_sink
     if sink is not None and account.hub.entries:
         hub = account.hub.sublist.match(subject)
@@ -277,11 +316,19 @@ def route_from_hub(
             sub.delivered += 1
             if sub.delivered >= sub.max_msgs:
                 client.auto_unsubscribed(sub)
+    served: set[bytes] | None = None
     if queues and result.qsubs:
+        served = set()
         for members in result.qsubs:
             if members[0].queue in queues:
                 chosen = _pick(members, None, subject)
                 if chosen is not None:
                     _deliver(chosen, subject, reply, hdr_len, data)
                     delivered += 1
+                    served.add(members[0].queue or b"")
+    if account.leafs is not None:
+        # Downstream leafs: plain interest, and named groups nobody here took.
+        delivered += account.leafs.route(
+            None, subject, reply, hdr_len, data, served or set(), queues
+        )
     return delivered

@@ -21,6 +21,7 @@ from leafnode import SERVER_VERSION
 from leafnode.affinity import data_path_cpu, keep_placement
 from leafnode.clientport import bind_client_port, peer_address
 from leafnode.config import DEFAULT_ACCOUNT
+from leafnode.hubside import new_lds_subject
 from leafnode.link import Flusher
 from leafnode.proto import encode_err
 from leafnode.runtime import TRACE
@@ -30,6 +31,7 @@ from .auth import Authenticator
 from .buffering import StoreLink, build_buffer_rules
 from .client_conn import ClientConnection
 from .datalink import DataLink
+from .leafconn import LeafAcceptor
 from .routing import Account, Subscription
 from .sysreq import SystemServices
 
@@ -123,6 +125,9 @@ class Server:
         # The websocket port once it listens (0: none); lame duck cancels its accepting.
         self.websocket_port = 0
         self.websocket_accepting = trio.CancelScope()
+        # The leafnodes { listen } port's leafs (leafconn.py, issue 15), if configured.
+        accept = settings.leafnodes.accept
+        self.leaf_acceptor = LeafAcceptor(self, accept) if accept.port is not None else None
 
     def _add_accounts(self, settings: Settings) -> None:
         for name in (DEFAULT_ACCOUNT, *self.auth.accounts):
@@ -151,6 +156,8 @@ class Server:
         account = self.accounts.get(name)
         if account is None:
             account = Account(name)
+            # One $LDS per account, shared with the uplink through the hello.
+            account.lds = new_lds_subject()
             self.accounts[name] = account
             self.accounts_by_bytes[account.name_bytes] = account
             self.services.install(account)
@@ -198,6 +205,11 @@ class Server:
                 ws_info.update(tls_required=True, tls_available=True)
             self.ws_info_template = ws_info
 
+    def new_cid(self) -> int:
+        """The next connection id (clients and accepted leafs share them)."""
+        self._next_cid += 1
+        return self._next_cid
+
     def remove_client(self, client: Client) -> None:
         """Forget a closed client; keep its snapshot for ``/connz?state=closed``."""
         if self.clients.pop(client.cid, None) is not None:
@@ -218,6 +230,8 @@ class Server:
         ports = {"nats": [f"{scheme}://{host}:{self.port}"]}
         if self.websocket_port:
             ports["websocket"] = [self.websocket_url()]
+        if self.leaf_acceptor is not None and self.leaf_acceptor.port:
+            ports["leafnodes"] = [f"nats-leaf://{host}:{self.leaf_acceptor.port}"]
         path.parent.mkdir(parents=True, exist_ok=True)
         path.write_text(json.dumps(ports))
 
@@ -252,6 +266,8 @@ class Server:
         self._build_info()
         self.config_loaded_at = time.time()
         self.closed_clients.resize(router.max_closed_clients)
+        if self.leaf_acceptor is not None:
+            self.leaf_acceptor.reconfigure(self, settings.leafnodes.accept)
         for client in list(self.clients.values()):
             client.reconfigure()
             client.recheck_auth()
@@ -329,6 +345,8 @@ class Server:
                 # Before the ports file and readiness: tools read the
                 # websocket URL from the ports file (nats.js's harness does).
                 await self._start_websocket(nursery, websocket_socket)
+                if self.leaf_acceptor is not None:
+                    await nursery.start(self.leaf_acceptor.serve, nursery)
                 if ports_file is not None:
                     self.write_ports_file(ports_file)
                 log.info("Listening for client connections on %s:%d", settings.host, self.port)

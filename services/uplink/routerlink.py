@@ -224,3 +224,5 @@ class RouterLink:
         self.router_name = hello.server_name
         self.accounts = hello.accounts
         self.uplink.router_accounts(self.accounts)
+        if hello.lds:
+            self.uplink.router_lds(hello.lds)

@@ -217,6 +217,23 @@ class Uplink:
         if missing:
             log.warning("The router does not know account(s) %s used by remotes", missing)
 
+    def router_lds(self, lds: tuple[tuple[str, str], ...]) -> None:
+        """Take the router's ``$LDS`` per account (its accepted leafs are told the same).
+
+        One subject per account across the hub links and the leafs the
+        router accepts, as nats-server has: a loop through any of them comes
+        back as the one subject (leafnode-protocol.md §4.7).
+        """
+        for name, subject in lds:
+            state = self.accounts.get(name.encode())
+            new = subject.encode()
+            if state is None or state.lds == new or not new.startswith(LDS_PREFIX):
+                continue
+            for session in state.connected():
+                session.outbound.write(encode_lunsub(state.lds))
+                session.outbound.write(encode_lsub(new))
+            state.lds = new
+
     def router_attached(self) -> None:
         """A router (re)attached: tell it every hub's current interest and protocol level."""
         router = self.router

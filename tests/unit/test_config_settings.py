@@ -469,13 +469,9 @@ class TestWarnings:
         assert c.warnings == (f"<string>:2:3: {key} is not supported by leafnode; ignored",)
 
     @pytest.mark.parametrize("key", ["listen: 7422", "port: 7422"])
-    def test_accepting_side_leafnodes_port_is_not_served_yet(self, key: str) -> None:
+    def test_accepting_side_leafnodes_port_is_served(self, key: str) -> None:
         c = s(f"leafnodes {{\n {key}\n}}")
-        name = key.split(":")[0]
-        assert c.warnings == (
-            f"<string>:2:2: leafnodes.{name} is not supported by leafnode; ignored "
-            "(validated; accepting leaf connections is not served yet)",
-        )
+        assert c.warnings == ()
         assert c.leafnodes.accept.port == 7422
 
     @pytest.mark.parametrize("key", ["host: x", "authorization { user: a }"])

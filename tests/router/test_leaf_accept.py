@@ -78,7 +78,8 @@ class Tier:
         self._leafs.append(leaf)
         leaf.wait_ready()
         if wait:
-            wait_for_log(leaf, "Leafnode connection created", timeout=DEADLINE_S)
+            # Ours, once the CONNECT passed (nats-server's own line comes at dial).
+            wait_for_log(self.router, f'leaf "{name}"', timeout=DEADLINE_S)
         return leaf
 
 

@@ -20,7 +20,11 @@ What each leaf is told (``LS+``/``LS-``)
     everything the account has, but its own: our clients', the other
     leafs', the hub's (so a hub requester's ``_INBOX`` reaches the tier
     below) and our ``$LDS``. For one key that is the account's local count
-    minus the leaf's own share plus the hub's; ``refresh`` recomputes a key
+    minus the leaf's own share plus the hub's, and one for the account's
+    buffered subjects (``buffer { subjects }`` of its remotes): the store
+    wants those whether or not the hub is there, so a leaf below sends them
+    to us during a hub outage and they are buffered here (point 4);
+    ``refresh`` recomputes a key
     for every leaf when any source changes and sends only differences,
     reference-counted like nats-server (plain: ``LS+`` at 0->1, ``LS-`` at
     1->0; queue: ``LS+`` with the new weight on every change, ``LS-`` at 0).
@@ -121,7 +125,7 @@ class AccountLeafs:
         self.leafs.append(leaf)
         account = self.account
         leaf.send_interest(encode_lsub(account.lds))
-        for key in (*account.interest.keys(), *account.hub.entries):
+        for key in (*account.interest.keys(), *account.hub.entries, *self._buffered()):
             self._refresh_one(leaf, key)
 
     def detach(self, leaf: LeafPeer) -> None:
@@ -174,6 +178,8 @@ class AccountLeafs:
         hub = account.hub.entries.get(key)
         if hub is not None:
             want += hub.weight if queue is not None else 1
+        if queue is None and key in self._buffered():
+            want += 1
         had = leaf.sent.get(key, 0)
         if queue is None:
             want = 1 if want > 0 else 0
@@ -185,6 +191,13 @@ class AccountLeafs:
         else:
             del leaf.sent[key]
             leaf.send_interest(encode_lunsub(subject, queue))
+
+    def _buffered(self) -> list[Key]:
+        """The account's buffered subjects: wanted by the store, whoever else listens."""
+        rules = self.account.buffer_rules
+        if rules is None:
+            return []
+        return [(rule.subject, None) for rule in rules.subscribers()]
 
     # --------------------------------------------------------------- messages
 

@@ -23,6 +23,7 @@ from tests.conftest import respond_ok, until_responding, wait_until
 from tests.support import (
     HubProcess,
     NatsServerProcess,
+    SiteProcess,
     free_port,
     http_get,
     restart_process,
@@ -36,7 +37,6 @@ if TYPE_CHECKING:
     from nats.aio.msg import Msg
 
     from tests.e2e.conftest import SiteStarter
-    from tests.support import SiteProcess
 
 pytestmark = [pytest.mark.e2e, pytest.mark.asyncio]
 
@@ -196,15 +196,29 @@ async def test_a_loop_through_the_hub_link_is_refused(
         hub.kill()
 
 
+@pytest.mark.parametrize("below", ["nats-server", "leafnode"])
 async def test_the_middle_tier_buffers_for_the_tier_below(
-    start_site: SiteStarter, hub: HubProcess, tmp_path: Path, real_leafs: list[NatsServerProcess]
+    start_site: SiteStarter,
+    hub: HubProcess,
+    tmp_path: Path,
+    real_leafs: list[NatsServerProcess],
+    below: str,
 ) -> None:
-    """The hub goes away; a real leaf below keeps publishing; nothing lost, order kept."""
+    """The hub goes away; the tier below keeps publishing; nothing lost, order kept.
+
+    A leafnode below buffers too, and acks its backlog on the middle's PONG,
+    which comes once the middle committed what came before it.
+    """
     middle, leaf_port = _middle(start_site, hub, tmp_path)
-    leaf = _real_leaf(leaf_port, tmp_path)
-    real_leafs.append(leaf)
-    leaf.wait_ready()
-    wait_for_log(middle, 'leaf "real"', timeout=DEADLINE_S)
+    if below == "nats-server":
+        real = _real_leaf(leaf_port, tmp_path)
+        real_leafs.append(real)
+        real.wait_ready()
+        leaf: NatsServerProcess | SiteProcess = real
+        wait_for_log(middle, 'leaf "real"', timeout=DEADLINE_S)
+    else:
+        leaf = _bottom_site(start_site, leaf_port, tmp_path)
+        wait_for_log(middle, "Leafnode connection created", timeout=DEADLINE_S)
     hub.stop()
     count = 200
     low = await nats.connect(leaf.url)
@@ -215,12 +229,16 @@ async def test_the_middle_tier_buffers_for_the_tier_below(
     finally:
         await low.close()
 
-    def backlog() -> int:
-        status, body = http_get(middle.http_port, "/buffer")
+    def backlog(site: SiteProcess | NatsServerProcess) -> int:
+        status, body = http_get(site.http_port, "/buffer")  # type: ignore[union-attr]
         assert status == 200, body
         return int(json.loads(body)["total"]["msgs"])
 
-    await wait_until(lambda: backlog() == count, timeout=DEADLINE_S, what="the middle's backlog")
+    await wait_until(
+        lambda: backlog(middle) == count, timeout=DEADLINE_S, what="the middle's backlog"
+    )
+    if below == "leafnode":
+        await wait_until(lambda: backlog(leaf) == 0, timeout=DEADLINE_S, what="bottom drained")
     restart_process(hub)
     hub.wait_ready()
     top = await nats.connect(hub.url)
@@ -232,6 +250,6 @@ async def test_the_middle_tier_buffers_for_the_tier_below(
         )
         await asyncio.sleep(0.3)
         assert got == [b"%d" % i for i in range(count)]
-        await wait_until(lambda: backlog() == 0, timeout=DEADLINE_S, what="the backlog acked")
+        await wait_until(lambda: backlog(middle) == 0, timeout=DEADLINE_S, what="acked")
     finally:
         await top.close()

@@ -5,8 +5,9 @@ Requests (``leafnode.ipc`` framing; every answer carries the request's id):
 ``ping`` {} -> ``pong`` {server_id, server_name, port, listening}
     Readiness: the router is ready when this answers with ``listening`` true
     (its client port and its websocket port, when configured, accept).
-``varz`` / ``connz`` / ``subsz`` / ``accountz`` {query: {name: value}} -> ``ok`` {data}
-    nats-server's monitoring objects (``services.router.monitor``); ``query``
+``varz`` / ``connz`` / ``subsz`` / ``accountz`` / ``leafz`` {query: {name: value}} -> ``ok`` {data}
+    nats-server's monitoring objects (``services.router.monitor``; ``leafz``:
+    the leafs accepted on the leaf port, ``services.router.leafmonitor``); ``query``
     holds the HTTP query parameters as strings. A bad value answers
     ``error`` {error, code: "bad_request"}.
 ``bufferz`` {} -> ``ok`` {data: {enabled, store_available, waiting,
@@ -49,6 +50,7 @@ _VIEWS = {
     "connz": monitor.connz,
     "subsz": monitor.subsz,
     "accountz": monitor.accountz,
+    "leafz": monitor.leafz,
 }
 
 

@@ -166,6 +166,7 @@ class LeafConnection:
         self.started_at = time.time()
         self.last_activity = self.started_at
         self.rtt_s = 0.0
+        self._ping_at: float | None = None
         self._attach_due = False
 
     def __str__(self) -> str:
@@ -227,6 +228,8 @@ class LeafConnection:
         return self._apply(self.proto.receive(data))
 
     def send_ping(self) -> None:
+        if self._ping_at is None:
+            self._ping_at = trio.current_time()
         self.outbound.write(PING)
 
     def _apply(self, outcomes: Sequence[Outcome]) -> Awaitable[None] | None:
@@ -273,6 +276,10 @@ class LeafConnection:
                 self._send(outcome.data)
             elif kind is PongSeen:
                 self.link.pong()
+                if self._ping_at is not None:
+                    # /leafz's rtt, from our keepalive PING to its PONG.
+                    self.rtt_s = trio.current_time() - self._ping_at
+                    self._ping_at = None
             elif kind is Established:
                 assert isinstance(outcome, Established)
                 self._bind(outcome.accepted)

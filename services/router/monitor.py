@@ -20,6 +20,7 @@ from leafnode.monitoring import MonitorError, query_flag
 from leafnode.proto import subject_matches
 from leafnode.redact import url_address
 
+from . import leafmonitor
 from .closed import ClosedClient, ClosedSub
 
 if TYPE_CHECKING:
@@ -31,7 +32,7 @@ if TYPE_CHECKING:
 
     Conn: TypeAlias = ClientConnection | ClosedClient
 
-__all__ = ["MonitorError", "accountz", "bufferz", "connz", "subsz", "varz"]
+__all__ = ["MonitorError", "accountz", "bufferz", "connz", "leafz", "subsz", "varz"]
 
 NS = 1_000_000_000
 # nats-server's default and largest page for /connz.
@@ -124,7 +125,8 @@ def varz(server: Server) -> dict[str, object]:
         "total_connections": server.total_connections,
         "routes": 0,
         "remotes": 0,
-        "leafnodes": 1 if server.datalink is not None else 0,
+        # Accepted leafs; the api adds the uplink's connected remotes.
+        "leafnodes": leafmonitor.accepted_count(server.leaf_acceptor),
         "in_msgs": server.closed_in_msgs + sum(c.in_msgs for c in clients),
         "out_msgs": server.closed_out_msgs + sum(c.out_msgs for c in clients),
         "in_bytes": server.closed_in_bytes + sum(c.in_bytes for c in clients),
@@ -140,13 +142,19 @@ def varz(server: Server) -> dict[str, object]:
         "config_load_time": rfc3339(server.config_loaded_at),
         "system_account": "",
         "leaf": {
+            **leafmonitor.leaf_varz(server.leaf_acceptor),
             "remotes": [
                 # host:port only, as nats-server's urlsToStrings: never the userinfo.
                 {"local_account": r.account, "urls": [url_address(u) for u in r.urls], "deny": {}}
                 for r in full.leafnodes.remotes
-            ]
+            ],
         },
     }
+
+
+def leafz(server: Server, query: Mapping[str, str]) -> dict[str, object]:
+    """The leafs accepted on the leaf port (``leafmonitor``); the api adds the remotes."""
+    return leafmonitor.leafz(server.leaf_acceptor, server.server_id, query)
 
 
 def _int(query: Mapping[str, str], key: str, default: int) -> int:

@@ -151,7 +151,7 @@ async def test_three_tiers_leafnode_leafnode_hub(
 async def test_real_leaf_below_a_site(
     start_site: SiteStarter, hub: HubProcess, tmp_path: Path, real_leafs: list[NatsServerProcess]
 ) -> None:
-    _, leaf_port = _middle(start_site, hub, tmp_path)
+    middle, leaf_port = _middle(start_site, hub, tmp_path)
     leaf = _real_leaf(leaf_port, tmp_path)
     real_leafs.append(leaf)
     leaf.wait_ready()
@@ -166,6 +166,24 @@ async def test_real_leaf_below_a_site(
         await _publish_until(top, "down.x", at_low, "hub -> real leaf")
         await low.subscribe("svc.low", cb=respond_ok)
         await until_responding(top, "svc.low", timeout=DEADLINE_S)
+        # Monitoring at the middle: the remote and the accepted leaf.
+        _, body = http_get(middle.http_port, "/leafz?subs=1")
+        leafz = json.loads(body)
+        assert leafz["leafnodes"] == 2
+        by_spoke = {leaf["is_spoke"]: leaf for leaf in leafz["leafs"]}
+        assert by_spoke[False]["name"] == "real"
+        assert by_spoke[False]["account"] == "$G"
+        assert "svc.low" in by_spoke[False]["subscriptions_list"]
+        assert by_spoke[False]["in_msgs"] >= 1
+        assert by_spoke[True]["account"] == "$G"
+        _, body = http_get(middle.http_port, "/varz")
+        varz = json.loads(body)
+        assert varz["leafnodes"] == 2
+        assert varz["leaf"]["port"] == leaf_port
+        assert varz["leaf"]["tls_required"] is False
+        _, body = http_get(middle.http_port, "/connz")
+        assert all(c.get("kind", "Client") == "Client" for c in json.loads(body)["connections"])
+        assert json.loads(body)["num_connections"] == 0
     finally:
         await top.close()
         await low.close()

@@ -9,13 +9,10 @@ They stay open without the api token, as nats-server's do.
 
 from __future__ import annotations
 
-import time
 from typing import Annotated, Literal
 
 from fastapi import APIRouter, Query
 from fastapi.responses import JSONResponse
-
-from leafnode.ipc import rfc3339_us
 
 from ..deps import State, expects_uplink
 from ..site import collect
@@ -74,7 +71,11 @@ async def varz(state: State) -> dict[str, object]:
     if state.listen is not None:
         data["http_host"], data["http_port"] = state.listen
     if isinstance(view.links, list):
-        data["leafnodes"] = sum(1 for r in view.remotes() if r.connected)
+        # The router counts the leafs it accepted; add the connected remotes.
+        accepted = data.get("leafnodes")
+        data["leafnodes"] = (accepted if isinstance(accepted, int) else 0) + sum(
+            1 for r in view.remotes() if r.connected
+        )
     return data
 
 
@@ -117,15 +118,22 @@ async def accountz(
     return await state.links.data("router", "accountz", _query(acc=acc))
 
 
-@router.get("/leafz", summary="Leafnode connections to the hubs")
-async def leafz(state: State, subs: Flag | None = None) -> dict[str, object]:
-    """From the uplink; with no remotes configured, nats-server's empty answer."""
+@router.get("/leafz", summary="Leafnode connections: remotes to the hubs and accepted leafs")
+async def leafz(
+    state: State,
+    subs: Flag | None = None,
+    acc: Annotated[str | None, Query(max_length=256, description="an account name")] = None,
+) -> dict[str, object]:
+    """The uplink's remotes (``is_spoke`` true) and the router's accepted leafs (false)."""
+    query = _query(subs=subs, acc=acc)
+    accepted = await state.links.data("router", "leafz", query)
     if not expects_uplink(state.settings):
-        ping = await state.links.request("router", "ping")
-        return {
-            "server_id": ping.fields.get("server_id", ""),
-            "now": rfc3339_us(int(time.time() * 1_000_000)),
-            "leafnodes": 0,
-            "leafs": [],
-        }
-    return await state.links.data("uplink", "leafz", _query(subs=subs))
+        return accepted
+    data = await state.links.data("uplink", "leafz", query)
+    remotes = data.get("leafs")
+    leafs = [*(remotes if isinstance(remotes, list) else [])]
+    more = accepted.get("leafs")
+    leafs.extend(more if isinstance(more, list) else [])
+    data["leafs"] = leafs
+    data["leafnodes"] = len(leafs)
+    return data

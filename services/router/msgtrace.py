@@ -250,6 +250,11 @@ def route_traced(
                 delivered += 1
                 if not only:
                     _deliver(chosen, subject, reply, hdr_len, data)
+    if not only and account.leafs is not None:
+        # Downstream leafs get the message, untraced (no egress event of theirs).
+        if local_groups is None:
+            local_groups = set()
+        delivered += account.leafs.route(origin, subject, reply, hdr_len, data, local_groups, None)
     sink = account.hub_sink
     if sink is not None and account.hub.entries:
         hub = account.hub.sublist.match(subject)

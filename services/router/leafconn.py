@@ -57,12 +57,23 @@ from leafnode.hubconn import (
 from leafnode.hubside import (
     ERR_AUTH_TIMEOUT,
     Accepted,
+    AsClient,
     HubInfo,
     InterestChange,
     LeafAuthorizer,
+    Refused,
 )
 from leafnode.link import Expiry, Keepalive, Link, LinkPolicy, OutboundPolicy
-from leafnode.proto import PING, PONG, LHMsg, LMsg, encode_err, encode_lhmsg, encode_lmsg
+from leafnode.proto import (
+    PING,
+    PONG,
+    LHMsg,
+    LMsg,
+    encode_err,
+    encode_lhmsg,
+    encode_lmsg,
+    subject_matches,
+)
 
 from .auth import Authenticator, AuthError
 from .leafinterest import AccountLeafs
@@ -70,7 +81,7 @@ from .leafroute import route_from_leaf
 from .permissions import PermissionChecker
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Sequence
+    from collections.abc import Awaitable, Callable, Mapping, Sequence
 
     from leafnode.config import LeafAcceptSettings, Permissions, SubjectPermission
     from leafnode.hubconn import Outcome
@@ -125,6 +136,24 @@ def _permission_lists(perm: SubjectPermission | None) -> dict[str, object] | Non
     if perm.deny:
         lists["deny"] = list(perm.deny)
     return lists
+
+
+class _DeferBcrypt(LeafAuthorizer):
+    """The leafnode authorization, with its bcrypt checks moved off the event loop.
+
+    A CONNECT whose check would hash a bcrypt password comes back to the
+    connection as ``Authenticate`` (``AsClient``), which runs the real check
+    in a thread (``LeafConnection._authenticate``).
+    """
+
+    def check(self, options: Mapping[str, object], nonce: str) -> Accepted | AsClient | Refused:
+        if self.is_expensive(options):
+            return AsClient(default_account="")
+        return super().check(options, nonce)
+
+    def check_now(self, options: Mapping[str, object], nonce: str) -> Accepted | AsClient | Refused:
+        """The real check (bcrypt included), for a worker thread."""
+        return super().check(options, nonce)
 
 
 class LeafConnection:
@@ -315,9 +344,23 @@ class LeafConnection:
             leafs.attach(self)
 
     async def _authenticate(self, request: Authenticate) -> None:
-        """No leafnode authorization: authenticate as a client (module doc)."""
-        auth = self.acceptor.auth
+        """No leafnode authorization: authenticate as a client (module doc).
+
+        Or a leafnode authorization check that hashes bcrypt (``_DeferBcrypt``).
+        """
         options = request.options
+        authorizer = self.acceptor.authorizer
+        if authorizer.configured and authorizer.is_expensive(options):
+            result = await trio.to_thread.run_sync(
+                authorizer.check_now, options, request.nonce, limiter=self.server.auth_limiter
+            )
+            if isinstance(result, Accepted):
+                self._apply(self.proto.bind(result.account, result.user))
+            else:
+                reason = result.reason if isinstance(result, Refused) else "refused"
+                self._apply(self.proto.refuse(reason))
+            return
+        auth = self.acceptor.auth
         check = functools.partial(auth.authenticate, options, request.nonce, client_host=self.host)
         try:
             if auth.is_expensive(options):
@@ -353,6 +396,17 @@ class LeafConnection:
     def _bind(self, accepted: Accepted) -> None:
         self.accepted = accepted
         self.headers = accepted.headers
+        if accepted.deny_pub:
+            # Its remote's deny_imports: never send it these (§4.3).
+            deny = tuple(d.encode() for d in accepted.deny_pub)
+            allowed = self.may_receive
+
+            def may_receive(subject: bytes) -> bool:
+                if any(subject_matches(p, subject) for p in deny):
+                    return False
+                return allowed is None or allowed(subject)
+
+            self.may_receive = may_receive
         account = self.server.account(accepted.account)
         self.account = account
         if account.leafs is None:
@@ -462,7 +516,7 @@ class LeafAcceptor:
     def reconfigure(self, server: LeafServer, accept: LeafAcceptSettings) -> None:
         """Build the authorization and TLS of ``accept`` (start-up and reload)."""
         self.accept = accept
-        self.authorizer = LeafAuthorizer(accept)
+        self.authorizer = _DeferBcrypt(accept)
         self.auth = Authenticator(server.settings, connection_type=CONNECTION_TYPE_LEAFNODE)
         self.ssl_context = None
         if accept.tls is not None:

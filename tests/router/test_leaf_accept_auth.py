@@ -284,3 +284,18 @@ async def test_loop_through_two_links_is_refused(
     leaf = tier.leaf(binary, f'}}, {{ url: "{url}"', wait=False)
     found = wait_for_log(leaf, "Loop detected", timeout=DEADLINE_S)
     assert 'account="$G"' in found or "$G" in found
+
+
+async def test_deny_pub_of_the_leaf_is_honoured(
+    router_factory: RouterFactory, leafs: list[NatsServerProcess], tmp_path: Path
+) -> None:
+    """A leaf's CONNECT ``deny_pub`` (its deny_imports): never sent those subjects."""
+    tier = Tier(router_factory, leafs, tmp_path)
+    raw, _ = _raw_leaf(tier.leaf_port, deny_pub=["secret.>"])
+    raw.send(b"LS+ secret.x\r\nLS+ open.x\r\nPING\r\n")
+    raw.read_until(b"PONG\r\n", timeout=DEADLINE_S)  # both LS+ were taken
+    client = RawClient(tier.router.port)
+    client.send(b"CONNECT {}\r\nPUB secret.x 1\r\na\r\nPUB open.x 1\r\nb\r\nPING\r\n")
+    client.read_until(b"PONG\r\n", timeout=DEADLINE_S)
+    seen = raw.read_until(b"LMSG open.x 1\r\nb\r\n", timeout=DEADLINE_S)
+    assert b"secret.x 1" not in seen

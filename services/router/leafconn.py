@@ -56,6 +56,7 @@ from leafnode.hubconn import (
 )
 from leafnode.hubside import (
     ERR_AUTH_TIMEOUT,
+    ERR_AUTH_VIOLATION,
     Accepted,
     AsClient,
     HubInfo,
@@ -195,6 +196,9 @@ class LeafConnection:
         self.started_at = time.time()
         self.last_activity = self.started_at
         self.rtt_s = 0.0
+        # The CONNECT and nonce of a leaf the client authentication bound
+        # (checked again on reload), or None.
+        self._client_connect: tuple[Mapping[str, object], str] | None = None
         self._ping_at: float | None = None
         self._attach_due = False
 
@@ -371,11 +375,35 @@ class LeafConnection:
             self._apply(self.proto.refuse(f"authentication error: {exc}"))
             return
         account = identity.account if auth.auth_configured else request.default_account
+        self._client_connect = (options, request.nonce)
         perms = identity.permissions
         if perms is None:
             self._apply(self.proto.bind(account, identity.user))
             return
         self._apply(self._bind_with(account, identity.user, perms))
+
+    def recheck(self, auth: Authenticator) -> None:
+        """After a reload: a leaf the client authentication bound must still pass it.
+
+        Refused now, or bound to another account, it is closed with
+        ``-ERR 'Authorization Violation'`` (its leafnode authorization, when
+        it has one, cannot change without a restart).
+        """
+        if self._client_connect is None or self.account is None or self.closing:
+            return
+        options, nonce = self._client_connect
+        try:
+            identity = auth.authenticate(options, nonce, client_host=self.host)
+            moved = auth.auth_configured and identity.account != self.account.name
+        except AuthError as exc:
+            reason = f"authentication error after reload: {exc}"
+        else:
+            if not moved:
+                return
+            reason = "bound to another account after reload"
+        log.error("%s - Leafnode connection closed: %s", self, reason)
+        self.outbound.write(encode_err(ERR_AUTH_VIOLATION))
+        self.link.close_after_flush(reason)
 
     def _bind_with(self, account: str, user: str | None, perms: Permissions) -> list[Outcome]:
         checker = PermissionChecker(perms, clock=trio.current_time)
@@ -511,6 +539,8 @@ class LeafAcceptor:
             max_payload=server.settings.max_payload,
         )
         self.ssl_context: ssl.SSLContext | None = None
+        # Cancelled by lame duck mode: no new leafs, the bound ones stay.
+        self.accepting = trio.CancelScope()
         self.reconfigure(server, accept)
 
     def reconfigure(self, server: LeafServer, accept: LeafAcceptSettings) -> None:
@@ -518,6 +548,8 @@ class LeafAcceptor:
         self.accept = accept
         self.authorizer = _DeferBcrypt(accept)
         self.auth = Authenticator(server.settings, connection_type=CONNECTION_TYPE_LEAFNODE)
+        for leaf in list(self.leafs.values()):
+            leaf.recheck(self.auth)
         self.ssl_context = None
         if accept.tls is not None:
             tls = accept.tls
@@ -561,9 +593,12 @@ class LeafAcceptor:
         if accept.tls is not None:
             log.info("TLS required for leafnode connections")
         task_status.started(self.port)
-        async with trio.open_nursery() as accepting:
-            for listener in listeners:
-                accepting.start_soon(self._accept_loop, listener, handlers)
+        with self.accepting:
+            async with trio.open_nursery() as accepting:
+                for listener in listeners:
+                    accepting.start_soon(self._accept_loop, listener, handlers)
+        for listener in listeners:
+            await listener.aclose()
 
     async def _accept_loop(self, listener: trio.SocketListener, handlers: trio.Nursery) -> None:
         while True:

@@ -281,6 +281,8 @@ class Server:
         if self._listen_scope is not None:
             self._listen_scope.cancel()
         self.websocket_accepting.cancel()
+        if self.leaf_acceptor is not None:
+            self.leaf_acceptor.accepting.cancel()
         self._build_info()
         for client in list(self.clients.values()):
             client.send_info(update=True)

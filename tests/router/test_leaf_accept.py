@@ -10,6 +10,9 @@ and a loop refused as nats-server refuses it.
 from __future__ import annotations
 
 import asyncio
+import signal
+import socket
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -182,6 +185,38 @@ async def test_request_reply_both_ways(
         # A queue responder on the leaf, reached through the router.
         await there.subscribe("svc.q", queue="workers", cb=respond_ok)
         await until_responding(here, "svc.q", timeout=DEADLINE_S)
+    finally:
+        await here.close()
+        await there.close()
+
+
+async def test_lame_duck_stops_accepting_leafs_and_keeps_the_bound_ones(
+    router_factory: RouterFactory, leafs: list[NatsServerProcess], tmp_path: Path, binary: str
+) -> None:
+    tier = Tier(
+        router_factory,
+        leafs,
+        tmp_path,
+        top='lame_duck_duration: "60s"\nlame_duck_grace_period: "30s"',
+    )
+    leaf = tier.leaf(binary)
+    # Clients first: lame duck closes the client port too.
+    here = await nats.connect(tier.router.url)
+    there = await nats.connect(leaf.url)
+    try:
+        tier.router.proc.send_signal(signal.SIGUSR2)
+        deadline = time.monotonic() + DEADLINE_S
+        while True:
+            try:
+                socket.create_connection(("127.0.0.1", tier.leaf_port), timeout=1).close()
+            except OSError:
+                break  # refused: the leaf port no longer listens
+            assert time.monotonic() < deadline, "the leaf port still accepts"
+            await asyncio.sleep(0.05)
+        # The bound leaf still carries messages.
+        got: list[bytes] = []
+        await _sub(there, "still.here", got)
+        await _publish_until(here, "still.here", got, what="a message after lame duck")
     finally:
         await here.close()
         await there.close()

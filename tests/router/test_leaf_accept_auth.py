@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -299,3 +300,16 @@ async def test_deny_pub_of_the_leaf_is_honoured(
     client.read_until(b"PONG\r\n", timeout=DEADLINE_S)
     seen = raw.read_until(b"LMSG open.x 1\r\nb\r\n", timeout=DEADLINE_S)
     assert b"secret.x 1" not in seen
+
+
+async def test_reload_closes_a_leaf_whose_user_is_gone(
+    router_factory: RouterFactory, leafs: list[NatsServerProcess], tmp_path: Path, binary: str
+) -> None:
+    users = "authorization {{ users: [ {{ user: lu, password: {pw} }} ] }}"
+    tier = Tier(router_factory, leafs, tmp_path, top=users.format(pw="lp"))
+    leaf = tier.leaf(binary, creds="lu:lp@")
+    conf = tier.router.workdir / "leaf.conf"
+    conf.write_text(conf.read_text().replace("password: lp", "password: changed"))
+    tier.router.proc.send_signal(signal.SIGHUP)
+    wait_for_log(tier.router, "authentication error after reload", timeout=DEADLINE_S)
+    wait_for_log(leaf, "Authorization Violation", timeout=DEADLINE_S)

@@ -313,3 +313,17 @@ async def test_reload_closes_a_leaf_whose_user_is_gone(
     tier.router.proc.send_signal(signal.SIGHUP)
     wait_for_log(tier.router, "authentication error after reload", timeout=DEADLINE_S)
     wait_for_log(leaf, "Authorization Violation", timeout=DEADLINE_S)
+
+
+async def test_a_leaf_without_headers_gets_the_payload_only(
+    router_factory: RouterFactory, leafs: list[NatsServerProcess], tmp_path: Path
+) -> None:
+    """As a hub does for a CONNECT without ``headers: true`` (§4.6)."""
+    tier = Tier(router_factory, leafs, tmp_path)
+    raw, _ = _raw_leaf(tier.leaf_port, headers=False)
+    raw.send(b"LS+ h.x\r\nPING\r\n")
+    raw.read_until(b"PONG\r\n", timeout=DEADLINE_S)
+    client = RawClient(tier.router.port)
+    client.send(b'CONNECT {"headers":true}\r\nHPUB h.x 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n')
+    client.read_until(b"PONG\r\n", timeout=DEADLINE_S)
+    raw.read_until(b"LMSG h.x 2\r\nhi\r\n", timeout=DEADLINE_S)

@@ -136,6 +136,10 @@ class AccountLeafs:
             self.change(leaf, key[0], key[1], -sub.weight, 0)
         self.leafs.remove(leaf)
         leaf.sent.clear()
+        if not self.leafs and self.account.leafs is self:
+            # The last one: routing skips the leafs again (the next one
+            # bound makes a new table).
+            self.account.leafs = None
 
     # -------------------------------------------------------------- interest
 

@@ -95,7 +95,7 @@ def test_attach_tells_lds_then_everything_the_account_has() -> None:
 
 
 def test_a_leafs_interest_goes_up_once_and_to_the_others_not_back() -> None:
-    _, leafs, sink = _account()
+    account, leafs, sink = _account()
     a, b = Leaf(), Leaf()
     leafs.attach(a)
     leafs.attach(b)
@@ -112,6 +112,9 @@ def test_a_leafs_interest_goes_up_once_and_to_the_others_not_back() -> None:
     assert b.lines == [b"LS+ x\r\n", b"LS- x\r\n"]  # only its own is left
     leafs.detach(b)
     assert sink.lines[-1] == b"LS- $G x\r\n"
+    assert account.leafs is leafs
+    leafs.detach(a)
+    assert account.leafs is None  # routing skips leafs again
 
 
 def test_queue_weights_add_up_and_each_leaf_is_told_the_others() -> None:

@@ -4,8 +4,8 @@
 lists it: ``is_spoke`` false, ``subscriptions_list`` what the leaf declared
 with ``LS+`` (queue keys as the bare subject). The api merges these with the
 uplink's remotes (``is_spoke`` true). ``/varz``'s ``leaf`` block gets the
-leaf port's ``host``, ``port``, ``auth_timeout``, ``tls_timeout``,
-``tls_required`` and ``tls_verify`` when one listens.
+leaf port's ``host``, ``port``, ``auth_timeout``, ``tls_timeout``, and
+``tls_required``/``tls_verify`` when true, as nats-server omits them.
 """
 
 from __future__ import annotations
@@ -90,14 +90,18 @@ def leaf_varz(acceptor: LeafAcceptor | None) -> dict[str, object]:
     auth_timeout = accept.auth_timeout_s
     if auth_timeout is None:
         auth_timeout = tls.timeout_s + 1 if tls is not None else DEFAULT_AUTH_TIMEOUT_S
-    return {
+    fields: dict[str, object] = {
         "host": accept.host,
         "port": acceptor.port,
         "auth_timeout": auth_timeout,
         "tls_timeout": tls.timeout_s if tls is not None else _TLS_TIMEOUT_S,
-        "tls_required": tls is not None,
-        "tls_verify": tls is not None and tls.verify,
     }
+    # omitempty in nats-server's LeafNodeOptsVarz (2.9.10 and 2.15.1 alike).
+    if tls is not None:
+        fields["tls_required"] = True
+        if tls.verify:
+            fields["tls_verify"] = True
+    return fields
 
 
 def accepted_count(acceptor: LeafAcceptor | None) -> int:

@@ -180,7 +180,8 @@ async def test_real_leaf_below_a_site(
         varz = json.loads(body)
         assert varz["leafnodes"] == 2
         assert varz["leaf"]["port"] == leaf_port
-        assert varz["leaf"]["tls_required"] is False
+        assert varz["leaf"]["auth_timeout"] == 2
+        assert "tls_required" not in varz["leaf"]  # omitted when false, as nats-server
         _, body = http_get(middle.http_port, "/connz")
         assert all(c.get("kind", "Client") == "Client" for c in json.loads(body)["connections"])
         assert json.loads(body)["num_connections"] == 0

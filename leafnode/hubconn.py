@@ -218,11 +218,14 @@ class HubLeafConnection:
         out.extend(self.receive(b""))
         return out
 
-    def refuse(self, reason: str) -> list[Outcome]:
-        """The router's client authentication refused the leaf."""
+    def refuse(self, reason: str, err: bytes | None = None) -> list[Outcome]:
+        """The router's client authentication refused the leaf.
+
+        ``err``: the ``-ERR`` line to close with (default: Authorization Violation).
+        """
         self._pending = False
         out: list[Outcome] = []
-        self._close(out, _VIOLATION, reason)
+        self._close(out, err or _VIOLATION, reason)
         return out
 
     def _handle(self, event: object, out: list[Outcome]) -> bool:

@@ -106,6 +106,8 @@ class Identity:
     """The user JWT's ``name`` claim ($SYS.REQ.USER.INFO's ``user_name``)."""
     account_name: str = ""
     """The account JWT's ``name`` claim, when it has one."""
+    leaf_limit: int = -1
+    """Leaf connections the account may have (its JWT's ``limits.leaf``); -1: any."""
 
 
 class AuthError(Exception):
@@ -398,6 +400,7 @@ class Authenticator:
             grant.account_expires or None,
             user_name=grant.name,
             account_name=grant.account_name,
+            leaf_limit=grant.account_leaf_limit,
         )
 
     def _authenticate_nkey(self, nkey: str, sig: str, nonce: str | None) -> Identity:

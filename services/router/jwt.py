@@ -117,6 +117,8 @@ class UserGrant:
     """The account JWT's ``exp``: nats-server closes the account's clients then."""
     account_name: str = ""
     """The account JWT's ``name`` claim."""
+    account_leaf_limit: int = -1
+    """The account JWT's ``limits.leaf``: how many leaf connections it may have (-1: any)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -128,6 +130,9 @@ class _Account:
     revocations: dict[str, int]
     default_permissions: Permissions | None
     disallow_bearer: bool
+    # limits.leaf: leaf connections the account may have (-1: unlimited; a
+    # missing limit is 0, which refuses leafs, as nats-server).
+    leaf_limit: int = 0
 
     def revoked(self, user: str, issued_at: int) -> bool:
         """nats-server ``isRevoked``: revoked at or after the user JWT was issued."""
@@ -240,7 +245,14 @@ def _load_account(token: str, key: str, trusted: set[str]) -> _Account:
         },
         default_permissions=default_permissions,
         disallow_bearer=isinstance(limits, dict) and limits.get("disallow_bearer") is True,
+        leaf_limit=_leaf_limit(limits),
     )
+
+
+def _leaf_limit(limits: object) -> int:
+    """``limits.leaf`` of an account JWT; missing (or not a number) is 0."""
+    leaf = limits.get("leaf") if isinstance(limits, dict) else None
+    return leaf if isinstance(leaf, int) and not isinstance(leaf, bool) else 0
 
 
 def _has_template(template: Mapping[str, object]) -> bool:
@@ -392,6 +404,7 @@ class OperatorTrust:
             expires=user.expires,
             account_expires=account.claims.expires,
             account_name=account.claims.name,
+            account_leaf_limit=account.leaf_limit,
         )
 
     @staticmethod

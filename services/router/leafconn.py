@@ -104,6 +104,8 @@ DEFAULT_AUTH_TIMEOUT_S: Final = 2.0
 _STALE: Final = Expiry("Stale Connection", encode_err("Stale Connection"))
 _AUTH_TIMEOUT: Final = Expiry(ERR_AUTH_TIMEOUT, encode_err(ERR_AUTH_TIMEOUT))
 _WILDCARD_HOSTS: Final = ("", "0.0.0.0", "::")
+# nats-server's ErrTooManyAccountConnections, for an account over its leaf limit.
+ERR_MAX_ACCOUNT_CONNECTIONS: Final = "maximum account active connections exceeded"
 
 
 def leaf_policy(server: LeafServer, accept: LeafAcceptSettings) -> LinkPolicy:
@@ -375,12 +377,25 @@ class LeafConnection:
             self._apply(self.proto.refuse(f"authentication error: {exc}"))
             return
         account = identity.account if auth.auth_configured else request.default_account
+        if identity.leaf_limit >= 0 and self._bound_in(account) >= identity.leaf_limit:
+            # The account JWT's limits.leaf (0 when missing), as nats-server.
+            err = encode_err(ERR_MAX_ACCOUNT_CONNECTIONS)
+            self._apply(self.proto.refuse("account leaf connection limit", err))
+            return
         self._client_connect = (options, request.nonce)
         perms = identity.permissions
         if perms is None:
             self._apply(self.proto.bind(account, identity.user))
             return
         self._apply(self._bind_with(account, identity.user, perms))
+
+    def _bound_in(self, account: str) -> int:
+        """Leafs bound to ``account`` now (for the account's leaf limit)."""
+        return sum(
+            1
+            for leaf in self.acceptor.leafs.values()
+            if leaf.account is not None and leaf.account.name == account and not leaf.closing
+        )
 
     def recheck(self, auth: Authenticator) -> None:
         """After a reload: a leaf the client authentication bound must still pass it.

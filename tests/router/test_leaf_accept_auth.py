@@ -327,3 +327,19 @@ async def test_a_leaf_without_headers_gets_the_payload_only(
     client.send(b'CONNECT {"headers":true}\r\nHPUB h.x 12 14\r\nNATS/1.0\r\n\r\nhi\r\nPING\r\n')
     client.read_until(b"PONG\r\n", timeout=DEADLINE_S)
     raw.read_until(b"LMSG h.x 2\r\nhi\r\n", timeout=DEADLINE_S)
+
+
+@needs_latest
+async def test_operator_mode_account_without_leaf_limit_refuses(
+    router_factory: RouterFactory, leafs: list[NatsServerProcess], tmp_path: Path
+) -> None:
+    """An account JWT whose limits.leaf is 0: -ERR as nats-server (leafnode-protocol.md §4.11)."""
+    assert LATEST is not None
+    operator = OperatorKeys()
+    operator.account("NOLEAF", leaf=0)
+    creds = tmp_path / "noleaf.creds"
+    creds.write_text(operator.user_creds("NOLEAF", connection_types=("LEAFNODE",)))
+    tier = Tier(router_factory, leafs, tmp_path, top=operator.hub_config())
+    leaf = tier.leaf(LATEST, f'credentials: "{creds}"', wait=False)
+    wait_for_log(leaf, "maximum account active connections exceeded", timeout=DEADLINE_S)
+    assert f'leaf "{leaf.workdir.name}"' not in tier.router.log_text()

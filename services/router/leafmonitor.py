@@ -104,8 +104,12 @@ def leaf_varz(acceptor: LeafAcceptor | None) -> dict[str, object]:
     return fields
 
 
-def accepted_count(acceptor: LeafAcceptor | None) -> int:
-    """Bound leaf connections (``/varz`` ``leafnodes``)."""
+def accepted_count(acceptor: LeafAcceptor | None, account: str | None = None) -> int:
+    """Bound leaf connections (``/varz`` ``leafnodes``), of one ``account`` if given."""
     if acceptor is None:
         return 0
-    return sum(1 for leaf in acceptor.leafs.values() if leaf.account is not None)
+    return sum(
+        1
+        for leaf in acceptor.leafs.values()
+        if leaf.account is not None and (account is None or leaf.account.name == account)
+    )

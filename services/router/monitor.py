@@ -357,7 +357,8 @@ def accountz(server: Server, query: Mapping[str, str]) -> dict[str, object]:
             "expired": False,
             "complete": True,
             "jetstream_enabled": False,
-            "leafnode_connections": 1 if account.hub_sink is not None else 0,
+            "leafnode_connections": (1 if account.hub_sink is not None else 0)
+            + leafmonitor.accepted_count(server.leaf_acceptor, account.name),
             "client_connections": len(clients),
             "subscriptions": account.sublist.count(),
         },

@@ -182,6 +182,8 @@ async def test_real_leaf_below_a_site(
         assert varz["leaf"]["port"] == leaf_port
         assert varz["leaf"]["auth_timeout"] == 2
         assert "tls_required" not in varz["leaf"]  # omitted when false, as nats-server
+        _, body = http_get(middle.http_port, "/accountz?acc=$G")
+        assert json.loads(body)["account_detail"]["leafnode_connections"] == 2
         _, body = http_get(middle.http_port, "/connz")
         assert all(c.get("kind", "Client") == "Client" for c in json.loads(body)["connections"])
         assert json.loads(body)["num_connections"] == 0

@@ -36,15 +36,14 @@ from __future__ import annotations
 
 import functools
 import logging
-import socket
-import ssl
 import sys
 import time
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING
 
 import trio
 
 from leafnode import SERVER_VERSION
+from leafnode.clientport import peer_address
 from leafnode.hubconn import (
     Authenticate,
     Close,
@@ -55,16 +54,13 @@ from leafnode.hubconn import (
     Send,
 )
 from leafnode.hubside import (
-    ERR_AUTH_TIMEOUT,
     ERR_AUTH_VIOLATION,
     Accepted,
-    AsClient,
     HubInfo,
     InterestChange,
-    LeafAuthorizer,
     Refused,
 )
-from leafnode.link import Expiry, Keepalive, Link, LinkPolicy, OutboundPolicy
+from leafnode.link import Link
 from leafnode.proto import (
     PING,
     PONG,
@@ -78,13 +74,24 @@ from leafnode.proto import (
 
 from .auth import Authenticator, AuthError
 from .leafinterest import AccountLeafs
+from .leafpolicy import (
+    CONNECTION_TYPE_LEAFNODE,
+    ERR_MAX_ACCOUNT_CONNECTIONS,
+    WILDCARD_HOSTS,
+    DeferBcrypt,
+    leaf_policy,
+    leaf_ssl_context,
+    permission_lists,
+    reachable_host,
+)
 from .leafroute import route_from_leaf
 from .permissions import PermissionChecker
 
 if TYPE_CHECKING:
+    import ssl
     from collections.abc import Awaitable, Callable, Mapping, Sequence
 
-    from leafnode.config import LeafAcceptSettings, Permissions, SubjectPermission
+    from leafnode.config import LeafAcceptSettings, Permissions
     from leafnode.hubconn import Outcome
 
     from .interfaces import LeafServer
@@ -94,69 +101,6 @@ if TYPE_CHECKING:
 __all__ = ["LeafAcceptor", "LeafConnection"]
 
 log = logging.getLogger("leafnode.router")
-
-# nats-server's jwt connection type for leafnode connections.
-CONNECTION_TYPE_LEAFNODE: Final = "LEAFNODE"
-# A hub's first PING comes about a second after the leaf connects (§4.8).
-FIRST_PING_S: Final = 1.0
-# The leafnode auth timeout without TLS (nats-server's default, §4.2).
-DEFAULT_AUTH_TIMEOUT_S: Final = 2.0
-_STALE: Final = Expiry("Stale Connection", encode_err("Stale Connection"))
-_AUTH_TIMEOUT: Final = Expiry(ERR_AUTH_TIMEOUT, encode_err(ERR_AUTH_TIMEOUT))
-_WILDCARD_HOSTS: Final = ("", "0.0.0.0", "::")
-# nats-server's ErrTooManyAccountConnections, for an account over its leaf limit.
-ERR_MAX_ACCOUNT_CONNECTIONS: Final = "maximum account active connections exceeded"
-
-
-def leaf_policy(server: LeafServer, accept: LeafAcceptSettings) -> LinkPolicy:
-    """How the shell serves an accepted leaf: a hub's keepalive and auth timeout."""
-    settings = server.settings
-    timeout = accept.auth_timeout_s
-    if timeout is None:
-        timeout = accept.tls.timeout_s + 1 if accept.tls is not None else DEFAULT_AUTH_TIMEOUT_S
-    return LinkPolicy(
-        outbound=OutboundPolicy(
-            max_pending=settings.max_pending, write_deadline_s=settings.write_deadline_s
-        ),
-        eof_reason="Client Closed",
-        keepalive=Keepalive(
-            interval_s=settings.ping_interval_s,
-            ping_max=settings.ping_max,
-            stale=_STALE,
-            first_s=FIRST_PING_S,
-        ),
-        handshake=(timeout, _AUTH_TIMEOUT),
-        write_error_reason="Write Error",
-    )
-
-
-def _permission_lists(perm: SubjectPermission | None) -> dict[str, object] | None:
-    if perm is None or not (perm.allow or perm.deny):
-        return None
-    lists: dict[str, object] = {}
-    if perm.allow:
-        lists["allow"] = list(perm.allow)
-    if perm.deny:
-        lists["deny"] = list(perm.deny)
-    return lists
-
-
-class _DeferBcrypt(LeafAuthorizer):
-    """The leafnode authorization, with its bcrypt checks moved off the event loop.
-
-    A CONNECT whose check would hash a bcrypt password comes back to the
-    connection as ``Authenticate`` (``AsClient``), which runs the real check
-    in a thread (``LeafConnection._authenticate``).
-    """
-
-    def check(self, options: Mapping[str, object], nonce: str) -> Accepted | AsClient | Refused:
-        if self.is_expensive(options):
-            return AsClient(default_account="")
-        return super().check(options, nonce)
-
-    def check_now(self, options: Mapping[str, object], nonce: str) -> Accepted | AsClient | Refused:
-        """The real check (bcrypt included), for a worker thread."""
-        return super().check(options, nonce)
 
 
 class LeafConnection:
@@ -170,7 +114,7 @@ class LeafConnection:
         self.stream = stream
         self.cid = cid
         sock = getattr(stream, "socket", None)
-        self.host, self.port = _peer(sock)
+        self.host, self.port = peer_address(sock) if sock is not None else ("", 0)
         self.proto = HubLeafConnection(
             acceptor.authorizer,
             acceptor.info,
@@ -432,8 +376,8 @@ class LeafConnection:
             user,
             may_receive=may_receive,
             may_send=checker.can_publish,
-            imports=_permission_lists(perms.subscribe),
-            exports=_permission_lists(perms.publish),
+            imports=permission_lists(perms.subscribe),
+            exports=permission_lists(perms.publish),
         )
 
     def _bind(self, accepted: Accepted) -> None:
@@ -511,31 +455,6 @@ class LeafConnection:
         pass
 
 
-def _peer(sock: object) -> tuple[str, int]:
-    try:
-        peer = sock.getpeername()  # type: ignore[attr-defined]
-    except (AttributeError, OSError):
-        return "", 0
-    host, port = str(peer[0]), int(peer[1])
-    if host.startswith("::ffff:") and "." in host:
-        host = host[7:]
-    return host, port
-
-
-def _reachable_host(host: str) -> str:
-    """The host a wildcard listen address is reached at (nats-server picks an interface's)."""
-    if host not in _WILDCARD_HOSTS:
-        return host
-    try:
-        with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as probe:
-            # No packet is sent: connecting a UDP socket only picks a route.
-            probe.connect(("192.0.2.1", 9))
-            found: str = probe.getsockname()[0]
-            return found
-    except OSError:
-        return "127.0.0.1"
-
-
 class LeafAcceptor:
     """The ``leafnodes { listen }`` port and the leafs it accepted."""
 
@@ -561,21 +480,13 @@ class LeafAcceptor:
     def reconfigure(self, server: LeafServer, accept: LeafAcceptSettings) -> None:
         """Build the authorization and TLS of ``accept`` (start-up and reload)."""
         self.accept = accept
-        self.authorizer = _DeferBcrypt(accept)
+        self.authorizer = DeferBcrypt(accept)
         self.auth = Authenticator(server.settings, connection_type=CONNECTION_TYPE_LEAFNODE)
         for leaf in list(self.leafs.values()):
             leaf.recheck(self.auth)
         self.ssl_context = None
         if accept.tls is not None:
-            tls = accept.tls
-            assert tls.cert_file is not None
-            assert tls.key_file is not None
-            context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
-            context.load_cert_chain(tls.cert_file, tls.key_file)
-            if tls.ca_file:
-                context.load_verify_locations(tls.ca_file)
-            context.verify_mode = ssl.CERT_REQUIRED if tls.verify else ssl.CERT_NONE
-            self.ssl_context = context
+            self.ssl_context = leaf_ssl_context(accept.tls)
         if self.port:
             self._build_info()
 
@@ -588,7 +499,7 @@ class LeafAcceptor:
             version=SERVER_VERSION,
             go=f"python{sys.version_info.major}.{sys.version_info.minor}",
             max_payload=self.server.settings.max_payload,
-            host=_reachable_host(self.accept.host),
+            host=reachable_host(self.accept.host),
         )
 
     async def serve(
@@ -600,7 +511,7 @@ class LeafAcceptor:
         """Listen on the leaf port and serve each leaf in ``handlers``; reports the bound port."""
         accept = self.accept
         port = accept.port if accept.port is not None and accept.port > 0 else 0
-        host = None if accept.host in _WILDCARD_HOSTS else accept.host
+        host = None if accept.host in WILDCARD_HOSTS else accept.host
         listeners = await trio.open_tcp_listeners(port, host=host)
         self.port = listeners[0].socket.getsockname()[1]
         self._build_info()

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 from leafnode.ipc import rfc3339_us
 from leafnode.monitoring import query_flag
 
-from .leafconn import DEFAULT_AUTH_TIMEOUT_S
+from .leafpolicy import DEFAULT_AUTH_TIMEOUT_S
 
 if TYPE_CHECKING:
     from collections.abc import Mapping

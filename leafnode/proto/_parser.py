@@ -147,7 +147,7 @@ class Parser:
         """Bytes fed but not yet consumed by ``next_event``."""
         return len(self._buf) - self._pos + self._chunks_len
 
-    def feed(self, data: bytes | bytearray) -> None:
+    def feed(self, data: bytes | bytearray | memoryview) -> None:
         """Append received bytes.
 
         Raises:

@@ -4,11 +4,13 @@ Test support (process starters, hubs, JWT helpers, the chaos engine) lives in
 ``tests/support``; it used to be ``leafnode/testing`` and went out in every
 installed copy. This builds the real wheel from a copy of the source tree with
 the venv's setuptools (``pip wheel --no-build-isolation --no-index``: no
-network, about a second) and reads its file list.
+network, about a second) and reads its file list. It builds the pure wheel
+(``LEAFNODE_COMPILE=0``); tests/unit/test_compiled.py checks the compiled one.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import sys
@@ -19,14 +21,19 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[2]
 
-# What a build reads: the config, the readme it names, and every top-level
-# folder a careless `packages.find` could pick up (tests and bench included,
-# so that the exclusion is what is tested, not their absence from the copy).
-_SOURCES = ("pyproject.toml", "README.md", "leafnode", "services", "tests", "bench")
+# What a build reads: the config (pyproject.toml, setup.py), the readme it
+# names, and every top-level folder a careless `packages.find` could pick up
+# (tests and bench included, so that the exclusion is what is tested, not
+# their absence from the copy).
+_SOURCES = ("pyproject.toml", "setup.py", "README.md", "leafnode", "services", "tests", "bench")
 
 
-def build_wheel(source: Path, out: Path) -> list[str]:
-    """Build the wheel of the tree at ``source`` into ``out``; its member names."""
+def build_wheel(source: Path, out: Path, env: dict[str, str] | None = None) -> list[str]:
+    """Build the wheel of the tree at ``source`` into ``out``; its member names.
+
+    ``env`` is added to the environment; without it the build is pure
+    (``LEAFNODE_COMPILE=0``, setup.py).
+    """
     src = out / "src"
     src.mkdir()
     for name in _SOURCES:
@@ -50,6 +57,7 @@ def build_wheel(source: Path, out: Path) -> list[str]:
             str(out / "dist"),
             str(src),
         ],
+        env={**os.environ, **(env if env is not None else {"LEAFNODE_COMPILE": "0"})},
         capture_output=True,
         text=True,
         timeout=120,
@@ -88,3 +96,7 @@ def test_wheel_has_no_test_support(wheel_names: list[str]) -> None:
     test_parts = {"tests", "testing", "support", "bench", "conftest.py"}
     offending = [name for name in wheel_names if test_parts & set(name.split("/"))]
     assert offending == []
+
+
+def test_the_pure_wheel_has_no_extension(wheel_names: list[str]) -> None:
+    assert [name for name in wheel_names if name.endswith(".so")] == []

@@ -42,6 +42,8 @@ from dataclasses import dataclass
 from itertools import islice
 from typing import TYPE_CHECKING, Generic, Protocol, TypeVar
 
+from mypy_extensions import mypyc_attr
+
 from leafnode.proto import is_valid_queue, is_valid_subject, subject_matches
 
 if TYPE_CHECKING:
@@ -86,6 +88,9 @@ class Subscriber(Protocol):
 S = TypeVar("S", bound=Subscriber)
 
 
+# mypyc (pyproject's [tool.leafnode.compile]) cannot build a generic dataclass
+# as a native class: this one stays a Python class in the compiled module.
+@mypyc_attr(native_class=False)
 @dataclass(frozen=True, slots=True)
 class SublistResult(Generic[S]):
     """The subscriptions a literal subject reaches. Immutable and shared.
@@ -228,6 +233,8 @@ def _walk(level: _Level[S], out: list[S]) -> None:
             _walk(node.next, out)
 
 
+# Compiled, it may still be subclassed by Python code (bench/bench_sublist.py).
+@mypyc_attr(allow_interpreted_subclasses=True)
 class Sublist(Generic[S]):
     """A subject trie with a bounded match cache (nats-server's sublist).
 

@@ -261,7 +261,8 @@ def _fuzz(kind: Kind, data: bytes, cuts: list[int]) -> None:
                 assert isinstance(
                     event,
                     Info | Connect | Pub | HPub | Sub | Unsub | Msg | HMsg | Ping | Pong | Ok | Err
-                    | LSub | LUnsub | LMsg | LHMsg,
+                    | LSub | LUnsub | LMsg | LHMsg
+                    | RSub | RUnsub | RLSub | RLUnsub | RMsg | RHMsg | RLMsg,  # Kind.ROUTE
                 )  # fmt: skip
             parser.compact()
             assert parser.buffered <= LIMITS["max_buffer"]

@@ -230,7 +230,9 @@ class RouterProcess(_Process):
         workdir: Path | None = None,
         extra_args: tuple[str, ...] = (),
         env: dict[str, str] | None = None,
+        python: str | None = None,
     ) -> None:
+        """``python``: the interpreter to run (another worktree's venv, for A/B benches)."""
         workdir = workdir or Path(tempfile.mkdtemp(prefix="leafnode-router-"))
         workdir.mkdir(parents=True, exist_ok=True)
         conf = workdir / "leaf.conf"
@@ -238,7 +240,7 @@ class RouterProcess(_Process):
         port = free_port()
         self.run_dir = workdir / "run"
         argv = [
-            sys.executable,
+            python or sys.executable,
             "-m",
             "leafnode",
             "router",

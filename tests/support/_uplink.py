@@ -129,11 +129,13 @@ class UplinkProcess(_Process):
         *,
         workdir: Path | None = None,
         extra_args: tuple[str, ...] = (),
+        python: str | None = None,
     ) -> None:
+        """``python``: the interpreter to run (another worktree's venv, for A/B benches)."""
         workdir = workdir or Path(tempfile.mkdtemp(prefix="leafnode-uplink-"))
         workdir.mkdir(parents=True, exist_ok=True)
         argv = [
-            sys.executable,
+            python or sys.executable,
             "-m",
             "leafnode",
             "uplink",

@@ -211,6 +211,7 @@ class Outbound:
         "_generation",
         "_signalled",
         "_wakeup",
+        "before_flush",
         "dirty",
         "dropped",
         "flusher",
@@ -246,6 +247,9 @@ class Outbound:
         # Messages ``write_msg`` dropped (Overflow.DROP).
         self.dropped = 0
         self.on_slow_consumer = on_slow_consumer
+        # Called first by every ``flush``: a producer that holds bytes back
+        # (the router's hub sink, which frames runs) hands them over then.
+        self.before_flush: Callable[[], None] | None = None
         # Closed (an unset Event) while producers should wait for us.
         self.gate: trio.Event | None = None
         self._wakeup = trio.Event()
@@ -290,6 +294,8 @@ class Outbound:
     def flush(self) -> None:
         """Write what is queued now without blocking; hand any rest to the writer."""
         self.dirty = False
+        if self.before_flush is not None:
+            self.before_flush()
         out = self.out
         if not out:
             return

@@ -17,6 +17,7 @@ from ._datalink import (
     encode_hello,
     encode_hub_info,
     encode_hub_reset,
+    encode_run,
     hub_reset_account,
 )
 from ._errors import LocalProtocolError, ProtocolError, RemoteProtocolError
@@ -177,6 +178,7 @@ __all__ = [
     "encode_route_info",
     "encode_routed_hmsg",
     "encode_rsub",
+    "encode_run",
     "encode_runsub",
     "encode_sub",
     "encode_unsub",

@@ -21,6 +21,16 @@ Messages are in the leaf link's own form, under an ``ACC`` line
     it read (``MessageFramer``'s runs). A message line before any ``ACC`` is
     a framing error.
 
+Runs of hub-bound messages (router -> uplink)
+    ``RUN <bytes> <msgs> <size> <largest>`` (``encode_run``) may come before
+    messages: the next ``<bytes>`` bytes are ``<msgs>`` whole message lines of
+    the current account, ``<size>`` payload bytes in all, none larger than
+    ``<largest>``, no subject starting with ``$``. It is a hint that changes
+    nothing in what follows: a reader whose checks pass for every such
+    message (``MessageFramer.drain``'s keep rule) takes the run as one piece
+    without cutting it into messages; any other reader skips the line and
+    reads the messages one by one.
+
 router -> uplink
     ``INFO {"server_id", "server_name", "accounts": [...], "lds": {...}}``
     once, as a hello (``encode_hello``/``Hello``; ``lds``: each account's
@@ -28,7 +38,8 @@ router -> uplink
     router's accepted leafs and the hubs see one ``$LDS`` per account, as
     nats-server has); then ``LS+``/``LS-`` for the full local
     interest and later its changes; hub-bound messages, naming the hub queue
-    groups the router chose; ``PONG`` for the uplink's ``PING``.
+    groups the router chose, in ``RUN``s where it can; ``PONG`` for the
+    uplink's ``PING``.
 uplink -> router
     ``PING`` right after connecting (the router answers once it queued the
     interest snapshot, which marks the snapshot's end); ``LS+``/``LS-``: the
@@ -64,6 +75,7 @@ __all__ = [
     "encode_hello",
     "encode_hub_info",
     "encode_hub_reset",
+    "encode_run",
     "hub_reset_account",
 ]
 
@@ -80,6 +92,11 @@ _PROTO: Final = "proto"
 def encode_acc(account: bytes) -> bytes:
     """``ACC <account>``: the message lines that follow belong to ``account``."""
     return b"ACC %b\r\n" % account
+
+
+def encode_run(size_bytes: int, msgs: int, size: int, largest: int) -> bytes:
+    """``RUN <bytes> <msgs> <size> <largest>``: the message lines that follow (module doc)."""
+    return b"RUN %d %d %d %d\r\n" % (size_bytes, msgs, size, largest)
 
 
 @dataclass(frozen=True)

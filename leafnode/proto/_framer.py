@@ -32,6 +32,14 @@ link's own form and belong to the account of the last ``ACC <acc>`` line
 (``_datalink`` documents the data link). A message line before any ``ACC`` is
 a framing error. On a hub link (``accounts=False``) ``ACC`` is an unknown verb
 and the account is always None.
+
+Whole runs on the data link. A ``RUN <bytes> <msgs> <size> <largest>`` line
+says that the next ``<bytes>`` bytes are plain messages (no ``$`` subject) of
+at most ``<largest>`` payload bytes. When the keep rule covers ``<largest>``
+every one of them would be kept unasked, so the framer waits for the whole
+run and hands it to ``on_run`` as it is, without cutting it into messages:
+the uplink relays a router batch with no Python work per message. Otherwise
+the line is skipped and the messages are read one by one, as without it.
 """
 
 from __future__ import annotations
@@ -61,8 +69,17 @@ __all__ = ["MessageFrame", "MessageFramer", "Run"]
 _LMSG: Final = b"LMSG "
 _HMSG: Final = b"HMSG "
 _ACC: Final = b"ACC "
+_RUN: Final = b"RUN "
+# A RUN longer than this is read message by message rather than held whole:
+# a run is one router batch, normally about one read (64 KiB) of publishes.
+_MAX_RUN: Final = 16 * 1024 * 1024
+# Digits of a RUN field (nats-server allows 9 for a size; a run holds many).
+_MAX_DIGITS: Final = 12
 _CRLF: Final = b"\r\n"
 _BLANKS: Final = b" \t"
+# First bytes of a subject the keep rule does not cover: a blank (not a plain
+# line: the full parse decides) or "$" (module doc, ``drain``).
+_NOT_PLAIN: Final = b" \t$"
 # Messages larger than this that arrive in pieces are collected in a list
 # (one join) rather than by growing the buffer with every read.
 _LARGE: Final = 64 * 1024
@@ -280,7 +297,9 @@ class MessageFramer:
         # A data link's messages need an account: an ACC line before them.
         orphan = accounts and account is None
         rule = keep_rule if keep else None
-        fast = rule(account) if rule is not None and not orphan else -1
+        # Never above max_payload: a message kept by the rule passed every check.
+        fast = min(rule(account), max_payload) if rule is not None and not orphan else -1
+        rfind = buf.rfind
         try:
             while pos < n:
                 eol = find(_CRLF, pos)
@@ -289,6 +308,26 @@ class MessageFramer:
                         raise _error("maximum control line exceeded", buf[pos : pos + 32])
                     break
                 head = buf[pos : pos + 5]
+                if head == _LMSG and fast >= 0:
+                    # The relay's common case: an LMSG the rule keeps needs
+                    # its size and its subject's first byte, not its arguments
+                    # split (anything unusual takes the full parse below).
+                    sp = rfind(b" ", pos + 6, eol)
+                    if sp > 0 and buf[pos + 5] not in _NOT_PLAIN:
+                        size_b = buf[sp + 1 : eol]
+                        if size_b.isdigit():
+                            size = int(size_b)
+                            end = eol + 2 + size
+                            if (
+                                size <= fast
+                                and end + 2 <= n
+                                and buf[end] == 13  # CR
+                                and buf[end + 1] == 10  # LF
+                            ):
+                                run_msgs += 1
+                                run_size += size
+                                pos = end + 2
+                                continue
                 if head == _LMSG:
                     verb = _LMSG
                 elif head == _HMSG:
@@ -343,6 +382,22 @@ class MessageFramer:
                 if run_msgs:
                     emit(on_run, buf, run, pos, run_msgs, run_size)
                     run_msgs = run_size = 0
+                if accounts and buf[pos : pos + 4] == _RUN:
+                    if orphan:
+                        raise _error("RUN before ACC", buf[pos:eol])
+                    size_bytes, msgs, size, largest = _run_header(buf[pos + 4 : eol])
+                    start = eol + 2
+                    stop = start + size_bytes
+                    if 0 <= largest <= fast and size_bytes <= _MAX_RUN:
+                        if stop > n:
+                            self._need = stop - pos  # the whole run, then drain again
+                            break
+                        emit(on_run, buf, start, stop, msgs, size)
+                        pos = run = stop
+                        continue
+                    # Not ours to take whole: its messages are read one by one.
+                    pos = run = start
+                    continue
                 if accounts and buf[pos : pos + 4] == _ACC:
                     names = buf[pos + 4 : eol].split()
                     if len(names) != 1:
@@ -356,7 +411,7 @@ class MessageFramer:
                 pos = run = eol + 2
                 # A control line may change what the rule allows (permissions).
                 if rule is not None and not orphan:
-                    fast = rule(account)
+                    fast = min(rule(account), max_payload)
         finally:
             if run_msgs:
                 emit(on_run, buf, run, pos, run_msgs, run_size)
@@ -381,6 +436,14 @@ def _no_run(
     on_run: RunHandler | None, buf: bytes, start: int, end: int, msgs: int, size: int
 ) -> None:
     """``emit`` when the caller keeps no runs (never called)."""
+
+
+def _run_header(args: bytes) -> tuple[int, int, int, int]:
+    """``RUN``'s bytes, messages, payload bytes and largest payload (``_datalink``)."""
+    fields = args.split()
+    if len(fields) != 4 or not all(f.isdigit() and len(f) <= _MAX_DIGITS for f in fields):
+        raise _error("bad RUN line", b"RUN " + args[:28])
+    return int(fields[0]), int(fields[1]), int(fields[2]), int(fields[3])
 
 
 def _check_headers(args: list[bytes], size: int, line: bytes) -> None:

@@ -36,6 +36,7 @@ from leafnode.proto import (
     encode_hello,
     encode_lhmsg,
     encode_lmsg,
+    encode_run,
     hub_reset_account,
 )
 
@@ -77,16 +78,27 @@ class HubOutbound:
 
     ``write_msg`` encodes a hub-bound message in the leaf link's form, after
     an ``ACC`` line when the account changes (``leafnode/proto/_datalink.py``).
+    Consecutive messages whose subject does not start with ``$`` are held as
+    a run and leave behind one ``RUN`` line (``encode_run``) when anything
+    else is written or the outbound flushes: the uplink then relays the whole
+    run without reading its messages one by one. Every write to the data
+    link goes through here, so nothing overtakes a held run.
     """
 
-    __slots__ = ("_acc", "outbound")
+    __slots__ = ("_acc", "_run", "_run_size", "outbound")
 
     def __init__(self, outbound: Outbound) -> None:
         self.outbound = outbound
         self._acc = b""
+        # The run being collected: its message lines and their payload bytes.
+        self._run: list[bytes] = []
+        self._run_size = 0
+        outbound.before_flush = self.end_run
 
     def write(self, data: bytes) -> None:
-        """Queue a control line (interest)."""
+        """Queue a control line (interest, PING/PONG, -ERR), after any held run."""
+        if self._run:
+            self.end_run()
         self.outbound.write(data)
 
     def write_msg(
@@ -100,29 +112,53 @@ class HubOutbound:
     ) -> None:
         """Queue one hub-bound message of ``account`` (routing path)."""
         outbound = self.outbound
-        out = outbound.out
         if account != self._acc:
+            if self._run:
+                self.end_run()
             self._acc = account
             acc = encode_acc(account)
-            out.append(acc)
+            outbound.out.append(acc)
             outbound.pending += len(acc)
+        size = len(data)
         if hdr_len:
             line = encode_lhmsg(subject, reply, queues, hdr_len, data)
         elif reply is None and not queues:
             # encode_lmsg's common case, inlined (a call per message costs
             # more than the format).
-            line = LMSG_FRAME % (subject, len(data), data)
+            line = LMSG_FRAME % (subject, size, data)
         else:
             line = encode_lmsg(subject, reply, queues, data)
+        if subject[0] != 36:  # not "$": it joins the run
+            self._run.append(line)
+            self._run_size += size
+        else:
+            if self._run:
+                self.end_run()
+            outbound.out.append(line)
         # Outbound.write, inlined: this runs once per hub-bound message.
-        out.append(line)
         outbound.pending += len(line)
         if outbound.pending > outbound.max_pending or not outbound.dirty:
             outbound.queued()
 
+    def end_run(self) -> None:
+        """Queue the held run behind its ``RUN`` line (``Outbound.before_flush``)."""
+        run = self._run
+        if not run:
+            return
+        # The longest line bounds the largest payload (the hint may be loose).
+        header = encode_run(sum(map(len, run)), len(run), self._run_size, max(map(len, run)))
+        outbound = self.outbound
+        outbound.out.append(header)
+        outbound.out.extend(run)
+        outbound.pending += len(header)
+        run.clear()
+        self._run_size = 0
+
     def discard(self) -> None:
         """Drop everything queued, and with it what the last ``ACC`` line said."""
         self.outbound.discard()
+        self._run.clear()
+        self._run_size = 0
         self._acc = b""
 
 
@@ -156,7 +192,7 @@ class DataLink:
         self._accounts = server.accounts_by_bytes
 
     def write(self, data: bytes) -> None:
-        self.outbound.write(data)
+        self.hub_sink.write(data)
 
     async def run(self) -> None:
         server = self.server
@@ -174,14 +210,12 @@ class DataLink:
     def _attach(self) -> None:
         server = self.server
         lds = {name: account.lds.decode() for name, account in server.accounts.items()}
-        self.outbound.write(
-            encode_hello(server.server_id, server.server_name, server.accounts, lds)
-        )
+        self.write(encode_hello(server.server_id, server.server_name, server.accounts, lds))
         for account in server.accounts.values():
             account.hub_sink = self.hub_sink
             forget_hub(account)
             for line in account.interest.snapshot():
-                self.outbound.write(line)
+                self.write(line)
         log.info("Uplink attached on %s", server.datalink_path)
 
     def _detach(self) -> None:
@@ -206,11 +240,11 @@ class DataLink:
             framer.drain(self._on_msg, self._on_event)
         except RemoteProtocolError as exc:
             log.error("Uplink data link protocol error: %s", exc)
-            self.outbound.write(encode_err(exc.err_text or "Unknown Protocol Operation"))
+            self.write(encode_err(exc.err_text or "Unknown Protocol Operation"))
             self.link.close_after_flush(f"protocol error: {exc}")
 
     def send_ping(self) -> None:
-        self.outbound.write(PING)
+        self.write(PING)
 
     # ------------------------------------------------------------------ events
 
@@ -245,7 +279,7 @@ class DataLink:
                 if account.leafs is not None:
                     account.leafs.refresh(event.subject, event.queue)
         elif kind is Ping:
-            self.outbound.write(PONG)
+            self.write(PONG)
         elif kind is Info:
             assert isinstance(event, Info)
             self._on_info(event.options)

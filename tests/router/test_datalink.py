@@ -30,6 +30,8 @@ class UplinkPeer:
     def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.reader = reader
         self.writer = writer
+        # RUN hint lines seen (``line`` skips them: they change nothing that follows).
+        self.runs: list[bytes] = []
 
     @classmethod
     async def attach(cls, router: RouterProcess) -> UplinkPeer:
@@ -38,8 +40,11 @@ class UplinkPeer:
         return cls(reader, writer)
 
     async def line(self, timeout: float = 5.0) -> bytes:
-        data = await asyncio.wait_for(self.reader.readuntil(b"\r\n"), timeout)
-        return data[:-2]
+        while True:
+            data = await asyncio.wait_for(self.reader.readuntil(b"\r\n"), timeout)
+            if not data.startswith(b"RUN "):
+                return data[:-2]
+            self.runs.append(data[:-2])
 
     async def until(self, wanted: bytes, timeout: float = 5.0) -> list[bytes]:
         """Lines read up to and including ``wanted``."""
@@ -142,6 +147,39 @@ async def test_local_publish_goes_to_hub_only_with_hub_interest(router: RouterPr
     assert await peer.payload(5) == b"again"
     await wait_until(lambda: local == [b"stay"], what="local queue member got it")
     await nc.close()
+    await peer.close()
+
+
+async def test_one_batch_of_publishes_crosses_as_one_run(router: RouterProcess) -> None:
+    peer = await UplinkPeer.attach(router)
+    await peer.line()
+    peer.send(b"LS+ $G to.hub\r\nLS+ $G $sys.x\r\nPING\r\n")
+    await peer.until(b"PONG")
+    reader, writer = await asyncio.open_connection("127.0.0.1", router.port)
+    await reader.readuntil(b"\r\n")  # INFO
+    # One write, one read by the router: one batch.
+    writer.write(
+        b'CONNECT {"verbose":false}\r\n'
+        b"PUB to.hub 1\r\na\r\nPUB to.hub r.1 3\r\nbcd\r\nPUB $sys.x 2\r\nef\r\n"
+        b"PUB to.hub 0\r\n\r\nPING\r\n"
+    )
+    await writer.drain()
+    assert await reader.readuntil(b"PONG\r\n") == b"PONG\r\n"
+    expected_run = b"LMSG to.hub 1\r\na\r\nLMSG to.hub r.1 3\r\nbcd\r\n"
+    lmsg_sys = b"LMSG $sys.x 2\r\nef\r\n"
+    last_run = b"LMSG to.hub 0\r\n\r\n"
+    wanted = [
+        b"ACC $G\r\n",
+        b"RUN %d 2 4 %d\r\n" % (len(expected_run), len(b"LMSG to.hub r.1 3\r\nbcd\r\n")),
+        expected_run,
+        # A "$" subject ends the run and goes on its own, outside any run.
+        lmsg_sys,
+        b"RUN %d 1 0 %d\r\n" % (len(last_run), len(last_run)),
+        last_run,
+    ]
+    got = await asyncio.wait_for(peer.reader.readexactly(sum(map(len, wanted))), 10)
+    assert got == b"".join(wanted)
+    writer.close()
     await peer.close()
 
 

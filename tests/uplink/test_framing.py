@@ -13,6 +13,7 @@ from leafnode.proto import (
     Ping,
     RemoteProtocolError,
     Run,
+    encode_run,
 )
 
 CORPUS = (
@@ -248,3 +249,136 @@ def test_keep_rule_skips_on_msg_for_plain_subjects_only() -> None:
         b"LMSG a 3\r\nabc\r\nLMSG b 4\r\nabcd\r\nLMSG $c 1\r\nx\r\n",
         b"LMSG d 1\r\ny\r\n",
     ]
+
+
+# -- the keep rule's no-split path and the data link's RUN hint -----------------
+
+# Lines the keep rule's path must read exactly as the full parse does (kept,
+# asked about, or refused), whatever their spacing.
+ODD_LINES = (
+    b"LMSG a 1\r\nx\r\n",
+    b"LMSG a r 1\r\nx\r\n",
+    b"LMSG a + r q 1\r\nx\r\n",
+    b"LMSG  a 1\r\nx\r\n",  # two blanks after the verb
+    b"LMSG a  1\r\nx\r\n",  # two blanks before the size
+    b"LMSG a\t1\r\nx\r\n",  # a tab
+    b"LMSG a 1 \r\nx\r\n",  # a blank after the size
+    b"LMSG \ta 1\r\nx\r\n",
+    b"LMSG $a 1\r\nx\r\n",  # "$": asked about
+    b"LMSG a 4\r\nabcd\r\n",  # over the rule: asked about
+    b"LMSG a 1\r\nxy\r\n",  # no CRLF after the payload
+    b"LMSG a +1\r\nx\r\n",  # int() would take it; the parse does not
+    b"LMSG 1\r\nx\r\n",  # no subject
+    b"LMSG a 2000\r\n",  # over max_payload
+    b"lmsg a 1\r\nx\r\n",
+)
+
+
+def keep_outcome(data: bytes, *, rule: bool) -> tuple[object, ...]:
+    """What a relay that keeps all but "$" and over 3 bytes sees of ``data``."""
+    framer = MessageFramer(Kind.INTERNAL, max_payload=1024, max_control_line=4096, accounts=True)
+    framer.feed(b"ACC A\r\n")
+    framer.drain(keep_all, ignore)
+    asked: list[bytes] = []
+    runs: list[tuple[bytes, int, int]] = []
+
+    def on_msg(msg: MessageFrame) -> bool:
+        asked.append(msg.wire)
+        return msg.subject[0] != 36 and msg.size <= 3
+
+    framer.feed(data)
+    try:
+        framer.drain(
+            on_msg,
+            ignore,
+            lambda run: runs.append((run.data, run.msgs, run.size)),
+            (lambda account: 3) if rule else None,
+        )
+    except RemoteProtocolError as exc:
+        return ("error", str(exc), tuple(runs))
+    # With the rule, a kept message is not asked about: compare what was kept.
+    kept = b"".join(data for data, _, _ in runs)
+    refused = [wire for wire in asked if wire not in kept]
+    return ("ok", kept, sum(m for _, m, _ in runs), sum(s for _, _, s in runs), refused)
+
+
+@pytest.mark.parametrize("line", ODD_LINES)
+def test_the_keep_rule_reads_a_line_as_the_full_parse(line: bytes) -> None:
+    data = line + b"LMSG b 1\r\nz\r\n"
+    assert keep_outcome(data, rule=True) == keep_outcome(data, rule=False)
+
+
+def run_of(*lines: bytes) -> bytes:
+    body = b"".join(lines)
+    sizes = [len(line.split(b"\r\n", 1)[1]) - 2 for line in lines]
+    return encode_run(len(body), len(lines), sum(sizes), max(sizes)) + body
+
+
+RUN_LINES = (
+    b"LMSG a 3\r\nabc\r\n",
+    b"LMSG a.b r 2\r\nhi\r\n",
+    b"HMSG h 12 12\r\nNATS/1.0\r\n\r\n\r\n",
+)
+
+
+def data_link(
+    chunks: list[bytes], rule: int | None
+) -> tuple[list[bytes], list[tuple[bytes, int, int]]]:
+    """Messages asked about, and runs, of a relay keeping everything (``rule``: its rule)."""
+    framer = MessageFramer(Kind.INTERNAL, max_payload=1024, max_control_line=4096, accounts=True)
+    asked: list[bytes] = []
+    runs: list[tuple[bytes, int, int]] = []
+
+    def on_msg(msg: MessageFrame) -> bool:
+        asked.append(msg.wire)
+        return True
+
+    for chunk in chunks:
+        framer.feed(chunk)
+        framer.drain(
+            on_msg,
+            ignore,
+            lambda run: runs.append((run.data, run.msgs, run.size)),
+            None if rule is None else (lambda account: rule),
+        )
+    return asked, runs
+
+
+def test_a_run_the_rule_covers_is_taken_whole_at_every_split() -> None:
+    body = b"".join(RUN_LINES)
+    data = b"ACC A\r\n" + run_of(*RUN_LINES) + b"LMSG $x 1\r\ny\r\n"
+    expected = ([b"LMSG $x 1\r\ny\r\n"], [(body, 3, 17), (b"LMSG $x 1\r\ny\r\n", 1, 1)])
+    assert data_link([data], 12) == expected
+    for cut in range(1, len(data)):
+        assert data_link([data[:cut], data[cut:]], 12) == expected, cut
+
+
+@pytest.mark.parametrize("rule", [None, -1, 11])
+def test_a_run_the_rule_does_not_cover_is_read_message_by_message(rule: int | None) -> None:
+    body = b"".join(RUN_LINES)
+    data = b"ACC A\r\n" + run_of(*RUN_LINES)
+    asked, runs = data_link([data], rule)
+    if rule is None or rule < 0:
+        assert asked == list(RUN_LINES)
+    else:
+        # Only the message over the rule is asked about.
+        assert asked == [RUN_LINES[2]]
+    # The RUN line itself never leaves in a run.
+    assert b"".join(run for run, _, _ in runs) == body
+    assert sum(msgs for _, msgs, _ in runs) == 3
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        b"RUN 13 1 1 1\r\nLMSG a 1\r\nx\r\n",  # before any ACC
+        b"ACC A\r\nRUN 13 1 1\r\n",  # a field missing
+        b"ACC A\r\nRUN 13 1 1 x\r\n",  # not a number
+        b"ACC A\r\nRUN 13 1 1 -1\r\n",
+    ],
+)
+def test_bad_run_lines(data: bytes) -> None:
+    framer = MessageFramer(Kind.INTERNAL, max_payload=1024, max_control_line=4096, accounts=True)
+    framer.feed(data)
+    with pytest.raises(RemoteProtocolError):
+        framer.drain(keep_all, ignore, lambda run: None, lambda account: 1024)

@@ -18,7 +18,6 @@ from urllib.parse import urlsplit
 
 from leafnode import version_line
 from leafnode.config import (
-    CLUSTER_NOT_SERVED,
     BufferSettings,
     ClusterSettings,
     ConfigError,
@@ -128,7 +127,7 @@ def add_server_flags(parser: argparse.ArgumentParser) -> None:
     tls.add_argument("--tlskey", metavar="FILE", help="private key for server certificate")
     tls.add_argument("--tlsverify", action="store_true", help="enable TLS, verify clients")
     tls.add_argument("--tlscacert", metavar="FILE", help="client certificate CA for verification")
-    cluster = parser.add_argument_group("cluster options (routes are not served yet)")
+    cluster = parser.add_argument_group("cluster options")
     for flag, dest, text in _CLUSTER_FLAGS:
         cluster.add_argument(flag, dest=dest, metavar="VALUE", help=text)
     cluster.add_argument(
@@ -329,8 +328,7 @@ def apply_cluster_flags(settings: Settings, args: argparse.Namespace) -> Setting
     sets the route listen address (``:-1`` a free port) and, from the URL's
     ``user:password@``, the routes' authorization, clearing the file's when
     it has none; ``--routes`` replaces the file's routes and needs a route
-    port (``--cluster`` or the file's). Routes are not served yet: flags that
-    configure a cluster add one warning line naming them.
+    port (``--cluster`` or the file's).
 
     Raises:
         ConfigError: a flag is invalid; ``str()`` reads ``command line: reason``
@@ -382,11 +380,7 @@ def apply_cluster_flags(settings: Settings, args: argparse.Namespace) -> Setting
         if args.connect_retries < 0:
             raise ConfigError(FLAGS_SOURCE, 0, 0, "--connect_retries: may not be negative")
         cluster = dataclasses.replace(cluster, connect_retries=args.connect_retries)
-    warning = (
-        f"{FLAGS_SOURCE}: {', '.join(given)} is not supported by leafnode; "
-        f"ignored ({CLUSTER_NOT_SERVED})"
-    )
-    return dataclasses.replace(settings, cluster=cluster, warnings=(*settings.warnings, warning))
+    return dataclasses.replace(settings, cluster=cluster)
 
 
 def _cluster_listen(cluster: ClusterSettings, text: str) -> ClusterSettings:

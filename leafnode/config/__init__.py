@@ -22,7 +22,6 @@ from ._build_auth import (
     nkey_verify_key,
     operator_signing_keys,
 )
-from ._build_cluster import NOT_SERVED as CLUSTER_NOT_SERVED
 from ._build_cluster import check_route_url
 from ._build_store import check_store_url
 from ._build_tls import tls_files_problem
@@ -55,7 +54,6 @@ from ._settings import (
 )
 
 __all__ = [
-    "CLUSTER_NOT_SERVED",
     "DEFAULT_ACCOUNT",
     "AccountSettings",
     "ApiSettings",

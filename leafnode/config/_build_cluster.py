@@ -20,8 +20,9 @@ block written for nats-server loads unchanged:
 Keys nats-server has and leafnode does not use (``permissions``,
 ``accounts``, ``compression``, ``ping_interval``, ``ping_max``,
 ``write_deadline``, ``write_timeout``, ``connect_backoff``) are accepted with
-one warning line each. Routes are not served yet (issue 14): the builder
-records one warning for the block, so no one believes the node clusters.
+one warning line each. The router serves the block (``services/router/cluster.py``);
+``tls`` is validated but routes run over plain TCP, and the block says so
+with one warning.
 """
 
 from __future__ import annotations
@@ -52,10 +53,10 @@ if TYPE_CHECKING:
     from ._parser import Entry
     from ._values import Context
 
-__all__ = ["NOT_SERVED", "build_cluster", "check_route_url"]
+__all__ = ["TLS_NOT_SERVED", "build_cluster", "check_route_url"]
 
-NOT_SERVED: Final = "routes are not implemented yet; this node does not join a cluster"
-"""Why a configured cluster is ignored, until leafnode serves routes (issue 14)."""
+TLS_NOT_SERVED: Final = "routes' TLS is not served yet; routes run over plain TCP"
+"""Why a configured ``cluster.tls`` is warned about."""
 # nats-server's DEFAULT_ROUTE_POOL_SIZE (pool_size 0 means it).
 DEFAULT_POOL_SIZE: Final = 3
 # nats-server's default TLS handshake timeout for routes (TLS_TIMEOUT).
@@ -79,7 +80,7 @@ _IGNORED: Final = frozenset(
 
 
 def build_cluster(entry: Entry, ctx: Context) -> ClusterSettings:
-    """The ``cluster`` block (see the module docstring); warns that it is not served."""
+    """The ``cluster`` block (see the module docstring)."""
     name = entry.key
     cluster = ClusterSettings()
     for item in want_map(entry, name).values():
@@ -108,6 +109,7 @@ def build_cluster(entry: Entry, ctx: Context) -> ClusterSettings:
                         item.pos, f"{sub}: routes' TLS needs 'cert_file' and 'key_file'"
                     )
                 cluster = replace(cluster, tls=tls)
+                ctx.ignored(item, sub, TLS_NOT_SERVED)
             case "cluster_advertise" | "advertise":
                 cluster = replace(cluster, advertise=want_str(item, sub) or None)
             case "no_advertise":
@@ -121,7 +123,6 @@ def build_cluster(entry: Entry, ctx: Context) -> ClusterSettings:
                 ctx.ignored(item, sub)
             case _:
                 ctx.unknown(item, sub)
-    ctx.ignored(entry, name, NOT_SERVED)
     return cluster
 
 

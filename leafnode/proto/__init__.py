@@ -57,6 +57,7 @@ from ._route_info import (
     route_pool_index,
 )
 from ._route_writer import (
+    RMSG_FRAME,
     encode_rhmsg,
     encode_rlmsg,
     encode_rlsub,
@@ -112,6 +113,7 @@ __all__ = [
     "OK",
     "PING",
     "PONG",
+    "RMSG_FRAME",
     "SYSTEM_ACCOUNT",
     "Connect",
     "Err",

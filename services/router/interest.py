@@ -96,6 +96,12 @@ class LocalInterest:
         keys.extend(self._queues)
         return keys
 
+    def counts(self) -> list[tuple[bytes, bytes | None, int]]:
+        """Every key with its count: what a new route is told (``RS+``)."""
+        keys: list[tuple[bytes, bytes | None, int]] = [(s, None, n) for s, n in self._plain.items()]
+        keys.extend((s, q, w) for (s, q), w in self._queues.items())
+        return keys
+
     def snapshot(self) -> list[bytes]:
         """Every line needed to tell a fresh uplink the whole interest."""
         lines = [encode_lsub(subject, account=self._account) for subject in self._plain]

@@ -16,7 +16,7 @@ Its imports reach only the modules below the connections (``auth``,
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from .imports import Requester
 
@@ -25,8 +25,9 @@ if TYPE_CHECKING:
 
     import trio
 
-    from leafnode.config import RouterSettings
+    from leafnode.config import ClusterSettings, RouterSettings
     from leafnode.link import Flusher
+    from leafnode.proto import RouteInfo
 
     from .auth import Authenticator, Identity
     from .buffering import StoreLink
@@ -36,8 +37,10 @@ if TYPE_CHECKING:
 __all__ = [
     "Client",
     "ClientServer",
+    "ClusterServer",
     "LeafServer",
     "LinkServer",
+    "RouteOwner",
     "ServerIdentity",
     "SystemPublisher",
     "WebsocketServer",
@@ -159,3 +162,42 @@ class WebsocketServer(Protocol):
     ) -> None:
         """Serve a client upgraded on the websocket port (``cookies``: CONNECT fields)."""
         ...
+
+
+class ClusterServer(ServerIdentity, Protocol):
+    """What the cluster (``cluster.Cluster``) reads and calls of its server."""
+
+    flusher: Flusher
+    accounts: dict[str, Account]
+    accounts_by_bytes: dict[bytes, Account]
+    # The client port once bound (its URLs go to the peers).
+    port: int
+
+    def cluster_urls_changed(self) -> None:
+        """Peers came or went: update the client INFO's ``connect_urls``."""
+        ...
+
+
+class RouteOwner(Protocol):
+    """What a route connection (``route_conn.RouteConnection``) uses of the cluster."""
+
+    server: ClusterServer
+    settings: ClusterSettings
+
+    def connect_line(self, url: str) -> bytes: ...
+
+    def info_line(self, pool_idx: int = 0) -> bytes: ...
+
+    def flusher_flush(self) -> None: ...
+
+    def check_connect(self, options: dict[str, object]) -> str | None: ...
+
+    def first_info(self, conn: Any, info: RouteInfo) -> None: ...
+
+    def peer_info(self, conn: Any, info: RouteInfo) -> None: ...
+
+    def implicit_route(self, info: RouteInfo) -> None: ...
+
+    def fill_pool(self, conn: Any) -> None: ...
+
+    def unregister(self, conn: Any) -> None: ...

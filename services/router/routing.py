@@ -26,11 +26,13 @@ from typing import TYPE_CHECKING, Protocol
 from leafnode.sublist import Sublist
 
 from .interest import HubInterest, LocalInterest
+from .route_interest import RouteInterest, send_routed
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from .buffering import BufferRule, StoreLink
+    from .route_interest import RouteSub, RouteTarget
 
 __all__ = [
     "Account",
@@ -124,6 +126,13 @@ class LeafFanout(Protocol):
     def refresh(self, subject: bytes, queue: bytes | None, skip: object = None) -> None: ...
 
 
+class RouteSink(Protocol):
+    """Where an account's interest changes go to the cluster (``cluster.Cluster``)."""
+
+    def interest_changed(self, account: Account, subject: bytes, queue: bytes | None) -> None:
+        """The local count of ``(subject, queue)`` changed: tell the peers."""
+
+
 class Subscription:
     """A client's SUB: ``sid`` is the client's id for it."""
 
@@ -161,6 +170,8 @@ class Account:
         "leafs",
         "name",
         "name_bytes",
+        "route_sink",
+        "routes",
         "store_link",
         "sublist",
     )
@@ -181,12 +192,19 @@ class Account:
         # the loop-detection subject they and the hubs are told (leafinterest.py).
         self.leafs: LeafFanout | None = None
         self.lds = b""
+        # The cluster's interest in this account, and where local interest
+        # changes go to it (None: no cluster).
+        self.routes = RouteInterest()
+        self.route_sink: RouteSink | None = None
 
     def add_subscription(self, sub: Subscription) -> None:
         self.sublist.insert(sub)
         line = self.interest.add(sub.subject, sub.queue)
-        if line is not None and self.hub_sink is not None:
-            self.hub_sink.write(line)
+        if line is not None:
+            if self.hub_sink is not None:
+                self.hub_sink.write(line)
+            if self.route_sink is not None:
+                self.route_sink.interest_changed(self, sub.subject, sub.queue)
         if self.leafs is not None:
             self.leafs.refresh(sub.subject, sub.queue)
 
@@ -194,8 +212,11 @@ class Account:
         if not self.sublist.remove(sub):
             return False
         line = self.interest.remove(sub.subject, sub.queue)
-        if line is not None and self.hub_sink is not None:
-            self.hub_sink.write(line)
+        if line is not None:
+            if self.hub_sink is not None:
+                self.hub_sink.write(line)
+            if self.route_sink is not None:
+                self.route_sink.interest_changed(self, sub.subject, sub.queue)
         if self.leafs is not None:
             self.leafs.refresh(sub.subject, sub.queue)
         return True
@@ -256,7 +277,12 @@ def route_local(
                 if sub.delivered >= sub.max_msgs:
                     client.auto_unsubscribed(sub)
     local_groups: set[bytes] | None = None
-    if result.qsubs:
+    if account.routes.entries:
+        local_groups, sent = _route_cluster(
+            origin, account, result.qsubs, subject, reply, hdr_len, data
+        )
+        delivered += sent
+    elif result.qsubs:
         local_groups = set()
         for members in result.qsubs:
             chosen = _pick(members, origin, subject)
@@ -292,6 +318,68 @@ def route_local(
             account.store_link.append(origin, buffered, subject, reply, hdr_len, data, got)
             delivered += 1
     return delivered
+
+
+def _route_cluster(
+    origin: Delivery,
+    account: Account,
+    local_qsubs: tuple[tuple[Subscription, ...], ...],
+    subject: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    data: bytes,
+) -> tuple[set[bytes], int]:
+    """Queue groups and routes, for a local publish when peers have interest.
+
+    As nats-server's processMsgResults for a client's message: every route
+    with plain interest gets one ``RMSG``; each queue group gets the message
+    once in the whole cluster, its member drawn at random among the local
+    members and the peers' weights (a peer with weight 3 counts as three
+    members), and a peer drawn is named in that route's ``RMSG`` queue list.
+    Returns the groups served (the hub is not asked for them) and how many
+    deliveries were made (each route counts once).
+    """
+    served: set[bytes] = set()
+    delivered = 0
+    remote = account.routes.sublist.match(subject)
+    targets: dict[RouteTarget, list[bytes]] = {}
+    for rsub in remote.psubs:
+        targets.setdefault(rsub.conn, [])
+    remote_groups: dict[bytes, tuple[RouteSub, ...]] = {}
+    for group in remote.qsubs:
+        remote_groups[group[0].queue or b""] = group
+    for members in local_qsubs:
+        name = members[0].queue or b""
+        peers = remote_groups.pop(name, ())
+        weight = sum(p.weight for p in peers)
+        if not weight or randrange(len(members) + weight) < len(members):
+            chosen = _pick(members, origin, subject)
+            if chosen is not None:
+                served.add(name)
+                _deliver(chosen, subject, reply, hdr_len, data)
+                delivered += 1
+                continue
+        if weight:
+            served.add(name)
+            targets.setdefault(_draw(peers, weight).conn, []).append(name)
+    for name, peers in remote_groups.items():
+        served.add(name)
+        targets.setdefault(_draw(peers, sum(p.weight for p in peers)).conn, []).append(name)
+    name_bytes = account.name_bytes
+    for conn, queues in targets.items():
+        send_routed(conn, name_bytes, subject, reply, queues, hdr_len, data)
+        delivered += 1
+    return served, delivered
+
+
+def _draw(peers: tuple[RouteSub, ...], weight: int) -> RouteSub:
+    """One peer's queue interest, drawn by weight."""
+    at = randrange(weight)
+    for peer in peers:
+        at -= peer.weight
+        if at < 0:
+            return peer
+    return peers[-1]
 
 
 def route_from_hub(

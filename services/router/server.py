@@ -30,6 +30,7 @@ from . import closed, imports
 from .auth import Authenticator
 from .buffering import StoreLink, build_buffer_rules
 from .client_conn import ClientConnection
+from .cluster import Cluster
 from .datalink import DataLink
 from .leafconn import LeafAcceptor
 from .routing import Account, Subscription
@@ -102,6 +103,9 @@ class Server:
         # $SYS.REQ.USER.INFO, subscribed in every account (sysreq.py).
         self.services = SystemServices(self)
         self._imports: list[tuple[Account, Subscription]] = []
+        # Routes to the other nodes of a cluster (cluster.py), when configured.
+        self.cluster = Cluster(self, settings.cluster) if settings.cluster is not None else None
+        self.port = self.settings.port
         self._add_accounts(settings)
         self._setup_buffering(settings)
         self.default_account = self.accounts[DEFAULT_ACCOUNT]
@@ -117,7 +121,6 @@ class Server:
         self.config_loaded_at = self.started_at
         self.lame_duck_mode = False
         self._next_cid = 0
-        self.port = self.settings.port
         self.info_template: dict[str, object] = {}
         self.ws_info_template: dict[str, object] = {}
         self._listen_scope: trio.CancelScope | None = None
@@ -161,6 +164,7 @@ class Server:
             self.accounts[name] = account
             self.accounts_by_bytes[account.name_bytes] = account
             self.services.install(account)
+            account.route_sink = self.cluster
             if self.datalink is not None:
                 account.hub_sink = self.datalink.hub_sink
         return account
@@ -190,13 +194,17 @@ class Server:
                 info["tls_verify"] = True
         if self.lame_duck_mode:
             info["ldm"] = True
+        if self.cluster is not None and (urls := self.cluster.connect_urls()):
+            info["connect_urls"] = urls
         self.info_template = info
         ws = settings.websocket
         if ws is not None:
             # As nats-server's createWSClient/generateClientInfoJSON: the
             # websocket port's host, port and TLS, and auth_required whenever
             # credentials are checked (a no_auth_user does not clear it there).
-            ws_info = {k: v for k, v in info.items() if not k.startswith("tls_")}
+            ws_info = {
+                k: v for k, v in info.items() if not k.startswith("tls_") and k != "connect_urls"
+            }
             ws_info.update(host=ws.host, port=self.websocket_port or ws.port)
             ws_info.pop("auth_required", None)
             if self.ws_auth.auth_configured:
@@ -209,6 +217,21 @@ class Server:
         """The next connection id (clients and accepted leafs share them)."""
         self._next_cid += 1
         return self._next_cid
+
+    def cluster_urls_changed(self) -> None:
+        """Peers came or went: clients that take INFO updates get the new ``connect_urls``.
+
+        As nats-server's sendAsyncInfoToClients: connected clients whose
+        CONNECT said ``protocol`` 1 or more, not websocket clients.
+        """
+        before = self.info_template.get("connect_urls")
+        self._build_info()
+        if self.info_template.get("connect_urls") == before:
+            return
+        for client in self.clients.values():
+            proto = client.connect_options.get("protocol", 0)
+            if client.connected and not client.websocket and isinstance(proto, int) and proto >= 1:
+                client.send_info(update=True)
 
     def remove_client(self, client: Client) -> None:
         """Forget a closed client; keep its snapshot for ``/connz?state=closed``."""
@@ -342,6 +365,8 @@ class Server:
                 listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(listen_socket))]
                 self.port = listen_socket.getsockname()[1]
                 self._build_info()
+                if self.cluster is not None:
+                    await nursery.start(self.cluster.serve)
                 self._listen_scope = trio.CancelScope()
                 await nursery.start(self._serve_clients, listeners, nursery)
                 # Before the ports file and readiness: tools read the

@@ -12,6 +12,7 @@ which packages ``leafnode*`` and ``services*`` only, does not ship it
 from __future__ import annotations
 
 from ._chaos import SERVICES, ChaosRun, Figures
+from ._cluster import ClusterNode, ClusterNodes
 from ._postgres import PG_USER, PgCluster, pg_bin_dir
 from ._procs import (
     NatsServerProcess,
@@ -47,6 +48,8 @@ __all__ = [
     "PG_USER",
     "SERVICES",
     "ChaosRun",
+    "ClusterNode",
+    "ClusterNodes",
     "CountingPublisher",
     "FaultKind",
     "FaultProxy",

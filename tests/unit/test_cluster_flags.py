@@ -1,9 +1,9 @@
-"""nats-server's cluster flags are parsed and warned about (issue 12 point 8, issue 14 point 1).
+"""nats-server's cluster flags are parsed and served (issue 12 point 8, issue 14 point 1).
 
 Scripts that start ``nats-server --cluster ... --routes ... --cluster_name ...``
 start leafnode the same way; the flags land in ``Settings.cluster``
-(tests/unit/test_config_cluster.py), and until routes are served one warning
-line names the flags given, as the ``cluster {}`` block's line does.
+(tests/unit/test_config_cluster.py) and the router serves them
+(tests/e2e/test_cluster_routes.py): no warning.
 """
 
 from __future__ import annotations
@@ -14,7 +14,6 @@ from typing import TYPE_CHECKING
 
 import pytest
 
-from leafnode.config import CLUSTER_NOT_SERVED
 from leafnode.flags import load_with_flags
 from tests.support import RouterProcess
 
@@ -29,17 +28,16 @@ CLUSTER_ARGS = (
     "--cluster_name",
     "site-cluster",
 )
-WARNINGS = [
-    "command line: --cluster, --routes, --cluster_name is not supported by leafnode; "
-    f"ignored ({CLUSTER_NOT_SERVED})"
-]
 
 
-def test_flags_become_one_warning() -> None:
+def test_flags_configure_the_cluster_without_a_warning() -> None:
     loaded = load_with_flags("leafnode run", ["-p", "-1", *CLUSTER_ARGS])
     assert not isinstance(loaded, int)
     settings, _ = loaded
-    assert list(settings.warnings) == WARNINGS
+    assert settings.warnings == ()
+    assert settings.cluster is not None
+    assert settings.cluster.name == "site-cluster"
+    assert settings.cluster.routes == ("nats://127.0.0.1:6223", "nats://127.0.0.1:6224")
 
 
 def test_no_cluster_flag_no_warning() -> None:
@@ -61,12 +59,10 @@ def test_other_cluster_flags(argv: list[str], named: str) -> None:
     loaded = load_with_flags("leafnode run", argv)
     assert not isinstance(loaded, int)
     assert loaded[0].cluster is not None
-    assert loaded[0].warnings == (
-        f"command line: {named} is not supported by leafnode; ignored ({CLUSTER_NOT_SERVED})",
-    )
+    assert loaded[0].warnings == (), named
 
 
-def test_check_mode_prints_them(tmp_path: Path) -> None:
+def test_check_mode_prints_no_warning(tmp_path: Path) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "leafnode", "run", "-t", *CLUSTER_ARGS],
         cwd=tmp_path,
@@ -76,15 +72,17 @@ def test_check_mode_prints_them(tmp_path: Path) -> None:
         check=False,
     )
     assert result.returncode == 0, result.stderr
-    assert result.stderr.splitlines() == [f"leafnode run: warning: {w}" for w in WARNINGS]
+    assert "warning" not in result.stderr
 
 
-def test_router_starts_and_logs_each_once(tmp_path: Path) -> None:
-    router = RouterProcess("", workdir=tmp_path, extra_args=CLUSTER_ARGS)
+def test_router_listens_for_routes_from_the_flags(tmp_path: Path) -> None:
+    args = ("--cluster", "nats://127.0.0.1:-1", "--cluster_name", "site-cluster")
+    router = RouterProcess("", workdir=tmp_path, extra_args=args)
     try:
         router.wait_ready()
         log = router.log_text()
-        for warning in WARNINGS:
-            assert log.count(warning) == 1, log
+        assert "not supported" not in log
+        assert log.count("Cluster name is site-cluster") == 1, log
+        assert log.count("Listening for route connections on 127.0.0.1:") == 1, log
     finally:
         router.kill()

@@ -120,6 +120,8 @@ class Identity:
 
     server_id: str
     name: str
+    # The site cluster's name ("" for a lone node): CONNECT's ``cluster``.
+    cluster: str = ""
 
 
 @dataclass
@@ -177,6 +179,8 @@ def build_connect(
         options["deny_pub"] = list(remote.deny_imports)
     if remote.hub:
         options["is_hub"] = True
+    if identity.cluster:
+        options["cluster"] = identity.cluster
     return options
 
 

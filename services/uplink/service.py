@@ -84,11 +84,20 @@ DATALINK_SOCKET: Final = "router.sock"
 
 
 def new_identity(settings: Settings) -> Identity:
-    """A fresh server id; the leaf name is ``server_name`` when configured."""
+    """A fresh server id; the leaf name is ``server_name`` when configured.
+
+    A node of a named cluster says the cluster's name in its leaf CONNECT,
+    as a clustered nats-server leaf does: the hub then never passes one
+    node's interest (nor its messages) to another leaf connection of the
+    same cluster, whose nodes reach each other over routes (DESIGN §9).
+    """
     seed = nkeys.encode_seed(os.urandom(32), nkeys.PREFIX_BYTE_SERVER)
     public: bytes = nkeys.from_seed(seed).public_key
     server_id = public.decode()
-    return Identity(server_id=server_id, name=settings.router.server_name or server_id)
+    cluster = settings.cluster.name if settings.cluster is not None else None
+    return Identity(
+        server_id=server_id, name=settings.router.server_name or server_id, cluster=cluster or ""
+    )
 
 
 class Uplink:

@@ -72,7 +72,7 @@ def create_app(
         title="leafnode control plane",
         version=__version__,
         description=(
-            "nats-server compatible monitoring (/varz, /connz, /subsz, /leafz, /accountz, "
+            "nats-server compatible monitoring (/varz, /connz, /subsz, /routez, /leafz, /accountz, "
             "/healthz), Prometheus /metrics, and the leaf node's config, buffer and replay. "
             "/config, /buffer and /replay need the bearer token when api { token } is set. "
             "GET / lists the endpoints."

@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING
 from leafnode.ipc import encode_frame
 from leafnode.link import serve_control
 
-from . import monitor
+from . import monitor, routez
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -45,12 +45,13 @@ __all__ = ["CONTROL_SOCKET", "ControlHandler"]
 
 CONTROL_SOCKET = "router.ctl"
 _VIEWS = {
-    "varz": lambda server, query: monitor.varz(server),
+    "varz": lambda server, query: routez.varz(server),
     "bufferz": lambda server, query: monitor.bufferz(server),
     "connz": monitor.connz,
     "subsz": monitor.subsz,
     "accountz": monitor.accountz,
     "leafz": monitor.leafz,
+    "routez": routez.routez,
 }
 
 

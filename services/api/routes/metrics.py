@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from fastapi import APIRouter, Response
 
 from ..deps import State, expects_store, expects_uplink
+from ..links import ServiceUnavailableError
 from ..site import SiteView, collect
 
 if TYPE_CHECKING:
@@ -38,8 +39,10 @@ def _num(mapping: object, key: str) -> float | None:
 class _SiteCollector:
     """Turns one ``SiteView`` into metric families."""
 
-    def __init__(self, view: SiteView) -> None:
+    def __init__(self, view: SiteView, routez: dict[str, object] | None = None) -> None:
         self.view = view
+        # The router's /routez, for the per-route families (None: no answer).
+        self.routez = routez
 
     def collect(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily  # see metrics()
@@ -76,6 +79,7 @@ class _SiteCollector:
                 value=takeovers,
             )
         yield from self._router()
+        yield from self._routes()
         yield from self._remotes()
 
     def _router(self) -> Iterator[Metric]:
@@ -115,6 +119,62 @@ class _SiteCollector:
                 size.add_metric([direction], value)
         yield msgs
         yield size
+
+    def _routes(self) -> Iterator[Metric]:
+        """One series per route connection: its peer (name, else id), its ``rid`` and
+        the account it is dedicated to (``""`` for a pooled route)."""
+        routes = self.routez.get("routes") if self.routez is not None else None
+        if not isinstance(routes, list):
+            return
+        labels = ["peer", "rid", "account"]
+        count = GaugeMetricFamily(
+            "leafnode_routes", "route connections to the other nodes of the cluster"
+        )
+        count.add_metric([], float(len(routes)))
+        yield count
+        msgs = CounterMetricFamily(
+            "leafnode_route_messages",
+            "messages received from (in) and sent to (out) a cluster peer on one route",
+            labels=[*labels, "direction"],
+        )
+        size = CounterMetricFamily(
+            "leafnode_route_bytes",
+            "payload bytes from and to a cluster peer on one route",
+            labels=[*labels, "direction"],
+        )
+        pending = GaugeMetricFamily(
+            "leafnode_route_pending_bytes", "bytes queued for a route", labels=labels
+        )
+        subs = GaugeMetricFamily(
+            "leafnode_route_subscriptions",
+            "interest keys a cluster peer announced on a route",
+            labels=labels,
+        )
+        for route in routes:
+            if not isinstance(route, dict):
+                continue
+            key = [
+                str(route.get("remote_name") or route.get("remote_id") or ""),
+                str(route.get("rid", "")),
+                str(route.get("account", "")),
+            ]
+            for direction in ("in", "out"):
+                value = _num(route, f"{direction}_msgs")
+                if value is not None:
+                    msgs.add_metric([*key, direction], value)
+                value = _num(route, f"{direction}_bytes")
+                if value is not None:
+                    size.add_metric([*key, direction], value)
+            value = _num(route, "pending_size")
+            if value is not None:
+                pending.add_metric(key, value)
+            value = _num(route, "subscriptions")
+            if value is not None:
+                subs.add_metric(key, value)
+        yield msgs
+        yield size
+        yield pending
+        yield subs
 
     def _remotes(self) -> Iterator[Metric]:
         from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
@@ -244,6 +304,12 @@ async def metrics(state: State) -> Response:
     from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
     view = await collect(state)
+    routez: dict[str, object] | None = None
+    if isinstance(view.varz, dict) and view.varz.get("routes"):
+        try:
+            routez = await state.links.data("router", "routez", {})
+        except ServiceUnavailableError:
+            routez = None  # a missing answer only leaves the route series out
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(_SiteCollector(view))
+    registry.register(_SiteCollector(view, routez))
     return Response(generate_latest(registry), media_type=CONTENT_TYPE_LATEST)

@@ -1,6 +1,6 @@
 """nats-server's monitoring endpoints with its field names (DESIGN §7).
 
-``/varz``, ``/connz``, ``/subsz`` and ``/accountz`` come from the router
+``/varz``, ``/connz``, ``/subsz``, ``/accountz`` and ``/routez`` come from the router
 (``router.ctl``), ``/leafz`` from the uplink (``uplink.ctl``), ``/healthz`` from
 all of them. Query parameters are validated here (a bad value is 400 before
 any service is asked) and passed on as strings, as the router expects.
@@ -116,6 +116,12 @@ async def accountz(
     acc: Annotated[str | None, Query(max_length=256, description="an account name")] = None,
 ) -> dict[str, object]:
     return await state.links.data("router", "accountz", _query(acc=acc))
+
+
+@router.get("/routez", summary="Routes to the other nodes of the cluster")
+async def routez(state: State, subs: Flag | None = None) -> dict[str, object]:
+    """From the router, as nats-server's ``/routez`` (no cluster: no routes)."""
+    return await state.links.data("router", "routez", _query(subs=subs))
 
 
 @router.get("/leafz", summary="Leafnode connections: remotes to the hubs and accepted leafs")

@@ -259,6 +259,63 @@ class Parser:
             pos = end + 2
         self._pos = self._scan = pos
 
+    def next_route_event(
+        self, on_msg: Callable[[bytes, bytes, bytes | None, bytes], object]
+    ) -> Event | None:
+        """``next_event`` for ``Kind.ROUTE``; plain ``RMSG`` lines handed over without an event.
+
+        A route's hot path: every complete ``RMSG [acc] <subject> [reply]
+        <size>`` line at the read position (no queue list; the account
+        token left out on a route dedicated to one account, as
+        ``route_account`` says) goes to ``on_msg(account, subject, reply,
+        payload)`` at once; the first other line (or a message it does not
+        fully understand) is parsed by ``next_event`` and returned.
+        """
+        if self._need < 0 and self._error is None:
+            self._fast_rmsgs(on_msg)
+        return self.next_event()
+
+    def _fast_rmsgs(self, on_msg: Callable[[bytes, bytes, bytes | None, bytes], object]) -> None:
+        buf = self._buf
+        pos = self._pos
+        n = len(buf)
+        find = buf.find
+        max_payload = self.max_payload
+        max_line = self._max_line
+        pinned = self.route_account
+        while buf[pos : pos + 5] == b"RMSG ":
+            nl = find(b"\n", pos)
+            if nl < 0 or buf[nl - 1] != 13 or nl - pos > max_line:
+                break
+            parts = buf[pos + 5 : nl - 1].split()
+            count = len(parts)
+            if pinned is not None:
+                if count == 2:
+                    account, reply = pinned, None
+                    subject, size_b = parts
+                elif count == 3:
+                    account = pinned
+                    subject, reply, size_b = parts
+                else:
+                    break
+            elif count == 3:
+                reply = None
+                account, subject, size_b = parts
+            elif count == 4:
+                account, subject, reply, size_b = parts
+            else:
+                break
+            if len(size_b) > _MAX_SIZE_DIGITS or not size_b.isdigit():
+                break
+            size = int(size_b)
+            start = nl + 1
+            end = start + size
+            if size > max_payload or end + 2 > n or buf[end : end + 2] != _CRLF:
+                break
+            pos = self._pos = self._scan = end + 2
+            on_msg(account, subject, reply, buf[start:end])
+        self._pos = self._scan = pos
+
     def next_event(self) -> Event | None:
         """Return the next complete event, or ``None`` when more data is needed.
 

@@ -172,9 +172,10 @@ class RouteConnection:
         parser = self.parser
         parser.feed(data)
         self.last_activity = time.time()
+        on_msg = self._on_rmsg
         try:
             while not self.link.closing:
-                event = parser.next_event()
+                event = parser.next_route_event(on_msg)
                 if event is None:
                     break
                 self._event(event)
@@ -250,6 +251,16 @@ class RouteConnection:
         account = self._accounts.get(account_name)
         if account is not None:
             route_from_hub(account, subject, reply, queues, hdr_len, data)
+
+    def _on_rmsg(
+        self, account_name: bytes, subject: bytes, reply: bytes | None, data: bytes
+    ) -> None:
+        """A plain ``RMSG`` (no queue list) from the parser's fast path (hot path)."""
+        self.in_msgs += 1
+        self.in_bytes += len(data)
+        account = self._accounts.get(account_name)
+        if account is not None:
+            route_from_hub(account, subject, reply, (), 0, data)
 
     def _on_connect(self, options: dict[str, object]) -> None:
         if self.solicited or self.got_connect:

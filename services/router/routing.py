@@ -342,6 +342,18 @@ def _route_cluster(
     served: set[bytes] = set()
     delivered = 0
     remote = account.routes.sublist.match(subject)
+    if not local_qsubs and not remote.qsubs:
+        # Plain interest only (the common case): one RMSG per route.
+        psubs = remote.psubs
+        if len(psubs) == 1:
+            send_routed(psubs[0].conn, account.name_bytes, subject, reply, (), hdr_len, data)
+            return served, 1
+        sent: list[RouteTarget] = []
+        for rsub in psubs:
+            if rsub.conn not in sent:
+                sent.append(rsub.conn)
+                send_routed(rsub.conn, account.name_bytes, subject, reply, (), hdr_len, data)
+        return served, len(sent)
     targets: dict[RouteTarget, list[bytes]] = {}
     for rsub in remote.psubs:
         targets.setdefault(rsub.conn, [])

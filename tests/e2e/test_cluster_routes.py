@@ -284,3 +284,42 @@ async def test_clients_with_the_node_list_survive_kill_9_of_their_node(
     finally:
         await nc.close()
         await other.close()
+
+
+@pytest.mark.asyncio
+async def test_a_restarted_seed_joins_again(cluster: ClusterNodes) -> None:
+    await cluster.wait_meshed()
+    cluster.restart(0)
+    # The others dial their configured seed again; the restarted node has
+    # no routes of its own configured and learns nothing but what dials it.
+    await cluster.wait_meshed()
+
+
+@pytest.fixture(params=sorted(KINDS))
+def guarded(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[ClusterNodes]:
+    nodes = ClusterNodes.start(KINDS[request.param], tmp_path, route_auth=("ru", "s3cret-pw"))
+    try:
+        yield nodes
+    finally:
+        nodes.kill()
+
+
+@pytest.mark.asyncio
+async def test_route_authorization(guarded: ClusterNodes) -> None:
+    # Seeds dialed with the URL's user, gossiped routes with the cluster's own.
+    await guarded.wait_meshed()
+    for password in ("wrong", None):
+        raw = RawClient(guarded[0].route_port)
+        try:
+            assert raw.info.get("auth_required") is True
+            creds = {"user": "ru", "pass": password} if password else {}
+            connect = {"name": "NINTRUDER", "cluster": "C", **creds}
+            raw.send(b"CONNECT " + json.dumps(connect).encode() + b"\r\n")
+            raw.send(b'INFO {"server_id":"NINTRUDER","cluster":"C"}\r\n')
+            rest = raw.read_until_closed(timeout=10)
+            assert b"-ERR 'Authorization Violation'" in rest
+            assert raw.closed
+        finally:
+            raw.close()
+    for node in guarded.nodes:
+        assert "s3cret-pw" not in node.proc.log_text()

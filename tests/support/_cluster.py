@@ -56,10 +56,12 @@ class ClusterNode:
         self.proc.kill()
 
 
-def _cluster_block(route_port: int, seed: int | None, extra: str) -> str:
-    routes = f'routes: ["nats-route://127.0.0.1:{seed}"]' if seed is not None else ""
+def _cluster_block(route_port: int, seed: int | None, extra: str, userinfo: str = "") -> str:
+    seed_url = f"nats-route://{userinfo}127.0.0.1:{seed}"
+    routes = f'routes: ["{seed_url}"]' if seed is not None else ""
     return (
-        f'cluster {{ name: {CLUSTER_NAME}, listen: "127.0.0.1:{route_port}", {routes} {extra} }}\n'
+        f'cluster {{\n  name: {CLUSTER_NAME}\n  listen: "127.0.0.1:{route_port}"\n'
+        f"  {routes}\n  {extra}\n}}\n"
     )
 
 
@@ -84,8 +86,18 @@ class ClusterNodes:
         config: str = "",
         cluster_extra: str = "",
         per_node: dict[int, str] | None = None,
+        route_auth: tuple[str, str] | None = None,
     ) -> ClusterNodes:
-        """Start one node per kind (``config``: more of every node's config file)."""
+        """Start one node per kind (``config``: more of every node's config file).
+
+        ``route_auth``: every node requires this route user and password
+        (``cluster { authorization }``) and dials its seed with them.
+        """
+        userinfo = ""
+        if route_auth is not None:
+            user, password = route_auth
+            userinfo = f"{user}:{password}@"
+            cluster_extra += f" authorization {{ user: {user}, password: {password} }}"
         nodes: list[ClusterNode] = []
         seed: int | None = None
         try:
@@ -95,7 +107,7 @@ class ClusterNodes:
                     f"server_name: n{i}\n"
                     + config
                     + (per_node or {}).get(i, "")
-                    + _cluster_block(route_port, seed, cluster_extra)
+                    + _cluster_block(route_port, seed, cluster_extra, userinfo)
                 )
                 node_dir = workdir / f"n{i}"
                 proc: NatsServerProcess | RouterProcess | SiteProcess
@@ -118,6 +130,27 @@ class ClusterNodes:
                 node.kill()
             raise
         return cls(nodes)
+
+    def restart(self, i: int) -> None:
+        """Start node ``i`` again (killed before) with the same config and route port."""
+        old = self.nodes[i]
+        old.kill()
+        proc = old.proc
+        node_dir = proc.workdir
+        text = (
+            node_dir / ("server.conf" if old.kind == "nats-server" else "leaf.conf")
+        ).read_text()
+        new: NatsServerProcess | RouterProcess | SiteProcess
+        if old.kind == "nats-server":
+            new = NatsServerProcess(text, workdir=node_dir)
+        elif old.kind == "site":
+            new = SiteProcess(text, workdir=node_dir)
+        else:
+            new = RouterProcess(text, workdir=node_dir)
+        self.nodes[i] = ClusterNode(old.kind, new, old.route_port, old.http_port)
+        new.wait_ready(timeout=60)
+        if isinstance(new, SiteProcess):
+            self.nodes[i].http_port = new.http_port
 
     def kill(self) -> None:
         for node in self.nodes:

@@ -164,7 +164,11 @@ class Cluster:
         async with trio.open_nursery() as nursery:
             self._nursery = nursery
             if settings.port != 0:
-                sock = bind_client_port(settings.host, settings.port)
+                try:
+                    sock = bind_client_port(settings.host, settings.port)
+                except OSError as exc:
+                    log.error("Error listening on router port: %d - %s", max(settings.port, 0), exc)
+                    raise
                 self.port = sock.getsockname()[1]
                 listener = trio.SocketListener(trio.socket.from_stdlib_socket(sock))
                 nursery.start_soon(self._accept_loop, listener)
@@ -220,6 +224,13 @@ class Cluster:
                 stream = await trio.open_tcp_stream(host, port)
         except (OSError, trio.TooSlowError) as exc:
             log.debug("Error trying to connect to route %s: %s", redact_url(url), exc)
+            return None
+        sock = stream.socket
+        if sock.getsockname() == sock.getpeername():
+            # A TCP self-connect: nothing listened on the port, and the kernel
+            # gave this dial the port itself as its own (simultaneous open).
+            await trio.aclose_forcefully(stream)
+            log.debug("Route %s: connected to itself, nothing listens there", redact_url(url))
             return None
         conn = self._new_conn(stream, host, port, url, implicit=implicit)
         log.info("%s - Route connection created", conn)
@@ -369,6 +380,7 @@ class Cluster:
                 return
         if conn.url is not None and not conn.implicit:
             self.url_peer[conn.url] = info.server_id
+        conn.link.established()
         self._place(conn, info)
 
     def _place(self, conn: RouteConnection, info: RouteInfo) -> None:

@@ -81,6 +81,10 @@ ROUTE_MAX_PING_INTERVAL_S: Final = 60.0
 DEFAULT_AUTH_TIMEOUT_S: Final = 2.0
 _STALE: Final = Expiry("Stale Connection", encode_err("Stale Connection"))
 _AUTH_TIMEOUT: Final = Expiry("Authentication Timeout", encode_err("Authentication Timeout"))
+# How long a route we dialed waits for the peer's INFO (nats-server's
+# route handshake is its TLS timeout plus the first PING's; a few seconds).
+SOLICITED_INFO_TIMEOUT_S: Final = 10.0
+_NO_INFO: Final = Expiry("No INFO from the route in time")
 
 
 class RouteConnection:
@@ -110,6 +114,12 @@ class RouteConnection:
         self.parser = Parser(Kind.ROUTE, max_payload=settings.max_payload)
         auth = not self.solicited and cluster.settings.user is not None
         timeout_s = cluster.settings.auth_timeout_s or DEFAULT_AUTH_TIMEOUT_S
+        # A route we dialed must answer with its INFO in time (a peer that is
+        # no route port, or hangs, is dropped and dialed again); one we
+        # accepted must send CONNECT in time when authorization is required.
+        handshake = (timeout_s, _AUTH_TIMEOUT) if auth else None
+        if self.solicited:
+            handshake = (SOLICITED_INFO_TIMEOUT_S, _NO_INFO)
         policy = LinkPolicy(
             outbound=OutboundPolicy(
                 max_pending=ROUTE_MAX_PENDING,
@@ -121,7 +131,7 @@ class RouteConnection:
                 ping_max=settings.ping_max,
                 stale=_STALE,
             ),
-            handshake=(timeout_s, _AUTH_TIMEOUT) if auth else None,
+            handshake=handshake,
             write_error_reason="Write Error",
         )
         self.link = Link(stream, server.flusher, policy)

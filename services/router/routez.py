@@ -103,6 +103,9 @@ def varz(server: Server) -> dict[str, object]:
         block["pool_size"] = cluster.pool_size
     data["routes"] = len(_routes(cluster))
     data["cluster"] = block
+    urls = server.info_template.get("connect_urls")
+    if urls:
+        data["connect_urls"] = urls  # as the client INFO says (omitempty in nats-server)
     return data
 
 

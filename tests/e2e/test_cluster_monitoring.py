@@ -115,6 +115,9 @@ async def test_routez_varz_and_metrics_follow_the_routes(cluster: ClusterNodes) 
 
     varz = _get(ours, "varz")
     assert varz["routes"] == 7
+    urls = varz["connect_urls"]
+    assert isinstance(urls, list)
+    assert set(urls) == {f"127.0.0.1:{node.port}" for node in cluster.nodes}
     block = varz["cluster"]
     assert isinstance(block, dict)
     assert block["name"] == "C"

@@ -490,11 +490,25 @@ class Cluster:
         self.server.cluster_urls_changed()
 
     def peer_info(self, conn: RouteConnection, info: RouteInfo) -> None:
-        """An INFO update from a peer about itself (its client URLs may change)."""
+        """An INFO update from a peer about itself: its client URLs, lame duck mode.
+
+        A peer in lame duck mode is about to go: its client URLs leave our
+        clients' ``connect_urls`` at once (nats-server's processRouteInfo).
+        """
         peer = self.peers.get(conn.remote_id)
-        if peer is not None and info.connect_urls != peer.info.connect_urls:
-            peer.info = dataclasses.replace(peer.info, connect_urls=info.connect_urls)
+        if peer is None:
+            return
+        urls = () if info.ldm else info.connect_urls
+        if info.ldm != peer.info.ldm or urls != peer.info.connect_urls:
+            peer.info = dataclasses.replace(peer.info, connect_urls=urls, ldm=info.ldm)
             self.server.cluster_urls_changed()
+
+    def lame_duck(self) -> None:
+        """We enter lame duck mode: tell every peer (an INFO with ``ldm``)."""
+        line = encode_route_info(dataclasses.replace(self.route_info(), ldm=True))
+        for peer in self.peers.values():
+            for conn in peer.conns():
+                conn.outbound.write(line)
 
     def implicit_route(self, info: RouteInfo) -> None:
         """Gossip named a server: dial it unless it is known or configured."""

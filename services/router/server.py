@@ -309,6 +309,8 @@ class Server:
         self._build_info()
         for client in list(self.clients.values()):
             client.send_info(update=True)
+        if self.cluster is not None:
+            self.cluster.lame_duck()
         self.flusher.flush()
         await trio.sleep(settings.lame_duck_grace_period_s)
         # Spread the closes over what is left of the duration, so clients do

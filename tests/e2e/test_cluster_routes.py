@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -244,6 +245,34 @@ async def test_clients_learn_every_node_and_an_update_when_one_leaves(
         assert _urls(seen[-1]) == want
     finally:
         raw.close()
+
+
+@pytest.mark.asyncio
+async def test_a_node_in_lame_duck_mode_leaves_the_connect_urls(cluster: ClusterNodes) -> None:
+    await cluster.wait_meshed()
+    urls = {f"127.0.0.1:{node.port}" for node in cluster.nodes}
+    want = urls - {f"127.0.0.1:{cluster[1].port}"}
+    raws = [RawClient(cluster[i].port) for i in (0, 2)]
+    try:
+        for raw in raws:
+            assert _urls(raw.info) == urls, raw.info
+            raw.send(b'CONNECT {"protocol":1,"verbose":false}\r\nPING\r\n')
+            assert raw.read_line(timeout=10) == b"PONG"
+        cluster[1].proc.proc.send_signal(signal.SIGUSR2)  # leafnode: lame duck mode
+        loop = asyncio.get_running_loop()
+        for raw in raws:
+            deadline = loop.time() + 30
+            seen: list[dict[str, object]] = []
+            while loop.time() < deadline and not (seen and _urls(seen[-1]) == want):
+                seen += _async_infos(raw, 1.0)
+            assert seen, "no async INFO after a node entered lame duck mode"
+            assert _urls(seen[-1]) == want
+        # While it is still there (its lame duck grace period is 10 s):
+        # the peers were told, they did not just see it go.
+        assert cluster[1].proc.proc.poll() is None
+    finally:
+        for raw in raws:
+            raw.close()
 
 
 @pytest.mark.asyncio

@@ -55,9 +55,11 @@ from leafnode import SERVER_VERSION
 from leafnode.clientport import WILDCARD_HOSTS, bind_client_port, peer_address
 from leafnode.proto import (
     COMPRESSION_OFF,
+    PING,
     SYSTEM_ACCOUNT,
     RouteConnect,
     RouteInfo,
+    encode_err,
     encode_route_connect,
     encode_route_info,
     encode_rsub,
@@ -391,9 +393,10 @@ class Cluster:
         if info.route_account:
             if not pooled:
                 conn.outbound.write(
-                    b"-ERR 'Not possible to have a dedicated route for account "
-                    + f'"{info.route_account}"'.encode()
-                    + b" between those servers'\r\n"
+                    encode_err(
+                        f'Not possible to have a dedicated route for account "{info.route_account}"'
+                        " between those servers"
+                    )
                 )
                 conn.link.close_after_flush("Protocol Violation")
                 return
@@ -417,8 +420,9 @@ class Cluster:
                 idx = info.route_pool_idx if pooled else 0
                 if not 0 <= idx < len(peer.slots):
                     conn.outbound.write(
-                        f"-ERR 'Invalid route pool index: {idx} - pool size is "
-                        f"{info.route_pool_size}'\r\n".encode()
+                        encode_err(
+                            f"Invalid route pool index: {idx} - pool size is {info.route_pool_size}"
+                        )
                     )
                     conn.link.close_after_flush("Protocol Violation")
                     return
@@ -447,7 +451,7 @@ class Cluster:
             self._peer_added(peer, conn, info)
         if conn.solicited and conn.account is None and any(c is None for c in peer.slots):
             conn.fill_on_pong = True
-            conn.outbound.write(b"PING\r\n")
+            conn.outbound.write(PING)
         self._signal_change()
 
     def fill_pool(self, conn: RouteConnection) -> None:

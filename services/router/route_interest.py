@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from leafnode.proto import RMSG_FRAME, encode_leaf_route
+from leafnode.proto import RMSG_FRAME, encode_leaf_route, encode_rhmsg
 from leafnode.sublist import Sublist
 
 if TYPE_CHECKING:
@@ -132,8 +132,9 @@ def send_routed(
     """Queue one ``RMSG``/``HMSG`` of ``account`` on ``conn`` (routing path)."""
     acc = b"" if conn.pinned else account + b" "
     if hdr_len:
-        route = encode_leaf_route(subject, reply, queues)
-        frame = b"HMSG %b%b %d %d\r\n%b\r\n" % (acc, route, hdr_len, len(data), data)
+        frame = encode_rhmsg(
+            None if conn.pinned else account, subject, reply, queues, hdr_len, data
+        )
     elif reply is None and not queues:
         frame = RMSG_FRAME % (acc, subject, len(data), data)
     else:

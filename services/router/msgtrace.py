@@ -27,8 +27,12 @@ it is not forwarded and the egress says why; a message that is delivered
 there gets an egress error saying that no event will come from the hub. A
 trace-only message is never buffered.
 
+Towards the cluster's other nodes the message goes as a local publish goes
+(``routing._route_cluster``), unless it is trace-only; no route egress is
+recorded and no ``Nats-Trace-Hop`` added.
+
 Not done: ``traceparent`` (W3C) headers with an account trace destination,
-and the ``Accept-Encoding`` compression of events.
+the ``Accept-Encoding`` compression of events, and route egress events.
 """
 
 from __future__ import annotations
@@ -41,7 +45,7 @@ from typing import TYPE_CHECKING, Final
 from leafnode.proto import is_valid_literal_subject
 
 from .permissions import publish_violation_text
-from .routing import _deliver, _pick
+from .routing import _deliver, _pick, _route_cluster
 
 if TYPE_CHECKING:
     from .interfaces import Client
@@ -250,6 +254,13 @@ def route_traced(
                 delivered += 1
                 if not only:
                     _deliver(chosen, subject, reply, hdr_len, data)
+    if not only and account.routes.entries:
+        # The cluster's other nodes (not traced here: a peer that traces
+        # publishes its own event, as the first hop it then is).
+        done = frozenset(local_groups or ())
+        served, sent = _route_cluster(origin, account, (), subject, reply, hdr_len, data, done)
+        delivered += sent
+        local_groups = (local_groups or set()) | served
     if not only and account.leafs is not None:
         # Downstream leafs get the message, untraced (no egress event of theirs).
         if local_groups is None:

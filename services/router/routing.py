@@ -328,6 +328,7 @@ def _route_cluster(
     reply: bytes | None,
     hdr_len: int,
     data: bytes,
+    done: frozenset[bytes] = frozenset(),
 ) -> tuple[set[bytes], int]:
     """Queue groups and routes, for a local publish when peers have interest.
 
@@ -337,7 +338,8 @@ def _route_cluster(
     members and the peers' weights (a peer with weight 3 counts as three
     members), and a peer drawn is named in that route's ``RMSG`` queue list.
     Returns the groups served (the hub is not asked for them) and how many
-    deliveries were made (each route counts once).
+    deliveries were made (each route counts once). ``done``: groups already
+    served otherwise (a traced message's local members, msgtrace.py).
     """
     served: set[bytes] = set()
     delivered = 0
@@ -359,7 +361,8 @@ def _route_cluster(
         targets.setdefault(rsub.conn, [])
     remote_groups: dict[bytes, tuple[RouteSub, ...]] = {}
     for group in remote.qsubs:
-        remote_groups[group[0].queue or b""] = group
+        if (name := group[0].queue or b"") not in done:
+            remote_groups[name] = group
     for members in local_qsubs:
         name = members[0].queue or b""
         peers = remote_groups.pop(name, ())

@@ -113,6 +113,34 @@ async def test_each_subscriber_gets_each_message_once_from_any_node(
 
 
 @pytest.mark.asyncio
+async def test_a_traced_message_reaches_the_other_nodes(cluster: ClusterNodes) -> None:
+    await cluster.wait_meshed()
+    n0, n1 = await nats.connect(cluster[0].url), await nats.connect(cluster[1].url)
+    try:
+        plain: list[Msg] = []
+        grouped: list[Msg] = []
+        traces: list[Msg] = []
+        await n1.subscribe("traced", cb=_collector(plain))  # type: ignore[arg-type]
+        await n1.subscribe("traced", queue="g", cb=_collector(grouped))  # type: ignore[arg-type]
+        await n0.subscribe("trace.events", cb=_collector(traces))  # type: ignore[arg-type]
+        await cluster.wait_meshed()
+        headers = {"Nats-Trace-Dest": "trace.events", "K": "v"}
+        await n0.publish("traced", b"t", headers=headers)
+        await wait_until(lambda: len(plain) == len(grouped) == 1, timeout=30, what="delivery")
+        assert plain[0].headers is not None
+        assert plain[0].headers.get("K") == "v"
+        await wait_until(lambda: bool(traces), timeout=30, what="node 0's trace event")
+        # Trace-only: not delivered anywhere.
+        await n0.publish("traced", b"only", headers={**headers, "Nats-Trace-Only": "true"})
+        await n0.publish("traced", b"after")
+        await wait_until(lambda: len(plain) == 2, timeout=30, what="the plain message after")
+        assert [m.data for m in plain] == [b"t", b"after"]
+    finally:
+        await n0.close()
+        await n1.close()
+
+
+@pytest.mark.asyncio
 async def test_a_queue_group_over_the_nodes_gets_each_message_once(cluster: ClusterNodes) -> None:
     await cluster.wait_meshed()
     conns = [await nats.connect(node.url) for node in cluster.nodes]

@@ -177,6 +177,12 @@ class Cluster:
                 log.info("Cluster name is %s", self.name)
                 if self.dynamic:
                     log.warning("Cluster name was dynamically generated, consider setting one")
+                    if self.server.has_remotes:
+                        # The uplink's leaf CONNECT names the configured cluster only.
+                        log.warning(
+                            "cluster.name is not set: the hub links cannot name the cluster,"
+                            " and a hub may deliver a message twice to a site's nodes"
+                        )
                 log.info("Listening for route connections on %s:%d", settings.host, self.port)
             self.listening.set()
             task_status.started()

@@ -172,6 +172,8 @@ class ClusterServer(ServerIdentity, Protocol):
     accounts_by_bytes: dict[bytes, Account]
     # The client port once bound (its URLs go to the peers).
     port: int
+    # Whether hub remotes are configured (each node has its own hub link).
+    has_remotes: bool
 
     def cluster_urls_changed(self) -> None:
         """Peers came or went: update the client INFO's ``connect_urls``."""

@@ -105,6 +105,7 @@ class Server:
         self._imports: list[tuple[Account, Subscription]] = []
         # Routes to the other nodes of a cluster (cluster.py), when configured.
         self.cluster = Cluster(self, settings.cluster) if settings.cluster is not None else None
+        self.has_remotes = bool(settings.leafnodes.remotes)
         self.port = self.settings.port
         self._add_accounts(settings)
         self._setup_buffering(settings)

@@ -86,3 +86,18 @@ def test_router_listens_for_routes_from_the_flags(tmp_path: Path) -> None:
         assert log.count("Listening for route connections on 127.0.0.1:") == 1, log
     finally:
         router.kill()
+
+
+def test_an_unnamed_cluster_with_remotes_is_warned_about(tmp_path: Path) -> None:
+    config = (
+        'cluster { listen: "127.0.0.1:-1" }\n'
+        'leafnodes { remotes: [ { url: "nats-leaf://127.0.0.1:1" } ] }\n'
+    )
+    router = RouterProcess(config, workdir=tmp_path)
+    try:
+        router.wait_ready()
+        log = router.log_text()
+        assert "Cluster name was dynamically generated" in log
+        assert "cluster.name is not set: the hub links cannot name the cluster" in log
+    finally:
+        router.kill()

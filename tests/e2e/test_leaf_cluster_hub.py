@@ -13,7 +13,8 @@ on every count:
 - a hub message for subscribers on both nodes reaches each once (by its own
   leaf connection, not relayed over the route);
 - a message published on a for a subscriber on b gets there once: over the
-  route, not again through the hub, because both leaf CONNECTs name the
+  route (``/routez`` counts only those, on nats-server's and on leafnode's), not
+  again through the hub, because both leaf CONNECTs name the
   cluster and the hub does not pass b's interest to a (without the
   ``cluster`` field in leafnode's CONNECT, b gets it twice).
 """
@@ -49,6 +50,23 @@ def _get(port: int, endpoint: str) -> dict[str, object]:
         return data
 
 
+def _http_port(node: Node) -> int:
+    if isinstance(node, SiteProcess):
+        return node.http_port
+    conf = (node.workdir / "server.conf").read_text()
+    return int(conf.split("http: 127.0.0.1:", 1)[1].split("\n", 1)[0])
+
+
+def _routed(node: Node) -> int:
+    """Messages that crossed the node's pooled routes, both ways (``/routez``)."""
+    routes = _get(_http_port(node), "routez").get("routes")
+    return sum(
+        int(r["in_msgs"]) + int(r["out_msgs"])
+        for r in (routes if isinstance(routes, list) else [])
+        if r.get("account") != "$SYS"
+    )
+
+
 def _leaf_subs(hub: HubProcess, prefix: str) -> dict[str, set[str]]:
     """Per leaf connection of this cluster (by name): its subjects under ``prefix``."""
     found: dict[str, set[str]] = {}
@@ -72,8 +90,9 @@ def sites(tmp_path: Path) -> Iterator[tuple[HubProcess, dict[str, tuple[Node, No
             ports = {"a": free_port(), "b": free_port()}
             pair: list[Node] = []
             for name, other in (("a", "b"), ("b", "a")):
+                http = f"http: 127.0.0.1:{free_port()}\n" if prefix == "ns" else ""
                 config = (
-                    f"server_name: {prefix}{name}\n"
+                    f"server_name: {prefix}{name}\n{http}"
                     f'cluster {{ name: {prefix.upper()}, listen: "127.0.0.1:{ports[name]}", '
                     f'routes: ["nats-route://127.0.0.1:{ports[other]}"] }}\n'
                     f'leafnodes {{ remotes: [ {{ url: "{hub.leaf_url}" }} ] }}\n'
@@ -166,6 +185,11 @@ async def _scenario(hub: HubProcess, a: Node, b: Node, p: str) -> dict[str, int]
         await wait_until(
             lambda: _leaf_subs(hub, p) == want_subs, timeout=5, what="the interest unchanged"
         )
+        # Over the route went a's messages for b's z (the probes that reached
+        # b, then the counted ones) and nothing else: no hub message.
+        crossed = counts.get("probe.b.z", 0) + MESSAGES + 1
+        await wait_until(lambda: _routed(a) >= crossed, timeout=10, what="route counters")
+        assert _routed(a) == crossed
         return delta()
     finally:
         for nc in (h, na, nb):

@@ -380,3 +380,36 @@ async def test_route_authorization(guarded: ClusterNodes) -> None:
             raw.close()
     for node in guarded.nodes:
         assert "s3cret-pw" not in node.proc.log_text()
+
+
+@pytest.mark.asyncio
+async def test_the_queue_draw_is_nats_servers_side_by_side(tmp_path: Path) -> None:
+    """One member on the publishing node, one on another: nats-server 2.15 does not
+    keep a client's message on its own node's member, it draws among the
+    cluster's members (about half go over the route); leafnode draws the same.
+    (A message that came over a route does go to a member on that node.)"""
+    shares: dict[str, float] = {}
+    for kinds in (("nats-server", "nats-server"), ("leafnode", "leafnode")):
+        nodes = ClusterNodes.start(kinds, tmp_path / kinds[0])
+        try:
+            await nodes.wait_meshed()
+            a, b = await nats.connect(nodes[0].url), await nats.connect(nodes[1].url)
+            local: list[Msg] = []
+            remote: list[Msg] = []
+            await a.subscribe("w", queue="q", cb=_collector(local))  # type: ignore[arg-type]
+            await b.subscribe("w", queue="q", cb=_collector(remote))  # type: ignore[arg-type]
+            await nodes.wait_meshed()
+            for _ in range(1000):
+                await a.publish("w", b"x")
+            await wait_until(
+                lambda: len(local) + len(remote) >= 1000,  # noqa: B023
+                timeout=30,
+                what="the queue deliveries",
+            )
+            assert len(local) + len(remote) == 1000
+            shares[kinds[0]] = len(local) / 1000
+            await a.close()
+            await b.close()
+        finally:
+            nodes.kill()
+    assert all(0.35 < share < 0.65 for share in shares.values()), shares

@@ -156,6 +156,8 @@ class Cluster:
         self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._dialing: set[str] = set()
+        # Configured routes that reached this very node.
+        self._self_urls: set[str] = set()
         self.listening = trio.Event()
 
     # ---------------------------------------------------------------- serving
@@ -247,7 +249,7 @@ class Cluster:
     async def _solicit_explicit(self, url: str) -> None:
         """Keep one peer reached through ``url``, for as long as the node runs."""
         attempts = 0
-        while True:
+        while url not in self._self_urls:
             peer_id = self.url_peer.get(url)
             if peer_id is not None and peer_id in self.peers:
                 await self._wait_change()
@@ -368,9 +370,12 @@ class Cluster:
     def first_info(self, conn: RouteConnection, info: RouteInfo) -> None:
         """The peer's first INFO: check it, then place the route (module doc)."""
         if info.server_id == self.server.server_id:
+            # A route to ourselves (a config listing every node, this one
+            # too, as nats-server's allow): never dialed again.
             if conn.url is not None:
-                self.url_peer[conn.url] = info.server_id
-            conn.close("Duplicate Route")  # a route to ourselves
+                self._self_urls.add(conn.url)
+            log.debug("%s - Detected route to self, ignoring %s", conn, redact_url(conn.url or ""))
+            conn.close("Duplicate Route")
             return
         if info.cluster and info.cluster != self.name:
             if self.dynamic and (not info.cluster_dynamic or self.name < info.cluster):

@@ -27,6 +27,7 @@ from __future__ import annotations
 import asyncio
 import json
 import signal
+import time
 from collections import Counter
 from typing import TYPE_CHECKING
 
@@ -36,7 +37,7 @@ from nats.errors import NoRespondersError
 
 from tests.conftest import wait_until
 from tests.rawclient import RawClient
-from tests.support import ClusterNodes
+from tests.support import ClusterNodes, RouterProcess, free_port
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -413,3 +414,25 @@ async def test_the_queue_draw_is_nats_servers_side_by_side(tmp_path: Path) -> No
         finally:
             nodes.kill()
     assert all(0.35 < share < 0.65 for share in shares.values()), shares
+
+
+def test_a_route_to_itself_is_dialed_once(tmp_path: Path) -> None:
+    """A config that lists every node's route, this node's too (docker-compose.cluster.yml
+    does): the node finds itself behind it once and never dials it again."""
+    route_port = free_port()
+    config = (
+        f'cluster {{\n  name: C\n  listen: "127.0.0.1:{route_port}"\n'
+        f'  routes: ["nats-route://127.0.0.1:{route_port}"]\n}}\n'
+    )
+    router = RouterProcess(config, workdir=tmp_path)
+    try:
+        router.wait_ready()
+        deadline = time.monotonic() + 30
+        while router.log_text().count("Route connection closed") < 2:
+            assert time.monotonic() < deadline, router.log_text()
+            time.sleep(0.05)
+        # An observation window of several redial periods (1 s): no new dial.
+        time.sleep(3)
+        assert router.log_text().count("Route connection created") == 2, router.log_text()
+    finally:
+        router.kill()

@@ -109,6 +109,22 @@ def run(args: argparse.Namespace) -> tuple[dict[str, dict[str, list[Run]]], list
     return runs, rows
 
 
+def headline(rows: Sequence[Row]) -> list[dict[str, object]]:
+    """The figures ``bench.run_all`` tabulates (its ``headline`` convention; no targets)."""
+    units = {"msgs/s": "msg/s", "p50 us": "us", "p99 us": "us", "req/s": "req/s"}
+    return [
+        {
+            "metric": f"{row.workload}, {row.metric.split()[0]}",
+            "unit": units.get(row.metric, ""),
+            "leafnode": row.leaf,
+            "nats": row.nats,
+            "target": "",
+            "met": None,
+        }
+        for row in rows
+    ]
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m bench.cluster_bench", description=__doc__)
     parser.add_argument("--quick", action="store_true", help="10^5 messages, 5000 requests")
@@ -121,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.only = {k for k in args.only.split(",") if k}
     runs, rows = run(args)
     if args.json is not None:
-        result = {"runs": runs, "rows": [r.as_json() for r in rows]}
+        result = {"runs": runs, "rows": [r.as_json() for r in rows], "headline": headline(rows)}
         args.json.write_text(json.dumps(result, indent=2))
     failed = any("error" in r for by in runs.values() for rs in by.values() for r in rs)
     return 1 if failed else 0

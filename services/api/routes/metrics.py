@@ -123,6 +123,8 @@ class _SiteCollector:
     def _routes(self) -> Iterator[Metric]:
         """One series per route connection: its peer (name, else id), its ``rid`` and
         the account it is dedicated to (``""`` for a pooled route)."""
+        from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+
         routes = self.routez.get("routes") if self.routez is not None else None
         if not isinstance(routes, list):
             return

@@ -128,7 +128,7 @@ def encode_frame(
         header.update(fields)
     blob_total = 0
     if blobs:
-        lengths = [len(blob) for blob in blobs]
+        lengths = list(map(len, blobs))
         blob_total = sum(lengths)
         header["blobs"] = lengths
     text = json.dumps(header, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()

@@ -34,7 +34,9 @@ backlog that is over lowered limits.
 
 from __future__ import annotations
 
+import itertools
 import logging
+import operator
 import secrets
 import threading
 import time
@@ -264,6 +266,15 @@ class StoreService:
             out = AppendOutcome()
             outcomes.append(out)
             last_by_remote = out.remotes
+            fast = self._plain_rows(batch, seq, node, counts, per_remote)
+            if fast is not None:
+                rows.extend(fast)
+                seq += len(fast)
+                if fast:
+                    last_by_remote[batch.remote[0]] = seq
+                    out.last_seq = seq
+                    out.first_seq = seq - len(fast) + 1
+                continue
             for index, (remote, subject, reply, hdr_len, data, received_at_us, queues) in enumerate(
                 zip(
                     batch.remote,
@@ -328,6 +339,66 @@ class StoreService:
         self._install(counts, drops)
         self.last_seq = seq
         return outcomes
+
+    def _plain_rows(
+        self,
+        batch: AppendColumns,
+        seq: int,
+        node: str,
+        counts: dict[str, _Counts],
+        per_remote: dict[str, tuple[_Counts, int | None, int | None, bool]],
+    ) -> list[repo.InsertRow] | None:
+        """The rows of a plain batch, built in C; None when it needs the per-message loop.
+
+        Plain: one remote, no headers, no queues, and no message refused by
+        the limits (none above ``max_bytes``; with ``discard: new`` the
+        whole batch fits). That is the router's usual batch, and then the
+        rows are ``zip`` over the columns with no Python step per message:
+        the same rows, seqs and counters the loop gives.
+        """
+        n = len(batch)
+        remotes = batch.remote
+        if not n or remotes.count(remotes[0]) != n or any(batch.hdr_len) or any(batch.queues):
+            return None
+        remote = remotes[0]
+        subjects, replies, data = batch.subject, batch.reply, batch.data
+        sizes = list(map(operator.add, map(len, data), map(len, subjects)))
+        if replies.count(None) != n:
+            sizes = list(map(operator.add, sizes, (len(r) if r else 0 for r in replies)))
+        known = per_remote.get(remote)
+        if known is None:
+            lim = self.limits(remote)
+            c = self._counts.get(remote, _Counts()).copy()
+            known = (c, lim.max_bytes, lim.max_msgs, lim.discard == "new")
+        c, max_bytes, max_msgs, discard_new = known
+        total = sum(sizes)
+        if max_bytes is not None and (
+            max(sizes) > max_bytes or (discard_new and c.bytes + total > max_bytes)
+        ):
+            return None
+        if discard_new and max_msgs is not None and c.msgs + n > max_msgs:
+            return None
+        if remote not in per_remote:
+            counts[remote] = c
+            per_remote[remote] = known
+        c.msgs += n
+        c.bytes += total
+        none = itertools.repeat(None)
+        return list(
+            zip(
+                range(seq + 1, seq + n + 1),
+                itertools.repeat(node),
+                itertools.repeat(remote),
+                subjects,
+                replies,
+                none,
+                data,
+                batch.received_at_us,
+                none,
+                none,
+                sizes,
+            )
+        )
 
     def _discard_old(
         self,

@@ -120,14 +120,23 @@ def test_decode_append_refuses_bad_rows(rows: object, blobs: list[bytes], messag
 
 
 def test_append_travels_as_columns() -> None:
-    """One JSON array per field; fields every message leaves empty are absent."""
+    """One JSON value per field: the subjects joined by LF, a shared value once,
+    and fields every message leaves empty are absent."""
     msgs = [BufferedMsg("r", f"s.{i}", None, 0, b"x", i) for i in range(3)]
     frame = decode_one(encode_append(1, msgs))
-    assert frame.fields == {
-        "subject": ["s.0", "s.1", "s.2"],
-        "remote": "r",
-        "received_at_us": [0, 1, 2],
-    }
+    assert frame.fields == {"subject": "s.0\ns.1\ns.2", "remote": "r", "received_at_us": [0, 1, 2]}
+    assert decode_append(frame) == msgs
+    same = [BufferedMsg("r", f"s.{i}", None, 0, b"x", 7) for i in range(3)]
+    frame = decode_one(encode_append(1, same))
+    assert frame.fields["received_at_us"] == 7
+    assert decode_append(frame) == same
+
+
+def test_append_subject_with_a_line_feed_goes_as_a_list() -> None:
+    """Joining would change the count: the list form keeps each subject whole."""
+    msgs = [BufferedMsg("r", "a\nb", None, 0, b"x", 1), BufferedMsg("r", "c", None, 0, b"y", 1)]
+    frame = decode_one(encode_append(1, msgs))
+    assert frame.fields["subject"] == ["a\nb", "c"]
     assert decode_append(frame) == msgs
 
 
@@ -194,6 +203,9 @@ def test_append_columns_match_the_messages(msgs: list[BufferedMsg], rows_form: b
             [b""],
             "'queues'",
         ),
+        ({"subject": "a\nb", "remote": "r", "received_at_us": 1}, [b""], "'subject'"),
+        ({"subject": "a\n", "remote": "r", "received_at_us": 1}, [b"", b""], "'subject'"),
+        ({"subject": "a", "remote": "r", "received_at_us": True}, [b""], "'received_at_us'"),
     ],
 )
 def test_decode_append_refuses_bad_columns(

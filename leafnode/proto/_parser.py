@@ -65,6 +65,8 @@ if TYPE_CHECKING:
     from ._handler import Handler as _Handler
 
     _Pending = tuple[Callable[..., Event], tuple[object, ...], tuple[object, ...]]
+    # Called with (subject, reply, payload) for each plain PUB (``drain``).
+    OnPub = Callable[[bytes, bytes | None, bytes], object]
 
 # Everything in __all__ gets re-exported as part of the leafnode.proto API.
 __all__ = ["Parser"]
@@ -191,7 +193,7 @@ class Parser:
             self._scan -= pos
             self._pos = 0
 
-    def drain(self) -> list[Event]:
+    def drain(self, on_pub: OnPub | None = None) -> list[Event]:
         """Every complete event buffered now, in order: the batch form of ``next_event``.
 
         Runs of plain ``PUB`` lines (a client's hot path) are parsed by one tight
@@ -199,6 +201,12 @@ class Parser:
         ``next_event``. When an event is bad, the events before it are returned
         first and the next call raises, so a caller acts on everything the peer
         sent before the violation, as nats-server does.
+
+        With ``on_pub``, plain PUBs that come before any other event are not
+        returned: ``on_pub(subject, reply, payload)`` is called for each as it
+        is parsed, with no ``Pub`` object and no second loop over the events
+        (the router's hot path). Order holds: once another event is taken,
+        the PUBs after it are returned as events, behind it.
 
         Raises:
             RemoteProtocolError: as ``next_event``, only with no event to return.
@@ -209,9 +217,13 @@ class Parser:
         append = events.append
         kind = self.kind
         fast = self._fast_pubs if kind is Kind.CLIENT else None
+
+        def as_event(subject: bytes, reply: bytes | None, payload: bytes) -> None:
+            append(Pub(subject, reply, payload))
+
         while True:
             if fast is not None and self._need < 0:
-                fast(append)
+                fast(on_pub if on_pub is not None and not events else as_event)
             try:
                 event = self.next_event()
             except RemoteProtocolError:
@@ -222,7 +234,7 @@ class Parser:
                 return events
             append(event)
 
-    def _fast_pubs(self, append: Callable[[Event], None]) -> None:
+    def _fast_pubs(self, emit: OnPub) -> None:
         """Parse consecutive well-formed ``PUB`` lines with complete payloads.
 
         Stops, leaving the position at the first line it does not fully
@@ -255,7 +267,7 @@ class Parser:
             end = start + size
             if size > max_payload or end + 2 > n or buf[end : end + 2] != _CRLF:
                 break
-            append(Pub(subject, reply, buf[start:end]))
+            emit(subject, reply, buf[start:end])
             pos = end + 2
         self._pos = self._scan = pos
 

@@ -44,18 +44,17 @@ import functools
 import logging
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Final, Protocol
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 import trio
 
 from leafnode.ipc import (
     STORE_SOCKET,
     STORE_START_GRACE_S,
-    BufferedMsg,
     IpcClosedError,
     RequestError,
     decode_append_reply,
-    encode_append,
+    encode_append_columns,
 )
 from leafnode.ipc.trio import open_trio_client
 from leafnode.sublist import Sublist
@@ -143,19 +142,51 @@ class _Answer:
         self.refused = False
 
 
+# One message waiting for the store: the ``append`` columns in their order
+# (remote, subject, reply, hdr_len, data, received_at_us, queues), then the
+# verbose PUB's answer it counts in. A tuple per message, not an object: a
+# batch becomes the frame's columns with one ``zip(*rows)`` (in C). Subject
+# and reply stay the parser's bytes: a batch's subjects are decoded as one
+# string (``_encode_batch``), not one by one.
+_Row = tuple[str, bytes, bytes | None, int, bytes, int, tuple[str, ...], "_Answer | None"]
+_REMOTE: Final = 0
+_DATA: Final = 4
+_ANSWER: Final = 7
+
+
+class _Held:
+    """One remote's messages in router memory (waiting or in flight), and their bound."""
+
+    __slots__ = ("bytes", "discard_new", "limit", "msgs", "refusing")
+
+    def __init__(self, settings: BufferSettings | None) -> None:
+        self.bytes = 0
+        self.msgs = 0
+        # ``discard: new`` refused the last message for want of room.
+        self.refusing = False
+        self.limit = MEMORY_LIMIT_BYTES
+        self.discard_new = False
+        self.configure(settings)
+
+    def configure(self, settings: BufferSettings | None) -> None:
+        """The bound: ``MEMORY_LIMIT_BYTES`` or the remote's ``max_bytes``, the smaller."""
+        limit = MEMORY_LIMIT_BYTES
+        if settings is not None and settings.max_bytes is not None:
+            limit = min(limit, settings.max_bytes)
+        self.limit = limit
+        self.discard_new = settings is not None and settings.discard == "new"
+
+
 class StoreLink:
     """The router's connection to ``store.sock``: batched appends, commit tracking."""
 
     def __init__(self, settings: Settings) -> None:
         self.path = Path(settings.run_dir) / STORE_SOCKET
-        self.limits: dict[str, BufferSettings] = {
-            r.name: r.buffer for r in settings.leafnodes.remotes if r.buffer is not None
-        }
-        self.pending: list[BufferedMsg] = []
-        # Parallel to ``pending``: the verbose PUB's answer each message counts in.
-        self.answers: list[_Answer | None] = []
-        self.waiting_bytes: collections.Counter[str] = collections.Counter()
-        self.waiting_msgs: collections.Counter[str] = collections.Counter()
+        self._held: dict[str, _Held] = {}
+        self._limits: dict[str, BufferSettings] = {}
+        self.limits = {r.name: r.buffer for r in settings.leafnodes.remotes if r.buffer is not None}
+        # Messages not yet sent to the store, in publish order.
+        self.pending: list[_Row] = []
         self.batch_no = 1  # the batch now accumulating
         self.committed = 0  # every batch up to this one is committed
         # (batch number, client) for each deferred PONG; one client's entries
@@ -165,8 +196,6 @@ class StoreLink:
         self.owed: dict[BufferOrigin, collections.deque[_Answer]] = {}
         # Messages the router dropped itself (before the store saw them).
         self.dropped: collections.Counter[tuple[str, str]] = collections.Counter()
-        # Remotes with ``discard: new`` whose memory queue refused the last message.
-        self.refusing: set[str] = set()
         self.appended = 0
         self.available = False
         # Why messages wait in memory (None while the store takes them).
@@ -175,10 +204,42 @@ class StoreLink:
         self._ever_connected = False
         self._waiting_logged = False
         self._delay = RETRY_FIRST_S
+        # While a client's read is routed: when the router received it, in
+        # microseconds since the epoch (each message's ``received_at_us``;
+        # one clock read per read, not per message). 0: read the clock.
+        self.read_at_us = 0
         self._wakeup = trio.Event()
+        # The send loop waits on ``_wakeup``: the next append sets it (once).
+        self._idle = False
         # (remote, reason) -> drops not logged yet, and when the last line was.
         self._unlogged: collections.Counter[tuple[str, str]] = collections.Counter()
         self._logged_at: dict[tuple[str, str], float] = {}
+
+    @property
+    def limits(self) -> dict[str, BufferSettings]:
+        """Each buffering remote's ``buffer`` settings (replaced on reload)."""
+        return self._limits
+
+    @limits.setter
+    def limits(self, limits: dict[str, BufferSettings]) -> None:
+        self._limits = limits
+        for name, held in self._held.items():
+            held.configure(limits.get(name))
+
+    def held(self) -> dict[str, tuple[int, int]]:
+        """``(msgs, bytes)`` in router memory per remote that has any (``bufferz``)."""
+        return {name: (h.msgs, h.bytes) for name, h in self._held.items() if h.msgs}
+
+    @property
+    def refusing(self) -> set[str]:
+        """Remotes with ``discard: new`` whose memory queue refused the last message."""
+        return {name for name, h in self._held.items() if h.refusing}
+
+    def _held_of(self, remote: str) -> _Held:
+        held = self._held.get(remote)
+        if held is None:
+            held = self._held[remote] = _Held(self._limits.get(remote))
+        return held
 
     # ------------------------------------------------------------ routing side
 
@@ -192,34 +253,38 @@ class StoreLink:
         data: bytes,
         queues: tuple[str, ...],
     ) -> None:
-        """Queue one message for each remote buffering ``subject`` (synchronous)."""
-        received_us = time.time_ns() // 1000
-        subject_s = subject.decode()
-        reply_s = reply.decode() if reply is not None else None
+        """Queue one message for each remote buffering ``subject`` (synchronous).
+
+        The hot path of a buffered PUB: one tuple per remote and two counter
+        updates; the bound is only looked at closely when it is reached.
+        """
+        received_us = self.read_at_us or time.time_ns() // 1000
         answer = _Answer(origin) if origin is not None and origin.verbose else None
-        seen: set[str] = set()
-        for rule in remotes:
-            name = rule.remote
-            if name in seen:
-                continue
-            seen.add(name)
-            if not self._make_room(name, len(data)):
-                if answer is not None:
-                    answer.refused = True
-                continue
-            self.pending.append(
-                BufferedMsg(name, subject_s, reply_s, hdr_len, data, received_us, queues)
-            )
-            self.answers.append(answer)
+        size = len(data)
+        pending = self.pending
+        for name in (remotes[0].remote,) if len(remotes) == 1 else _names(remotes):
+            held = self._held.get(name)
+            if held is None:
+                held = self._held_of(name)
+            if held.bytes + size > held.limit:
+                if not self._make_room(name, held, size):
+                    if answer is not None:
+                        answer.refused = True
+                    continue
+            elif held.refusing:
+                held.refusing = False
+            pending.append((name, subject, reply, hdr_len, data, received_us, queues, answer))
+            held.bytes += size
+            held.msgs += 1
             if answer is not None:
                 answer.left += 1
-            self.waiting_bytes[name] += len(data)
-            self.waiting_msgs[name] += 1
         if origin is not None and (answer is None or answer.left):
             origin.buffer_batch = self.batch_no
         if answer is not None and origin is not None:
             self._owe(origin, answer)
-        self._wakeup.set()
+        if self._idle:
+            self._idle = False
+            self._wakeup.set()
 
     def answers_pub(
         self, client: BufferOrigin, rules: Sublist[BufferRule] | None, subject: bytes
@@ -261,33 +326,28 @@ class StoreLink:
         if not queue:
             self.owed.pop(client, None)
 
-    def _make_room(self, remote: str, size: int) -> bool:
-        limit = MEMORY_LIMIT_BYTES
-        settings = self.limits.get(remote)
-        if settings is not None and settings.max_bytes is not None:
-            limit = min(limit, settings.max_bytes)
-        if self.waiting_bytes[remote] + size <= limit:
-            self.refusing.discard(remote)
-            return True
+    def _make_room(self, remote: str, held: _Held, size: int) -> bool:
+        """``remote``'s memory bound is reached: refuse the message, or drop old ones."""
         reason = "store_unavailable"
-        if settings is not None and settings.discard == "new":
-            self.refusing.add(remote)
+        if held.discard_new:
+            held.refusing = True
             self._count_drop(remote, reason, 1)
             return False
         # discard old: drop the oldest waiting messages of this remote.
+        pending = self.pending
         i = 0
         settled: set[BufferOrigin] = set()
-        while self.waiting_bytes[remote] + size > limit and i < len(self.pending):
-            msg = self.pending[i]
-            if msg.remote == remote:
-                del self.pending[i]
-                answer = self.answers.pop(i)
+        while held.bytes + size > held.limit and i < len(pending):
+            row = pending[i]
+            if row[_REMOTE] == remote:
+                del pending[i]
+                answer = row[_ANSWER]
                 if answer is not None:
                     answer.left -= 1
                     answer.refused = True
                     settled.add(answer.client)
-                self.waiting_bytes[remote] -= len(msg.data)
-                self.waiting_msgs[remote] -= 1
+                held.bytes -= len(row[_DATA])
+                held.msgs -= 1
                 self._count_drop(remote, reason, 1)
             else:
                 i += 1
@@ -421,16 +481,20 @@ class StoreLink:
             self._recovered()
         while True:
             while not self.pending:
+                self._idle = True
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
-            batch, answers = self.pending, self.answers
-            self.pending, self.answers = [], []
+            batch = self.pending
+            self.pending = []
             number = self.batch_no
             self.batch_no += 1
+            # The batch as columns: remote, subject, reply, hdr_len, data,
+            # received_at_us, queues (what the frame carries), answers.
+            cols = tuple(zip(*batch, strict=True))
             try:
-                frame = await client.request_prepared(functools.partial(encode_append, msgs=batch))
+                frame = await client.request_prepared(functools.partial(_encode_batch, cols=cols))
             except RequestError as exc:
-                self._put_back(batch, answers)
+                self._put_back(batch)
                 if exc.code != "unavailable":
                     log.error("Store refused a batch of %d buffered messages: %s", len(batch), exc)
                     raise IpcClosedError(str(exc)) from exc
@@ -439,37 +503,49 @@ class StoreLink:
                 await self._wait_database(client)
                 continue
             except IpcClosedError:
-                self._put_back(batch, answers)
+                self._put_back(batch)
                 raise
             self._recovered()
-            self._committed(number, batch, answers, decode_append_reply(frame).refused)
+            self._committed(number, batch, cols, decode_append_reply(frame).refused)
 
     def _committed(
         self,
         number: int,
-        batch: list[BufferedMsg],
-        answers: list[_Answer | None],
+        batch: list[_Row],
+        cols: tuple[tuple[Any, ...], ...],
         refused: Sequence[tuple[int, str]],
     ) -> None:
         """A batch is committed: counters, verbose answers, then deferred PONGs."""
         for index, reason in refused:
+            row = batch[index]
             # The store counts these drops; the router only logs them.
-            self._count_drop(batch[index].remote, reason, 1, by_store=True)
-            answer = answers[index]
+            self._count_drop(row[_REMOTE], reason, 1, by_store=True)
+            answer = row[_ANSWER]
             if answer is not None:
                 answer.refused = True
-        for msg in batch:
-            self.waiting_bytes[msg.remote] -= len(msg.data)
-            self.waiting_msgs[msg.remote] -= 1
-            self.refusing.discard(msg.remote)  # room again in memory
-        self.appended += len(batch) - len(refused)
-        settled: dict[BufferOrigin, None] = {}
-        for answer in answers:
-            if answer is not None:
-                answer.left -= 1
-                settled[answer.client] = None
-        for client in settled:
-            self._settle(client)
+        n = len(batch)
+        names, datas, answers = cols[_REMOTE], cols[_DATA], cols[_ANSWER]
+        first = names[0]
+        if names.count(first) == n:  # one remote (the usual case): no step per message
+            held = self._held[first]
+            held.bytes -= sum(map(len, datas))
+            held.msgs -= n
+            held.refusing = False  # room again in memory
+        else:
+            for name, data in zip(names, datas, strict=True):
+                held = self._held[name]
+                held.bytes -= len(data)
+                held.msgs -= 1
+                held.refusing = False
+        self.appended += n - len(refused)
+        if answers.count(None) != n:
+            settled: dict[BufferOrigin, None] = {}
+            for answer in answers:
+                if answer is not None:
+                    answer.left -= 1
+                    settled[answer.client] = None
+            for client in settled:
+                self._settle(client)
         self.committed = number
         if self.waiters:
             ready = [origin for batch_no, origin in self.waiters if batch_no <= number]
@@ -477,7 +553,33 @@ class StoreLink:
             for origin in ready:
                 origin.send_pong()
 
-    def _put_back(self, batch: list[BufferedMsg], answers: list[_Answer | None]) -> None:
+    def _put_back(self, batch: list[_Row]) -> None:
         """A batch whose commit is unknown goes first in line again (at least once)."""
         self.pending[:0] = batch
-        self.answers[:0] = answers
+
+
+def _names(remotes: tuple[BufferRule, ...]) -> tuple[str, ...]:
+    """The remotes of several matching rules, each once, in rule order."""
+    return tuple(dict.fromkeys(rule.remote for rule in remotes))
+
+
+def _encode_batch(id: int, cols: tuple[tuple[Any, ...], ...]) -> bytes:
+    """The ``append`` frame of a batch's columns (``_Row`` order; answers left out).
+
+    The subjects go as one string, joined by ``"\\n"`` and decoded once;
+    a subject the parser took is whitespace-free, but should one hold a
+    line feed, the list form keeps the batch intact. Bytes that are not
+    UTF-8 become U+FFFD rather than failing the whole batch.
+    """
+    remote, subject_b, reply_b, hdr_len, data, received_at_us, queues = cols[:_ANSWER]
+    n = len(data)
+    joined = b"\n".join(subject_b)
+    subject: str | list[str]
+    if joined.count(b"\n") == n - 1:
+        subject = joined.decode(errors="replace")
+    else:
+        subject = [s.decode(errors="replace") for s in subject_b]
+    reply = reply_b
+    if reply_b.count(None) != n:
+        reply = tuple(r.decode(errors="replace") if r is not None else None for r in reply_b)
+    return encode_append_columns(id, remote, subject, reply, hdr_len, data, received_at_us, queues)

@@ -390,9 +390,7 @@ def bufferz(server: Server) -> dict[str, object]:
     for (remote, reason), count in link.dropped.items():
         dropped.setdefault(remote, {})[reason] = count
     held = {
-        remote: {"msgs": n, "bytes": link.waiting_bytes[remote]}
-        for remote, n in sorted(link.waiting_msgs.items())
-        if n
+        remote: {"msgs": n, "bytes": nbytes} for remote, (n, nbytes) in sorted(link.held().items())
     }
     return {
         "enabled": True,

@@ -89,6 +89,52 @@ def test_buffered_publishes_are_stored_in_order_before_the_pong(site: Site) -> N
     assert stored == [(f"tele.a.{i}", b"m%d" % i) for i in range(200)]
 
 
+def test_one_batch_of_mixed_messages_is_stored_field_for_field(site: Site) -> None:
+    """Replies, headers, local queue groups and plain PUBs in one read: one batch.
+
+    The store link's batch carries each field as one column; every message
+    must come back with its own subject, reply, headers, payload and queues.
+    """
+    queue = RawClient(site.router.port)
+    queue.exchange(QUIET + b"SUB tele.q workers 1\r\n")
+    client = RawClient(site.router.port)
+    hdr = b"NATS/1.0\r\nX-A: 1\r\n\r\n"
+    out, closed = client.exchange(
+        QUIET
+        + b"PUB tele.a 2\r\na0\r\n"
+        + b"PUB tele.b _INBOX.r1 2\r\nb1\r\n"
+        + b"HPUB tele.c %d %d\r\n%sc2\r\n" % (len(hdr), len(hdr) + 2, hdr)
+        + b"PUB tele.q 2\r\nq3\r\n"
+        + b"PUB tele.a 2\r\na4\r\n"
+    )
+    assert (out, closed) == (b"PONG\r\n", False)
+    frame = request_once(site.run_dir / STORE_SOCKET, "read", remote="central", limit=100)
+    rows = frame.fields["msgs"]
+    assert isinstance(rows, list)
+    got = [
+        (row[2], row[3], blob[: row[4]], blob[row[4] :], row[6])
+        for row, blob in zip(rows, frame.blobs, strict=True)
+    ]
+    assert got == [
+        ("tele.a", None, b"", b"a0", []),
+        ("tele.b", "_INBOX.r1", b"", b"b1", []),
+        ("tele.c", None, hdr, b"c2", []),
+        ("tele.q", None, b"", b"q3", ["workers"]),
+        ("tele.a", None, b"", b"a4", []),
+    ]
+
+
+def test_a_subject_that_is_not_utf8_does_not_lose_the_batch(site: Site) -> None:
+    """A buffered subject with bytes that are not UTF-8 is stored (as U+FFFD);
+    the messages around it in the same batch are stored as sent."""
+    client = RawClient(site.router.port)
+    out, closed = client.exchange(
+        QUIET + b"PUB tele.a 1\r\n1\r\nPUB tele.\xff 1\r\n2\r\nPUB tele.b 1\r\n3\r\n"
+    )
+    assert (out, closed) == (b"PONG\r\n", False)
+    assert site.stored() == [("tele.a", b"1"), ("tele.\ufffd", b"2"), ("tele.b", b"3")]
+
+
 def test_local_subscribers_still_get_buffered_messages_at_once(site: Site) -> None:
     sub = RawClient(site.router.port)
     sub.exchange(QUIET + b"SUB tele.> 1\r\n")

@@ -331,7 +331,9 @@ class StoreService:
             for remote, (c, _mb, _mm, discard_new) in per_remote.items():
                 if not discard_new:
                     self._discard_old(remote, self.limits(remote), c, rows, drops, session)
-            repo.insert_messages([r for r in rows if r is not None], session=session)
+            # Only _discard_old leaves holes (None): skip the filtering copy without.
+            kept = rows if None not in rows else [r for r in rows if r is not None]
+            repo.insert_messages(kept, session=session)  # type: ignore[arg-type]
             if seq != self.last_seq and self._seqs is None:
                 repo.set_meta("last_seq", str(seq), session=session)
             if drops:

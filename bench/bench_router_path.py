@@ -18,7 +18,7 @@ import trio
 
 from leafnode.config import BufferSettings, LeafnodeSettings, RemoteSettings, Settings
 from leafnode.proto import Connect, Sub, encode_acc, encode_lmsg
-from services.router.buffering import _encode_batch
+from services.router.buffering import _columns, _encode_batch
 from services.router.client_conn import ClientConnection
 from services.router.datalink import DataLink
 from services.router.server import Server
@@ -57,10 +57,11 @@ class _Sink:
 
 
 def _chunks(n: int, size: int) -> tuple[list[bytes], int]:
+    """``n`` PUBs cut into reads of ``CHUNK`` bytes, as a socket returns them:
+    a read may end in the middle of a PUB (the parser's payload state)."""
     one = b"PUB bench.x %d\r\n%b\r\n" % (size, b"x" * size)
-    per_chunk = CHUNK // len(one)
-    count = n // per_chunk
-    return [one * per_chunk] * count, per_chunk * count
+    data = one * n
+    return [data[i : i + CHUNK] for i in range(0, len(data), CHUNK)], n
 
 
 async def _run(n: int, size: int) -> float:
@@ -145,7 +146,7 @@ async def _run_buffered(n: int, size: int) -> float:
             nonlocal frames
             if store.pending:
                 batch, store.pending = store.pending, []
-                cols = tuple(zip(*batch, strict=True))
+                cols = _columns(batch)
                 frames += len(_encode_batch(1, cols))
                 store._committed(store.batch_no, batch, cols, ())
                 store.batch_no += 1

@@ -232,6 +232,12 @@ class Parser:
                 raise
             if event is None:
                 return events
+            if on_pub is not None and not events and type(event) is Pub:
+                # A PUB whose payload came in pieces (each read of a stream of
+                # PUBs starts with one): on_pub too, or every PUB behind it in
+                # this read would go the slow way.
+                on_pub(event.subject, event.reply, event.payload)
+                continue
             append(event)
 
     def _fast_pubs(self, emit: OnPub) -> None:

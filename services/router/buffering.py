@@ -42,6 +42,7 @@ from __future__ import annotations
 import collections
 import functools
 import logging
+import operator
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final, Protocol
@@ -488,9 +489,7 @@ class StoreLink:
             self.pending = []
             number = self.batch_no
             self.batch_no += 1
-            # The batch as columns: remote, subject, reply, hdr_len, data,
-            # received_at_us, queues (what the frame carries), answers.
-            cols = tuple(zip(*batch, strict=True))
+            cols = _columns(batch)
             try:
                 frame = await client.request_prepared(functools.partial(_encode_batch, cols=cols))
             except RequestError as exc:
@@ -512,7 +511,7 @@ class StoreLink:
         self,
         number: int,
         batch: list[_Row],
-        cols: tuple[tuple[Any, ...], ...],
+        cols: tuple[list[Any], ...],
         refused: Sequence[tuple[int, str]],
     ) -> None:
         """A batch is committed: counters, verbose answers, then deferred PONGs."""
@@ -558,12 +557,25 @@ class StoreLink:
         self.pending[:0] = batch
 
 
+def _columns(batch: list[_Row]) -> tuple[list[Any], ...]:
+    """The batch as columns: remote, subject, reply, hdr_len, data,
+    received_at_us, queues (what the frame carries), answers.
+
+    One ``map(itemgetter)`` per column: a third of ``zip(*batch)``'s cost,
+    which builds a tuple per step.
+    """
+    return tuple(list(map(get, batch)) for get in _GETTERS)
+
+
+_GETTERS: Final = tuple(operator.itemgetter(i) for i in range(_ANSWER + 1))
+
+
 def _names(remotes: tuple[BufferRule, ...]) -> tuple[str, ...]:
     """The remotes of several matching rules, each once, in rule order."""
     return tuple(dict.fromkeys(rule.remote for rule in remotes))
 
 
-def _encode_batch(id: int, cols: tuple[tuple[Any, ...], ...]) -> bytes:
+def _encode_batch(id: int, cols: tuple[list[Any], ...]) -> bytes:
     """The ``append`` frame of a batch's columns (``_Row`` order; answers left out).
 
     The subjects go as one string, joined by ``"\\n"`` and decoded once;
@@ -581,5 +593,5 @@ def _encode_batch(id: int, cols: tuple[tuple[Any, ...], ...]) -> bytes:
         subject = [s.decode(errors="replace") for s in subject_b]
     reply = reply_b
     if reply_b.count(None) != n:
-        reply = tuple(r.decode(errors="replace") if r is not None else None for r in reply_b)
+        reply = [r.decode(errors="replace") if r is not None else None for r in reply_b]
     return encode_append_columns(id, remote, subject, reply, hdr_len, data, received_at_us, queues)

@@ -732,3 +732,23 @@ class TestBatchDrain:
         assert parser.drain() == parse(kind, good)
         with pytest.raises(RemoteProtocolError):
             parser.drain()
+
+
+def test_drain_on_pub_takes_the_leading_pubs_and_keeps_order() -> None:
+    """``drain(on_pub)``: plain PUBs before any other event go to ``on_pub``
+    (a PUB completed from the payload state too); a PUB behind another event
+    comes back as an event, behind it."""
+    p = Parser(Kind.CLIENT)
+    seen: list[tuple[bytes, bytes | None, bytes]] = []
+
+    def on_pub(subject: bytes, reply: bytes | None, payload: bytes) -> None:
+        seen.append((subject, reply, payload))
+
+    p.feed(b"PUB a 1\r\n1\r\nPUB b r 2\r\n2")
+    assert p.drain(on_pub) == []
+    assert seen == [(b"a", None, b"1")]
+    p.feed(b"2\r\nPUB c 1\r\n3\r\nPING\r\nPUB d 1\r\n4\r\n")
+    assert p.drain(on_pub) == [Ping(), Pub(b"d", None, b"4")]
+    assert seen == [(b"a", None, b"1"), (b"b", b"r", b"22"), (b"c", None, b"3")]
+    p.feed(b"PUB e 1\r\n5\r\n")
+    assert p.drain() == [Pub(b"e", None, b"5")]

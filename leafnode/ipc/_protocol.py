@@ -427,8 +427,8 @@ def encode_append_columns(
     ``subject`` may be the subjects already joined by ``"\\n"``, and
     ``received_at_us`` one integer for all (the module docstring). The
     router's store link keeps its batch as one tuple per message and
-    transposes it with ``zip(*rows)``: the columns go into the JSON as they
-    are (lists or tuples), and every "all the same" test runs in C
+    takes its columns out in C: they go into the JSON as they are (lists
+    or tuples), and every "all the same" test runs in C
     (``count``, ``any``), with no Python step per message.
     """
     n = len(data)

@@ -146,7 +146,7 @@ class _Answer:
 # One message waiting for the store: the ``append`` columns in their order
 # (remote, subject, reply, hdr_len, data, received_at_us, queues), then the
 # verbose PUB's answer it counts in. A tuple per message, not an object: a
-# batch becomes the frame's columns with one ``zip(*rows)`` (in C). Subject
+# batch becomes the frame's columns in C (``_columns``). Subject
 # and reply stay the parser's bytes: a batch's subjects are decoded as one
 # string (``_encode_batch``), not one by one.
 _Row = tuple[str, bytes, bytes | None, int, bytes, int, tuple[str, ...], "_Answer | None"]

@@ -6,12 +6,25 @@ subject the router appends one record per buffering remote to the store,
 whatever the state of the hub link: there is a single path, so nothing can
 overtake the backlog; the uplink tails the store and sends in order.
 
-Appends are batched: everything routed during one scheduler pass is one
-``append`` request, one transaction. Batches are numbered; a client that
-published a buffered message remembers the number of the batch it went into,
-and its next PING is answered only once that batch is committed, which makes
-``flush()`` a durability barrier (DESIGN §4). Batch numbers only grow, so a
-deferred PONG is never overtaken by a later one.
+Appends are batched: everything routed while the previous ``append`` was
+in flight is the next one, one transaction, cut into requests of at most
+``APPEND_MAX_BYTES`` (the IPC frame has a ceiling; a backlog that waited in
+memory through an outage can be far bigger). Batches are numbered; a client
+that published a buffered message remembers the number of the batch it went
+into, and its next PING is answered only once that batch is committed, which
+makes ``flush()`` a durability barrier (DESIGN §4). Each waiting message
+keeps its batch's number (``_BATCH``), so a request that took only part of a
+batch commits the numbers before it and no more. Batch numbers only grow,
+so a deferred PONG is never overtaken by a later one.
+
+Back-pressure. While the store takes appends but more slowly than clients
+publish, what waits for it grows; past ``PAUSE_BYTES`` (or half a remote's
+memory bound) for a remote, a client that has just published on a buffered
+subject stops being read (``hold_back``) until the store has brought that
+back to half: TCP flow control paces the publisher at the store's speed,
+nothing is dropped and nobody is disconnected. While the store is
+unavailable nobody is held back (local traffic goes on; the memory bound
+and the ``discard`` policy below apply).
 
 When the store is unreachable (down, restarting) or answers ``unavailable``
 (its database is down, full, locked, read-only) the router keeps serving
@@ -61,7 +74,7 @@ from leafnode.ipc.trio import open_trio_client
 from leafnode.sublist import Sublist
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Awaitable, Sequence
 
     from leafnode.config import BufferSettings, Settings
     from leafnode.ipc.trio import TrioIpcClient
@@ -73,6 +86,17 @@ log = logging.getLogger("leafnode.router")
 
 # What waits in router memory while the store cannot take it, per remote.
 MEMORY_LIMIT_BYTES = 64 * 1024 * 1024
+# The most one ``append`` request carries (its frame's estimated size):
+# well under the IPC frame ceiling (72 MiB), yet tens of thousands of small
+# messages per transaction. A single message always goes, whatever its size.
+APPEND_MAX_BYTES: Final = 16 * 1024 * 1024
+# Per message, what the estimates count besides payload, subject and reply:
+# the frame's JSON columns and the router's Python objects holding it.
+MSG_COST_BYTES: Final = 256
+# Past this much waiting for the store per remote (payloads + MSG_COST_BYTES
+# each) its publishers are held back, until half of it is left. Enough for the
+# store to always have the next transaction ready; little memory.
+PAUSE_BYTES: Final = 16 * 1024 * 1024
 # Reconnect back-off to the store socket: first try, then doubling to the cap.
 RETRY_FIRST_S = 0.05
 RETRY_MAX_S = 2.0
@@ -145,14 +169,19 @@ class _Answer:
 
 # One message waiting for the store: the ``append`` columns in their order
 # (remote, subject, reply, hdr_len, data, received_at_us, queues), then the
-# verbose PUB's answer it counts in. A tuple per message, not an object: a
+# verbose PUB's answer it counts in, and the number of the batch it went
+# into (``_BATCH``). A tuple per message, not an object: a
 # batch becomes the frame's columns in C (``_columns``). Subject
 # and reply stay the parser's bytes: a batch's subjects are decoded as one
 # string (``_encode_batch``), not one by one.
-_Row = tuple[str, bytes, bytes | None, int, bytes, int, tuple[str, ...], "_Answer | None"]
+_Row = tuple[str, bytes, bytes | None, int, bytes, int, tuple[str, ...], "_Answer | None", int]
 _REMOTE: Final = 0
+_SUBJECT: Final = 1
+_REPLY: Final = 2
 _DATA: Final = 4
+_QUEUES: Final = 6
 _ANSWER: Final = 7
+_BATCH: Final = 8
 
 
 class _Held:
@@ -212,6 +241,9 @@ class StoreLink:
         self._wakeup = trio.Event()
         # The send loop waits on ``_wakeup``: the next append sets it (once).
         self._idle = False
+        # Set (and renewed) when held-back publishers may be read again.
+        self._room = trio.Event()
+        self.holding = False
         # (remote, reason) -> drops not logged yet, and when the last line was.
         self._unlogged: collections.Counter[tuple[str, str]] = collections.Counter()
         self._logged_at: dict[tuple[str, str], float] = {}
@@ -274,7 +306,9 @@ class StoreLink:
                     continue
             elif held.refusing:
                 held.refusing = False
-            pending.append((name, subject, reply, hdr_len, data, received_us, queues, answer))
+            pending.append(
+                (name, subject, reply, hdr_len, data, received_us, queues, answer, self.batch_no)
+            )
             held.bytes += size
             held.msgs += 1
             if answer is not None:
@@ -326,6 +360,33 @@ class StoreLink:
                 client.send_ok()
         if not queue:
             self.owed.pop(client, None)
+
+    def hold_back(self, client: BufferOrigin) -> Awaitable[None] | None:
+        """After one read of ``client``: what to await before reading it again, or None.
+
+        Only a client that published into the batch now accumulating is held
+        back, and only while the store takes appends (see the module doc).
+        """
+        if client.buffer_batch != self.batch_no or not self.available or not self._over(1):
+            return None
+        if not self.holding:
+            self.holding = True
+            log.debug("Store is behind: holding back buffered publishers")
+        return self._room.wait()
+
+    def _over(self, divisor: int) -> bool:
+        """True when some remote has more than its pause mark / ``divisor`` waiting."""
+        for held in self._held.values():
+            mark = min(PAUSE_BYTES, held.limit // 2) // divisor
+            if held.bytes + held.msgs * MSG_COST_BYTES > mark:
+                return True
+        return False
+
+    def _release(self) -> None:
+        """Read the held-back publishers again."""
+        self.holding = False
+        self._room.set()
+        self._room = trio.Event()
 
     def _make_room(self, remote: str, held: _Held, size: int) -> bool:
         """``remote``'s memory bound is reached: refuse the message, or drop old ones."""
@@ -443,6 +504,8 @@ class StoreLink:
     def _outage(self, reason: str) -> None:
         self.available = False
         self.reason = reason
+        if self.holding:
+            self._release()  # memory bound and discard policy from now on
         if not self._in_outage:
             self._in_outage = True
             log.warning("Store unavailable: %s; buffered messages wait in memory", reason)
@@ -485,8 +548,7 @@ class StoreLink:
                 self._idle = True
                 await self._wakeup.wait()
                 self._wakeup = trio.Event()
-            batch = self.pending
-            self.pending = []
+            batch = self._take()
             number = self.batch_no
             self.batch_no += 1
             cols = _columns(batch)
@@ -506,6 +568,31 @@ class StoreLink:
                 raise
             self._recovered()
             self._committed(number, batch, cols, decode_append_reply(frame).refused)
+
+    def _take(self) -> list[_Row]:
+        """The next request's messages: the first pending ones, up to ``APPEND_MAX_BYTES``.
+
+        Usually all of them, told by sums in C; only a bigger backlog (after
+        an outage) is measured row by row.
+        """
+        pending = self.pending
+        n = len(pending)
+        size = sum(held.bytes for held in self._held.values()) + n * MSG_COST_BYTES
+        size += sum(map(len, map(_GET_SUBJECT, pending)))
+        size += sum(map(len, filter(None, map(_GET_REPLY, pending))))
+        if size <= APPEND_MAX_BYTES and not any(map(_GET_QUEUES, pending)):
+            self.pending = []
+            return pending
+        size = count = 0
+        for row in pending:
+            size += len(row[_DATA]) + len(row[_SUBJECT]) + len(row[_REPLY] or b"")
+            size += sum(map(len, row[_QUEUES])) + MSG_COST_BYTES
+            if size > APPEND_MAX_BYTES and count:
+                break
+            count += 1
+        batch = pending[:count]
+        del pending[:count]
+        return batch
 
     def _committed(
         self,
@@ -545,6 +632,13 @@ class StoreLink:
                     settled[answer.client] = None
             for client in settled:
                 self._settle(client)
+        if self.holding and not self._over(2):
+            self._release()
+        # A batch split over several requests: the rest of it still waits.
+        if self.pending:
+            number = min(number, self.pending[0][_BATCH] - 1)
+        if number <= self.committed:
+            return
         self.committed = number
         if self.waiters:
             ready = [origin for batch_no, origin in self.waiters if batch_no <= number]
@@ -568,6 +662,9 @@ def _columns(batch: list[_Row]) -> tuple[list[Any], ...]:
 
 
 _GETTERS: Final = tuple(operator.itemgetter(i) for i in range(_ANSWER + 1))
+_GET_SUBJECT: Final = _GETTERS[_SUBJECT]
+_GET_REPLY: Final = _GETTERS[_REPLY]
+_GET_QUEUES: Final = _GETTERS[_QUEUES]
 
 
 def _names(remotes: tuple[BufferRule, ...]) -> tuple[str, ...]:

@@ -345,9 +345,17 @@ class ClientConnection:
     # ------------------------------------------------------------ LinkProtocol
 
     def data_received(self, data: bytes) -> Awaitable[None] | None:
-        """One read: parse, dispatch and route all of it (the shell's batch)."""
+        """One read: parse, dispatch and route all of it (the shell's batch).
+
+        A client whose buffered messages the store is behind on is not read
+        again until it catches up (``StoreLink.hold_back``): back-pressure.
+        """
         self.parser.feed(data)
-        return self._process()
+        wait = self._process()
+        link = self.server.store_link
+        if wait is None and link is not None and self.buffer_batch == link.batch_no:
+            return link.hold_back(self)
+        return wait
 
     def send_ping(self) -> None:
         self._proto(PING)

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 from tests.support import Figures
-from tests.support._chaos import _out_of_order
+from tests.support._chaos import out_of_order
 
 
 def test_first_arrivals_decide_the_order() -> None:
     # A resent copy (p0-1 again after p0-2) is a duplicate, not a reordering.
-    assert _out_of_order([("p0", 0), ("p0", 1), ("p0", 2), ("p0", 1), ("p1", 0)]) == set()
-    assert _out_of_order([("p0", 0), ("p1", 5), ("p0", 2), ("p0", 1), ("p1", 6)]) == {"p0"}
+    assert out_of_order([("p0", 0), ("p0", 1), ("p0", 2), ("p0", 1), ("p1", 0)]) == set()
+    assert out_of_order([("p0", 0), ("p1", 5), ("p0", 2), ("p0", 1), ("p1", 6)]) == {"p0"}
 
 
 def test_figures_are_ok_only_when_every_promise_held() -> None:

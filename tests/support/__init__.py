@@ -31,6 +31,7 @@ from ._site import pid_alive as pid_alive
 from ._site import ping_socket as ping_socket
 from ._site import site_processes as site_processes
 from ._site import wait_for_socket as wait_for_socket
+from ._site_chaos import SiteChaosRun
 from ._tmpfs import TmpfsUnavailable, small_tmpfs
 from ._traffic import CountingPublisher, HubSubscriber, LineSocket, ipc_request, memory_kb
 from ._uplink import (
@@ -62,6 +63,7 @@ __all__ = [
     "PgCluster",
     "RouterProcess",
     "ServiceProcess",
+    "SiteChaosRun",
     "TlsFiles",
     "TmpfsUnavailable",
     "UplinkProcess",

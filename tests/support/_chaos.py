@@ -28,6 +28,10 @@ the stream: must be 0), order of first arrivals per publisher, duplicates
 (each must carry one ``Nats-Msg-Id``, and the stream must hold each message
 once), acknowledged messages the stream lacks (by the outage they were sent
 after), the worst drain time, and each service's memory (PSS) over the run.
+
+``SiteChaosRun`` (``_site_chaos``) runs the same on a three-node site: it
+starts its site in ``_start_site``, picks each publisher's node in
+``_publish_port`` and looks at every node where this class looks at one.
 """
 
 from __future__ import annotations
@@ -42,7 +46,7 @@ import sys
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Final, Self
 
 from leafnode.ipc import STORE_SOCKET, IpcError
 
@@ -102,6 +106,11 @@ class Figures:
     worst_flush_s: float = 0.0
     memory_kb: dict[str, tuple[int, int, int, int]] = field(default_factory=dict)
     duration_s: float = 0.0
+    # A redundant site's subscriber on another node than the publishers' (SiteChaosRun).
+    local_arrived: int = 0
+    local_lost: list[str] = field(default_factory=list)
+    local_duplicates: int = 0
+    local_out_of_order: list[str] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -132,6 +141,13 @@ class Figures:
         ]
         for name, (first, last, peak, restarts) in sorted(self.memory_kb.items()):
             lines.append(f"  {name:<8} {first:>8} {last:>8} {peak:>8}  {restarts}")
+        if self.local_arrived:
+            lines += [
+                f"at a subscriber on n2 (unique) {self.local_arrived}",
+                f"  acknowledged, not there    {len(self.local_lost)}",
+                f"  duplicates                 {self.local_duplicates}",
+                f"  publishers out of order    {len(self.local_out_of_order)}",
+            ]
         if self.lost:
             lines.append(f"lost (first 20): {self.lost[:20]}")
         if self.stream_missing_ids:
@@ -193,16 +209,11 @@ class ChaosRun:
             self.hub.wait_ready()
             asyncio.run(_add_stream(self.hub.url))
             self.proxy = FaultProxy(self.hub.leaf_port, port=proxy_port)
-            url = store_url or f"sqlite:///{workdir / 'buffer.db'}"
-            config = _site_config(self.proxy.url, url)
-            if url.startswith("postgresql"):
-                _migrate(workdir / "migrate.conf", config)
-            self.site = SiteProcess(config, workdir=workdir / "site", extra_args=("-p", "-1"))
-            self.site.wait_ready(timeout=60)
+            self._start_site(store_url or f"sqlite:///{workdir / 'buffer.db'}")
             self.subscriber = HubSubscriber(self.hub.port)
             _wait(self._link_ready, timeout=30, what="the hub link and its interest")
             self.publishers = [
-                CountingPublisher(f"p{i}", self.site.port, rate=rate, batch=batch)
+                CountingPublisher(f"p{i}", self._publish_port(i), rate=rate, batch=batch)
                 for i in range(publishers)
             ]
             for pub in self.publishers:
@@ -214,7 +225,21 @@ class ChaosRun:
             self.close()
             raise
 
-    def __enter__(self) -> ChaosRun:
+    def _start_site(self, store_url: str) -> None:
+        """Start the site on ``store_url``, its remote dialing the proxy; wait until ready."""
+        assert self.proxy is not None
+        config = site_config(self.proxy.url, store_url)
+        if store_url.startswith("postgresql"):
+            migrate(self.workdir / "migrate.conf", config)
+        self.site = SiteProcess(config, workdir=self.workdir / "site", extra_args=("-p", "-1"))
+        self.site.wait_ready(timeout=60)
+
+    def _publish_port(self, index: int) -> int:
+        """The client port publisher ``index`` publishes to."""
+        assert self.site is not None
+        return self.site.port
+
+    def __enter__(self) -> Self:
         return self
 
     def __exit__(self, *exc: object) -> None:
@@ -229,29 +254,14 @@ class ChaosRun:
 
     def link_status(self) -> dict[str, object]:
         """The remote's ``uplink.ctl`` status (empty while the uplink is away)."""
-        try:
-            frame = ipc_request(self.run_dir / "uplink.ctl", "status")
-        except (OSError, IpcError):
-            return {}
-        remotes = frame.fields.get("remotes")
-        first = remotes[0] if isinstance(remotes, list) and remotes else {}
-        return first if isinstance(first, dict) else {}
+        return link_status_at(self.run_dir)
 
     def backlog(self) -> int | None:
         """The store's pending messages (None while the store cannot say)."""
-        try:
-            frame = ipc_request(self.run_dir / STORE_SOCKET, "stats")
-        except (OSError, IpcError):
-            return None
-        remotes = frame.fields.get("remotes")
-        mine = remotes.get("central") if isinstance(remotes, dict) else None
-        msgs = mine.get("msgs", 0) if isinstance(mine, dict) else 0
-        return msgs if isinstance(msgs, int) else None
+        return backlog_at(self.run_dir)
 
     def _link_ready(self) -> bool:
-        status = self.link_status()
-        subs = status.get("subscriptions")
-        return status.get("ready") is True and isinstance(subs, list) and "tele.>" in subs
+        return link_ready(self.link_status())
 
     def drained(self) -> bool:
         """Link up, nothing waiting in the router, no more backlog than in flight."""
@@ -340,13 +350,7 @@ class ChaosRun:
 
     def waiting_in_router(self) -> int:
         """Buffered messages the router holds in memory because the store refused them."""
-        try:
-            frame = ipc_request(self.run_dir / "router.ctl", "bufferz")
-        except (OSError, IpcError):
-            return 0
-        data = frame.fields.get("data")
-        waiting = data.get("waiting") if isinstance(data, dict) else 0
-        return waiting if isinstance(waiting, int) else 0
+        return waiting_at(self.run_dir)
 
     def disk_full(self, disk: Path, *, hold_s: float = 2.0) -> None:
         """Fill ``disk`` (the SQLite file's) while the backlog grows; ``hold_s``; free it.
@@ -414,7 +418,7 @@ class ChaosRun:
             figures.stream_missing_by_fault[began[-1] if began else "the start"] += 1
         figures.out_of_order = sorted(
             {f"{n} ({where})" for where, ids in (("subscriber", seen), ("stream", in_stream))
-             for n in _out_of_order(ids)}
+             for n in out_of_order(ids)}
         )  # fmt: skip
         figures.worst_drain_s = max(self.drains, default=0.0)
         figures.largest_backlog = max(self.held, default=0)
@@ -439,7 +443,47 @@ class ChaosRun:
         self.hub.kill()
 
 
-def _out_of_order(ids: list[tuple[str, int]]) -> set[str]:
+def link_status_at(run_dir: Path) -> dict[str, object]:
+    """The first remote's status from the uplink in ``run_dir`` (empty while it is away)."""
+    try:
+        frame = ipc_request(run_dir / "uplink.ctl", "status")
+    except (OSError, IpcError):
+        return {}
+    remotes = frame.fields.get("remotes")
+    first = remotes[0] if isinstance(remotes, list) and remotes else {}
+    return first if isinstance(first, dict) else {}
+
+
+def link_ready(status: dict[str, object]) -> bool:
+    """The link is up and has told the hub about the buffered subjects."""
+    subs = status.get("subscriptions")
+    return status.get("ready") is True and isinstance(subs, list) and "tele.>" in subs
+
+
+def backlog_at(run_dir: Path) -> int | None:
+    """Pending messages of the store in ``run_dir`` (None while it cannot say)."""
+    try:
+        frame = ipc_request(run_dir / STORE_SOCKET, "stats")
+    except (OSError, IpcError):
+        return None
+    remotes = frame.fields.get("remotes")
+    mine = remotes.get("central") if isinstance(remotes, dict) else None
+    msgs = mine.get("msgs", 0) if isinstance(mine, dict) else 0
+    return msgs if isinstance(msgs, int) else None
+
+
+def waiting_at(run_dir: Path) -> int:
+    """Buffered messages the router in ``run_dir`` holds because the store refused them."""
+    try:
+        frame = ipc_request(run_dir / "router.ctl", "bufferz")
+    except (OSError, IpcError):
+        return 0
+    data = frame.fields.get("data")
+    waiting = data.get("waiting") if isinstance(data, dict) else 0
+    return waiting if isinstance(waiting, int) else 0
+
+
+def out_of_order(ids: list[tuple[str, int]]) -> set[str]:
     """Publishers whose first arrivals are not in publish order."""
     seen: set[tuple[str, int]] = set()
     last: dict[str, int] = {}
@@ -455,7 +499,7 @@ def _out_of_order(ids: list[tuple[str, int]]) -> set[str]:
     return bad
 
 
-def _site_config(hub_url: str, store_url: str) -> str:
+def site_config(hub_url: str, store_url: str) -> str:
     # ping_interval: a blackholed link is found stale in about a second.
     return f"""
         ping_interval: "500ms"
@@ -469,7 +513,7 @@ def _site_config(hub_url: str, store_url: str) -> str:
         """
 
 
-def _migrate(path: Path, config: str) -> None:
+def migrate(path: Path, config: str) -> None:
     """``leafnode migrate``: a PostgreSQL store needs its schema first (SQLite makes it)."""
     path.write_text(config)
     subprocess.run(

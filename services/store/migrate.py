@@ -15,6 +15,11 @@ from their ``revision``/``down_revision`` constants (parsed, not imported:
 the scripts import alembic); a store at head never imports alembic. An
 upgrade runs alembic in a forked child, so even a first start leaves the
 long-lived store without it. ``leafnode migrate`` uses alembic directly.
+
+Nodes sharing a PostgreSQL store may each run ``leafnode migrate`` at the
+same moment: the upgrade's transaction first takes an advisory lock
+(``advisory.py``), so one upgrades and the others, once it committed, find
+the schema at head and do nothing.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from leafnode.config import ConfigError, load
 from leafnode.redact import MASK, redact_url
 
+from .advisory import MIGRATE_LOCK, lock
 from .engine import create_store_engine, is_sqlite
 from .health import database_name, describe
 
@@ -212,6 +218,9 @@ def _alembic_upgrade(settings: StoreSettings, engine: Engine) -> None:
     from alembic import command  # lazy: see the module docstring
 
     with engine.begin() as conn:
+        # Several nodes running `leafnode migrate` at once take turns; the
+        # later ones find the schema at head and do nothing (advisory.py).
+        lock(conn, MIGRATE_LOCK)
         command.upgrade(alembic_config(settings, conn), "head")
 
 

@@ -24,6 +24,8 @@ from sqlalchemy import (
     select,
     update,
 )
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 
@@ -42,6 +44,7 @@ __all__ = [
     "INSERT_COLUMNS",
     "MessageFilter",
     "add_drops",
+    "add_meta",
     "adopt_drops",
     "chunked",
     "delete_matching",
@@ -313,6 +316,22 @@ def set_meta(key: str, value: str, *, session: Session) -> None:
     params = {"k": key, "v": value}
     if conn.execute(_META_UPDATE, params).rowcount == 0:
         conn.execute(_META_INSERT, params)
+
+
+def add_meta(key: str, value: str, *, session: Session) -> str:
+    """Insert ``key`` unless present (``ON CONFLICT DO NOTHING``); returns the stored value.
+
+    Idempotent when nodes sharing a store race to create the same fact
+    (``leaf_id``): the first insert wins, and every node reads it back.
+    """
+    conn = session.connection()
+    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
+    stmt = dialect_insert(StoreMeta).values(key=key, value=value)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=[StoreMeta.key]))
+    stored = get_meta(key, session=session)
+    if stored is None:
+        raise RuntimeError(f"store_meta has no {key} after inserting it")
+    return stored
 
 
 def adopt_drops(node: str, *, session: Session) -> None:

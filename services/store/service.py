@@ -50,6 +50,7 @@ from leafnode.config import BufferSettings
 from leafnode.proto import is_literal, subject_matches
 
 from . import repo
+from .advisory import START_LOCK, lock
 from .leases import Leases, TickOutcome
 from .reads import ReadOutcome, collect
 from .repo import MessageFilter
@@ -163,19 +164,22 @@ class StoreService:
     def open(self) -> None:
         """Load the leaf id, the seq high-water mark and the counters (once, at start)."""
         with Session(self.engine) as session, session.begin():
+            # Nodes sharing a PostgreSQL store start one after the other
+            # (advisory.py): each step below reads, then writes.
+            lock(session.connection(), START_LOCK)
             leaf_id = repo.get_meta("leaf_id", session=session)
             if leaf_id is None:
-                leaf_id = secrets.token_hex(10)
-                repo.set_meta("leaf_id", leaf_id, session=session)
-                log.info("Created store leaf id %s", leaf_id)
+                created = secrets.token_hex(10)
+                leaf_id = repo.add_meta("leaf_id", created, session=session)
+                if leaf_id == created:
+                    log.info("Created store leaf id %s", leaf_id)
             meta = repo.get_meta("last_seq", session=session)
             last_seq = max(int(meta or 0), repo.max_seq(session=session))
             if self.leases is not None:
                 # Other nodes may have reserved beyond it: only ever raise it.
                 if meta is None:
-                    repo.set_meta("last_seq", str(last_seq), session=session)
-                else:
-                    repo.raise_meta_seq(last_seq, session=session)
+                    repo.add_meta("last_seq", str(last_seq), session=session)
+                repo.raise_meta_seq(last_seq, session=session)
                 # The store-wide high-water mark; the first append reserves a
                 # block above it (seqblocks.py).
                 self.leases.start(session)

@@ -51,7 +51,8 @@ import secrets
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import BigInteger, Select, exists, insert, literal_column, select, update
+from sqlalchemy import BigInteger, Select, exists, literal_column, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from .models import BufferedMessage, BufferLease
 
@@ -154,7 +155,13 @@ class Leases:
 
         Rows of a store from before backlogs ("" backlog) join the primary.
         """
-        now = self._now(session)
+        self._pick_primary(self._now(session), session)
+        session.execute(
+            update(BufferedMessage).where(BufferedMessage.node == "").values(node=self.primary),
+            execution_options=_NO_SYNC,
+        )
+
+    def _pick_primary(self, now: int, session: Session) -> None:
         rows = session.execute(
             select(L.backlog, L.generation, L.holder, L.instance, L.epoch, L.renewed_at_us)
             .where(L.node == self.node)
@@ -162,7 +169,7 @@ class Leases:
             .limit(1)
         ).first()
         if rows is None:
-            self._create(backlog_id(self.node, 0), 0, now, session)
+            created = self._create(backlog_id(self.node, 0), 0, now, session)
         else:
             backlog, generation, holder, _instance, epoch, renewed = rows
             stale = renewed < now - int(self.self_grace_s * 1e6)
@@ -170,16 +177,24 @@ class Leases:
                 self.primary = backlog
                 if holder == "" or stale:
                     self._claim(backlog, self.node, epoch, now, now, session)
-            else:  # another live node drains it: a new generation for our appends
-                self._create(backlog_id(self.node, generation + 1), generation + 1, now, session)
-        session.execute(
-            update(BufferedMessage).where(BufferedMessage.node == "").values(node=self.primary),
-            execution_options=_NO_SYNC,
-        )
+                return
+            # another live node drains it: a new generation for our appends
+            created = self._create(
+                backlog_id(self.node, generation + 1), generation + 1, now, session
+            )
+        if not created:  # another process of this node created it meanwhile: look again
+            self._pick_primary(now, session)
 
-    def _create(self, backlog: str, generation: int, now: int, session: Session) -> None:
-        session.execute(
-            insert(L).values(
+    def _create(self, backlog: str, generation: int, now: int, session: Session) -> bool:
+        """Insert and hold a new backlog's lease row; False: the row exists already.
+
+        ``ON CONFLICT DO NOTHING``: two processes of one node (a restart
+        while the old one still runs) may create the same generation at
+        once; the loser picks again rather than failing with 23505.
+        """
+        done = session.scalar(
+            pg_insert(L)
+            .values(
                 backlog=backlog,
                 node=self.node,
                 generation=generation,
@@ -189,9 +204,14 @@ class Leases:
                 renewed_at_us=now,
                 claimed_at_us=now,
             )
+            .on_conflict_do_nothing(index_elements=[L.backlog])
+            .returning(L.backlog)
         )
+        if done is None:
+            return False
         self.primary = backlog
         self.held[backlog] = Held(backlog, self.node, 1, now)
+        return True
 
     def _claim(
         self, backlog: str, node: str, epoch: int, cutoff: int, now: int, session: Session
@@ -276,7 +296,8 @@ class Leases:
             select(L.generation).where(L.node == self.node).order_by(L.generation.desc()).limit(1)
         )
         generation = int(top or 0) + 1
-        self._create(backlog_id(self.node, generation), generation, now, session)
+        while not self._create(backlog_id(self.node, generation), generation, now, session):
+            generation += 1  # another process of this node took that one
         out.new_primary = self.primary
         log.warning("Appending to a new backlog %r from now on", self.primary)
 

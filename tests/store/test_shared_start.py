@@ -238,3 +238,35 @@ def test_two_processes_of_one_node_starting_together_share_its_single_lease_row(
         # other waits for it (SELF_GRACE_S) rather than taking it.
         assert [svc.backlog for svc in svcs] == ["a", "a", "b"]
         assert sorted(svc.holds("a") for svc in svcs[:2]) == [False, True]
+
+
+def test_two_processes_of_one_node_losing_its_backlog_together_each_get_a_new_one(
+    pg_cluster: PgCluster, engines: Engines
+) -> None:
+    """Both processes of node "a" see "a" taken over and start a new generation at once."""
+    for _ in range(ROUNDS):
+        url = pg_cluster.create_database()
+        upgrade(Settings(store=StoreSettings(url=url)))
+        a1, a2, b = (
+            StoreService(engines.new(url), BUFFERS, node=n, takeover_after_s=1.5)
+            for n in ("a", "a", "b")
+        )
+        for svc in (a1, a2, b):
+            svc.open()
+        with engines.new(url).begin() as conn:  # "a" went silent 10 s ago
+            conn.execute(
+                text(
+                    "UPDATE buffer_leases SET renewed_at_us = renewed_at_us - 10000000"
+                    " WHERE backlog = 'a'"
+                )
+            )
+        b.lease_tick()
+        assert b.holds("a")
+        results = _together([a1.lease_tick, a2.lease_tick])
+        assert _errors(results) == []
+        assert sorted([a1.backlog, a2.backlog]) == ["a#2", "a#3"]
+        with engines.new(url).connect() as conn:
+            rows = conn.execute(
+                text("SELECT backlog, holder FROM buffer_leases WHERE node = 'a' ORDER BY backlog")
+            ).all()
+        assert [tuple(r) for r in rows] == [("a", "b"), ("a#2", "a"), ("a#3", "a")]

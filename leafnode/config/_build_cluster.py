@@ -20,9 +20,14 @@ block written for nats-server loads unchanged:
 Keys nats-server has and leafnode does not use (``permissions``,
 ``accounts``, ``compression``, ``ping_interval``, ``ping_max``,
 ``write_deadline``, ``write_timeout``, ``connect_backoff``) are accepted with
-one warning line each. The router serves the block (``services/router/cluster.py``);
-``tls`` is validated but routes run over plain TCP, and the block says so
-with one warning.
+one warning line each. The router serves the block (``services/router/cluster.py``).
+
+``tls { cert_file, key_file, ca_file, timeout, insecure }`` makes every
+route mutual TLS, as nats-server does (``services/router/route_tls.py``):
+``cert_file`` and ``key_file`` are required (the node presents them both
+when it dials and when it accepts), ``verify`` is accepted and routes are
+verified either way, ``handshake_first`` is accepted and means nothing (a
+route's handshake always comes first).
 """
 
 from __future__ import annotations
@@ -53,10 +58,8 @@ if TYPE_CHECKING:
     from ._parser import Entry
     from ._values import Context
 
-__all__ = ["TLS_NOT_SERVED", "build_cluster", "check_route_url"]
+__all__ = ["build_cluster", "check_route_url"]
 
-TLS_NOT_SERVED: Final = "routes' TLS is not served yet; routes run over plain TCP"
-"""Why a configured ``cluster.tls`` is warned about."""
 # nats-server's DEFAULT_ROUTE_POOL_SIZE (pool_size 0 means it).
 DEFAULT_POOL_SIZE: Final = 3
 # nats-server's default TLS handshake timeout for routes (TLS_TIMEOUT).
@@ -109,7 +112,6 @@ def build_cluster(entry: Entry, ctx: Context) -> ClusterSettings:
                         item.pos, f"{sub}: routes' TLS needs 'cert_file' and 'key_file'"
                     )
                 cluster = replace(cluster, tls=tls)
-                ctx.ignored(item, sub, TLS_NOT_SERVED)
             case "cluster_advertise" | "advertise":
                 cluster = replace(cluster, advertise=want_str(item, sub) or None)
             case "no_advertise":

@@ -69,6 +69,7 @@ from leafnode.proto import (
 from leafnode.redact import redact_url
 
 from .route_conn import RouteConnection
+from .route_tls import RouteTls
 
 if TYPE_CHECKING:
     from leafnode.config import ClusterSettings
@@ -159,6 +160,8 @@ class Cluster:
         # Configured routes that reached this very node.
         self._self_urls: set[str] = set()
         self.listening = trio.Event()
+        # cluster.tls: every route does a TLS handshake first (route_tls.py).
+        self.tls = RouteTls(settings.tls, settings.routes) if settings.tls is not None else None
 
     # ---------------------------------------------------------------- serving
 
@@ -311,6 +314,7 @@ class Cluster:
             cluster=self.name,
             user=user,
             password=password,
+            tls_required=self.tls is not None,
             cluster_dynamic=self.dynamic,
             lnoc=True,
             lnocu=True,
@@ -328,6 +332,8 @@ class Cluster:
             else:
                 host = settings.advertise
             extra["ip"] = f"nats-route://{host}:{port}/"
+        if self.tls is not None:
+            extra["tls_verify"] = True  # routes are always mutual TLS (route_tls.py)
         return RouteInfo(
             server_id=self.server.server_id,
             server_name=self.server.server_name,
@@ -339,6 +345,7 @@ class Cluster:
             headers=True,
             max_payload=self.server.settings.max_payload,
             auth_required=settings.user is not None,
+            tls_required=self.tls is not None,
             cluster=self.name,
             cluster_dynamic=self.dynamic,
             connect_urls=() if settings.no_advertise else tuple(self.own_client_urls()),

@@ -11,7 +11,8 @@ line here, which is the point. mypy checks ``Server`` and
 ``ClientConnection`` against them where they are handed over.
 
 Its imports reach only the modules below the connections (``auth``,
-``buffering``, ``imports``, ``permissions``, ``routing``; and ``leafnode.link``).
+``buffering``, ``imports``, ``permissions``, ``route_tls``, ``routing``; and
+``leafnode.link``).
 """
 
 from __future__ import annotations
@@ -32,6 +33,7 @@ if TYPE_CHECKING:
     from .auth import Authenticator, Identity
     from .buffering import StoreLink
     from .permissions import PermissionChecker
+    from .route_tls import RouteTls
     from .routing import Account, Subscription
 
 __all__ = [
@@ -185,6 +187,8 @@ class RouteOwner(Protocol):
 
     server: ClusterServer
     settings: ClusterSettings
+    # cluster.tls's contexts (None: routes over plain TCP).
+    tls: RouteTls | None
 
     def connect_line(self, url: str) -> bytes: ...
 

@@ -36,6 +36,8 @@ import logging
 import time
 from typing import TYPE_CHECKING, Final
 
+import trio
+
 from leafnode.link import Expiry, Keepalive, Link, LinkPolicy, OutboundPolicy
 from leafnode.proto import (
     PING,
@@ -59,14 +61,14 @@ from leafnode.proto import (
     route_info,
 )
 
+from .route_tls import TLS_HANDSHAKE_ERROR
 from .routing import route_from_hub
 
 if TYPE_CHECKING:
-    import trio
-
     from leafnode.proto import RouteInfo
 
     from .interfaces import RouteOwner
+    from .route_tls import RouteTls
 
 __all__ = ["RouteConnection"]
 
@@ -113,7 +115,10 @@ class RouteConnection:
         self.implicit = implicit
         self.parser = Parser(Kind.ROUTE, max_payload=settings.max_payload)
         auth = not self.solicited and cluster.settings.user is not None
-        timeout_s = cluster.settings.auth_timeout_s or DEFAULT_AUTH_TIMEOUT_S
+        # nats-server's default: the TLS timeout + 1 s on a TLS route, else 2 s.
+        tls = cluster.settings.tls
+        default_s = tls.timeout_s + 1.0 if tls is not None else DEFAULT_AUTH_TIMEOUT_S
+        timeout_s = cluster.settings.auth_timeout_s or default_s
         # A route we dialed must answer with its INFO in time (a peer that is
         # no route port, or hangs, is dropped and dialed again); one we
         # accepted must send CONNECT in time when authorization is required.
@@ -148,6 +153,8 @@ class RouteConnection:
         self.pinned = False
         self.registered = False
         self.got_connect = self.solicited
+        # The route runs over TLS (cluster.tls; set once the handshake is done).
+        self.tls = False
         # Send the PING that starts the pool's next route; its PONG does.
         self.fill_on_pong = False
         self.started_at = time.time()
@@ -161,6 +168,10 @@ class RouteConnection:
     async def run(self) -> str:
         """Serve the route until it ends; returns why."""
         self.link.on_close = self._on_close
+        tls = self.cluster.tls
+        if tls is not None and not await self._start_tls(tls):
+            log.info("%s - Route connection closed: %s", self, TLS_HANDSHAKE_ERROR)
+            return TLS_HANDSHAKE_ERROR
         if self.solicited:
             self.outbound.write(self.cluster.connect_line(self.url or ""))
         else:
@@ -169,6 +180,20 @@ class RouteConnection:
         reason = await self.link.run(self)
         log.info("%s - Route connection closed: %s", self, reason)
         return reason
+
+    async def _start_tls(self, tls: RouteTls) -> bool:
+        """TLS before anything else (``route_tls`` module doc); False: closed."""
+        stream = await tls.handshake(self.link.stream, self.url, str(self))
+        if stream is None:
+            self.outbound.close_raw()
+            with trio.CancelScope(shield=True):
+                await trio.aclose_forcefully(self.link.stream)
+            return False
+        self.link.stream = stream
+        self.outbound.stream = stream
+        self.outbound.close_raw()
+        self.tls = True
+        return True
 
     def close(self, reason: str) -> None:
         self.link.close(reason)

@@ -87,11 +87,13 @@ class ClusterNodes:
         cluster_extra: str = "",
         per_node: dict[int, str] | None = None,
         route_auth: tuple[str, str] | None = None,
+        cluster_per_node: dict[int, str] | None = None,
     ) -> ClusterNodes:
         """Start one node per kind (``config``: more of every node's config file).
 
         ``route_auth``: every node requires this route user and password
         (``cluster { authorization }``) and dials its seed with them.
+        ``cluster_per_node``: more of node i's cluster block (its ``tls``).
         """
         userinfo = ""
         if route_auth is not None:
@@ -107,7 +109,12 @@ class ClusterNodes:
                     f"server_name: n{i}\n"
                     + config
                     + (per_node or {}).get(i, "")
-                    + _cluster_block(route_port, seed, cluster_extra, userinfo)
+                    + _cluster_block(
+                        route_port,
+                        seed,
+                        cluster_extra + (cluster_per_node or {}).get(i, ""),
+                        userinfo,
+                    )
                 )
                 node_dir = workdir / f"n{i}"
                 proc: NatsServerProcess | RouterProcess | SiteProcess

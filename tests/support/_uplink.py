@@ -297,6 +297,10 @@ class TlsFiles:
     server_key: Path
     client_cert: Path
     client_key: Path
+    # A cluster node's certificate: routes are mutual TLS, so it serves both
+    # ends (server and client auth) for 127.0.0.1/localhost.
+    route_cert: Path
+    route_key: Path
 
 
 def _openssl(*args: str, cwd: Path) -> None:
@@ -304,7 +308,8 @@ def _openssl(*args: str, cwd: Path) -> None:
 
 
 def make_tls_files(directory: Path) -> TlsFiles:
-    """Make a CA, a server certificate for 127.0.0.1/localhost and a client certificate."""
+    """Make a CA, a server certificate for 127.0.0.1/localhost, a client certificate
+    and a route certificate (both usages, 127.0.0.1/localhost)."""
     directory.mkdir(parents=True, exist_ok=True)
     _openssl(
         "req",
@@ -329,6 +334,10 @@ def make_tls_files(directory: Path) -> TlsFiles:
     for name, ext in (
         ("server", "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth\n"),
         ("client", "extendedKeyUsage=clientAuth\n"),
+        (
+            "route",
+            "subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n",
+        ),
     ):
         (directory / f"{name}.ext").write_text(ext)
         _openssl(
@@ -368,4 +377,6 @@ def make_tls_files(directory: Path) -> TlsFiles:
         server_key=directory / "server.key",
         client_cert=directory / "client.pem",
         client_key=directory / "client.key",
+        route_cert=directory / "route.pem",
+        route_key=directory / "route.key",
     )

@@ -15,6 +15,8 @@ import pytest
 if TYPE_CHECKING:
     from pathlib import Path
 
+    from tests.support import TlsFiles
+
 from leafnode.config import ClusterSettings, ConfigError, loads
 from leafnode.flags import load_with_flags
 
@@ -84,6 +86,27 @@ def test_a_served_cluster_warns_only_about_unused_keys() -> None:
     assert settings.warnings == (
         "<string>:4:3: cluster.compression is not supported by leafnode; ignored",
     )
+
+
+def test_tls_is_served_without_a_warning(tls_files: TlsFiles) -> None:
+    settings = loads(
+        "cluster {\n  port: 6222\n  tls {\n"
+        f'    cert_file: "{tls_files.route_cert}"\n    key_file: "{tls_files.route_key}"\n'
+        f'    ca_file: "{tls_files.ca_cert}"\n    timeout: 3\n    handshake_first: true\n'
+        "  }\n}\n"
+    )
+    assert settings.warnings == ()
+    assert settings.cluster is not None
+    tls = settings.cluster.tls
+    assert tls is not None
+    assert (tls.cert_file, tls.ca_file, tls.timeout_s) == (
+        str(tls_files.route_cert),
+        str(tls_files.ca_cert),
+        3.0,
+    )
+    # Routes' TLS needs the node's own certificate (it is presented both ways).
+    problem = error(f'cluster {{\n  port: 6222\n  tls {{ ca_file: "{tls_files.ca_cert}" }}\n}}\n')
+    assert "cert_file" in str(problem)
 
 
 @pytest.mark.parametrize(

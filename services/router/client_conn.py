@@ -172,6 +172,11 @@ class ClientConnection:
         self.subs: dict[bytes, Subscription] = {}
         self.perms: PermissionChecker | None = None
         self.connected = False
+        # The first PONG is out: from then on the client takes async INFO
+        # updates (nats-server's firstPongSent; see cluster_urls_changed).
+        self.first_pong_sent = False
+        # The connect_urls of the last INFO this client was sent.
+        self._sent_urls: object = None
         self.closing = False
         self.verbose = False
         self.pedantic = False
@@ -488,7 +493,7 @@ class ClientConnection:
             # flush() is a durability barrier: PONG once our buffered
             # messages are committed (DESIGN §4).
             if link is None or link.pong_now(self):
-                self._proto(PONG)
+                self._pong()
         elif kind is Pong:
             self.link.pong()
         elif kind is Pub:
@@ -662,6 +667,7 @@ class ClientConnection:
     def _info_bytes(self, *, update: bool = False) -> bytes:
         server = self.server
         info = dict(server.ws_info_template if self.websocket else server.info_template)
+        self._sent_urls = info.get("connect_urls")
         info["client_id"] = self.cid
         info["client_ip"] = self.host
         if self._auth.nonce_required and not update:
@@ -733,7 +739,36 @@ class ClientConnection:
     def send_pong(self) -> None:
         """A PONG deferred until the store committed (buffering.StoreLink)."""
         if not self.closing:
-            self._proto(PONG)
+            self._pong()
+
+    def _pong(self) -> None:
+        """PONG; after the first one, the INFO update the client missed, if any.
+
+        As nats-server: async INFO goes only to clients whose first PONG is
+        out (a client reads the line after its CONNECT and PING as the PONG:
+        nats-py stays "connecting" for good if an INFO comes first), and the
+        first PING's PONG is followed by an INFO when the cluster's
+        ``connect_urls`` changed since the client's INFO.
+        """
+        self._proto(PONG)
+        if self.first_pong_sent:
+            return
+        self.first_pong_sent = True
+        if self.takes_info_updates() and (
+            self.server.info_template.get("connect_urls") != self._sent_urls
+        ):
+            self.send_info(update=True)
+
+    def takes_info_updates(self) -> bool:
+        """Whether cluster INFO updates go to this client (nats-server's rules)."""
+        proto = self.connect_options.get("protocol", 0)
+        return (
+            self.connected
+            and self.first_pong_sent
+            and not self.websocket
+            and isinstance(proto, int)
+            and proto >= 1
+        )
 
     def send_ok(self) -> None:
         """A verbose PUB's +OK deferred until the store committed it (buffering.StoreLink)."""

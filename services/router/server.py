@@ -223,15 +223,17 @@ class Server:
         """Peers came or went: clients that take INFO updates get the new ``connect_urls``.
 
         As nats-server's sendAsyncInfoToClients: connected clients whose
-        CONNECT said ``protocol`` 1 or more, not websocket clients.
+        CONNECT said ``protocol`` 1 or more and that got their first PONG,
+        not websocket clients; a client before its first PONG gets the
+        update right after it.
         """
         before = self.info_template.get("connect_urls")
         self._build_info()
         if self.info_template.get("connect_urls") == before:
             return
         for client in self.clients.values():
-            proto = client.connect_options.get("protocol", 0)
-            if client.connected and not client.websocket and isinstance(proto, int) and proto >= 1:
+            # Only clients past their first PONG (ClientConnection._pong).
+            if client.takes_info_updates():
                 client.send_info(update=True)
 
     def remove_client(self, client: Client) -> None:

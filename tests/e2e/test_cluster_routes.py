@@ -436,3 +436,42 @@ def test_a_route_to_itself_is_dialed_once(tmp_path: Path) -> None:
         assert router.log_text().count("Route connection created") == 2, router.log_text()
     finally:
         router.kill()
+
+
+def test_an_info_update_waits_for_the_clients_first_pong(tmp_path: Path) -> None:
+    """A node joins while a client is between its CONNECT and its first PING: the
+    client's next line must still be the PONG (nats-py reads it as the PONG and
+    stays "connecting" for good otherwise: wait_meshed's flake), and the INFO
+    with the new node's URL follows it, as nats-server's first-PONG INFO."""
+    nodes = ClusterNodes.start(("leafnode",), tmp_path / "seed")
+    joiner: RouterProcess | None = None
+    ready = RawClient(nodes[0].port)
+    early = RawClient(nodes[0].port)
+    try:
+        ready.send(b'CONNECT {"protocol":1,"verbose":false}\r\nPING\r\n')
+        assert ready.read_line(timeout=20) == b"PONG"
+        # verbose: the +OK proves the CONNECT was processed, with no PING sent.
+        early.send(b'CONNECT {"protocol":1,"verbose":true}\r\n')
+        assert early.read_line(timeout=20) == b"+OK"
+        joiner = RouterProcess(
+            f'cluster {{\n  name: C\n  listen: "127.0.0.1:{free_port()}"\n'
+            f'  routes: ["nats-route://127.0.0.1:{nodes[0].route_port}"]\n}}\n',
+            workdir=tmp_path / "joiner",
+        )
+        joiner.wait_ready(timeout=60)
+        # The client past its first PONG gets the update as soon as the node joined.
+        update = ready.read_line(timeout=30)
+        assert update.startswith(b"INFO "), update
+        assert f":{joiner.port}".encode() in update, update
+        early.send(b"PING\r\n")
+        assert early.read_line(timeout=20) == b"PONG"
+        info = early.read_line(timeout=20)
+        assert info.startswith(b"INFO "), info
+        urls = json.loads(info[5:])["connect_urls"]
+        assert f"127.0.0.1:{joiner.port}" in urls, urls
+    finally:
+        ready.close()
+        early.close()
+        if joiner is not None:
+            joiner.kill()
+        nodes.kill()

@@ -7,7 +7,8 @@ peer server it reaches, its place in that peer's pool, or the account it is
 dedicated to.
 
 The handshake (nats-server ``server/route.go`` createRoute, processRouteInfo;
-``leafnode/proto/_route_info.py`` has the wire forms):
+``leafnode/proto/_route_info.py`` has the wire forms), after the TLS
+handshake when ``cluster.tls`` is set (``route_tls``: TLS comes first):
 
 - a route we *accept* sends our INFO at once; the dialer's CONNECT (checked
   against ``cluster.authorization``) comes first, then its INFO, whose
@@ -153,8 +154,6 @@ class RouteConnection:
         self.pinned = False
         self.registered = False
         self.got_connect = self.solicited
-        # The route runs over TLS (cluster.tls; set once the handshake is done).
-        self.tls = False
         # Send the PING that starts the pool's next route; its PONG does.
         self.fill_on_pong = False
         self.started_at = time.time()
@@ -192,7 +191,6 @@ class RouteConnection:
         self.link.stream = stream
         self.outbound.stream = stream
         self.outbound.close_raw()
-        self.tls = True
         return True
 
     def close(self, reason: str) -> None:

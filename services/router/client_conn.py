@@ -759,13 +759,18 @@ class ClientConnection:
         ):
             self.send_info(update=True)
 
-    def takes_info_updates(self) -> bool:
-        """Whether cluster INFO updates go to this client (nats-server's rules)."""
+    def takes_info_updates(self, *, websocket_too: bool = False) -> bool:
+        """Whether async INFO updates go to this client (nats-server's rules).
+
+        Cluster ``connect_urls`` updates skip websocket clients; the lame duck
+        INFO (``websocket_too``) goes to them as well. Either way only to a
+        client past its first PONG that speaks protocol 1.
+        """
         proto = self.connect_options.get("protocol", 0)
         return (
             self.connected
             and self.first_pong_sent
-            and not self.websocket
+            and (websocket_too or not self.websocket)
             and isinstance(proto, int)
             and proto >= 1
         )

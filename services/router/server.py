@@ -311,7 +311,10 @@ class Server:
             self.leaf_acceptor.accepting.cancel()
         self._build_info()
         for client in list(self.clients.values()):
-            client.send_info(update=True)
+            # As nats-server: not to a client before its first PONG (it would
+            # read the INFO as that PONG), nor to one without async INFO.
+            if client.takes_info_updates(websocket_too=True):
+                client.send_info(update=True)
         if self.cluster is not None:
             self.cluster.lame_duck()
         self.flusher.flush()

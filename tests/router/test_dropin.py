@@ -362,3 +362,35 @@ async def test_tls_flags(tmp_path: Path) -> None:
     )
     assert bad.returncode == 1
     assert "TLS needs a certificate and a key" in bad.stderr
+
+
+def test_lame_duck_info_only_to_clients_past_their_first_pong(
+    router_factory: RouterFactory,
+) -> None:
+    """As nats-server's sendAsyncInfoToClients: the lame duck INFO goes to
+    protocol-1 clients whose first PONG is out. A client between its CONNECT
+    and its first PING must still get PONG as the next line (nats-py reads that
+    line as the PONG), and a protocol-0 client gets no INFO at all."""
+    router = router_factory('lame_duck_duration: "60s"\nlame_duck_grace_period: "300ms"\n')
+    ready = RawClient(router.port)
+    early = RawClient(router.port)
+    old = RawClient(router.port)
+    try:
+        ready.send(b'CONNECT {"protocol":1,"verbose":false}\r\nPING\r\n')
+        assert ready.read_line(timeout=20) == b"PONG"
+        # verbose: the +OK proves the CONNECT was processed, with no PING sent.
+        early.send(b'CONNECT {"protocol":1,"verbose":true}\r\n')
+        assert early.read_line(timeout=20) == b"+OK"
+        old.send(b'CONNECT {"protocol":0,"verbose":false}\r\nPING\r\n')
+        assert old.read_line(timeout=20) == b"PONG"
+        router.proc.send_signal(signal.SIGUSR2)
+        info = ready.read_line(timeout=20)
+        assert info.startswith(b"INFO "), info
+        assert json.loads(info[5:]).get("ldm") is True, info
+        early.send(b"PING\r\n")
+        assert early.read_line(timeout=20) == b"PONG"
+        old.send(b"PING\r\n")
+        assert old.read_line(timeout=20) == b"PONG"
+    finally:
+        for client in (ready, early, old):
+            client.close()

@@ -29,7 +29,9 @@ On a shared PostgreSQL store a lease tick (``leases.py``) is queued every
 ``RENEW_INTERVAL_S`` like any other operation: it renews this node's leases
 and takes over dead nodes' backlogs. Drains name their backlog in ``read``,
 ``ack`` and ``subscribe``; an ack of a backlog this node no longer holds is
-answered ``error`` with code ``lease_lost`` (fencing) and changes nothing.
+answered ``error`` with code ``lease_lost`` (fencing) and changes nothing;
+a read of a backlog this node does not hold (yet) is answered ``error``
+with code ``not_held``, never as empty.
 
 ``reload`` runs the re-read of the config file as one more operation in
 the DB worker, so new limits apply from one operation to the next, never
@@ -361,6 +363,16 @@ class StoreServer:
         svc = self.service
 
         def read(rid: int) -> bytes:
+            if backlog is not None and not svc.holds(backlog):
+                # Not "empty": a drain takes an empty answer as every pending
+                # record up to the last appended seq examined, and would pass
+                # them (a restarted store holds its own backlog only after the
+                # lease's self grace). The drain starts over and asks again.
+                return encode_frame(
+                    "error",
+                    rid,
+                    {"error": f"backlog {backlog!r} is not held here (yet)", "code": "not_held"},
+                )
             got = svc.read(
                 remote=remote,
                 after=after,

@@ -474,7 +474,8 @@ class StoreService:
 
         Rows come back as driver tuples (``repo.ReadRow``); ``reads.encode_read``
         turns them into the answer. ``backlog``: a drain's backlog (the
-        primary when None); one this node does not hold reads as empty.
+        primary when None); one this node does not hold reads as empty here (the
+        server answers a drain's read of it ``not_held`` instead).
         """
         match = subject_filter(subjects)
         literal = subjects[0] if subjects and len(subjects) == 1 and match else None

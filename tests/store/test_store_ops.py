@@ -530,3 +530,67 @@ async def test_raw_frames_match_the_documented_contract(store_factory: StoreFact
     }
     assert frame.blobs == [b"HDR!payload"]
     await stream.aclose()
+
+
+async def test_a_drain_read_of_a_backlog_not_held_yet_is_refused_not_empty(
+    store_factory: StoreFactory,
+) -> None:
+    """A restarted store holds its own backlog only after the lease's self grace
+    (its old process may still run). A drain's read meanwhile must not come back
+    as empty: the drain takes an empty answer as every pending record up to the
+    last appended seq examined, moves its cursor past them, and its acks later
+    delete them unsent (found by tests/faults/test_site_cluster.py under load)."""
+    if not store_factory.is_postgres:
+        pytest.skip("leases exist on a shared PostgreSQL store only")
+    from sqlalchemy import create_engine, text
+
+    store = store_factory.start(buffers=CENTRAL)
+    async with open_trio_client(store.socket_path) as client:
+        backlog = (await client.request("ping")).fields["backlog"]
+        assert isinstance(backlog, str)
+        await append(client, [msg(f"t.{i}") for i in range(3)])
+    store.kill()
+    engine = create_engine(store_factory.url)
+    stop = trio.Event()
+
+    async def keep_the_old_lease_fresh() -> None:
+        # As the old process would, were it still alive: the new one waits.
+        while not stop.is_set():
+            with engine.begin() as conn:
+                conn.execute(
+                    text(
+                        "UPDATE buffer_leases SET renewed_at_us ="
+                        " CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
+                        " WHERE backlog = :b"
+                    ),
+                    {"b": backlog},
+                )
+            with trio.move_on_after(0.2):
+                await stop.wait()
+
+    try:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(keep_the_old_lease_fresh)
+            store = store_factory.start(buffers=CENTRAL)
+            async with open_trio_client(store.socket_path) as client:
+                with pytest.raises(RequestError) as refused:
+                    await read(client, after=0, backlog=backlog)
+                assert refused.value.code == "not_held"
+            stop.set()
+        # The old process gone for good: the new one claims its backlog, and
+        # the same read returns every pending message.
+        async with open_trio_client(store.socket_path) as client:
+
+            async def all_three() -> bool:
+                try:
+                    got = await read(client, after=0, backlog=backlog)
+                except RequestError as exc:
+                    if exc.code != "not_held":
+                        raise
+                    return False
+                return len(got.msgs) == 3
+
+            await wait_until(all_three, timeout=30, what="the backlog claimed and read whole")
+    finally:
+        stop.set()
+        engine.dispose()

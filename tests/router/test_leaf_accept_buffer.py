@@ -14,7 +14,7 @@ from pathlib import Path
 
 from tests.conftest import RouterFactory
 from tests.rawclient import RawClient
-from tests.support import ServiceProcess, free_port, wait_for_socket
+from tests.support import ServiceProcess, free_port, wait_for_port, wait_for_socket
 
 DEADLINE_S = 30.0
 # How long a PONG that must not come yet is looked for (an absence, not a sync).
@@ -53,6 +53,8 @@ def test_pong_waits_for_the_commit(router_factory: RouterFactory, tmp_path: Path
         'buffer { subjects: ["tel.>"] } } ]\n}\n'
     )
     router = router_factory(config)
+    # Ready means the client port accepts; the leaf port opens just after it.
+    wait_for_port(leaf_port, timeout=DEADLINE_S)
     raw = RawClient(leaf_port)
     try:
         raw.send(b'CONNECT {"version":"2.15.1","name":"raw","server_id":"NRAW","headers":true}\r\n')

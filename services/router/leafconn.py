@@ -211,37 +211,31 @@ class LeafConnection:
             self._ping_at = trio.current_time()
         self.outbound.write(PING)
 
+    def _from_leaf(
+        self,
+        subject: bytes,
+        reply: bytes | None,
+        queues: tuple[bytes, ...],
+        hdr_len: int,
+        data: bytes,
+    ) -> None:
+        """Count one LMSG/HMSG from the leaf and route it in its bound account."""
+        self.in_msgs += 1
+        self.in_bytes += len(data)
+        if self.account is not None:
+            route_from_leaf(self, self.account, subject, reply, queues, hdr_len, data)
+
     def _apply(self, outcomes: Sequence[Outcome]) -> Awaitable[None] | None:
         for outcome in outcomes:
             kind = type(outcome)
             if kind is LMsg:
                 assert isinstance(outcome, LMsg)
-                self.in_msgs += 1
-                self.in_bytes += len(outcome.payload)
-                if self.account is not None:
-                    route_from_leaf(
-                        self,
-                        self.account,
-                        outcome.subject,
-                        outcome.reply,
-                        outcome.queues,
-                        0,
-                        outcome.payload,
-                    )
+                self._from_leaf(outcome.subject, outcome.reply, outcome.queues, 0, outcome.payload)
             elif kind is LHMsg:
                 assert isinstance(outcome, LHMsg)
-                self.in_msgs += 1
-                self.in_bytes += len(outcome.data)
-                if self.account is not None:
-                    route_from_leaf(
-                        self,
-                        self.account,
-                        outcome.subject,
-                        outcome.reply,
-                        outcome.queues,
-                        outcome.hdr_len,
-                        outcome.data,
-                    )
+                self._from_leaf(
+                    outcome.subject, outcome.reply, outcome.queues, outcome.hdr_len, outcome.data
+                )
             elif kind is InterestChange:
                 assert isinstance(outcome, InterestChange)
                 if self.account is not None and self.account.leafs is not None:

@@ -331,7 +331,9 @@ async def test_max_age_expires_the_head_of_the_backlog(store_factory: StoreFacto
 
 
 async def test_retain_keeps_acked_messages_then_deletes_them(store_factory: StoreFactory) -> None:
-    store = store_factory.start(buffers={"central": 'subjects: [">"], retain: "300ms"'})
+    # Long enough that the reads below, on a loaded machine, come before the
+    # retained rows expire (300 ms was not, once); the wait below has a deadline.
+    store = store_factory.start(buffers={"central": 'subjects: [">"], retain: "2s"'})
     async with open_trio_client(store.socket_path) as client:
         await append(client, [msg("t.a"), msg("t.b"), msg("t.c")])
         before = now_us()

@@ -81,18 +81,12 @@ def test_hub_link_flaps_on_a_three_node_site(site_run: SiteChaosRun) -> None:
 
 # Issue 14: in one clean-clone CI run (load from the suite itself; the run took
 # 98 s instead of ~12 s) this test found 1,080 of 3,240 acknowledged messages of
-# n0's publisher not at the hub 90 s after the last fault. Cause found: a drain
-# read of the node's backlog while its restarted store waited out the lease's
-# self grace was answered as empty, the drain moved its cursor past the pending
-# records, and its acks deleted them unsent. The store now answers such a read
+# n0's publisher not at the hub: a drain read of the node's backlog while its
+# restarted store waited out the lease's self grace was answered as empty, and
+# the drain acked the records it skipped. The store now answers such a read
 # `not_held` (tests/store/test_store_ops.py::
-# test_a_drain_read_of_a_backlog_not_held_yet_is_refused_not_empty). Until the
-# fix has held under load in CI runs, the mark stays (not strict: the test runs
-# on every pass and reports XPASS or XFAIL).
-@pytest.mark.xfail(
-    strict=False,
-    reason="issue 14: confirm the not_held fix under load",
-)
+# test_a_drain_read_of_a_backlog_not_held_yet_is_refused_not_empty); the test
+# has held since, in loaded runs.
 def test_kill_9_of_a_nodes_services_on_a_three_node_site(site_run: SiteChaosRun) -> None:
     for name in SERVICES:
         site_run.kill_service(name, node=0)

@@ -189,7 +189,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     log.info("  Database: %s (sync %s)", engine.url.render_as_string(), settings.store.sync)
     try:
-        if ensure_schema(settings.store, engine):
+        done = ensure_schema(settings.store, engine)
+        if done == "created":
+            log.info("Created the store schema at the current revision")
+        elif done == "upgraded":
             log.info("Upgraded the store schema to the current revision")
         service = StoreService(
             engine,

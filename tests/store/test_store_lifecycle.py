@@ -15,7 +15,17 @@ from sqlalchemy.engine import make_url
 
 from leafnode.config import StoreSettings
 from leafnode.ipc import IpcClosedError, RequestError, open_trio_client
-from services.store.migrate import alembic_config, current_revision, head_revision
+from services.store.engine import create_store_engine
+from services.store.migrate import (
+    SQLITE_HEAD,
+    alembic_config,
+    current_revision,
+    ensure_schema,
+    head_revision,
+    sqlite_schema,
+    sqlite_snapshot,
+    upgrade,
+)
 from tests.support import free_port
 
 from .conftest import StoreProcess, leaf_conf
@@ -197,7 +207,58 @@ def test_sqlite_store_migrates_itself(tmp_path: Path) -> None:
         assert current_revision(engine) == head_revision()
     finally:
         engine.dispose()
-    assert "Upgraded the store schema" in store.log_text()
+    # A fresh file gets the snapshot (migrations/sqlite_head.sql), not alembic's upgrades.
+    assert "Created the store schema at the current revision" in store.log_text()
+
+
+def test_sqlite_store_at_an_older_revision_upgrades_through_alembic(tmp_path: Path) -> None:
+    """Only an empty file gets the snapshot: one at 0001 runs alembic's upgrade to head."""
+    url = f"sqlite:///{tmp_path / 'old.db'}"
+    command.upgrade(alembic_config(StoreSettings(url=url)), "0001")
+    store = StoreProcess(tmp_path / "s", leaf_conf(url))
+    try:
+        store.wait_ready()
+    finally:
+        store.kill()
+    engine = create_engine(url)
+    try:
+        assert current_revision(engine) == head_revision()
+    finally:
+        engine.dispose()
+    assert "Upgraded the store schema to the current revision" in store.log_text()
+
+
+def test_fresh_sqlite_snapshot_is_the_migrations_schema(tmp_path: Path) -> None:
+    """migrations/sqlite_head.sql is what `alembic upgrade head` leaves in an empty SQLite file.
+
+    A fresh file gets its schema from that snapshot, without alembic
+    (``services.store.migrate``); it must hold the same statements, verbatim,
+    at the same revision. After a new migration, write the snapshot again
+    with the text this test prints.
+    """
+    from leafnode.config import Settings
+
+    by_alembic = f"sqlite:///{tmp_path / 'alembic.db'}"
+    upgrade(Settings(store=StoreSettings(url=by_alembic)))
+    engine = create_engine(by_alembic)
+    try:
+        with engine.connect() as conn:
+            expected = sqlite_snapshot(sqlite_schema(conn), head_revision())
+    finally:
+        engine.dispose()
+    assert SQLITE_HEAD.read_text() == expected, f"{SQLITE_HEAD} should read:\n{expected}"
+
+    by_snapshot = f"sqlite:///{tmp_path / 'snapshot.db'}"
+    store_settings = StoreSettings(url=by_snapshot)
+    engine = create_store_engine(store_settings)
+    try:
+        assert ensure_schema(store_settings, engine) == "created"
+        assert ensure_schema(store_settings, engine) is None  # at head now
+        assert current_revision(engine) == head_revision()
+        with engine.connect() as conn:
+            assert sqlite_snapshot(sqlite_schema(conn), head_revision()) == expected
+    finally:
+        engine.dispose()
 
 
 def test_postgres_without_migration_is_refused(pg_cluster: PgCluster, tmp_path: Path) -> None:

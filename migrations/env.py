@@ -17,13 +17,13 @@ from alembic import context
 
 from leafnode.config import StoreSettings, load
 from services.store.engine import create_store_engine
-from services.store.models import Base
+from services.store.models import metadata
 
 config = context.config
 if config.config_file_name is not None and config.attributes.get("connection") is None:
     fileConfig(config.config_file_name, disable_existing_loggers=False)
 
-target_metadata = Base.metadata
+target_metadata = metadata
 
 
 def _store_settings() -> StoreSettings:

@@ -54,10 +54,10 @@ from typing import TYPE_CHECKING, Final
 from sqlalchemy import BigInteger, Select, exists, literal_column, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 
-from .models import BufferedMessage, BufferLease
+from .models import buffer_leases, buffered_messages
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.engine import Connection
 
 __all__ = [
     "RENEW_INTERVAL_S",
@@ -78,9 +78,8 @@ RENEW_INTERVAL_S: Final = 1.0
 # within a second or two; a live duplicate keeps renewing and is not taken).
 SELF_GRACE_S: Final = 3.0
 
-L = BufferLease
+L = buffer_leases.c
 # ORM-enabled UPDATEs without loading or syncing objects.
-_NO_SYNC: Final = {"synchronize_session": False}
 
 # The database's clock in microseconds (PostgreSQL: clock_timestamp moves
 # within a transaction, now() would not).
@@ -125,7 +124,7 @@ def backlog_id(node: str, generation: int) -> str:
 class Leases:
     """One store process's leases on a shared PostgreSQL store (see the module doc).
 
-    Every method runs in the store's DB thread with the caller's session and
+    Every method runs in the store's DB thread with the caller's conn and
     never commits (``service.py`` owns the transaction).
 
     Args:
@@ -143,57 +142,56 @@ class Leases:
         self.takeovers = 0
         self._waiting_logged = False
 
-    def _now(self, session: Session) -> int:
-        return int(session.scalar(_DB_NOW_US) or 0)
+    def _now(self, conn: Connection) -> int:
+        return int(conn.scalar(_DB_NOW_US) or 0)
 
     @property
     def self_grace_s(self) -> float:
         return min(SELF_GRACE_S, self.takeover_after_s)
 
-    def start(self, session: Session) -> None:
+    def start(self, conn: Connection) -> None:
         """Pick the primary backlog (the one this node appends to) and claim it if free.
 
         Rows of a store from before backlogs ("" backlog) join the primary.
         """
-        self._pick_primary(self._now(session), session)
-        session.execute(
-            update(BufferedMessage).where(BufferedMessage.node == "").values(node=self.primary),
-            execution_options=_NO_SYNC,
+        self._pick_primary(self._now(conn), conn)
+        conn.execute(
+            update(buffered_messages)
+            .where(buffered_messages.c.node == "")
+            .values(node=self.primary)
         )
 
-    def _pick_primary(self, now: int, session: Session) -> None:
-        rows = session.execute(
+    def _pick_primary(self, now: int, conn: Connection) -> None:
+        rows = conn.execute(
             select(L.backlog, L.generation, L.holder, L.instance, L.epoch, L.renewed_at_us)
             .where(L.node == self.node)
             .order_by(L.generation.desc())
             .limit(1)
         ).first()
         if rows is None:
-            created = self._create(backlog_id(self.node, 0), 0, now, session)
+            created = self._create(backlog_id(self.node, 0), 0, now, conn)
         else:
             backlog, generation, holder, _instance, epoch, renewed = rows
             stale = renewed < now - int(self.self_grace_s * 1e6)
             if holder in ("", self.node) or stale:
                 self.primary = backlog
                 if holder == "" or stale:
-                    self._claim(backlog, self.node, epoch, now, now, session)
+                    self._claim(backlog, self.node, epoch, now, now, conn)
                 return
             # another live node drains it: a new generation for our appends
-            created = self._create(
-                backlog_id(self.node, generation + 1), generation + 1, now, session
-            )
+            created = self._create(backlog_id(self.node, generation + 1), generation + 1, now, conn)
         if not created:  # another process of this node created it meanwhile: look again
-            self._pick_primary(now, session)
+            self._pick_primary(now, conn)
 
-    def _create(self, backlog: str, generation: int, now: int, session: Session) -> bool:
+    def _create(self, backlog: str, generation: int, now: int, conn: Connection) -> bool:
         """Insert and hold a new backlog's lease row; False: the row exists already.
 
         ``ON CONFLICT DO NOTHING``: two processes of one node (a restart
         while the old one still runs) may create the same generation at
         once; the loser picks again rather than failing with 23505.
         """
-        done = session.scalar(
-            pg_insert(L)
+        done = conn.scalar(
+            pg_insert(buffer_leases)
             .values(
                 backlog=backlog,
                 node=self.node,
@@ -214,7 +212,7 @@ class Leases:
         return True
 
     def _claim(
-        self, backlog: str, node: str, epoch: int, cutoff: int, now: int, session: Session
+        self, backlog: str, node: str, epoch: int, cutoff: int, now: int, conn: Connection
     ) -> Held | None:
         """The conditional UPDATE that takes a lease (see the module doc); None: lost the race.
 
@@ -223,15 +221,15 @@ class Leases:
         another node, so we pass rather than wait, and two nodes ticking at
         once never wait on each other's rows (no deadlock).
         """
-        row = session.execute(
+        row = conn.execute(
             select(L.epoch, L.renewed_at_us)
             .where(L.backlog == backlog)
             .with_for_update(skip_locked=True)
         ).first()
         if row is None or row[0] != epoch or row[1] > cutoff:
             return None
-        done = session.execute(
-            update(L)
+        done = conn.execute(
+            update(buffer_leases)
             .where(L.backlog == backlog, L.epoch == epoch, L.renewed_at_us <= cutoff)
             .values(
                 holder=self.node,
@@ -239,26 +237,24 @@ class Leases:
                 epoch=L.epoch + 1,
                 renewed_at_us=now,
                 claimed_at_us=now,
-            ),
-            execution_options=_NO_SYNC,
+            )
         )
-        if done.rowcount != 1:  # type: ignore[attr-defined]
+        if done.rowcount != 1:
             return None
         held = self.held[backlog] = Held(backlog, node, epoch + 1, now)
         return held
 
-    def tick(self, session: Session) -> TickOutcome:
+    def tick(self, conn: Connection) -> TickOutcome:
         """Renew, notice losses, claim dead backlogs, release empty ones (module doc)."""
-        now = self._now(session)
+        now = self._now(conn)
         out = TickOutcome([], [], [])
         for backlog, held in list(self.held.items()):
-            done = session.execute(
-                update(L)
+            done = conn.execute(
+                update(buffer_leases)
                 .where(L.backlog == backlog, L.instance == self.instance, L.epoch == held.epoch)
-                .values(renewed_at_us=now),
-                execution_options=_NO_SYNC,
+                .values(renewed_at_us=now)
             )
-            if done.rowcount != 1:  # type: ignore[attr-defined]
+            if done.rowcount != 1:
                 del self.held[backlog]
                 out.lost.append(backlog)
                 log.warning(
@@ -266,45 +262,44 @@ class Leases:
                     backlog,
                 )
         if self.primary in out.lost:
-            self._new_generation(now, out, session)
-        self._claim_dead(now, out, session)
+            self._new_generation(now, out, conn)
+        self._claim_dead(now, out, conn)
         if self.primary not in self.held:
             # Still waiting for the lease of our previous process: another node
             # may have taken it meanwhile (takeover_after below the self grace).
-            holder = session.scalar(select(L.holder).where(L.backlog == self.primary))
+            holder = conn.scalar(select(L.holder).where(L.backlog == self.primary))
             if holder not in (None, "", self.node):
-                self._new_generation(now, out, session)
+                self._new_generation(now, out, conn)
         for backlog in list(self.held):
             if backlog == self.primary or backlog in [h.backlog for h in out.gained]:
                 continue
-            has_rows = session.scalar(select(exists().where(BufferedMessage.node == backlog)))
+            has_rows = conn.scalar(select(exists().where(buffered_messages.c.node == backlog)))
             if not has_rows:
                 held = self.held.pop(backlog)
-                session.execute(
-                    update(L)
+                conn.execute(
+                    update(buffer_leases)
                     .where(L.backlog == backlog, L.epoch == held.epoch)
-                    .values(holder="", instance=""),
-                    execution_options=_NO_SYNC,
+                    .values(holder="", instance="")
                 )
                 out.released.append(backlog)
                 log.info("Released the lease of backlog %r: it is empty", backlog)
         return out
 
-    def _new_generation(self, now: int, out: TickOutcome, session: Session) -> None:
+    def _new_generation(self, now: int, out: TickOutcome, conn: Connection) -> None:
         """Our primary backlog is another node's now: append to a new one from now on."""
-        top = session.scalar(
+        top = conn.scalar(
             select(L.generation).where(L.node == self.node).order_by(L.generation.desc()).limit(1)
         )
         generation = int(top or 0) + 1
-        while not self._create(backlog_id(self.node, generation), generation, now, session):
+        while not self._create(backlog_id(self.node, generation), generation, now, conn):
             generation += 1  # another process of this node took that one
         out.new_primary = self.primary
         log.warning("Appending to a new backlog %r from now on", self.primary)
 
-    def _claim_dead(self, now: int, out: TickOutcome, session: Session) -> None:
+    def _claim_dead(self, now: int, out: TickOutcome, conn: Connection) -> None:
         takeover_cutoff = now - int(self.takeover_after_s * 1e6)
         self_cutoff = now - int(self.self_grace_s * 1e6)
-        candidates = session.execute(
+        candidates = conn.execute(
             select(L.backlog, L.node, L.holder, L.epoch, L.renewed_at_us).where(
                 L.instance != self.instance,
                 L.renewed_at_us <= max(takeover_cutoff, self_cutoff),
@@ -317,11 +312,11 @@ class Leases:
                     self._waiting_logged = True
                     log.info("Waiting for the previous process's lease of backlog %r", backlog)
                 continue
-            if holder == "" and not session.scalar(
-                select(exists().where(BufferedMessage.node == backlog))
+            if holder == "" and not conn.scalar(
+                select(exists().where(buffered_messages.c.node == backlog))
             ):
                 continue  # released and still empty
-            held = self._claim(backlog, node, epoch, cutoff, now, session)
+            held = self._claim(backlog, node, epoch, cutoff, now, conn)
             if held is None:
                 continue
             out.gained.append(held)
@@ -336,7 +331,7 @@ class Leases:
             else:
                 log.info("Claimed backlog %r of this node", backlog)
 
-    def check(self, backlog: str, session: Session) -> None:
+    def check(self, backlog: str, conn: Connection) -> None:
         """Fencing: raise ``LeaseLostError`` unless this process still holds ``backlog``.
 
         ``FOR SHARE`` keeps a concurrent claim waiting until our transaction ends.
@@ -344,7 +339,7 @@ class Leases:
         held = self.held.get(backlog)
         if held is None:
             raise LeaseLostError(backlog)
-        row = session.execute(
+        row = conn.execute(
             select(L.instance, L.epoch).where(L.backlog == backlog).with_for_update(read=True)
         ).first()
         if row is None or row[0] != self.instance or row[1] != held.epoch:

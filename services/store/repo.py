@@ -1,6 +1,6 @@
-"""Repository functions: one SQL concern each, ``*, session`` in, never commit.
+"""Repository functions: one SQL concern each, ``*, conn`` in, never commit.
 
-``service.py`` owns the transaction (STYLE §3.6): it opens a session, calls
+``service.py`` owns the transaction (STYLE §3.6): it opens a conn, calls
 these, and commits once. Every function here runs in the DB worker thread.
 """
 
@@ -29,14 +29,13 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
 
-from .models import BufferDrop, BufferedMessage, StoreMeta
+from .models import buffer_drops, buffered_messages, store_meta
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 
     from psycopg import Connection as PgConnection
     from sqlalchemy.engine import Connection, Dialect
-    from sqlalchemy.orm import Session
     from sqlalchemy.sql import ClauseElement
     from sqlalchemy.sql.dml import ReturningDelete, ReturningUpdate
 
@@ -63,7 +62,7 @@ __all__ = [
     "totals",
 ]
 
-M = BufferedMessage
+M = buffered_messages.c
 # Keep IN lists well below SQLite's bound-parameter limit (32766) and
 # Postgres' statement sizes; 500 seqs per statement is plenty.
 SEQ_CHUNK: Final = 500
@@ -244,7 +243,7 @@ _BOUND_FIELDS: Final = (
 
 
 def _driver_rows(
-    session: Session,
+    conn: Connection,
     key: tuple[object, ...],
     build: Callable[[], ClauseElement],
     params: Mapping[str, object],
@@ -258,7 +257,6 @@ def _driver_rows(
     replay rate; our columns need no processing on either backend
     (integers, text and bytes come back as such from sqlite3 and psycopg 3).
     """
-    conn: Connection = session.connection()
     dialect = conn.dialect
     ck = (dialect.name, dialect.paramstyle, *key)
     cached = _sql_cache.get(ck)
@@ -300,60 +298,56 @@ def _driver_errors(sql: str, dialect: Dialect) -> Iterator[None]:
 # -- meta and drop counters -------------------------------------------------------
 
 
-def get_meta(key: str, *, session: Session) -> str | None:
+def get_meta(key: str, *, conn: Connection) -> str | None:
     """The value stored under ``key`` in ``store_meta``, or None."""
-    return session.scalar(select(StoreMeta.value).where(StoreMeta.key == key))
+    return conn.scalar(select(store_meta.c.value).where(store_meta.c.key == key))
 
 
-def set_meta(key: str, value: str, *, session: Session) -> None:
+def set_meta(key: str, value: str, *, conn: Connection) -> None:
     """Insert or replace ``key`` in ``store_meta`` (the store is the only writer).
 
     Core statements built once on the table, not ORM ones: every append
     transaction stores ``last_seq`` here, and the ORM-enabled UPDATE cost
     about 0.8 ms each (0.8 us per message of a 1000-message append).
     """
-    conn = session.connection()
     params = {"k": key, "v": value}
     if conn.execute(_META_UPDATE, params).rowcount == 0:
         conn.execute(_META_INSERT, params)
 
 
-def add_meta(key: str, value: str, *, session: Session) -> str:
+def add_meta(key: str, value: str, *, conn: Connection) -> str:
     """Insert ``key`` unless present (``ON CONFLICT DO NOTHING``); returns the stored value.
 
     Idempotent when nodes sharing a store race to create the same fact
     (``leaf_id``): the first insert wins, and every node reads it back.
     """
-    conn = session.connection()
     dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = dialect_insert(StoreMeta).values(key=key, value=value)
-    conn.execute(stmt.on_conflict_do_nothing(index_elements=[StoreMeta.key]))
-    stored = get_meta(key, session=session)
+    stmt = dialect_insert(store_meta).values(key=key, value=value)
+    conn.execute(stmt.on_conflict_do_nothing(index_elements=[store_meta.c.key]))
+    stored = get_meta(key, conn=conn)
     if stored is None:
         raise RuntimeError(f"store_meta has no {key} after inserting it")
     return stored
 
 
-def adopt_drops(node: str, *, session: Session) -> None:
+def adopt_drops(node: str, *, conn: Connection) -> None:
     """Drop counters from before nodes (node "") become ``node``'s, once."""
-    mine = select(BufferDrop.remote).where(BufferDrop.node == node).exists()
-    session.execute(
-        update(BufferDrop).where(BufferDrop.node == "", ~mine).values(node=node),
-        execution_options={"synchronize_session": False},
+    mine = select(buffer_drops.c.remote).where(buffer_drops.c.node == node).exists()
+    conn.execute(
+        update(buffer_drops).where(buffer_drops.c.node == "", ~mine).values(node=node),
     )
 
 
-def raise_meta_seq(seq: int, *, session: Session) -> None:
+def raise_meta_seq(seq: int, *, conn: Connection) -> None:
     """Set ``last_seq`` to ``seq`` only if it is lower (a shared store: others reserve too)."""
-    session.execute(
-        update(StoreMeta)
-        .where(StoreMeta.key == "last_seq", cast(StoreMeta.value, BigInteger) < seq)
+    conn.execute(
+        update(store_meta)
+        .where(store_meta.c.key == "last_seq", cast(store_meta.c.value, BigInteger) < seq)
         .values(value=str(seq)),
-        execution_options={"synchronize_session": False},
     )
 
 
-_META_TABLE: Final = StoreMeta.__table__
+_META_TABLE: Final = store_meta
 assert isinstance(_META_TABLE, Table)
 _META_UPDATE: Final = (
     update(_META_TABLE).where(_META_TABLE.c.key == bindparam("k")).values(value=bindparam("v"))
@@ -361,44 +355,45 @@ _META_UPDATE: Final = (
 _META_INSERT: Final = insert(_META_TABLE).values(key=bindparam("k"), value=bindparam("v"))
 
 
-def load_drops(*, node: str = "", session: Session) -> dict[str, dict[str, int]]:
+def load_drops(*, node: str = "", conn: Connection) -> dict[str, dict[str, int]]:
     """Every drop counter of ``node``, as ``{remote: {reason: count}}``."""
     out: dict[str, dict[str, int]] = {}
-    for remote, reason, count in session.execute(
-        select(BufferDrop.remote, BufferDrop.reason, BufferDrop.count).where(
-            BufferDrop.node == node
+    for remote, reason, count in conn.execute(
+        select(buffer_drops.c.remote, buffer_drops.c.reason, buffer_drops.c.count).where(
+            buffer_drops.c.node == node
         )
     ):
         out.setdefault(remote, {})[reason] = count
     return out
 
 
-def add_drops(delta: Mapping[tuple[str, str], int], *, node: str = "", session: Session) -> None:
+def add_drops(delta: Mapping[tuple[str, str], int], *, node: str = "", conn: Connection) -> None:
     """Add ``delta[(remote, reason)]`` to ``node``'s persistent drop counters."""
     for (remote, reason), n in delta.items():
-        done = session.execute(
-            update(BufferDrop)
+        done = conn.execute(
+            update(buffer_drops)
             .where(
-                BufferDrop.node == node, BufferDrop.remote == remote, BufferDrop.reason == reason
+                buffer_drops.c.node == node,
+                buffer_drops.c.remote == remote,
+                buffer_drops.c.reason == reason,
             )
-            .values(count=BufferDrop.count + n),
-            execution_options={"synchronize_session": False},
+            .values(count=buffer_drops.c.count + n),
         )
-        if done.rowcount == 0:  # type: ignore[attr-defined]
-            session.execute(
-                insert(BufferDrop).values(node=node, remote=remote, reason=reason, count=n)
+        if done.rowcount == 0:
+            conn.execute(
+                insert(buffer_drops).values(node=node, remote=remote, reason=reason, count=n)
             )
 
 
 # -- totals ------------------------------------------------------------------------
 
 
-def max_seq(*, session: Session) -> int:
+def max_seq(*, conn: Connection) -> int:
     """The highest seq present (0 for an empty table)."""
-    return session.scalar(select(func.max(M.seq))) or 0
+    return conn.scalar(select(func.max(M.seq))) or 0
 
 
-def totals(flt: MessageFilter, *, session: Session) -> list[tuple[str, bool, int, int]]:
+def totals(flt: MessageFilter, *, conn: Connection) -> list[tuple[str, bool, int, int]]:
     """``(remote, pending, count, bytes)`` of the rows matching ``flt``."""
     pending = M.acked_at_us.is_(None)
     stmt = (
@@ -406,10 +401,10 @@ def totals(flt: MessageFilter, *, session: Session) -> list[tuple[str, bool, int
         .where(flt.where())
         .group_by(M.remote, pending)
     )
-    return [(r, bool(p), int(n), int(b)) for r, p, n, b in session.execute(stmt)]
+    return [(r, bool(p), int(n), int(b)) for r, p, n, b in conn.execute(stmt)]
 
 
-def oldest_pending_received(remote: str, *, node: str, session: Session) -> int | None:
+def oldest_pending_received(remote: str, *, node: str, conn: Connection) -> int | None:
     """``received_at_us`` of the oldest pending message of ``remote`` in backlog ``node``."""
     stmt = (
         select(M.received_at_us)
@@ -417,11 +412,11 @@ def oldest_pending_received(remote: str, *, node: str, session: Session) -> int 
         .order_by(*_PENDING_ORDER)
         .limit(1)
     )
-    return session.scalar(stmt)
+    return conn.scalar(stmt)
 
 
 def oldest_pending(
-    remote: str, *, node: str, after: int, limit: int, session: Session
+    remote: str, *, node: str, after: int, limit: int, conn: Connection
 ) -> list[tuple[int, int, int]]:
     """``(seq, size, received_at_us)`` of the oldest pending rows after ``after``."""
     stmt = (
@@ -430,7 +425,7 @@ def oldest_pending(
         .order_by(*_PENDING_ORDER)
         .limit(limit)
     )
-    return [(s, z, t) for s, z, t in session.execute(stmt)]
+    return [(s, z, t) for s, z, t in conn.execute(stmt)]
 
 
 # -- writes --------------------------------------------------------------------------
@@ -446,7 +441,7 @@ def _compiled_insert(dialect: Dialect) -> tuple[str, bool]:
     key = (dialect.name, str(dialect.paramstyle))
     cached = _insert_cache.get(key)
     if cached is None:
-        table = M.__table__
+        table = buffered_messages
         assert isinstance(table, Table)
         compiled = insert(table).compile(dialect=dialect, column_keys=list(INSERT_COLUMNS))
         positional = bool(dialect.positional) and list(compiled.positiontup or ()) == list(
@@ -463,7 +458,7 @@ def _multi_row(sql: str, n: int) -> str:
     return head + sep + ", ".join([values] * n)
 
 
-def insert_messages(rows: Sequence[InsertRow], *, session: Session) -> None:
+def insert_messages(rows: Sequence[InsertRow], *, conn: Connection) -> None:
     """Insert rows given as tuples in ``INSERT_COLUMNS`` order.
 
     On PostgreSQL with psycopg 3 one ``COPY FROM STDIN`` inside the same
@@ -479,7 +474,6 @@ def insert_messages(rows: Sequence[InsertRow], *, session: Session) -> None:
     """
     if not rows:
         return
-    conn = session.connection()
     dialect = conn.dialect
     sql, positional = _compiled_insert(dialect)
     pg_copy = dialect.name == "postgresql" and dialect.driver == "psycopg"
@@ -519,7 +513,7 @@ def _copy_rows(pg: PgConnection[tuple[object, ...]], rows: Sequence[InsertRow]) 
     columns = ", ".join(INSERT_COLUMNS)
     with (
         pg.cursor() as cur,
-        cur.copy(f"COPY {M.__tablename__} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
+        cur.copy(f"COPY {buffered_messages.name} ({columns}) FROM STDIN (FORMAT BINARY)") as copy,
     ):
         # Binary COPY sends bytea as is (text COPY would hex-escape every byte).
         copy.set_types(_PG_COPY_TYPES)
@@ -528,25 +522,22 @@ def _copy_rows(pg: PgConnection[tuple[object, ...]], rows: Sequence[InsertRow]) 
             write(row)
 
 
-def delete_matching(flt: MessageFilter, *, session: Session) -> int:
+def delete_matching(flt: MessageFilter, *, conn: Connection) -> int:
     """Delete every row matching ``flt``; returns how many."""
-    done = session.execute(
-        delete(M).where(flt.where()), execution_options={"synchronize_session": False}
-    )
-    return int(done.rowcount)  # type: ignore[attr-defined]
+    done = conn.execute(delete(buffered_messages).where(flt.where()))
+    return int(done.rowcount)
 
 
-def set_acked(flt: MessageFilter, acked_at_us: int | None, *, session: Session) -> int:
+def set_acked(flt: MessageFilter, acked_at_us: int | None, *, conn: Connection) -> int:
     """Set ``acked_at_us`` (None: pending again) on the rows matching ``flt``."""
-    done = session.execute(
-        update(M).where(flt.where()).values(acked_at_us=acked_at_us),
-        execution_options={"synchronize_session": False},
+    done = conn.execute(
+        update(buffered_messages).where(flt.where()).values(acked_at_us=acked_at_us),
     )
-    return int(done.rowcount)  # type: ignore[attr-defined]
+    return int(done.rowcount)
 
 
 def remove_counted(
-    flt: MessageFilter, acked_at_us: int | None, *, session: Session
+    flt: MessageFilter, acked_at_us: int | None, *, conn: Connection
 ) -> tuple[int, int]:
     """Delete the rows matching ``flt``, or mark them acked at ``acked_at_us``.
 
@@ -558,21 +549,21 @@ def remove_counted(
     Returns:
         How many rows, and the sum of their sizes.
     """
-    dialect = session.connection().dialect
+    dialect = conn.dialect
     if dialect.name != "postgresql":
-        n, nbytes = _sum_totals(totals(flt, session=session))
+        n, nbytes = _sum_totals(totals(flt, conn=conn))
         if n:
             if acked_at_us is None:
-                delete_matching(flt, session=session)
+                delete_matching(flt, conn=conn)
             else:
-                set_acked(flt, acked_at_us, session=session)
+                set_acked(flt, acked_at_us, conn=conn)
         return n, nbytes
     stmt: ReturningDelete[tuple[int]] | ReturningUpdate[tuple[int]]
     if acked_at_us is None:
-        stmt = delete(M).where(flt.where()).returning(M.size)
+        stmt = delete(buffered_messages).where(flt.where()).returning(M.size)
     else:
         stmt = (
-            update(M)
+            update(buffered_messages)
             .where(flt.where())
             .values(acked_at_us=bindparam("acked_at", acked_at_us))
             .returning(M.size)
@@ -580,16 +571,13 @@ def remove_counted(
     shape = flt.shape()
     sizes: Sequence[tuple[object, ...]]
     if shape is None:
-        sizes = [
-            tuple(row)
-            for row in session.execute(stmt, execution_options={"synchronize_session": False})
-        ]
+        sizes = [tuple(row) for row in conn.execute(stmt)]
     else:
         key = ("delete" if acked_at_us is None else "ack", *shape)
         params = flt.params()
         if acked_at_us is not None:
             params["acked_at"] = acked_at_us
-        sizes = _driver_rows(session, key, lambda: stmt, params)
+        sizes = _driver_rows(conn, key, lambda: stmt, params)
     return len(sizes), sum(int(row[0]) for row in sizes)  # type: ignore[call-overload]
 
 
@@ -600,7 +588,7 @@ def _sum_totals(rows: Sequence[tuple[str, bool, int, int]]) -> tuple[int, int]:
 # -- reads ---------------------------------------------------------------------------
 
 
-def read_rows(flt: MessageFilter, *, after: int, limit: int, session: Session) -> list[ReadRow]:
+def read_rows(flt: MessageFilter, *, after: int, limit: int, conn: Connection) -> list[ReadRow]:
     """Rows matching ``flt`` with seq > ``after``, in seq order, at most ``limit``.
 
     Driver tuples in ``ReadRow`` order (the replay's hot path: no per-row
@@ -634,15 +622,15 @@ def read_rows(flt: MessageFilter, *, after: int, limit: int, session: Session) -
     params = flt.params()
     params["after"] = after
     params["limit"] = limit
-    return _driver_rows(session, ("read", *shape), build, params)  # type: ignore[return-value]
+    return _driver_rows(conn, ("read", *shape), build, params)  # type: ignore[return-value]
 
 
 def select_matching(
-    flt: MessageFilter, *, session: Session
+    flt: MessageFilter, *, conn: Connection
 ) -> list[tuple[int, str, str, bool, int]]:
     """``(seq, remote, subject, pending, size)`` of every row matching ``flt``."""
     stmt = select(M.seq, M.remote, M.subject, M.acked_at_us.is_(None), M.size).where(flt.where())
-    return [(s, r, subj, bool(p), z) for s, r, subj, p, z in session.execute(stmt)]
+    return [(s, r, subj, bool(p), z) for s, r, subj, p, z in conn.execute(stmt)]
 
 
 def chunked(seqs: Iterable[int]) -> Iterable[list[int]]:

@@ -19,10 +19,10 @@ from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import BigInteger, String, cast, update
 
-from .models import StoreMeta
+from .models import store_meta
 
 if TYPE_CHECKING:
-    from sqlalchemy.orm import Session
+    from sqlalchemy.engine import Connection
 
 __all__ = ["BLOCK", "SeqBlocks"]
 
@@ -40,20 +40,19 @@ class SeqBlocks:
         """Whether ``n`` seqs after ``last`` are within the reserved block."""
         return last + n <= self.limit
 
-    def reserve(self, n: int, session: Session) -> int:
+    def reserve(self, n: int, conn: Connection) -> int:
         """Reserve at least ``n`` seqs; returns the seq before the first of them.
 
         Runs in its own transaction, committed by the caller before the
         seqs are used.
         """
         size = max(n, BLOCK)
-        value = StoreMeta.value
-        top = session.scalar(
-            update(StoreMeta)
-            .where(StoreMeta.key == "last_seq")
+        value = store_meta.c.value
+        top = conn.scalar(
+            update(store_meta)
+            .where(store_meta.c.key == "last_seq")
             .values(value=cast(cast(value, BigInteger) + size, String))
             .returning(value),
-            execution_options={"synchronize_session": False},
         )
         if top is None:
             raise RuntimeError("store_meta has no last_seq")  # open() writes it first

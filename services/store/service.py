@@ -44,8 +44,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy.orm import Session
-
 from leafnode.config import BufferSettings
 from leafnode.proto import is_literal, subject_matches
 
@@ -59,7 +57,7 @@ from .seqblocks import SeqBlocks
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence
 
-    from sqlalchemy.engine import Engine
+    from sqlalchemy.engine import Connection, Engine
 
     from leafnode.ipc import AppendColumns
 
@@ -163,32 +161,32 @@ class StoreService:
 
     def open(self) -> None:
         """Load the leaf id, the seq high-water mark and the counters (once, at start)."""
-        with Session(self.engine) as session, session.begin():
+        with self.engine.begin() as conn:
             # Nodes sharing a PostgreSQL store start one after the other
             # (advisory.py): each step below reads, then writes.
-            lock(session.connection(), START_LOCK)
-            leaf_id = repo.get_meta("leaf_id", session=session)
+            lock(conn, START_LOCK)
+            leaf_id = repo.get_meta("leaf_id", conn=conn)
             if leaf_id is None:
                 created = secrets.token_hex(10)
-                leaf_id = repo.add_meta("leaf_id", created, session=session)
+                leaf_id = repo.add_meta("leaf_id", created, conn=conn)
                 if leaf_id == created:
                     log.info("Created store leaf id %s", leaf_id)
-            meta = repo.get_meta("last_seq", session=session)
-            last_seq = max(int(meta or 0), repo.max_seq(session=session))
+            meta = repo.get_meta("last_seq", conn=conn)
+            last_seq = max(int(meta or 0), repo.max_seq(conn=conn))
             if self.leases is not None:
                 # Other nodes may have reserved beyond it: only ever raise it.
                 if meta is None:
-                    repo.add_meta("last_seq", str(last_seq), session=session)
-                repo.raise_meta_seq(last_seq, session=session)
+                    repo.add_meta("last_seq", str(last_seq), conn=conn)
+                repo.raise_meta_seq(last_seq, conn=conn)
                 # The store-wide high-water mark; the first append reserves a
                 # block above it (seqblocks.py).
-                self.leases.start(session)
+                self.leases.start(conn)
                 self.backlog = self.leases.primary
-            totals = repo.totals(MessageFilter(node=self.backlog), session=session)
+            totals = repo.totals(MessageFilter(node=self.backlog), conn=conn)
             if self.leases is not None:
                 # Counters of a store from before nodes ("") are this node's.
-                repo.adopt_drops(self.node, session=session)
-            drops = repo.load_drops(node=self._drops_node, session=session)
+                repo.adopt_drops(self.node, conn=conn)
+            drops = repo.load_drops(node=self._drops_node, conn=conn)
         self.leaf_id, self.last_seq, self._drops = leaf_id, last_seq, drops
         for remote, pending, n, nbytes in totals:
             c = self._counts.setdefault(remote, _Counts())
@@ -261,8 +259,8 @@ class StoreService:
         if self._seqs is not None:
             total = sum(len(batch) for batch in batches)
             if not self._seqs.room(seq, total):
-                with Session(self.engine) as session, session.begin():
-                    seq = self._seqs.reserve(total, session)
+                with self.engine.begin() as conn:
+                    seq = self._seqs.reserve(total, conn)
                 self.last_seq = seq  # committed: the seqs before the block are never used
         node = self.backlog
         outcomes: list[AppendOutcome] = []
@@ -331,17 +329,17 @@ class StoreService:
             if last_by_remote:
                 out.last_seq = seq
                 out.first_seq = seq - (len(batch) - len(out.refused)) + 1
-        with Session(self.engine) as session, session.begin():
+        with self.engine.begin() as conn:
             for remote, (c, _mb, _mm, discard_new) in per_remote.items():
                 if not discard_new:
-                    self._discard_old(remote, self.limits(remote), c, rows, drops, session)
+                    self._discard_old(remote, self.limits(remote), c, rows, drops, conn)
             # Only _discard_old leaves holes (None): skip the filtering copy without.
             kept = rows if None not in rows else [r for r in rows if r is not None]
-            repo.insert_messages(kept, session=session)  # type: ignore[arg-type]
+            repo.insert_messages(kept, conn=conn)  # type: ignore[arg-type]
             if seq != self.last_seq and self._seqs is None:
-                repo.set_meta("last_seq", str(seq), session=session)
+                repo.set_meta("last_seq", str(seq), conn=conn)
             if drops:
-                repo.add_drops(drops, node=self._drops_node, session=session)
+                repo.add_drops(drops, node=self._drops_node, conn=conn)
         self._install(counts, drops)
         self.last_seq = seq
         return outcomes
@@ -413,7 +411,7 @@ class StoreService:
         c: _Counts,
         rows: list[repo.InsertRow | None],
         drops: Counter[tuple[str, str]],
-        session: Session,
+        conn: Connection,
     ) -> None:
         """Delete the oldest pending messages until ``remote`` is within its limits."""
         need_msgs = c.msgs - lim.max_msgs if lim.max_msgs is not None else 0
@@ -423,7 +421,7 @@ class StoreService:
         cutoff = 0
         while need_msgs > 0 or need_bytes > 0:
             oldest = repo.oldest_pending(
-                remote, node=self.backlog, after=cutoff, limit=SCAN_CHUNK, session=session
+                remote, node=self.backlog, after=cutoff, limit=SCAN_CHUNK, conn=conn
             )
             for seq, size, _received in oldest:
                 if need_msgs <= 0 and need_bytes <= 0:
@@ -439,7 +437,7 @@ class StoreService:
         if cutoff:
             repo.delete_matching(
                 MessageFilter(node=self.backlog, remote=remote, pending=True, upto=cutoff),
-                session=session,
+                conn=conn,
             )
         # The batch alone is over the limit: its earliest messages go too.
         for index, row in enumerate(rows):
@@ -495,10 +493,10 @@ class StoreService:
             until_us=until_us,
             subject=literal,
         )
-        with Session(self.engine) as session, session.begin():
+        with self.engine.begin() as conn:
 
             def fetch(cursor: int, n: int) -> list[repo.ReadRow]:
-                return repo.read_rows(flt, after=cursor, limit=n, session=session)
+                return repo.read_rows(flt, after=cursor, limit=n, conn=conn)
 
             return collect(fetch, after=after, limit=limit, max_bytes=max_bytes, match=match)
 
@@ -538,12 +536,12 @@ class StoreService:
         counts = self._counts if own else self._held_counts.get(node, {})
         c = counts.get(remote, _Counts()).copy()
         acked = 0
-        with Session(self.engine) as session, session.begin():
+        with self.engine.begin() as conn:
             if self.leases is not None:
-                self.leases.check(node, session)
+                self.leases.check(node, conn)
             # Parts run in order, so a seq both <= upto and listed counts once.
             for flt in parts:
-                n, nbytes = repo.remove_counted(flt, now if retain else None, session=session)
+                n, nbytes = repo.remove_counted(flt, now if retain else None, conn=conn)
                 if retain:
                     c.retained_msgs += n
                     c.retained_bytes += nbytes
@@ -594,25 +592,25 @@ class StoreService:
                 c.retained_msgs -= n
                 c.retained_bytes -= nbytes
 
-        with Session(self.engine) as session, session.begin():
+        with self.engine.begin() as conn:
             if not wild:
-                for rem, pending, n, nbytes in repo.totals(flt, session=session):
+                for rem, pending, n, nbytes in repo.totals(flt, conn=conn):
                     account(rem, pending, n, nbytes)
                     purged += n
-                repo.delete_matching(flt, session=session)
+                repo.delete_matching(flt, conn=conn)
             else:
                 assert subject is not None
                 pattern = subject.encode()
                 picked: list[int] = []
-                for seq, rem, subj, pending, size in repo.select_matching(flt, session=session):
+                for seq, rem, subj, pending, size in repo.select_matching(flt, conn=conn):
                     if subject_matches(pattern, subj.encode()):
                         picked.append(seq)
                         account(rem, pending, 1, size)
                 for chunk in repo.chunked(picked):
-                    repo.delete_matching(MessageFilter(seqs=chunk), session=session)
+                    repo.delete_matching(MessageFilter(seqs=chunk), conn=conn)
                 purged = len(picked)
             if drops:
-                repo.add_drops(drops, node=self._drops_node, session=session)
+                repo.add_drops(drops, node=self._drops_node, conn=conn)
         self._install(counts, drops)
         return purged
 
@@ -639,8 +637,8 @@ class StoreService:
         match = subject_filter([subject] if subject else None)
         c = self._counts.get(remote, _Counts()).copy()
         picked: list[int] = []
-        with Session(self.engine) as session, session.begin():
-            for seq, _rem, subj, _pending, size in repo.select_matching(flt, session=session):
+        with self.engine.begin() as conn:
+            for seq, _rem, subj, _pending, size in repo.select_matching(flt, conn=conn):
                 if match is None or match(subj):
                     picked.append(seq)
                     c.retained_msgs -= 1
@@ -648,7 +646,7 @@ class StoreService:
                     c.msgs += 1
                     c.bytes += size
             for chunk in repo.chunked(picked):
-                repo.set_acked(MessageFilter(seqs=chunk), None, session=session)
+                repo.set_acked(MessageFilter(seqs=chunk), None, conn=conn)
         self._install({remote: c}, Counter())
         return len(picked), min(picked, default=0)
 
@@ -668,7 +666,7 @@ class StoreService:
         now = self._clock_us()
         counts: dict[str, _Counts] = {}
         drops: Counter[tuple[str, str]] = Counter()
-        with Session(self.engine) as session, session.begin():
+        with self.engine.begin() as conn:
             for remote, current in self._counts.items():
                 lim = self.limits(remote) if remote in self.buffers else DEFAULT_BUFFER
                 c = current.copy()
@@ -676,17 +674,17 @@ class StoreService:
                     (lim.max_msgs is not None and c.msgs > lim.max_msgs)
                     or (lim.max_bytes is not None and c.bytes > lim.max_bytes)
                 ):
-                    self._discard_old(remote, lim, c, [], drops, session)
+                    self._discard_old(remote, lim, c, [], drops, conn)
                     counts[remote] = c
                 if lim.max_age_s is not None and c.msgs:
                     cutoff_us = now - int(lim.max_age_s * 1_000_000)
-                    n, nbytes, last = self._expired_head(remote, cutoff_us, session)
+                    n, nbytes, last = self._expired_head(remote, cutoff_us, conn)
                     if n:
                         repo.delete_matching(
                             MessageFilter(
                                 node=self.backlog, remote=remote, pending=True, upto=last
                             ),
-                            session=session,
+                            conn=conn,
                         )
                         c.msgs -= n
                         c.bytes -= nbytes
@@ -699,23 +697,23 @@ class StoreService:
                         pending=False,
                         acked_before_us=now - int(lim.retain_s * 1_000_000),
                     )
-                    n, nbytes = _sum(repo.totals(flt, session=session))
+                    n, nbytes = _sum(repo.totals(flt, conn=conn))
                     if n:
-                        repo.delete_matching(flt, session=session)
+                        repo.delete_matching(flt, conn=conn)
                         c.retained_msgs -= n
                         c.retained_bytes -= nbytes
                         counts[remote] = c
             if drops:
-                repo.add_drops(drops, node=self._drops_node, session=session)
+                repo.add_drops(drops, node=self._drops_node, conn=conn)
         self._install(counts, drops)
         return {key: n for key, n in drops.items() if n}
 
-    def _expired_head(self, remote: str, cutoff_us: int, session: Session) -> tuple[int, int, int]:
+    def _expired_head(self, remote: str, cutoff_us: int, conn: Connection) -> tuple[int, int, int]:
         """Count the oldest pending rows received before ``cutoff_us`` (head expiry)."""
         n = nbytes = last = 0
         while True:
             rows = repo.oldest_pending(
-                remote, node=self.backlog, after=last, limit=SCAN_CHUNK, session=session
+                remote, node=self.backlog, after=last, limit=SCAN_CHUNK, conn=conn
             )
             for seq, size, received in rows:
                 if received >= cutoff_us:
@@ -732,16 +730,16 @@ class StoreService:
         Raises:
             sqlalchemy.exc.SQLAlchemyError: it does not (see ``health.py``).
         """
-        with Session(self.engine) as session, session.begin():
-            repo.set_meta("heartbeat_us", str(self._clock_us()), session=session)
+        with self.engine.begin() as conn:
+            repo.set_meta("heartbeat_us", str(self._clock_us()), conn=conn)
 
     def stats(self) -> dict[str, object]:
         """The ``stats`` answer: backlog, retained rows and drops per remote."""
         now = self._clock_us()
-        with Session(self.engine) as session, session.begin():
+        with self.engine.begin() as conn:
             oldest = {
                 (self.backlog, remote): repo.oldest_pending_received(
-                    remote, node=self.backlog, session=session
+                    remote, node=self.backlog, conn=conn
                 )
                 for remote, c in sorted(self._counts.items())
                 if c.msgs
@@ -750,7 +748,7 @@ class StoreService:
                 for remote, c in counts.items():
                     if c.msgs:
                         oldest[backlog, remote] = repo.oldest_pending_received(
-                            remote, node=backlog, session=session
+                            remote, node=backlog, conn=conn
                         )
         return self._stats(
             {
@@ -850,14 +848,14 @@ class StoreService:
         if leases is None:
             return None
         loaded: dict[str, dict[str, _Counts]] = {}
-        with Session(self.engine) as session, session.begin():
-            out = leases.tick(session)
+        with self.engine.begin() as conn:
+            out = leases.tick(conn)
             for held in out.gained:
                 if held.backlog == self.backlog:
                     continue
                 per = loaded[held.backlog] = {}
                 for remote, pending, n, nbytes in repo.totals(
-                    MessageFilter(node=held.backlog), session=session
+                    MessageFilter(node=held.backlog), conn=conn
                 ):
                     c = per.setdefault(remote, _Counts())
                     if pending:

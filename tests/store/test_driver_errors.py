@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING
 import pytest
 from sqlalchemy import column, create_engine, select, table
 from sqlalchemy.exc import DBAPIError
-from sqlalchemy.orm import Session
 
 from services.store.repo import _driver_rows
 
@@ -24,8 +23,8 @@ if TYPE_CHECKING:
 def test_a_failing_read_on_the_driver_cursor_raises_dbapi_error(tmp_path: Path) -> None:
     engine = create_engine(f"sqlite:///{tmp_path / 'x.db'}")
     missing = table("no_such_table", column("seq"))
-    with Session(engine) as session, pytest.raises(DBAPIError) as info:
-        _driver_rows(session, ("test-missing",), lambda: select(missing.c.seq), {})
+    with engine.connect() as conn, pytest.raises(DBAPIError) as info:
+        _driver_rows(conn, ("test-missing",), lambda: select(missing.c.seq), {})
     assert isinstance(info.value.orig, sqlite3.OperationalError)
     assert "no_such_table" in str(info.value.orig)
     engine.dispose()

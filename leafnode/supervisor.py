@@ -148,6 +148,25 @@ SPAWN_ORDER: Final = ("router", "store", "uplink", "api")
 # FastAPI have one user each: each imports its own once forked, both at
 # once on two cores, and nobody holds a copy it dirties (leafnode.forkserver).
 PRELOADED: Final = ("router", "uplink")
+# Standard-library modules that both the store (SQLAlchemy) and the api
+# (FastAPI, pydantic) import and the router and the uplink do not: with both
+# of them running, one shared copy instead of two (~1 MB). What each imports
+# is checked by tests/unit/test_supervisor_preload.py.
+STORE_AND_API_SHARE: Final = (
+    "calendar",
+    "csv",
+    "decimal",
+    "email.message",
+    "email.utils",
+    "importlib.metadata",
+    "importlib.resources",
+    "numbers",
+    "pickle",
+    "sysconfig",
+    "typing_extensions",
+    "uuid",
+    "zipfile",
+)
 # Postgres behind a slow network, a store applying migrations: be patient once.
 READY_TIMEOUT_S: Final = 30.0
 READY_POLL_S: Final = 0.02
@@ -859,7 +878,8 @@ def main(
         # The shared modules are imported here, before the fork server is
         # forked (PRELOADED); the store and the api import their own libraries
         # once forked (leafnode.forkserver, "Memory").
-        preload([service_module(name) for name in PRELOADED if name in needed])
+        shared = STORE_AND_API_SHARE if {"store", "api"} <= set(needed) else ()
+        preload([*(service_module(name) for name in PRELOADED if name in needed), *shared])
         # Forked before the event loop exists. It closes its copies of the
         # client and websocket sockets (only the supervisor and the router
         # hold the ports, so they close when those are gone) and of the

@@ -52,7 +52,6 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
 from sqlalchemy import BigInteger, Select, exists, literal_column, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 
 from .models import buffer_leases, buffered_messages
 
@@ -190,6 +189,9 @@ class Leases:
         while the old one still runs) may create the same generation at
         once; the loser picks again rather than failing with 23505.
         """
+        # Imported here: a SQLite store never loads the PostgreSQL dialect (~2 MB).
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
         done = conn.scalar(
             pg_insert(buffer_leases)
             .values(

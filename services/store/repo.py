@@ -24,7 +24,6 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.sql.compiler import SQLCompiler
@@ -321,9 +320,15 @@ def add_meta(key: str, value: str, *, conn: Connection) -> str:
     Idempotent when nodes sharing a store race to create the same fact
     (``leaf_id``): the first insert wins, and every node reads it back.
     """
-    dialect_insert = pg_insert if conn.dialect.name == "postgresql" else sqlite_insert
-    stmt = dialect_insert(store_meta).values(key=key, value=value)
-    conn.execute(stmt.on_conflict_do_nothing(index_elements=[store_meta.c.key]))
+    if conn.dialect.name == "postgresql":
+        # Imported here: a SQLite store never loads the PostgreSQL dialect (~2 MB).
+        from sqlalchemy.dialects.postgresql import insert as pg_insert
+
+        pg_stmt = pg_insert(store_meta).values(key=key, value=value)
+        conn.execute(pg_stmt.on_conflict_do_nothing(index_elements=[store_meta.c.key]))
+    else:
+        stmt = sqlite_insert(store_meta).values(key=key, value=value)
+        conn.execute(stmt.on_conflict_do_nothing(index_elements=[store_meta.c.key]))
     stored = get_meta(key, conn=conn)
     if stored is None:
         raise RuntimeError(f"store_meta has no {key} after inserting it")

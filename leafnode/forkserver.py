@@ -311,19 +311,6 @@ def preload(modules: Sequence[str]) -> None:
                 importlib.import_module(extra)
     gc.collect()
     gc.freeze()
-    _release_free_heap()
-
-
-def _release_free_heap() -> None:
-    """Give the free pages of the malloc heap back to the kernel (glibc's ``malloc_trim``).
-
-    Importing frees a lot (each ``.pyc``'s bytes once unmarshalled); left
-    resident, those pages would be copied into every process forked next,
-    shared but counted (~1 MB for the supervisor's preload). No-op without
-    glibc.
-    """
-    with contextlib.suppress(AttributeError, OSError):
-        ctypes.CDLL(None).malloc_trim(0)
 
 
 def _exits(pid: int, within_ms: int) -> bool:

@@ -1,7 +1,8 @@
 """Repository functions: one SQL concern each, ``*, conn`` in, never commit.
 
-``service.py`` owns the transaction (STYLE §3.6): it opens a conn, calls
-these, and commits once. Every function here runs in the DB worker thread.
+``service.py`` owns the transaction (STYLE §3.6): it begins one on a Core
+``Connection`` (``engine.begin()``; STYLE's ``session``, without the ORM:
+``models.py``), calls these, and commits once. Every function here runs in the DB worker thread.
 """
 
 from __future__ import annotations

@@ -308,7 +308,7 @@ class MessageFramer:
                         raise _error("maximum control line exceeded", buf[pos : pos + 32])
                     break
                 head = buf[pos : pos + 5]
-                if head == _LMSG and fast >= 0:
+                if fast >= 0 and head == _LMSG:
                     # The relay's common case: an LMSG the rule keeps needs
                     # its size and its subject's first byte, not its arguments
                     # split (anything unusual takes the full parse below).
@@ -355,7 +355,7 @@ class MessageFramer:
                         if size > _LARGE:
                             self._need = end + 2 - pos
                         break
-                    if buf[end : end + 2] != _CRLF:
+                    if buf[end] != 13 or buf[end + 1] != 10:  # CR LF
                         raise _error("payload not followed by CRLF", buf[end : end + 32])
                     if size <= fast and args[0][0] != 36:
                         run_msgs += 1

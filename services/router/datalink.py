@@ -254,8 +254,9 @@ class DataLink:
         if target is None:
             return False
         args = msg.args
-        if len(args) == 2 and not msg.headers:
-            # The common case: subject and size only.
+        if len(args) == 2:
+            # The common case: subject and size only (an HMSG has three or
+            # more arguments: the framer refuses one without its header size).
             route_from_hub(target, args[0], None, (), 0, msg.buf[msg.body : msg.end])
             return False
         reply, queues = msg.route()

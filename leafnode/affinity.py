@@ -19,6 +19,11 @@ two together need more than one CPU, at least one of them gets half of it or
 more, and so moves. A burst should not wait for the next sample: a reader
 whose ``recv`` returned a quarter of its buffer or more (input is queueing
 up) calls ``backlog_seen``, and a process on the shared CPU spreads at once.
+Nor does a busy process gather while its input queues up: spread, a sample
+with a backlog reads as no quieter than the one before it (on a busy machine
+a process short of CPU measures little use exactly when it is behind;
+gathering it then flapped the router between the shared CPU and the rest in
+the middle of a stream of hub messages).
 Requests one at a time are a few hundred bytes, so they never trigger it.
 
 The shared CPU is the highest one the process may run on, so the router and
@@ -68,9 +73,15 @@ GATHER_BELOW: Final = 0.2
 
 
 class _Backlog:
-    """The event ``keep_placement`` waits on while on the shared CPU (else ``None``)."""
+    """What ``backlog_seen`` tells ``keep_placement``.
+
+    ``event``: what it waits on while on the shared CPU (else ``None``);
+    ``seen``: a backlog came since its last sample, wherever it runs
+    (``Placement.target``'s ``backlog``).
+    """
 
     event: trio.Event | None = None
+    seen = False
 
 
 def backlog_seen() -> None:
@@ -78,6 +89,7 @@ def backlog_seen() -> None:
 
     Cheap enough for a read loop: an attribute test when nobody waits.
     """
+    _Backlog.seen = True
     event = _Backlog.event
     if event is not None:
         event.set()
@@ -91,7 +103,7 @@ def data_path_cpu(settings: Settings) -> CpuSetting:
 class Placement:
     """The CPU set a data-path process should run on (no I/O: fed CPU use, returns sets)."""
 
-    __slots__ = ("allowed", "current", "home", "warned")
+    __slots__ = ("allowed", "current", "home", "last", "warned")
 
     def __init__(self, allowed: frozenset[int]) -> None:
         self.allowed = allowed
@@ -100,12 +112,24 @@ class Placement:
         self.current = allowed
         """Where it runs now."""
         self.warned = False
+        # The CPU use of the sample before (``target``'s backlog rule).
+        self.last: float | None = None
 
-    def target(self, setting: CpuSetting, usage: float | None) -> frozenset[int]:
+    def target(
+        self, setting: CpuSetting, usage: float | None, *, backlog: bool = False
+    ) -> frozenset[int]:
         """Where to run, given the setting and the CPU use of the last sample.
 
         ``usage`` is ``None`` before the first sample (at start and after a
         change of setting): an ``auto`` process then starts on the shared CPU.
+        ``backlog``: a read during the sample found input queueing up
+        (``backlog_seen``). On the shared CPU that spreads the process at
+        once (the window may be too short to tell its use). Spread, the sample
+        then reads as no quieter than the one before it: a busy process short
+        of CPU on a busy machine measures little use exactly when its input
+        queues up, and gathering it then only starves it further; a process
+        that stays light while its peer writes in large pieces (the uplink
+        relaying the router's runs) still gathers.
         """
         if setting == "off" or len(self.allowed) < 2:
             return self.allowed
@@ -121,10 +145,13 @@ class Placement:
                     _cpu_list(self.allowed),
                 )
             return self.allowed
+        last, self.last = self.last, usage
         if usage is None:
             return self.home
         if self.current == self.home:
-            return self.allowed if usage > SPREAD_ABOVE else self.home
+            return self.allowed if backlog or usage > SPREAD_ABOVE else self.home
+        if backlog and last is not None:
+            usage = max(usage, last)
         return self.home if usage < GATHER_BELOW else self.current
 
 
@@ -143,13 +170,14 @@ async def keep_placement(setting: Callable[[], CpuSetting]) -> None:
     placement = Placement(frozenset(os.sched_getaffinity(0)))
     last_setting: CpuSetting | None = None
     usage: float | None = None
+    backlog_in_sample = False
     cpu, now = time.process_time(), time.monotonic()
     while True:
         wanted = setting()
         if wanted != last_setting:
             usage = None
             last_setting = wanted
-        target = placement.target(wanted, usage)
+        target = placement.target(wanted, usage, backlog=backlog_in_sample)
         if target != placement.current:
             try:
                 os.sched_setaffinity(0, target)
@@ -172,5 +200,4 @@ async def keep_placement(setting: Callable[[], CpuSetting]) -> None:
         cpu_before, before = cpu, now
         cpu, now = time.process_time(), time.monotonic()
         usage = (cpu - cpu_before) / max(now - before, 1e-6)
-        if backlog is not None and backlog.is_set():
-            usage = max(usage, 1.0)  # busy by definition; the window may be too short to tell
+        backlog_in_sample, _Backlog.seen = _Backlog.seen, False

@@ -32,6 +32,41 @@ def test_auto_spreads_when_busy_and_gathers_when_quiet_with_hysteresis() -> None
     assert placement.target("auto", middle) == HOME
 
 
+def test_a_backlog_keeps_a_busy_process_spread_through_a_starved_sample() -> None:
+    """Spread, a sample with a backlog reads as no quieter than the one before it."""
+    placement = Placement(ALL)
+    placement.current = ALL
+    busy = SPREAD_ABOVE - 0.05
+    starved = GATHER_BELOW / 2
+    assert placement.target("auto", busy) == ALL
+    # Behind and short of CPU: it stays spread...
+    assert placement.target("auto", starved, backlog=True) == ALL
+    # ...but two starved samples in a row read as quiet.
+    assert placement.target("auto", starved, backlog=True) == HOME
+    # The same starved sample without a backlog gathers it at once.
+    placement = Placement(ALL)
+    placement.current = ALL
+    placement.target("auto", busy)
+    assert placement.target("auto", starved) == HOME
+
+
+def test_a_light_process_with_large_reads_still_gathers() -> None:
+    """The uplink relaying the router's runs: large reads, little CPU."""
+    placement = Placement(ALL)
+    placement.current = ALL
+    light = GATHER_BELOW / 4
+    placement.target("auto", light, backlog=True)
+    assert placement.target("auto", light, backlog=True) == HOME
+
+
+def test_a_backlog_on_the_shared_cpu_spreads_at_once() -> None:
+    placement = Placement(ALL)
+    assert placement.target("auto", None, backlog=True) == HOME
+    placement.current = HOME
+    assert placement.target("auto", 0.0, backlog=True) == ALL
+    assert placement.target("auto", 0.0) == HOME
+
+
 def test_off_and_a_single_cpu_leave_the_kernel_in_charge() -> None:
     assert Placement(ALL).target("off", None) == ALL
     assert Placement(ALL).target("off", 0.0) == ALL

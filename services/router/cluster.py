@@ -5,11 +5,27 @@ Theory of operation (nats-server ``server/route.go``; the wire forms are in
 
 Listener and dialers
     ``cluster { listen }`` accepts routes; every URL of ``cluster { routes }``
-    is an *explicit* route, dialed until it answers and dialed again one
-    second (plus up to 100 ms of jitter, so two nodes dialing each other do
-    not keep colliding) after its peer is gone. A route named by gossip is
-    *implicit*: dialed ``connect_retries`` + 1 times at most, never again once
-    its peer is gone (the peer, coming back, dials its own seeds).
+    is an *explicit* route, dialed until it answers. A route named by
+    gossip is *implicit*: dialed ``connect_retries`` + 1 times at most.
+
+Lost routes and duplicates (nats-server's ``handleDuplicateRoute``,
+``upgradeRouteToSolicited`` and the reconnect in ``closeConnection``)
+    Two nodes that dial each other at the same instant (both ways explicit,
+    or gossip racing a configured route) may each place its own route
+    first and close the other's as a duplicate: each side keeps a
+    connection the other just closed. So a duplicate that we dialed leaves
+    its URL (and explicitness) to the route kept in its place, and a route
+    we accepted takes the URL of any route we dialed to the same peer: a
+    pool either side dialed is the dialer's to keep full. Whenever a route
+    with a URL is lost, it is dialed again while the peer's pool has a free
+    slot: after up to 100 ms (plus one second for an explicit route), plus
+    half a second on the node with the larger server id, so after a
+    collision between two of our nodes the smaller one redials first and
+    the other finds the pool full; with nats-server (which draws its own
+    0-100 ms) a repeated collision is only less likely, and each one is
+    redialed again. An explicit route redials until it answers; an
+    implicit one ``connect_retries`` + 1 times. A duplicate itself is never
+    redialed (its URL lives on in the kept route).
 
 Peers and pools
     Each peer server (by server id) gets a *pool* of routes, of the larger of
@@ -88,6 +104,10 @@ ROUTE_RECONNECT_DELAY_S: Final = 1.0
 # Random extra delay before a redial: two nodes that dial each other and
 # each keep the other's connection as a duplicate must not collide forever.
 ROUTE_JITTER_S: Final = 0.1
+# Extra delay before the node with the larger server id redials a lost
+# route: after a collision between two of our nodes, the other one redials
+# first and this one then finds the pool full (module doc).
+ROUTE_DEFER_S: Final = 0.5
 # nats-server's DEFAULT_ROUTE_DIAL.
 ROUTE_DIAL_TIMEOUT_S: Final = 1.0
 # The route protocol level we announce (nats-server's RouteProtoInfo: INFO
@@ -116,6 +136,14 @@ class Peer:
         if account == SYSTEM_ACCOUNT and len(self.slots) > 1:
             return None  # a pooling peer routes $SYS on its dedicated route only
         return self.slots[route_pool_index(len(self.slots), account)]
+
+
+def _take_url(conn: RouteConnection, url: str, *, explicit: bool) -> None:
+    """``conn`` is dialed again at ``url`` once lost; an explicit URL wins over a gossiped one."""
+    if conn.redial_url is None or (explicit and not conn.redial_explicit):
+        conn.redial_url = url
+    if explicit:
+        conn.redial_explicit = True
 
 
 def _nuid() -> str:
@@ -150,11 +178,10 @@ class Cluster:
         self.pool_size = settings.pool_size
         self.peers: dict[str, Peer] = {}
         self.conns: set[RouteConnection] = set()
-        # Explicit route URL -> the peer it reached (so it is not dialed twice).
-        self.url_peer: dict[str, str] = {}
+        # Lost routes dialed again (tests read it).
+        self.redials = 0
         self.port = settings.port
         self._rid = 0
-        self._changed = trio.Event()
         self._nursery: trio.Nursery | None = None
         self._dialing: set[str] = set()
         # Configured routes that reached this very node.
@@ -192,7 +219,7 @@ class Cluster:
             self.listening.set()
             task_status.started()
             for url in settings.routes:
-                nursery.start_soon(self._solicit_explicit, url)
+                nursery.start_soon(self._redial, url, True, None)
 
     async def _accept_loop(self, listener: trio.SocketListener) -> None:
         assert self._nursery is not None
@@ -228,6 +255,70 @@ class Cluster:
         finally:
             self.conns.discard(conn)
             self.unregister(conn)
+            self._after_close(conn)
+
+    def redial_plan(self, conn: RouteConnection) -> tuple[str, bool, float] | None:
+        """Whether a closed route is dialed again: (URL, explicit, delay), or None.
+
+        The module doc's rule: a route with a URL that is no duplicate;
+        one that never reached a peer only when explicit (a dial that
+        failed its handshake, tried again each second).
+        """
+        url = conn.redial_url
+        if url is None or conn.no_redial or url in self._self_urls:
+            return None
+        explicit = conn.redial_explicit
+        if not conn.remote_id:
+            return (url, True, ROUTE_CONNECT_DELAY_S) if explicit else None
+        delay = random.random() * ROUTE_JITTER_S
+        if explicit:
+            delay += ROUTE_RECONNECT_DELAY_S
+        if self.server.server_id > conn.remote_id:
+            delay += ROUTE_DEFER_S
+        return url, explicit, delay
+
+    def _after_close(self, conn: RouteConnection) -> None:
+        plan = self.redial_plan(conn)
+        if plan is None or self._nursery is None:
+            return
+        url, explicit, delay = plan
+        log.debug("%s - Attempting reconnect for route %s", conn, redact_url(url))
+        self._nursery.start_soon(self._redial, url, explicit, conn.remote_id or None, delay)
+
+    def has_free_slot(self, server_id: str) -> bool:
+        """Whether a route to ``server_id`` is missing (no peer, or a free pool slot)."""
+        peer = self.peers.get(server_id)
+        return peer is None or any(c is None for c in peer.slots)
+
+    async def _redial(
+        self, url: str, explicit: bool, server_id: str | None, delay: float = 0.0
+    ) -> None:
+        """Dial ``url`` while ``server_id``'s pool has a free slot, then serve the route.
+
+        ``server_id`` None: a seed route, dialed until it answers. An
+        explicit route is dialed until it answers, an implicit one
+        ``connect_retries`` + 1 times. What happens once the route closes
+        is ``_after_close``'s.
+        """
+        if delay:
+            await trio.sleep(delay)
+            self.redials += 1
+        attempts = 0
+        while url not in self._self_urls:
+            if server_id is not None and not self.has_free_slot(server_id):
+                return
+            conn = await self._dial(url, implicit=not explicit)
+            if conn is not None:
+                await self._run(conn)
+                return
+            attempts += 1
+            if not explicit and attempts > self.settings.connect_retries:
+                return
+            if attempts == 1 or attempts % 30 == 0:
+                log.error(
+                    "Error trying to connect to route %s (attempt %d)", redact_url(url), attempts
+                )
+            await trio.sleep(ROUTE_CONNECT_DELAY_S)
 
     async def _dial(self, url: str, *, implicit: bool) -> RouteConnection | None:
         parts = urlsplit(url)
@@ -249,29 +340,6 @@ class Cluster:
         log.info("%s - Route connection created", conn)
         return conn
 
-    async def _solicit_explicit(self, url: str) -> None:
-        """Keep one peer reached through ``url``, for as long as the node runs."""
-        attempts = 0
-        while url not in self._self_urls:
-            peer_id = self.url_peer.get(url)
-            if peer_id is not None and peer_id in self.peers:
-                await self._wait_change()
-                continue
-            conn = await self._dial(url, implicit=False)
-            if conn is None:
-                attempts += 1
-                if attempts == 1 or attempts % 30 == 0:
-                    log.error(
-                        "Error trying to connect to route %s (attempt %d)",
-                        redact_url(url),
-                        attempts,
-                    )
-                await trio.sleep(ROUTE_CONNECT_DELAY_S)
-                continue
-            attempts = 0
-            await self._run(conn)
-            await trio.sleep(ROUTE_RECONNECT_DELAY_S + random.random() * ROUTE_JITTER_S)
-
     async def _solicit_implicit(self, url: str, server_id: str) -> None:
         """Dial a route gossip named: ``connect_retries`` + 1 attempts."""
         try:
@@ -286,18 +354,6 @@ class Cluster:
                     return
         finally:
             self._dialing.discard(server_id)
-
-    async def _fill_one(self, url: str, implicit: bool) -> None:
-        conn = await self._dial(url, implicit=implicit)
-        if conn is not None:
-            await self._run(conn)
-
-    async def _wait_change(self) -> None:
-        await self._changed.wait()
-
-    def _signal_change(self) -> None:
-        self._changed.set()
-        self._changed = trio.Event()
 
     # --------------------------------------------------------------- handshake
 
@@ -381,6 +437,7 @@ class Cluster:
             # too, as nats-server's allow): never dialed again.
             if conn.url is not None:
                 self._self_urls.add(conn.url)
+            conn.no_redial = True
             log.debug("%s - Detected route to self, ignoring %s", conn, redact_url(conn.url or ""))
             conn.close("Duplicate Route")
             return
@@ -398,8 +455,6 @@ class Cluster:
                 )
                 conn.close("Cluster Name Conflict")
                 return
-        if conn.url is not None and not conn.implicit:
-            self.url_peer[conn.url] = info.server_id
         conn.link.established()
         self._place(conn, info)
 
@@ -421,7 +476,7 @@ class Cluster:
             if peer is None:
                 peer = Peer(info, size)
             if info.route_account in peer.dedicated:
-                conn.close("Duplicate Route")
+                self._duplicate(conn, peer.dedicated[info.route_account])
                 return
             peer.dedicated[info.route_account] = conn
             conn.account = info.route_account
@@ -445,13 +500,14 @@ class Cluster:
                     conn.link.close_after_flush("Protocol Violation")
                     return
                 if peer.slots[idx] is not None:
-                    idx = -1
+                    self._duplicate(conn, peer.slots[idx])
+                    return
             if idx < 0:
-                log.debug("%s - Detected duplicate remote route %s", conn, info.server_id)
-                conn.close("Duplicate Route")
+                self._duplicate(conn, None)
                 return
             peer.slots[idx] = conn
             conn.pool_idx = idx
+            self._share_url(peer, conn)
         self.peers[info.server_id] = peer
         conn.registered = True
         if conn.solicited:
@@ -470,7 +526,36 @@ class Cluster:
         if conn.solicited and conn.account is None and any(c is None for c in peer.slots):
             conn.fill_on_pong = True
             conn.outbound.write(PING)
-        self._signal_change()
+
+    def _duplicate(self, conn: RouteConnection, kept: RouteConnection | None) -> None:
+        """Close ``conn``, a duplicate of ``kept`` (None: the pool is full).
+
+        nats-server's handleDuplicateRoute: the peer may have kept ``conn``
+        and closed ``kept`` at the same instant, so ``kept`` takes
+        ``conn``'s URL to dial the peer again if it is lost (module doc).
+        """
+        log.debug("%s - Detected duplicate remote route %s", conn, conn.remote_id)
+        conn.no_redial = True
+        if kept is not None and conn.redial_url is not None:
+            _take_url(kept, conn.redial_url, explicit=conn.redial_explicit)
+        conn.close("Duplicate Route")
+
+    @staticmethod
+    def _share_url(peer: Peer, conn: RouteConnection) -> None:
+        """A pool either side dialed is redialed by us if we dialed any of it.
+
+        nats-server's hasSolicitedRoute/upgradeRouteToSolicited: a route we
+        dialed gives its URL to the pool's accepted routes; an accepted one
+        takes the URL of a route we dialed.
+        """
+        pool = [c for c in peer.slots if c is not None]
+        if conn.redial_url is not None:
+            for other in pool:
+                _take_url(other, conn.redial_url, explicit=conn.redial_explicit)
+            return
+        source = next((c for c in pool if c.redial_url is not None), None)
+        if source is not None and source.redial_url is not None:
+            _take_url(conn, source.redial_url, explicit=source.redial_explicit)
 
     def fill_pool(self, conn: RouteConnection) -> None:
         """The PONG after a placed pooled route: dial the pool's next route."""
@@ -478,7 +563,7 @@ class Cluster:
         if peer is None or conn.url is None or self._nursery is None:
             return
         if any(c is None for c in peer.slots):
-            self._nursery.start_soon(self._fill_one, conn.url, conn.implicit)
+            self._nursery.start_soon(self._redial, conn.url, not conn.implicit, peer.server_id)
 
     def _send_interest(self, peer: Peer, conn: RouteConnection) -> None:
         lines: list[bytes] = []
@@ -574,7 +659,6 @@ class Cluster:
             del self.peers[conn.remote_id]
             log.info("Route to %s (%s) is gone", peer.info.server_name, peer.server_id)
             self.server.cluster_urls_changed()
-        self._signal_change()
 
     # ---------------------------------------------------------------- interest
 

@@ -114,6 +114,13 @@ class RouteConnection:
         self.url = url
         self.solicited = url is not None
         self.implicit = implicit
+        # Who dials this route again once it is lost (nats-server's
+        # didSolicit/url/routeType after upgradeRouteToSolicited): the URL we
+        # dialed, or one a duplicate of ours left with it (``Cluster``'s
+        # module doc); ``no_redial``: a duplicate, or a route to ourselves.
+        self.redial_url = url
+        self.redial_explicit = url is not None and not implicit
+        self.no_redial = False
         self.parser = Parser(Kind.ROUTE, max_payload=settings.max_payload)
         auth = not self.solicited and cluster.settings.user is not None
         # nats-server's default: the TLS timeout + 1 s on a TLS route, else 2 s.

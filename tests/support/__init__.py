@@ -24,6 +24,7 @@ from ._procs import (
     wait_for_port,
 )
 from ._proxy import FAULT_KINDS, FaultKind, FaultProxy
+from ._route_gate import GatePair, RouteGate
 from ._site import ApiProcess as ApiProcess
 from ._site import SiteProcess as SiteProcess
 from ._site import http_get as http_get
@@ -55,12 +56,14 @@ __all__ = [
     "FaultKind",
     "FaultProxy",
     "Figures",
+    "GatePair",
     "HubProcess",
     "HubSubscriber",
     "LineSocket",
     "NatsServerProcess",
     "OperatorKeys",
     "PgCluster",
+    "RouteGate",
     "RouterProcess",
     "ServiceProcess",
     "SiteChaosRun",

@@ -487,6 +487,7 @@ class Cluster:
                 peer = Peer(info, size)
             elif len(peer.slots) < size:
                 peer.slots.extend([None] * (size - len(peer.slots)))
+            self._share_url(peer, conn)
             if conn.solicited:
                 idx = next((i for i, c in enumerate(peer.slots) if c is None), -1)
             else:
@@ -507,7 +508,6 @@ class Cluster:
                 return
             peer.slots[idx] = conn
             conn.pool_idx = idx
-            self._share_url(peer, conn)
         self.peers[info.server_id] = peer
         conn.registered = True
         if conn.solicited:

@@ -69,7 +69,13 @@ def encode_rlsub(
 def encode_rlunsub(
     origin: bytes, account: bytes | None, subject: bytes, queue: bytes | None = None
 ) -> bytes:
-    """``LS- <origin> [acc] <subject> [<queue>]\\r\\n`` (the peer said ``lnocu``)."""
+    """``LS- <origin> [acc] <subject> [<queue>]\\r\\n`` (the peer said ``lnocu``).
+
+    ``origin`` empty: ``LS- [acc] <subject> [<queue>]``, what a peer that said
+    ``lnoc`` but not ``lnocu`` reads (nats-server's addRouteSubOrUnsubProtoToBuf).
+    """
+    if not origin:
+        return b"LS- " + encode_runsub(account, subject, queue)[4:]
     return b"LS- %b %b" % (origin, encode_runsub(account, subject, queue)[4:])
 
 

@@ -76,6 +76,8 @@ from leafnode.proto import (
     RouteConnect,
     RouteInfo,
     encode_err,
+    encode_rlsub,
+    encode_rlunsub,
     encode_route_connect,
     encode_route_info,
     encode_rsub,
@@ -566,13 +568,23 @@ class Cluster:
             self._nursery.start_soon(self._redial, conn.url, not conn.implicit, peer.server_id)
 
     def _send_interest(self, peer: Peer, conn: RouteConnection) -> None:
+        """A new route's ``RS+`` (and ``LS+`` of leaf clusters, leaforigin.py) for its accounts."""
         lines: list[bytes] = []
+        lnoc = peer.info.lnoc
         for account in self.server.accounts.values():
             if peer.conn_for(account.name) is not conn:
                 continue
             acc = None if conn.pinned else account.name_bytes
             for subject, queue, count in account.interest.counts():
-                lines.append(encode_rsub(acc, subject, queue, count if queue else None))
+                if lnoc:
+                    count -= account.origins.share(subject, queue)
+                if count > 0:
+                    lines.append(encode_rsub(acc, subject, queue, count if queue else None))
+            if lnoc:
+                for (origin, subject, queue), count in account.origins.counts.items():
+                    lines.append(
+                        encode_rlsub(origin, acc, subject, queue, count if queue else None)
+                    )
         if lines:
             conn.outbound.write(b"".join(lines))
 
@@ -666,17 +678,50 @@ class Cluster:
         """``RouteSink``: tell every peer the account's new count of a key."""
         if not self.peers:
             return
-        count = account.interest.count(subject, queue)
+        local = account.local_count(subject, queue)
+        total = account.interest.count(subject, queue)
         name = account.name
         for peer in self.peers.values():
             conn = peer.conn_for(name)
             if conn is None or not conn.registered:
                 continue
             acc = None if conn.pinned else account.name_bytes
+            # A peer without lnoc hears leaf clusters' interest as ours.
+            count = local if peer.info.lnoc else total
             if count:
                 conn.outbound.write(encode_rsub(acc, subject, queue, count if queue else None))
             else:
                 conn.outbound.write(encode_runsub(acc, subject, queue))
+
+    def leaf_interest_changed(
+        self, account: Account, origin: bytes, subject: bytes, queue: bytes | None, old: int
+    ) -> None:
+        """``RouteSink``: leaf cluster ``origin``'s count of a key changed (leaforigin.py)."""
+        if not self.peers:
+            return
+        new = account.origins.counts.get((origin, subject, queue), 0)
+        if new == old or (queue is None and old and new):
+            return  # a plain key is told when it comes and when it goes
+        name = account.name
+        for peer in self.peers.values():
+            conn = peer.conn_for(name)
+            if conn is None or not conn.registered:
+                continue
+            acc = None if conn.pinned else account.name_bytes
+            if not peer.info.lnoc:
+                total = account.interest.count(subject, queue)
+                if total:
+                    conn.outbound.write(encode_rsub(acc, subject, queue, total if queue else None))
+                else:
+                    conn.outbound.write(encode_runsub(acc, subject, queue))
+            elif new:
+                conn.outbound.write(
+                    encode_rlsub(origin, acc, subject, queue, new if queue else None)
+                )
+            else:
+                # LS- names the origin only to a peer that said lnocu.
+                lunsub_origin = origin if peer.info.lnocu else b""
+                conn.outbound.write(encode_rlunsub(lunsub_origin, acc, subject, queue))
 
     # -------------------------------------------------------------- monitoring
 

@@ -133,6 +133,7 @@ class LeafConnection:
         # LeafPeer: the keys it declared, and what we told it.
         self.own: dict[Key, LeafSub] = {}
         self.sent: dict[Key, int] = {}
+        self.cluster = b""
         # BufferOrigin: the store batch of our latest buffered message.
         self.buffer_batch = 0
         self.verbose = False
@@ -377,6 +378,7 @@ class LeafConnection:
     def _bind(self, accepted: Accepted) -> None:
         self.accepted = accepted
         self.headers = accepted.headers
+        self.cluster = accepted.cluster.encode()
         if accepted.deny_pub:
             # Its remote's deny_imports: never send it these (§4.3).
             deny = tuple(d.encode() for d in accepted.deny_pub)

@@ -62,6 +62,8 @@ class LeafPeer(Protocol):
     # The keys it declared, and the weight we last advertised to it per key.
     own: dict[Key, LeafSub]
     sent: dict[Key, int]
+    # The cluster its CONNECT named (b"": none), its interest's origin (leaforigin.py).
+    cluster: bytes
 
     def send_interest(self, line: bytes) -> None: ...
 
@@ -90,22 +92,25 @@ class LeafSub:
         return f"LeafSub({self.subject!r}, {self.queue!r}, {self.weight})"
 
 
-def _pick(members: tuple[LeafSub, ...], origin: object) -> LeafSub | None:
-    """One member, at random in proportion to its weight (nats-server 2.10+), not ``origin``."""
-    total = 0
-    for sub in members:
-        if sub.leaf is not origin:
-            total += sub.weight
+def _pick(members: tuple[LeafSub, ...], origin: object, cluster: bytes) -> LeafSub | None:
+    """One member, at random in proportion to its weight (nats-server 2.10+).
+
+    Never ``origin``'s, nor one of leaf cluster ``cluster`` (when set).
+    """
+    allowed = [
+        sub
+        for sub in members
+        if sub.leaf is not origin and not (cluster and sub.leaf.cluster == cluster)
+    ]
+    total = sum(sub.weight for sub in allowed)
     if total <= 0:
         return None
     point = random() * total
-    for sub in members:
-        if sub.leaf is origin:
-            continue
+    for sub in allowed:
         point -= sub.weight
         if point < 0:
             return sub
-    return next((s for s in reversed(members) if s.leaf is not origin), None)
+    return allowed[-1]
 
 
 class AccountLeafs:
@@ -163,6 +168,13 @@ class AccountLeafs:
         line = account.interest.add_weight(subject, queue, delta)
         if line is not None and account.hub_sink is not None:
             account.hub_sink.write(line)
+        if leaf.cluster:
+            # The routes hear it as the leaf cluster's (leaforigin.py).
+            old = account.origins.change(leaf.cluster, subject, queue, delta)
+            if account.route_sink is not None:
+                account.route_sink.leaf_interest_changed(account, leaf.cluster, subject, queue, old)
+        else:
+            account.local_interest_changed(subject, queue, delta)
         self.refresh(subject, queue, skip=leaf)
 
     def refresh(self, subject: bytes, queue: bytes | None, skip: object = None) -> None:
@@ -214,10 +226,12 @@ class AccountLeafs:
         data: bytes,
         served: set[bytes],
         named: tuple[bytes, ...] | None,
+        cluster: bytes = b"",
     ) -> int:
         """Send a message to the leafs that want it; returns how many got it.
 
-        ``origin`` (a leaf, or None) gets nothing. ``served``: the groups a
+        ``origin`` (a leaf, or None) gets nothing, nor, when ``cluster`` is
+        set, a leaf of that cluster (a routed ``LMSG``'s origin). ``served``: the groups a
         nearer tier served; a group picked here is added. ``named``: only
         these groups may be served (a message from the hub or a leaf names
         its groups); None: any (a local publish).
@@ -227,13 +241,16 @@ class AccountLeafs:
             return 0
         targets: dict[LeafPeer, list[bytes]] = {}
         for sub in result.psubs:
-            if sub.leaf is not origin and sub.leaf not in targets:
-                targets[sub.leaf] = []
+            leaf = sub.leaf
+            if leaf is not origin and leaf not in targets:
+                if cluster and leaf.cluster == cluster:
+                    continue
+                targets[leaf] = []
         for members in result.qsubs:
             name = members[0].queue or b""
             if name in served or (named is not None and name not in named):
                 continue
-            chosen = _pick(members, origin)
+            chosen = _pick(members, origin, cluster)
             if chosen is None:
                 continue
             served.add(name)

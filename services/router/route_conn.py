@@ -245,7 +245,13 @@ class RouteConnection:
         elif kind is RLMsg:
             assert isinstance(event, RLMsg)
             self._deliver(
-                event.account, event.subject, event.reply, event.queues, event.hdr_len, event.data
+                event.account,
+                event.subject,
+                event.reply,
+                event.queues,
+                event.hdr_len,
+                event.data,
+                event.origin,
             )
         elif kind is RSub or kind is RLSub:
             assert isinstance(event, RSub | RLSub)
@@ -284,13 +290,14 @@ class RouteConnection:
         queues: tuple[bytes, ...],
         hdr_len: int,
         data: bytes,
+        leaf_origin: bytes = b"",
     ) -> None:
-        """A peer's message for local subscribers (hot path)."""
+        """A peer's message for local subscribers (hot path); ``leaf_origin``: see leaforigin.py."""
         self.in_msgs += 1
         self.in_bytes += len(data)
         account = self._accounts.get(account_name)
         if account is not None:
-            route_from_hub(account, subject, reply, queues, hdr_len, data)
+            route_from_hub(account, subject, reply, queues, hdr_len, data, leaf_origin)
 
     def _on_rmsg(
         self, account_name: bytes, subject: bytes, reply: bytes | None, data: bytes

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Protocol
 from leafnode.sublist import Sublist
 
 from .interest import HubInterest, LocalInterest
+from .leaforigin import OriginInterest
 from .route_interest import RouteInterest, send_routed
 
 if TYPE_CHECKING:
@@ -121,6 +122,7 @@ class LeafFanout(Protocol):
         data: bytes,
         served: set[bytes],
         named: tuple[bytes, ...] | None,
+        cluster: bytes = b"",
     ) -> int: ...
 
     def refresh(self, subject: bytes, queue: bytes | None, skip: object = None) -> None: ...
@@ -131,6 +133,11 @@ class RouteSink(Protocol):
 
     def interest_changed(self, account: Account, subject: bytes, queue: bytes | None) -> None:
         """The local count of ``(subject, queue)`` changed: tell the peers."""
+
+    def leaf_interest_changed(
+        self, account: Account, origin: bytes, subject: bytes, queue: bytes | None, old: int
+    ) -> None:
+        """Leaf cluster ``origin``'s count of a key changed from ``old`` (leaforigin.py)."""
 
 
 class Subscription:
@@ -170,6 +177,7 @@ class Account:
         "leafs",
         "name",
         "name_bytes",
+        "origins",
         "route_sink",
         "routes",
         "store_link",
@@ -196,15 +204,30 @@ class Account:
         # changes go to it (None: no cluster).
         self.routes = RouteInterest()
         self.route_sink: RouteSink | None = None
+        # The part of ``interest`` that leafs naming a cluster hold (leaforigin.py).
+        self.origins = OriginInterest()
+
+    def local_count(self, subject: bytes, queue: bytes | None) -> int:
+        """A key's count as a route's ``RS+`` says it: leaf clusters' shares left out."""
+        return self.interest.count(subject, queue) - self.origins.share(subject, queue)
+
+    def local_interest_changed(self, subject: bytes, queue: bytes | None, delta: int) -> None:
+        """Tell the routes when the ``RS+`` count of a key changed as they see it.
+
+        A plain key when it comes (0 -> 1) or goes (1 -> 0), a queue key on
+        every change (its weight), as nats-server's route sub counting.
+        """
+        if self.route_sink is None or not delta:
+            return
+        if queue is not None or self.local_count(subject, None) == (1 if delta > 0 else 0):
+            self.route_sink.interest_changed(self, subject, queue)
 
     def add_subscription(self, sub: Subscription) -> None:
         self.sublist.insert(sub)
         line = self.interest.add(sub.subject, sub.queue)
-        if line is not None:
-            if self.hub_sink is not None:
-                self.hub_sink.write(line)
-            if self.route_sink is not None:
-                self.route_sink.interest_changed(self, sub.subject, sub.queue)
+        if line is not None and self.hub_sink is not None:
+            self.hub_sink.write(line)
+        self.local_interest_changed(sub.subject, sub.queue, 1)
         if self.leafs is not None:
             self.leafs.refresh(sub.subject, sub.queue)
 
@@ -212,11 +235,9 @@ class Account:
         if not self.sublist.remove(sub):
             return False
         line = self.interest.remove(sub.subject, sub.queue)
-        if line is not None:
-            if self.hub_sink is not None:
-                self.hub_sink.write(line)
-            if self.route_sink is not None:
-                self.route_sink.interest_changed(self, sub.subject, sub.queue)
+        if line is not None and self.hub_sink is not None:
+            self.hub_sink.write(line)
+        self.local_interest_changed(sub.subject, sub.queue, -1)
         if self.leafs is not None:
             self.leafs.refresh(sub.subject, sub.queue)
         return True
@@ -404,8 +425,13 @@ def route_from_hub(
     queues: tuple[bytes, ...],
     hdr_len: int,
     data: bytes,
+    leaf_origin: bytes = b"",
 ) -> int:
-    """Deliver a message the hub sent: plain subscribers, plus one member per named group."""
+    """Deliver a message the hub sent: plain subscribers, plus one member per named group.
+
+    ``leaf_origin``: the leaf cluster a routed message came from (``LMSG``),
+    whose leafs here do not get it (leaforigin.py).
+    """
     delivered = 0
     result = account.sublist.match(subject)
     for sub in result.psubs:
@@ -432,6 +458,6 @@ def route_from_hub(
     if account.leafs is not None:
         # Downstream leafs: plain interest, and named groups nobody here took.
         delivered += account.leafs.route(
-            None, subject, reply, hdr_len, data, served or set(), queues
+            None, subject, reply, hdr_len, data, served or set(), queues, leaf_origin
         )
     return delivered

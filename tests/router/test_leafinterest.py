@@ -21,6 +21,7 @@ class Leaf:
     def __init__(self) -> None:
         self.own: dict[Key, LeafSub] = {}
         self.sent: dict[Key, int] = {}
+        self.cluster = b""
         self.lines: list[bytes] = []
         self.msgs: list[tuple[bytes, tuple[bytes, ...]]] = []
         self.buffer_batch = 0

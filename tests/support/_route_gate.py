@@ -7,7 +7,8 @@ each accepted connection to the target's route port, in the test's own
 asyncio loop. A node that lists the gate's URL in its ``routes`` dials the
 target through it, so the gate counts the routes between the two nodes
 (``open_links``), knows each one's pool index (from the dialer's INFO,
-``route_pool_idx``) and can cut one (``cut``).
+``route_pool_idx``), can cut one (``cut``) and keeps what the target node
+sent (``sent_by_target``).
 
 Collisions: two gates built with the same ``GatePair`` hold the dialer's
 INFO (the line that makes the accepting node place the route) of their
@@ -53,6 +54,8 @@ class _Link:
     # A route dedicated to one account (2.15's $SYS route), else "".
     account: str = ""
     closed: bool = False
+    # What the accepting node sent on it (``RouteGate.sent_by_target``).
+    from_target: bytearray = field(default_factory=bytearray)
 
 
 class RouteGate:
@@ -76,6 +79,10 @@ class RouteGate:
 
     def open_links(self) -> list[_Link]:
         return [link for link in self.links if not link.closed]
+
+    def sent_by_target(self) -> list[bytes]:
+        """Every line the target node sent on the routes through the gate, in order per route."""
+        return [line for link in self.links for line in bytes(link.from_target).split(b"\r\n")]
 
     def cut(self, pool_idx: int) -> int:
         """Close (FIN both ways) every open link at ``pool_idx``; how many."""
@@ -108,7 +115,7 @@ class RouteGate:
         self.links.append(link)
         for coro in (
             self._dialer_side(link, reader, t_writer),
-            self._pump(link, t_reader, writer),
+            self._pump(link, t_reader, writer, link.from_target),
         ):
             task = asyncio.create_task(coro)
             self._tasks.add(task)
@@ -142,10 +149,16 @@ class RouteGate:
             self._closed(link)
 
     async def _pump(
-        self, link: _Link, reader: asyncio.StreamReader, writer: asyncio.StreamWriter
+        self,
+        link: _Link,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        record: bytearray | None = None,
     ) -> None:
         try:
             while data := await reader.read(65536):
+                if record is not None:
+                    record += data
                 writer.write(data)
                 await writer.drain()
         except OSError:

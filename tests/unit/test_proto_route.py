@@ -32,6 +32,7 @@ from leafnode.proto import (
     RSub,
     RUnsub,
     encode_event,
+    encode_rlunsub,
     encode_rmsg,
     encode_route_connect,
     encode_route_event,
@@ -250,3 +251,9 @@ def test_pool_index_is_nats_servers() -> None:
     assert route_pool_index(1, "$G") == 0
     assert route_pool_index(-1, "ACC") == 0
     assert {route_pool_index(3, a) for a in ("A", "B", "C", "D", "E", "F")} <= {0, 1, 2}
+
+
+def test_an_ls_minus_names_its_origin_only_when_given_one() -> None:
+    assert encode_rlunsub(b"LC", b"$G", b"a", b"q") == b"LS- LC $G a q\r\n"
+    # For a peer that said lnoc but not lnocu (nats-server's addRouteSubOrUnsubProtoToBuf).
+    assert encode_rlunsub(b"", b"$G", b"a") == b"LS- $G a\r\n"

@@ -184,6 +184,11 @@ class Sink2:
     def interest_changed(self, account: Account, subject: bytes, queue: bytes | None) -> None:
         self.changes.append((subject, queue, account.interest.count(subject, queue)))
 
+    def leaf_interest_changed(
+        self, account: Account, origin: bytes, subject: bytes, queue: bytes | None, old: int
+    ) -> None:
+        raise AssertionError("no leaf here")
+
 
 def test_the_cluster_hears_of_each_change_it_must_announce() -> None:
     account = Account("$G")

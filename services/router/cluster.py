@@ -659,7 +659,10 @@ class Cluster:
         conn.registered = False
         for account in self.server.accounts.values():
             if account.routes.entries:
-                account.routes.drop_route(conn)
+                gone = account.routes.drop_route(conn)
+                if account.leafs is not None:
+                    for subject, queue in gone:
+                        account.leafs.refresh(subject, queue)
         peer = self.peers.get(conn.remote_id)
         if peer is None:
             return

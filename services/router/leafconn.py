@@ -224,7 +224,7 @@ class LeafConnection:
         self.in_msgs += 1
         self.in_bytes += len(data)
         if self.account is not None:
-            route_from_leaf(self, self.account, subject, reply, queues, hdr_len, data)
+            route_from_leaf(self, self.account, subject, reply, queues, hdr_len, data, self.cluster)
 
     def _apply(self, outcomes: Sequence[Outcome]) -> Awaitable[None] | None:
         for outcome in outcomes:

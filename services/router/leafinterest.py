@@ -130,7 +130,8 @@ class AccountLeafs:
         self.leafs.append(leaf)
         account = self.account
         leaf.send_interest(encode_lsub(account.lds))
-        for key in (*account.interest.keys(), *account.hub.entries, *self._buffered()):
+        routed = [pair for pair in account.routes.by_key if pair not in account.hub.entries]
+        for key in (*account.interest.keys(), *account.hub.entries, *routed, *self._buffered()):
             self._refresh_one(leaf, key)
 
     def detach(self, leaf: LeafPeer) -> None:
@@ -194,6 +195,9 @@ class AccountLeafs:
         hub = account.hub.entries.get(key)
         if hub is not None:
             want += hub.weight if queue is not None else 1
+        if account.routes.by_key:
+            # The other nodes' interest, but what this leaf's own cluster announced.
+            want += account.routes.weight_for(subject, queue, leaf.cluster)
         if queue is None and key in self._buffered():
             want += 1
         had = leaf.sent.get(key, 0)

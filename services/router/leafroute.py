@@ -12,7 +12,13 @@ leaf sends its hub, and as a local publish here otherwise:
    hub-bound ``LMSG``) when it has the group: nearest first at every tier;
 3. the store, for the account's buffered subjects, exactly as a local
    client's publish (``buffering.StoreLink``): the leaf is the publisher
-   whose next ``PING`` is answered once the message is committed.
+   whose next ``PING`` is answered once the message is committed;
+4. the other nodes of the cluster, before the hub: each route with matching
+   plain interest once, and each group the ``LMSG`` names that no nearer
+   member took to one peer drawn by weight (never one whose interest is
+   the leaf's own cluster's): as ``LMSG <leaf's cluster>`` to a peer that
+   reads it, so the peer does not give it back to that cluster
+   (leaforigin.py). A group a peer took is not the hub's.
 
 Nothing goes back to the leaf it came from.
 """
@@ -21,10 +27,12 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from .routing import _deliver, _pick
+from .route_interest import send_routed_from_leaf
+from .routing import _deliver, _draw, _pick
 
 if TYPE_CHECKING:
     from .buffering import BufferOrigin
+    from .route_interest import RouteTarget
     from .routing import Account
 
 __all__ = ["route_from_leaf"]
@@ -38,8 +46,12 @@ def route_from_leaf(
     queues: tuple[bytes, ...],
     hdr_len: int,
     data: bytes,
+    cluster: bytes = b"",
 ) -> int:
-    """Route one message from the downstream leaf ``origin``; returns how many got it."""
+    """Route one message from the downstream leaf ``origin``; returns how many got it.
+
+    ``cluster``: the cluster the leaf's CONNECT named (b"": none), its origin on the routes.
+    """
     delivered = 0
     result = account.sublist.match(subject)
     for sub in result.psubs:
@@ -59,6 +71,8 @@ def route_from_leaf(
                     delivered += 1
     if account.leafs is not None:
         delivered += account.leafs.route(origin, subject, reply, hdr_len, data, served, queues)
+    if account.routes.entries:
+        delivered += _to_routes(account, cluster, subject, reply, queues, served, hdr_len, data)
     sink = account.hub_sink
     if sink is not None and account.hub.entries:
         hub = account.hub.sublist.match(subject)
@@ -80,3 +94,33 @@ def route_from_leaf(
             account.store_link.append(origin, buffered, subject, reply, hdr_len, data, got)
             delivered += 1
     return delivered
+
+
+def _to_routes(
+    account: Account,
+    cluster: bytes,
+    subject: bytes,
+    reply: bytes | None,
+    queues: tuple[bytes, ...],
+    served: set[bytes],
+    hdr_len: int,
+    data: bytes,
+) -> int:
+    """Point 4 of the module doc; returns how many routes got it."""
+    remote = account.routes.sublist.match(subject)
+    targets: dict[RouteTarget, list[bytes]] = {}
+    for rsub in remote.psubs:
+        targets.setdefault(rsub.conn, [])
+    for group in remote.qsubs:
+        name = group[0].queue or b""
+        if name not in queues or name in served:
+            continue
+        peers = tuple(p for p in group if not (cluster and p.origin == cluster))
+        if peers:
+            served.add(name)
+            targets.setdefault(_draw(peers, sum(p.weight for p in peers)).conn, []).append(name)
+    for conn, names in targets.items():
+        send_routed_from_leaf(
+            conn, account.name_bytes, cluster, subject, reply, names, hdr_len, data
+        )
+    return len(targets)

@@ -159,6 +159,8 @@ class RouteConnection:
         self.account: str | None = None
         # Lines leave the account out (a route dedicated to one account).
         self.pinned = False
+        # The peer reads LS+/LMSG with an origin (its INFO's lnoc).
+        self.lnoc = False
         self.registered = False
         self.got_connect = self.solicited
         # Send the PING that starts the pool's next route; its PONG does.
@@ -259,12 +261,16 @@ class RouteConnection:
             if account is not None and self.registered:
                 origin = event.origin if isinstance(event, RLSub) else None
                 account.routes.add(self, origin, event.subject, event.queue, event.weight)
+                if account.leafs is not None:
+                    account.leafs.refresh(event.subject, event.queue)
         elif kind is RUnsub or kind is RLUnsub:
             assert isinstance(event, RUnsub | RLUnsub)
             account = self._accounts.get(event.account)
             if account is not None:
                 origin = event.origin if isinstance(event, RLUnsub) else None
                 account.routes.remove(self, origin, event.subject, event.queue)
+                if account.leafs is not None:
+                    account.leafs.refresh(event.subject, event.queue)
         elif kind is Ping:
             self.outbound.write(PONG)
         elif kind is Pong:
@@ -335,6 +341,7 @@ class RouteConnection:
             return
         if self.info is None:
             self.info = info
+            self.lnoc = info.lnoc
             self.remote_id = info.server_id
             self.remote_name = info.server_name
             self.cluster.first_info(self, info)

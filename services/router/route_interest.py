@@ -20,7 +20,7 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Protocol
 
-from leafnode.proto import RMSG_FRAME, encode_leaf_route, encode_rhmsg
+from leafnode.proto import RMSG_FRAME, encode_leaf_route, encode_rhmsg, encode_rlmsg
 from leafnode.sublist import Sublist
 
 if TYPE_CHECKING:
@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 
     from leafnode.link import Outbound
 
-__all__ = ["RouteInterest", "RouteSub", "RouteTarget", "send_routed"]
+__all__ = ["RouteInterest", "RouteSub", "RouteTarget", "send_routed", "send_routed_from_leaf"]
 
 
 class RouteTarget(Protocol):
@@ -37,6 +37,8 @@ class RouteTarget(Protocol):
     outbound: Outbound
     # Whether lines leave the account out (a route dedicated to one account).
     pinned: bool
+    # Whether the peer reads LS+/LMSG with a leaf cluster's name (its INFO's lnoc).
+    lnoc: bool
     out_msgs: int
     out_bytes: int
 
@@ -70,11 +72,13 @@ _Key = tuple[RouteTarget, bytes | None, bytes, bytes | None]
 class RouteInterest:
     """One account's interest from every route, keyed as nats-server keys it."""
 
-    __slots__ = ("entries", "sublist")
+    __slots__ = ("by_key", "entries", "sublist")
 
     def __init__(self) -> None:
         self.entries: dict[_Key, RouteSub] = {}
         self.sublist: Sublist[RouteSub] = Sublist()
+        # (subject, queue) -> its entries, from every route and origin.
+        self.by_key: dict[tuple[bytes, bytes | None], dict[_Key, RouteSub]] = {}
 
     def add(
         self,
@@ -92,20 +96,51 @@ class RouteInterest:
         entry = RouteSub(conn, origin, subject, queue, weight or 1)
         self.sublist.insert(entry)
         self.entries[key] = entry
+        self.by_key.setdefault((subject, queue), {})[key] = entry
 
     def remove(
         self, conn: RouteTarget, origin: bytes | None, subject: bytes, queue: bytes | None
     ) -> None:
-        entry = self.entries.pop((conn, origin, subject, queue), None)
+        key = (conn, origin, subject, queue)
+        entry = self.entries.pop(key, None)
         if entry is not None:
             self.sublist.remove(entry)
+            self._unindex(key)
 
-    def drop_route(self, conn: RouteTarget) -> int:
-        """Forget everything ``conn`` announced (it closed); returns how many keys."""
+    def _unindex(self, key: _Key) -> None:
+        pair = (key[2], key[3])
+        entries = self.by_key.get(pair)
+        if entries is not None:
+            entries.pop(key, None)
+            if not entries:
+                del self.by_key[pair]
+
+    def drop_route(self, conn: RouteTarget) -> list[tuple[bytes, bytes | None]]:
+        """Forget everything ``conn`` announced (it closed); returns its (subject, queue) keys."""
         gone = [key for key in self.entries if key[0] is conn]
         for key in gone:
             self.sublist.remove(self.entries.pop(key))
-        return len(gone)
+            self._unindex(key)
+        return [(key[2], key[3]) for key in gone]
+
+    def weight_for(self, subject: bytes, queue: bytes | None, cluster: bytes) -> int:
+        """The cluster's interest in a key as a leaf of ``cluster`` is told it.
+
+        Interest a leaf cluster announced (``LS+``) is never told to a leaf of
+        that cluster (nats-server's leaf smap); plain: 1 or 0, queue: the
+        weights' sum.
+        """
+        entries = self.by_key.get((subject, queue))
+        if not entries:
+            return 0
+        total = 0
+        for entry in entries.values():
+            if cluster and entry.origin == cluster:
+                continue
+            if queue is None:
+                return 1
+            total += entry.weight
+        return total
 
     def count(self, conn: RouteTarget) -> int:
         """How many keys ``conn`` announced (``/routez`` ``subscriptions``)."""
@@ -118,6 +153,34 @@ class RouteInterest:
             for key, e in self.entries.items()
             if key[0] is conn
         ]
+
+
+def send_routed_from_leaf(
+    conn: RouteTarget,
+    account: bytes,
+    cluster: bytes,
+    subject: bytes,
+    reply: bytes | None,
+    queues: Sequence[bytes],
+    hdr_len: int,
+    data: bytes,
+) -> None:
+    """A downstream leaf's message on ``conn``: ``LMSG <cluster>`` when the peer reads it.
+
+    nats-server sends a message from a leaf that named a cluster as ``LMSG
+    <origin> ...`` (always with a header length) to a peer that said
+    ``lnoc``, so the peer never gives it to a leaf of that cluster
+    (leaforigin.py); else as any routed message.
+    """
+    if not cluster or not conn.lnoc:
+        send_routed(conn, account, subject, reply, queues, hdr_len, data)
+        return
+    frame = encode_rlmsg(
+        cluster, None if conn.pinned else account, subject, reply, queues, hdr_len, data
+    )
+    conn.out_msgs += 1
+    conn.out_bytes += len(data)
+    conn.outbound.write(frame)
 
 
 def send_routed(

@@ -14,6 +14,10 @@ to n0, L2 to n1, L1 and L2 routed to each other. n1 dials n0 through a
 - A message from L2 (``LMSG LC ...`` from n1) is not given back to L1 by
   n0: the subscriber on L1 gets it once, over LC's own route, while a
   client of n0 gets it from n1.
+- A message published on L1 reaches a client of n1 once: n0 tells L1 of
+  n1's interest and sends L1's messages on as ``LMSG LC ...``; L2's client
+  gets it once over LC's route (L2, a spoke, does not pass it to n1, nor
+  does n1 give it back to L2).
 """
 
 from __future__ import annotations
@@ -181,4 +185,25 @@ async def test_a_leaf_clusters_message_is_not_given_back_to_it(site: Site) -> No
         assert b"LS+ LC $G x.>" in site.gate.sent_by_target()
     finally:
         for nc in (l1, l2, n0):
+            await nc.close()
+
+
+@pytest.mark.asyncio
+async def test_a_leaf_clusters_message_reaches_the_other_nodes_once(site: Site) -> None:
+    l1, l2, n1 = [await nats.connect(site.url(n)) for n in ("L1", "L2", "n1")]
+    try:
+        on_n1, on_l2 = Counter(), Counter()
+        await n1.subscribe("z.>", cb=on_n1.cb)
+        await l2.subscribe("z.>", cb=on_l2.cb)
+        await _until_seen(l1, "z.warm", [on_n1, on_l2], "L1 -> n1 and L2")
+        for i in range(MESSAGES):
+            await l1.publish("z.m", str(i).encode())
+        await _until_seen(l1, "z.end", [on_n1, on_l2], "the last message")
+        await _until_seen(l1, "z.end2", [on_n1, on_l2], "the second last message")
+        for counter in (on_n1, on_l2):
+            assert [counter.count(str(i).encode()) for i in range(MESSAGES)] == [1] * MESSAGES
+        # n0 told L1 of n1's interest, and sent L1's messages on as LC's.
+        assert any(line.startswith(b"LMSG LC $G z.m ") for line in site.gate.sent_by_target())
+    finally:
+        for nc in (l1, l2, n1):
             await nc.close()

@@ -62,6 +62,7 @@ class Route:
     def __init__(self, *, pinned: bool = False) -> None:
         self.outbound = Sink()
         self.pinned = pinned
+        self.lnoc = True
         self.out_msgs = self.out_bytes = 0
 
     def messages(self, account: bytes = b"$G") -> list[RMsg | RHMsg]:

@@ -180,8 +180,6 @@ class Cluster:
         self.pool_size = settings.pool_size
         self.peers: dict[str, Peer] = {}
         self.conns: set[RouteConnection] = set()
-        # Lost routes dialed again (tests read it).
-        self.redials = 0
         self.port = settings.port
         self._rid = 0
         self._nursery: trio.Nursery | None = None
@@ -304,7 +302,6 @@ class Cluster:
         """
         if delay:
             await trio.sleep(delay)
-            self.redials += 1
         attempts = 0
         while url not in self._self_urls:
             if server_id is not None and not self.has_free_slot(server_id):

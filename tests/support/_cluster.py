@@ -24,6 +24,7 @@ import nats
 
 from ._procs import NatsServerProcess, RouterProcess, free_port
 from ._site import SiteProcess
+from ._uplink import wait_for_log
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -63,6 +64,15 @@ def _cluster_block(route_port: int, seed: int | None, extra: str, userinfo: str 
         f'cluster {{\n  name: {CLUSTER_NAME}\n  listen: "127.0.0.1:{route_port}"\n'
         f"  {routes}\n  {extra}\n}}\n"
     )
+
+
+def _wait_route_port(proc: NatsServerProcess | RouterProcess | SiteProcess) -> None:
+    """A router binds its route port just after its client port: until it says so.
+
+    (Its log, not a probe: a probe would be a failed route handshake there.)
+    """
+    if isinstance(proc, RouterProcess):
+        wait_for_log(proc, "Listening for route connections on", timeout=60)
 
 
 class ClusterNodes:
@@ -128,6 +138,7 @@ class ClusterNodes:
                     proc = RouterProcess(text, workdir=node_dir)
                 nodes.append(ClusterNode(kind, proc, route_port, http))
                 proc.wait_ready(timeout=60)
+                _wait_route_port(proc)
                 if isinstance(proc, SiteProcess):
                     nodes[-1].http_port = proc.http_port
                 if seed is None:
@@ -156,6 +167,7 @@ class ClusterNodes:
             new = RouterProcess(text, workdir=node_dir)
         self.nodes[i] = ClusterNode(old.kind, new, old.route_port, old.http_port)
         new.wait_ready(timeout=60)
+        _wait_route_port(new)
         if isinstance(new, SiteProcess):
             self.nodes[i].http_port = new.http_port
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 import pytest
 
 from leafnode.flags import load_with_flags
-from tests.support import RouterProcess
+from tests.support import RouterProcess, wait_for_log
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -80,7 +80,8 @@ def test_router_listens_for_routes_from_the_flags(tmp_path: Path) -> None:
     router = RouterProcess("", workdir=tmp_path, extra_args=args)
     try:
         router.wait_ready()
-        log = router.log_text()
+        # The route port is bound (and logged) just after the client port.
+        log = wait_for_log(router, "Listening for route connections on")
         assert "not supported" not in log
         assert log.count("Cluster name is site-cluster") == 1, log
         assert log.count("Listening for route connections on 127.0.0.1:") == 1, log

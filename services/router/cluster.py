@@ -268,7 +268,9 @@ class Cluster:
         if url is None or conn.no_redial or url in self._self_urls:
             return None
         explicit = conn.redial_explicit
-        if not conn.remote_id:
+        if not conn.remote_id or (conn.peer_error and not explicit):
+            # Refused, or no peer reached: an implicit route gives up, an
+            # explicit one tries again each second.
             return (url, True, ROUTE_CONNECT_DELAY_S) if explicit else None
         delay = random.random() * ROUTE_JITTER_S
         if explicit:
@@ -452,6 +454,7 @@ class Cluster:
                     info.cluster,
                     self.name,
                 )
+                conn.no_redial = conn.implicit  # explicit: dialed again each second
                 conn.close("Cluster Name Conflict")
                 return
         conn.link.established()

@@ -121,6 +121,8 @@ class RouteConnection:
         self.redial_url = url
         self.redial_explicit = url is not None and not implicit
         self.no_redial = False
+        # The peer sent -ERR (a refused CONNECT, a protocol error).
+        self.peer_error = False
         self.parser = Parser(Kind.ROUTE, max_payload=settings.max_payload)
         auth = not self.solicited and cluster.settings.user is not None
         # nats-server's default: the TLS timeout + 1 s on a TLS route, else 2 s.
@@ -286,6 +288,7 @@ class RouteConnection:
             self._on_connect(event.options)
         elif kind is Err:
             assert isinstance(event, Err)
+            self.peer_error = True
             log.error("%s - Route Error '%s'", self, event.text)
 
     def _deliver(

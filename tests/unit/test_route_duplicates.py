@@ -158,3 +158,19 @@ def test_a_route_we_neither_dialed_nor_were_left_a_url_for_is_not_dialed() -> No
     _first_info(a, accepted, B_ID)
     _lose(a, accepted)
     assert a.redial_plan(accepted) is None
+
+
+def test_an_implicit_route_the_peer_refused_is_not_dialed_again() -> None:
+    a = _node(A_ID)
+    dialed = _conn(a, dial=URL_OF[B_ID])
+    _first_info(a, dialed, B_ID)
+    dialed.data_received(b"-ERR 'Authorization Violation'\r\n")
+    _lose(a, dialed)
+    assert a.redial_plan(dialed) is None
+    explicit = _conn(a, dial=URL_OF[B_ID], implicit=False)
+    _first_info(a, explicit, B_ID)
+    explicit.data_received(b"-ERR 'Authorization Violation'\r\n")
+    _lose(a, explicit)
+    plan = a.redial_plan(explicit)
+    assert plan is not None
+    assert plan[:2] == (URL_OF[B_ID], True)  # an explicit one: each second, as before

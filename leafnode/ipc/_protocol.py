@@ -66,7 +66,12 @@ acked_at_us|null], ...], next, more}, one blob per message as in append.
     matches, even above ``max_bytes``. ``next`` is the cursor for the next
     read (the last seq examined, matching or not, so a reader skips over
     messages it filtered out); ``more`` says the scan stopped early.
-    ``remote`` absent or null reads every remote (the api).
+    ``remote`` absent or null reads every remote (the api). ``backlog``
+    (a drain's, on a shared store) reads that backlog only, and is refused
+    with code ``not_held`` when the store does not hold it (yet). ``held:
+    true`` (the api) reads the node's own backlog and every backlog it took
+    over, in seq order with one cursor, and adds ``backlogs``: each
+    message's backlog, a list parallel to ``msgs``.
 
     With ``columns: true`` the same messages come as parallel arrays, one
     per field, instead of ``msgs`` (no JSON list per message, for the
@@ -83,15 +88,22 @@ acked_at_us|null], ...], next, more}, one blob per message as in append.
     remote's ``retain`` period (a later ``redrive`` can replay them).
     ``acked`` counts the messages that were pending.
 
-``purge`` {remote?, subject?: pattern, until_us?, upto?: seq} -> ``ok`` {purged}
+``purge`` {remote?, subject?: pattern, until_us?, upto?: seq, backlog?} -> ``ok``
+{purged, backlogs: {backlog: n}}
     Deletes pending and retained messages matching every given filter (no
-    filter: everything). Pending ones are counted as dropped, reason
-    ``purged``.
+    filter: everything), in ``backlog`` or in every backlog the node holds
+    (its own and those it took over; "" on SQLite), each fenced by its
+    lease in the transaction. Pending ones are counted as dropped, reason
+    ``purged``. Refused, changing nothing, with code ``not_held`` (the
+    backlog is not held here, or the node's own waits for its lease after a
+    restart) or ``lease_lost`` (another node took one meanwhile).
 
-``redrive`` {remote, subject?: pattern, since_us?, until_us?} -> ``ok``
-{redriven, first_seq}
-    Retained (acked) messages become pending again; subscribers of the
-    remote get a ``rewind`` event so readers move their cursor back.
+``redrive`` {remote, subject?: pattern, since_us?, until_us?, backlog?} -> ``ok``
+{redriven, first_seq, backlogs: {backlog: {redriven, first_seq}}}
+    Retained (acked) messages become pending again, in the backlogs a purge
+    would cover (refused as a purge is); subscribers of the remote get a
+    ``rewind`` event for the node's own backlog so readers move their cursor
+    back (a drain of a taken-over backlog rewinds itself from ``backlogs``).
 
 ``stats`` {} -> ``ok`` {leaf_id, last_seq, node, backlog, backlog_held, shared,
 takeovers, held: [{backlog, node, epoch, claimed_at_us, remotes: {name: {msgs,

@@ -38,7 +38,10 @@ Fencing. ``check`` runs inside the ack's transaction: ``SELECT epoch,
 instance ... FOR SHARE`` blocks a concurrent claim until the ack commits,
 and refuses the ack (``LeaseLostError``) when the epoch or instance is no
 longer ours, so a node that comes back after a takeover cannot delete what
-the new holder is sending.
+the new holder is sending. An operator's purge and redrive (``service.py``)
+are fenced the same way, for each backlog they change; one naming a backlog
+this node does not hold, or its own before the self grace gave it the lease,
+is refused up front (``NotHeldError``).
 
 SQLite stores are one node's file: no leases, the backlog is "" (``None``
 here; ``service.py`` does not build a ``Leases``).
@@ -64,6 +67,7 @@ __all__ = [
     "Held",
     "LeaseLostError",
     "Leases",
+    "NotHeldError",
     "TickOutcome",
     "backlog_id",
 ]
@@ -93,6 +97,16 @@ class LeaseLostError(Exception):
     def __init__(self, backlog: str) -> None:
         super().__init__(f"backlog {backlog!r} is held by another node now")
         self.backlog = backlog
+
+
+class NotHeldError(Exception):
+    """An operator's request names a backlog this node does not hold (now or yet)."""
+
+    def __init__(self, backlog: str, *, waiting: bool = False) -> None:
+        why = "not held by this node yet: it waits for the lease of its previous process"
+        super().__init__(f"backlog {backlog!r} is " + (why if waiting else "not held by this node"))
+        self.backlog = backlog
+        self.waiting = waiting
 
 
 @dataclass(slots=True)

@@ -16,6 +16,13 @@ from the bytes still allowed and the average size seen so far. A subject
 filter with wildcards is applied here, in Python, and a scan stops after
 ``MAX_SCAN_ROWS`` rows examined with ``more`` set, so one read never pins
 the single DB thread for long.
+
+Several backlogs (the api's read of every backlog a node holds, DESIGN §9):
+seqs are unique across a shared store, so one cursor pages through them all.
+Each backlog is read as above from the same cursor, and ``merge`` keeps the
+rows, in seq order, up to the lowest ``next`` of a backlog that stopped
+early (a row above it could come before a row that backlog has not read
+yet), then cuts at ``limit`` and ``max_bytes`` again.
 """
 
 from __future__ import annotations
@@ -33,7 +40,7 @@ if TYPE_CHECKING:
 
     from .repo import ReadRow
 
-__all__ = ["MAX_SCAN_ROWS", "SCAN_CHUNK", "ReadOutcome", "collect", "encode_read"]
+__all__ = ["MAX_SCAN_ROWS", "SCAN_CHUNK", "ReadOutcome", "collect", "encode_read", "merge"]
 
 # Rows fetched by a read's first query, and per query with a subject filter.
 SCAN_CHUNK: Final = 1000
@@ -114,8 +121,44 @@ def collect(
             chunk = SCAN_CHUNK
 
 
+def merge(
+    parts: Sequence[tuple[str, ReadOutcome]], *, after: int, limit: int, max_bytes: int
+) -> tuple[ReadOutcome, list[str]]:
+    """One read's answer over several backlogs, each read by ``collect`` from ``after``.
+
+    Returns:
+        The merged outcome (rows in seq order; ``next`` such that no row of
+        any backlog at or below it was left out), and each row's backlog.
+    """
+    stopped = [part.next for _b, part in parts if part.more]
+    cutoff = min(stopped) if stopped else None
+    tagged = sorted(
+        (row[0], backlog, row)
+        for backlog, part in parts
+        for row in part.rows
+        if cutoff is None or row[0] <= cutoff
+    )
+    out: list[ReadRow] = []
+    names: list[str] = []
+    total = 0
+    for _seq, backlog, row in tagged:
+        if len(out) >= limit or total >= max_bytes:
+            return ReadOutcome(out, out[-1][0], True), names
+        out.append(row)
+        names.append(backlog)
+        total += _SIZE(row)
+    if cutoff is not None:
+        return ReadOutcome(out, cutoff, True), names
+    return ReadOutcome(out, max((p.next for _b, p in parts), default=after), False), names
+
+
 def encode_read(
-    rid: int, outcome: ReadOutcome, *, columns: bool = False, one_remote: bool = False
+    rid: int,
+    outcome: ReadOutcome,
+    *,
+    columns: bool = False,
+    one_remote: bool = False,
+    backlogs: Sequence[str] | None = None,
 ) -> bytes:
     """The ``ok`` answer to a read (layouts in ``leafnode.ipc``'s protocol docs).
 
@@ -133,6 +176,8 @@ def encode_read(
         columns: the request asked for the columns layout.
         one_remote: the request named a remote; the columns layout then
             sends ``remote`` as ``null`` (every message is that remote's).
+        backlogs: each message's backlog (a read of several: ``merge``),
+            sent as ``backlogs``, a list parallel to the messages.
     """
     rows = outcome.rows
     if any(map(_HEADERS, rows)):
@@ -140,6 +185,8 @@ def encode_read(
     else:
         blobs = list(map(_PAYLOAD, rows))
     fields: dict[str, object] = {"next": outcome.next, "more": outcome.more}
+    if backlogs is not None:
+        fields["backlogs"] = list(backlogs)
     if not columns:
         fields["msgs"] = [
             (seq, remote, subject, reply, hdr_len, received, q.split() if q else _NO_QUEUES, acked)

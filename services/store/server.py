@@ -31,7 +31,11 @@ and takes over dead nodes' backlogs. Drains name their backlog in ``read``,
 ``ack`` and ``subscribe``; an ack of a backlog this node no longer holds is
 answered ``error`` with code ``lease_lost`` (fencing) and changes nothing;
 a read of a backlog this node does not hold (yet) is answered ``error``
-with code ``not_held``, never as empty.
+with code ``not_held``, never as empty. An operator's ``purge`` and
+``redrive`` work on every backlog this node holds (or the one they name),
+fenced as acks are; they are refused with ``not_held`` while the node's own
+backlog waits for its lease, and with ``lease_lost`` when another node took
+one meanwhile. The api's ``read`` with ``held`` reads them all at once.
 
 ``reload`` runs the re-read of the config file as one more operation in
 the DB worker, so new limits apply from one operation to the next, never
@@ -72,7 +76,7 @@ from leafnode.ipc import (
 from leafnode.ipc.trio import serve_unix_socket
 
 from .health import DatabaseHealth, database_name
-from .leases import RENEW_INTERVAL_S, LeaseLostError
+from .leases import RENEW_INTERVAL_S, LeaseLostError, NotHeldError
 from .reads import encode_read
 
 if TYPE_CHECKING:
@@ -326,10 +330,20 @@ class StoreServer:
         elif kind == "purge":
             remote, subject = field_str(f, "remote"), field_str(f, "subject")
             until_us, upto = field_int(f, "until_us"), field_int(f, "upto")
+            purge_backlog = field_str(f, "backlog")
 
             def purge(rid: int) -> bytes:
-                n = svc.purge(remote=remote, subject=subject, until_us=until_us, upto=upto)
-                return encode_frame("ok", rid, {"purged": n})
+                try:
+                    per = svc.purge(
+                        remote=remote,
+                        subject=subject,
+                        until_us=until_us,
+                        upto=upto,
+                        backlog=purge_backlog,
+                    )
+                except (NotHeldError, LeaseLostError) as exc:
+                    return _not_held(rid, exc)
+                return encode_frame("ok", rid, {"purged": sum(per.values()), "backlogs": per})
 
             await self._send_op.send(_Call(conn, rid, purge, writes=True))
         elif kind == "redrive":
@@ -360,9 +374,22 @@ class StoreServer:
         since_us, until_us = field_int(f, "since_us"), field_int(f, "until_us")
         columns = field_bool(f, "columns")
         backlog = field_str(f, "backlog")
+        held = field_bool(f, "held") and backlog is None
         svc = self.service
 
         def read(rid: int) -> bytes:
+            if held:
+                got, backlogs = svc.read_held(
+                    remote=remote,
+                    after=after,
+                    limit=limit,
+                    max_bytes=max_bytes,
+                    subjects=subjects,
+                    acked=acked,
+                    since_us=since_us,
+                    until_us=until_us,
+                )
+                return encode_read(rid, got, one_remote=remote is not None, backlogs=backlogs)
             if backlog is not None and not svc.holds(backlog):
                 # Not "empty": a drain takes an empty answer as every pending
                 # record up to the last appended seq examined, and would pass
@@ -392,14 +419,29 @@ class StoreServer:
         remote = _required_str(f, "remote")
         subject = field_str(f, "subject")
         since_us, until_us = field_int(f, "since_us"), field_int(f, "until_us")
+        backlog = field_str(f, "backlog")
         result: list[int] = []
+        svc = self.service
 
         def redrive(rid: int) -> bytes:
-            n, first = self.service.redrive(
-                remote, subject=subject, since_us=since_us, until_us=until_us
-            )
-            result.append(first)
-            return encode_frame("ok", rid, {"redriven": n, "first_seq": first})
+            try:
+                per = svc.redrive(
+                    remote, subject=subject, since_us=since_us, until_us=until_us, backlog=backlog
+                )
+            except (NotHeldError, LeaseLostError) as exc:
+                return _not_held(rid, exc)
+            # Only the own backlog's subscribers get the rewind event: a drain
+            # of a taken-over backlog has none (the uplink rewinds it itself).
+            result.append(per.get(svc.backlog, (0, 0))[1])
+            firsts = [first for _n, first in per.values() if first]
+            fields = {
+                "redriven": sum(n for n, _first in per.values()),
+                "first_seq": min(firsts, default=0),
+                "backlogs": {
+                    b: {"redriven": n, "first_seq": first} for b, (n, first) in per.items()
+                },
+            }
+            return encode_frame("ok", rid, fields)
 
         def after() -> None:
             if result and result[0]:
@@ -580,6 +622,12 @@ def _no_answer(then: Callable[[], None]) -> Callable[[int], bytes]:
         return b""
 
     return answer
+
+
+def _not_held(rid: int, exc: NotHeldError | LeaseLostError) -> bytes:
+    """The refusal of an operator's purge or redrive of a backlog not held here."""
+    code = "lease_lost" if isinstance(exc, LeaseLostError) else "not_held"
+    return encode_frame("error", rid, {"error": str(exc), "code": code})
 
 
 def _unavailable(rid: int, sentence: str) -> bytes:

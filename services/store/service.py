@@ -49,8 +49,8 @@ from leafnode.proto import is_literal, subject_matches
 
 from . import repo
 from .advisory import START_LOCK, lock
-from .leases import Leases, TickOutcome
-from .reads import ReadOutcome, collect
+from .leases import Leases, NotHeldError, TickOutcome
+from .reads import ReadOutcome, collect, merge
 from .repo import MessageFilter
 from .seqblocks import SeqBlocks
 
@@ -500,6 +500,53 @@ class StoreService:
 
             return collect(fetch, after=after, limit=limit, max_bytes=max_bytes, match=match)
 
+    def read_held(
+        self,
+        *,
+        remote: str | None,
+        after: int,
+        limit: int,
+        max_bytes: int,
+        subjects: Sequence[str] | None = None,
+        acked: bool = False,
+        since_us: int | None = None,
+        until_us: int | None = None,
+    ) -> tuple[ReadOutcome, list[str]]:
+        """``read`` over this node's own backlog and every backlog it took over.
+
+        One transaction; the rows in seq order with each row's backlog
+        (``reads.merge``). The own backlog is read even while its lease is
+        not held yet (reading changes nothing; those rows are this node's).
+        """
+        match = subject_filter(subjects)
+        literal = subjects[0] if subjects and len(subjects) == 1 and match else None
+        if literal is not None and not is_literal(literal.encode()):
+            literal = None
+        if literal is not None:
+            match = None
+        leases = self.leases
+        backlogs = [self.backlog]
+        if leases is not None:
+            backlogs += sorted(b for b in leases.held if b != self.backlog)
+        parts: list[tuple[str, ReadOutcome]] = []
+        with self.engine.begin() as conn:
+            for node in backlogs:
+                flt = MessageFilter(
+                    node=node,
+                    remote=remote,
+                    pending=None if acked else True,
+                    since_us=since_us,
+                    until_us=until_us,
+                    subject=literal,
+                )
+
+                def fetch(cursor: int, n: int, flt: MessageFilter = flt) -> list[repo.ReadRow]:
+                    return repo.read_rows(flt, after=cursor, limit=n, conn=conn)
+
+                got = collect(fetch, after=after, limit=limit, max_bytes=max_bytes, match=match)
+                parts.append((node, got))
+        return merge(parts, after=after, limit=limit, max_bytes=max_bytes)
+
     # -- ack, purge, redrive -----------------------------------------------------------
 
     def holds(self, backlog: str) -> bool:
@@ -555,6 +602,38 @@ class StoreService:
                 self._held_counts[node][remote] = c
         return acked
 
+    def operated(self, backlog: str | None = None) -> list[str]:
+        """The backlogs an operator's purge or redrive changes: ``backlog``, or every
+        backlog this node holds (its own first, then those taken over, by id).
+
+        Raises:
+            NotHeldError: ``backlog`` is not held here, or (none named) this
+                node's own backlog is not held yet: its previous process's
+                lease has not expired (``leases.py``, the self grace).
+        """
+        leases = self.leases
+        if backlog is not None:
+            if not self.holds(backlog):
+                waiting = leases is not None and backlog == self.backlog
+                raise NotHeldError(backlog, waiting=waiting)
+            return [backlog]
+        if leases is None:
+            return [self.backlog]
+        if not self.holds(self.backlog):
+            raise NotHeldError(self.backlog, waiting=True)
+        return [self.backlog, *sorted(b for b in leases.held if b != self.backlog)]
+
+    def _counts_of(self, backlog: str) -> dict[str, _Counts]:
+        """The counters of ``backlog``: this node's own, or those of one taken over."""
+        return self._counts if backlog == self.backlog else self._held_counts.get(backlog, {})
+
+    def _install_held(self, counts: Mapping[str, Mapping[str, _Counts]]) -> None:
+        """Make committed counter changes of taken-over backlogs visible."""
+        with self._counters_lock:
+            for backlog, per in counts.items():
+                if backlog != self.backlog and backlog in self._held_counts:
+                    self._held_counts[backlog].update(per)
+
     def purge(
         self,
         *,
@@ -562,28 +641,37 @@ class StoreService:
         subject: str | None = None,
         until_us: int | None = None,
         upto: int | None = None,
-    ) -> int:
-        """Delete pending and retained messages matching every filter; returns how many.
+        backlog: str | None = None,
+    ) -> dict[str, int]:
+        """Delete pending and retained messages matching every filter.
 
-        Pending ones count as dropped with reason ``purged``. Only this
-        node's own backlog: one taken over is drained, not purged.
+        In ``backlog``, or in every backlog this node holds (``operated``):
+        its own and those it took over, each fenced by its lease in the
+        transaction (``leases.check``), so a purge never deletes what
+        another node drains now. Pending ones count as dropped with reason
+        ``purged``, in this node's drop counters. A drain reading a purged
+        backlog meanwhile is safe: its acks count only the rows they remove,
+        and a purge makes no row pending, so no ``upto`` ack can pass a
+        message that was not sent.
+
+        Returns:
+            How many were deleted, per backlog (every backlog operated on).
+
+        Raises:
+            NotHeldError: see ``operated`` (nothing changed).
+            LeaseLostError: another node took a backlog meanwhile (nothing changed).
         """
+        backlogs = self.operated(backlog)
         wild = subject is not None and not is_literal(subject.encode())
-        flt = MessageFilter(
-            node=self.backlog,
-            remote=remote,
-            until_us=until_us,
-            upto=upto,
-            subject=None if wild else subject,
-        )
-        counts: dict[str, _Counts] = {}
+        counts: dict[str, dict[str, _Counts]] = {}
         drops: Counter[tuple[str, str]] = Counter()
-        purged = 0
+        purged = dict.fromkeys(backlogs, 0)
 
-        def account(rem: str, pending: bool, n: int, nbytes: int) -> None:
-            c = counts.get(rem)
+        def account(node: str, rem: str, pending: bool, n: int, nbytes: int) -> None:
+            per = counts.setdefault(node, {})
+            c = per.get(rem)
             if c is None:
-                c = counts[rem] = self._counts.get(rem, _Counts()).copy()
+                c = per[rem] = self._counts_of(node).get(rem, _Counts()).copy()
             if pending:
                 c.msgs -= n
                 c.bytes -= nbytes
@@ -591,27 +679,38 @@ class StoreService:
             else:
                 c.retained_msgs -= n
                 c.retained_bytes -= nbytes
+            purged[node] += n
 
         with self.engine.begin() as conn:
-            if not wild:
-                for rem, pending, n, nbytes in repo.totals(flt, conn=conn):
-                    account(rem, pending, n, nbytes)
-                    purged += n
-                repo.delete_matching(flt, conn=conn)
-            else:
+            if self.leases is not None:
+                for node in backlogs:
+                    self.leases.check(node, conn)
+            for node in backlogs:
+                flt = MessageFilter(
+                    node=node,
+                    remote=remote,
+                    until_us=until_us,
+                    upto=upto,
+                    subject=None if wild else subject,
+                )
+                if not wild:
+                    for rem, pending, n, nbytes in repo.totals(flt, conn=conn):
+                        account(node, rem, pending, n, nbytes)
+                    repo.delete_matching(flt, conn=conn)
+                    continue
                 assert subject is not None
                 pattern = subject.encode()
                 picked: list[int] = []
                 for seq, rem, subj, pending, size in repo.select_matching(flt, conn=conn):
                     if subject_matches(pattern, subj.encode()):
                         picked.append(seq)
-                        account(rem, pending, 1, size)
+                        account(node, rem, pending, 1, size)
                 for chunk in repo.chunked(picked):
                     repo.delete_matching(MessageFilter(seqs=chunk), conn=conn)
-                purged = len(picked)
             if drops:
                 repo.add_drops(drops, node=self._drops_node, conn=conn)
-        self._install(counts, drops)
+        self._install(counts.pop(self.backlog, {}), drops)
+        self._install_held(counts)
         return purged
 
     def redrive(
@@ -621,34 +720,52 @@ class StoreService:
         subject: str | None = None,
         since_us: int | None = None,
         until_us: int | None = None,
-    ) -> tuple[int, int]:
+        backlog: str | None = None,
+    ) -> dict[str, tuple[int, int]]:
         """Make retained messages of ``remote`` pending again.
 
+        In ``backlog``, or in every backlog this node holds (``operated``),
+        each fenced by its lease in the transaction, as ``purge``.
+
         Returns:
-            How many, and the lowest seq among them (0 when none).
+            Per backlog: how many, and the lowest seq among them (0 when none).
+
+        Raises:
+            NotHeldError: see ``operated`` (nothing changed).
+            LeaseLostError: another node took a backlog meanwhile (nothing changed).
         """
-        flt = MessageFilter(
-            node=self.backlog,
-            remote=remote,
-            pending=False,
-            since_us=since_us,
-            until_us=until_us,
-        )
+        backlogs = self.operated(backlog)
         match = subject_filter([subject] if subject else None)
-        c = self._counts.get(remote, _Counts()).copy()
-        picked: list[int] = []
+        counts: dict[str, dict[str, _Counts]] = {}
+        out: dict[str, tuple[int, int]] = {}
         with self.engine.begin() as conn:
-            for seq, _rem, subj, _pending, size in repo.select_matching(flt, conn=conn):
-                if match is None or match(subj):
-                    picked.append(seq)
-                    c.retained_msgs -= 1
-                    c.retained_bytes -= size
-                    c.msgs += 1
-                    c.bytes += size
-            for chunk in repo.chunked(picked):
-                repo.set_acked(MessageFilter(seqs=chunk), None, conn=conn)
-        self._install({remote: c}, Counter())
-        return len(picked), min(picked, default=0)
+            if self.leases is not None:
+                for node in backlogs:
+                    self.leases.check(node, conn)
+            for node in backlogs:
+                flt = MessageFilter(
+                    node=node,
+                    remote=remote,
+                    pending=False,
+                    since_us=since_us,
+                    until_us=until_us,
+                )
+                c = self._counts_of(node).get(remote, _Counts()).copy()
+                picked: list[int] = []
+                for seq, _rem, subj, _pending, size in repo.select_matching(flt, conn=conn):
+                    if match is None or match(subj):
+                        picked.append(seq)
+                        c.retained_msgs -= 1
+                        c.retained_bytes -= size
+                        c.msgs += 1
+                        c.bytes += size
+                for chunk in repo.chunked(picked):
+                    repo.set_acked(MessageFilter(seqs=chunk), None, conn=conn)
+                counts[node] = {remote: c}
+                out[node] = (len(picked), min(picked, default=0))
+        self._install(counts.pop(self.backlog, {}), Counter())
+        self._install_held(counts)
+        return out
 
     # -- housekeeping and stats ------------------------------------------------------
 

@@ -21,7 +21,7 @@ from sqlalchemy import text
 from leafnode.config import BufferSettings, Settings, StoreSettings
 from leafnode.ipc import AppendColumns, BufferedMsg
 from services.store.engine import create_store_engine
-from services.store.leases import LeaseLostError
+from services.store.leases import LeaseLostError, NotHeldError
 from services.store.migrate import upgrade
 from services.store.service import StoreService
 
@@ -54,10 +54,16 @@ class Site:
         self.url = url
         self.engines: list[Engine] = []
 
-    def node(self, name: str, *, takeover_after_s: float = TAKEOVER_S) -> StoreService:
+    def node(
+        self,
+        name: str,
+        *,
+        takeover_after_s: float = TAKEOVER_S,
+        buffers: dict[str, BufferSettings] = BUFFERS,
+    ) -> StoreService:
         engine = create_store_engine(StoreSettings(url=self.url))
         self.engines.append(engine)
-        svc = StoreService(engine, BUFFERS, node=name, takeover_after_s=takeover_after_s)
+        svc = StoreService(engine, buffers, node=name, takeover_after_s=takeover_after_s)
         svc.open()
         return svc
 
@@ -294,7 +300,7 @@ def test_each_node_counts_its_own_drops(site: Site) -> None:
     a, b = site.node("a"), site.node("b")
     a.append([_msgs(3, "a")])
     b.append([_msgs(2, "b")])
-    assert a.purge(remote="central") == 3  # a's own backlog only
+    assert a.purge(remote="central") == {"a": 3}  # a's own backlog only
     assert _pending(b) == [b"b-0", b"b-1"]
     assert a.stats()["remotes"]["central"]["dropped"] == {"purged": 3}  # type: ignore[index]
     assert b.stats()["remotes"]["central"]["dropped"] == {}  # type: ignore[index]
@@ -302,3 +308,109 @@ def test_each_node_counts_its_own_drops(site: Site) -> None:
     assert b2.stats()["remotes"]["central"]["dropped"] == {}  # type: ignore[index]
     a2 = site.node("a")
     assert a2.stats()["remotes"]["central"]["dropped"] == {"purged": 3}  # type: ignore[index]
+
+
+def _held_msgs(svc: StoreService, backlog: str) -> int:
+    held = svc.stats()["held"]
+    assert isinstance(held, list)
+    (entry,) = [h for h in held if h["backlog"] == backlog]
+    return int(entry["remotes"].get("central", {"msgs": 0})["msgs"])
+
+
+def _read_all(svc: StoreService, limit: int) -> list[tuple[int, str, bytes]]:
+    """Page through ``read_held`` with ``limit``: ``(seq, backlog, payload)`` once each."""
+    out: list[tuple[int, str, bytes]] = []
+    after = 0
+    while True:
+        got, backlogs = svc.read_held(remote="central", after=after, limit=limit, max_bytes=1 << 30)
+        assert len(got.rows) <= limit
+        out += [(int(r[0]), b, bytes(r[9])) for r, b in zip(got.rows, backlogs, strict=True)]
+        assert got.next >= after
+        after = got.next
+        if not got.more:
+            return out
+
+
+def test_purge_and_read_cover_the_backlogs_a_node_took_over_fenced_by_the_lease(
+    site: Site,
+) -> None:
+    a, b, c = site.node("a"), site.node("b"), site.node("c")
+    b.append([_msgs(2, "b")])
+    a.append([_msgs(3, "a"), _msgs(2, "x")])
+    b.append([_msgs(1, "b2")])
+    _tick_until(b, "the takeover", lambda: b.holds("a"))
+    c.lease_tick()
+    # The api's read: b's own rows and a's, in seq order (each node numbers
+    # from its own block of seqs: b's came first), each naming its backlog,
+    # whatever the page size.
+    everything = _read_all(b, 10_000)
+    assert [(bk, p) for _s, bk, p in everything] == [
+        ("b", b"b-0"),
+        ("b", b"b-1"),
+        ("b", b"b2-0"),
+        ("a", b"a-0"),
+        ("a", b"a-1"),
+        ("a", b"a-2"),
+        ("a", b"x-0"),
+        ("a", b"x-1"),
+    ]
+    assert [seq for seq, _b, _p in everything] == sorted(seq for seq, _b, _p in everything)
+    for limit in (1, 2, 3, 5):
+        assert _read_all(b, limit) == everything
+    # A node must not purge what it does not hold: c names a's backlog, and
+    # a (taken over, not yet aware of it) purges "everything it holds".
+    with pytest.raises(NotHeldError):
+        c.purge(backlog="a")
+    with pytest.raises(LeaseLostError):
+        a.purge()
+    assert _pending(b, "a") == [b"a-0", b"a-1", b"a-2", b"x-0", b"x-1"]
+    # b's purge reaches a's backlog too, counted per backlog, and the
+    # counters stay exact.
+    assert b.purge(subject="t.a") == {"b": 0, "a": 3}
+    assert _pending(b, "a") == [b"x-0", b"x-1"]
+    assert _held_msgs(b, "a") == 2
+    assert b.purge(remote="central") == {"b": 3, "a": 2}
+    assert _pending(b) == []
+    assert _held_msgs(b, "a") == 0
+    stats = b.stats()
+    assert stats["remotes"]["central"]["msgs"] == 0  # type: ignore[index]
+    assert stats["remotes"]["central"]["dropped"] == {"purged": 8}  # type: ignore[index]
+    b.lease_tick()  # empty now: released
+    assert not b.holds("a")
+
+
+def test_redrive_covers_the_backlogs_a_node_took_over_fenced_by_the_lease(site: Site) -> None:
+    buffers = {"central": BufferSettings(subjects=(">",), retain_s=3600.0)}
+    a = site.node("a", buffers=buffers)
+    b = site.node("b", buffers=buffers)
+    a.append([_msgs(3, "a")])
+    b.append([_msgs(1, "b")])
+    seqs_a, seqs_b = _seqs(a), _seqs(b)
+    _tick_until(b, "the takeover", lambda: b.holds("a"))
+    assert b.ack("central", upto=max(seqs_a), seqs=None, backlog="a") == 3
+    assert b.ack("central", upto=max(seqs_b), seqs=None) == 1
+    assert _held_msgs(b, "a") == 0
+    with pytest.raises(LeaseLostError):
+        a.redrive("central")  # a lost "a": it must not make b's rows pending
+    assert _pending(b, "a") == []
+    assert b.redrive("central") == {"b": (1, seqs_b[0]), "a": (3, seqs_a[0])}
+    assert _pending(b, "a") == [b"a-0", b"a-1", b"a-2"]
+    assert _pending(b) == [b"b-0"]
+    assert _held_msgs(b, "a") == 3
+    assert b.stats()["remotes"]["central"]["msgs"] == 1  # type: ignore[index]
+    assert b.redrive("central", backlog="a") == {"a": (0, 0)}  # nothing retained left
+
+
+def test_an_operators_purge_waits_for_the_own_lease_after_a_restart(site: Site) -> None:
+    a = site.node("a", takeover_after_s=30.0)
+    a.append([_msgs(2, "a")])
+    a2 = site.node("a", takeover_after_s=30.0)  # restarted: the old lease is fresh
+    assert not a2.holds("a")
+    with pytest.raises(NotHeldError) as refused:
+        a2.purge()
+    assert refused.value.waiting
+    assert "waits for the lease" in str(refused.value)
+    assert [p for _s, _b, p in _read_all(a2, 100)] == [b"a-0", b"a-1"]  # reading is fine
+    assert _pending(a2) == [b"a-0", b"a-1"]  # nothing purged
+    _tick_until(a2, "the own lease", lambda: a2.holds("a"))
+    assert a2.purge() == {"a": 2}

@@ -36,8 +36,12 @@ request, ``bad_request`` for a bad field or an unknown remote,
          rate_bytes_s, remaining, remaining_bytes, eta_s, replay, dropped}
 
     ``state``: ``draining``, ``waiting_for_interest``, ``idle``, ``paused``,
-    ``no_link`` (hub down or its initial interest not in yet) or
-    ``store_unavailable``. ``draining``: state is ``draining``.
+    ``no_link`` (hub down or its initial interest not in yet),
+    ``store_unavailable``, ``waiting_for_lease`` (a shared store restarted
+    moments ago waits for its previous process's lease of this node's
+    backlog: no outage, ``store_error`` stays null) or, for a taken-over
+    backlog, ``not_held`` (another node holds it now; its drain ends).
+    ``draining``: state is ``draining``.
     ``waiting_for_interest``: pending messages the hub has no interest in.
     ``sent``/``sent_bytes``: messages the hub confirmed with a PONG since
     the uplink started, and their bytes as the store counts them (subject,
@@ -66,10 +70,12 @@ request, ``bad_request`` for a bad field or an unknown remote,
     ``connected``, one per buffered remote concerned. A paused drain
     finishes the batch in flight and sends nothing more; the backlog keeps
     growing. (Alias ``replay_control``.)
-``redrive`` {remote, subject?, since_us?, until_us?} -> ``ok`` {redriven, first_seq}
+``redrive`` {remote, subject?, since_us?, until_us?} -> ``ok`` {redriven, first_seq,
+backlogs: {backlog: redriven}}
     Forwards to the store's ``redrive`` (retained messages of ``remote``
-    become pending again) and moves the drain's cursor back, so they are
-    sent again in seq order.
+    become pending again, in this node's backlog and in every backlog it
+    took over) and moves each drain's cursor back, so they are sent again
+    in seq order. ``backlogs``: how many per backlog.
 ``reload`` {check?} -> ``ok`` {reloaded, changes: [str], error?}
     Re-reads the config file as SIGHUP does: remotes added, removed or
     changed, buffer subjects. ``reloaded`` false with ``error`` when the file
@@ -87,6 +93,7 @@ from leafnode.ipc import RequestError, encode_frame, field_int, field_str
 from leafnode.link import serve_control
 
 from . import monitor
+from .replay import redrive
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -210,9 +217,8 @@ class ControlHandler:
         name = field_str(f, "remote", required=True)
         assert name is not None
         (remote,) = self._buffered(name)
-        drain = remote.drain
-        assert drain is not None
-        result = await drain.redrive(
+        result = await redrive(
+            remote.drains(),
             subject=field_str(f, "subject"),
             since_us=field_int(f, "since_us"),
             until_us=field_int(f, "until_us"),

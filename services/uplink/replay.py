@@ -58,13 +58,19 @@ per taken-over backlog that holds records of it (``Remote.held_backlogs``),
 on the same hub link, with the records' own seqs, so their ``Nats-Msg-Id``s
 are the ones the dead node would have sent. Every read and ack names its
 backlog; an ack the store refuses with ``lease_lost`` (another node holds
-the backlog now) ends the store connection and the drain starts over.
+the backlog now) ends the store connection and the drain starts over. A
+read the store refuses with ``not_held`` (a restarted store holds its own
+backlog only after its previous process's lease expired, seconds later) is
+no outage: nothing was read, the drain says ``waiting_for_lease`` and asks
+again. A redrive (``redrive``) covers the remote's own drain and those of
+its taken-over backlogs in one store request, under all their op locks.
 """
 
 from __future__ import annotations
 
 import bisect
 import collections
+import contextlib
 import logging
 import time
 from array import array
@@ -94,7 +100,7 @@ if TYPE_CHECKING:
     from .session import Session
     from .wire import BufferSubjects
 
-__all__ = ["BATCH_BYTES", "BATCH_MSGS", "Drain", "DrainOwner"]
+__all__ = ["BATCH_BYTES", "BATCH_MSGS", "Drain", "DrainOwner", "redrive"]
 
 # A record of a read answer: seq, remote, subject, reply, hdr_len,
 # received_at_us, queues, acked_at_us (leafnode.ipc protocol docs).
@@ -180,6 +186,8 @@ class Drain:
         self.paused = False
         self._epoch = 0
         self._backlog_held: bool | None = None
+        # The store refused a read with ``not_held``: it waits for the lease.
+        self.lease_wait = False
         self._cursor = 0
         self._more = True
         self._store_last = 0
@@ -298,6 +306,10 @@ class Drain:
             return "paused"
         if self.client is None:
             return "store_unavailable"
+        if self.lease_wait or (self.held is None and self._backlog_held is False):
+            # The own backlog: the store holds it once its previous process's
+            # lease expired (seconds). A taken-over one: another node has it.
+            return "waiting_for_lease" if self.held is None else "not_held"
         session = self.remote.session
         if session is None or not session.ready.is_set():
             return "no_link"
@@ -377,10 +389,21 @@ class Drain:
             try:
                 frame = await client.request(kind, fields)
             except RequestError as exc:
-                if exc.code != "unavailable":
+                if exc.code == "not_held":
+                    # Not an outage: the store waits for this backlog's lease
+                    # (its previous process's, for the self grace), or another
+                    # node holds it now (a taken-over one: this drain stops
+                    # once the store's list says so). Nothing was read.
+                    self.lease_wait = True
+                    self.store.not_held(str(exc))
+                elif exc.code != "unavailable":
                     raise
-                self.store.failed(kind, str(exc))
+                else:
+                    self.store.failed(kind, str(exc))
             else:
+                if self.lease_wait and kind == "read":
+                    self.lease_wait = False
+                    self.store.held()
                 self.store.succeeded(kind)
                 return frame
             await trio.sleep(delay)
@@ -466,12 +489,15 @@ class Drain:
                     fields["upto"] = frontier
                 if above:
                     fields["seqs"] = above
-                await self._call(client, "ack", fields)
+                answer = await self._call(client, "ack", fields)
             done = set(below)
             done.update(above)
             self._to_ack = [s for s in self._to_ack if s not in done]
             self._skip.difference_update(done)
-            self.acked += len(done)
+            # The store's count: what left the backlog (a purge meanwhile
+            # may have removed some of these already).
+            removed = answer.fields.get("acked")
+            self.acked += removed if isinstance(removed, int) else len(done)
             self._notify()
 
     async def _stats(self, client: TrioIpcClient) -> None:
@@ -513,6 +539,11 @@ class Drain:
                 if holds and self._backlog_held is False:
                     self._reset_full()  # the store reads it now: read again
                 self._backlog_held = holds
+                if not holds:
+                    self.store.not_held(f"backlog {self.backlog!r} is not held here (yet)")
+            if holds is True:
+                self.lease_wait = False
+                self.store.held()
             remotes = fields.get("remotes")
         else:
             entry = next((h for h in held_list if h.get("backlog") == self.held), None)
@@ -679,35 +710,6 @@ class Drain:
 
     # -- operations (uplink.ctl) ----------------------------------------------
 
-    async def redrive(
-        self, *, subject: str | None, since_us: int | None, until_us: int | None
-    ) -> dict[str, object]:
-        """Make retained records pending again (the store's ``redrive``) and rewind.
-
-        Raises:
-            RequestError: the store refused it or is unavailable.
-        """
-        client = self.client
-        if client is None:
-            raise RequestError(f"store unavailable: {self.store_error}", code="unavailable")
-        fields: dict[str, object] = {"remote": self.name}
-        for key, value in (("subject", subject), ("since_us", since_us), ("until_us", until_us)):
-            if value is not None:
-                fields[key] = value
-        try:
-            async with self._op_lock:
-                frame = await client.request("redrive", fields)
-                first = frame.fields.get("first_seq")
-                if isinstance(first, int) and first > 0:
-                    self.rewind(first)
-        except IpcClosedError as exc:
-            raise RequestError(f"store unavailable: {exc}", code="unavailable") from None
-        redriven = frame.fields.get("redriven")
-        return {
-            "redriven": redriven if isinstance(redriven, int) else 0,
-            "first_seq": first if isinstance(first, int) else 0,
-        }
-
     def status(self) -> dict[str, object]:
         """The ``buffer`` object of ``uplink.ctl status`` (see ``control.py``)."""
         buffered = self.remote.buffered
@@ -737,3 +739,57 @@ class Drain:
             "replay": None if replay is None else self._replay_status(replay),
             "dropped": dict(self.dropped),
         }
+
+
+async def redrive(
+    drains: list[Drain],
+    *,
+    subject: str | None,
+    since_us: int | None,
+    until_us: int | None,
+) -> dict[str, object]:
+    """Make retained records of a remote pending again, in every backlog the store holds.
+
+    ``drains``: the remote's own drain first, then those of the backlogs it
+    took over. One store ``redrive`` (every backlog this node holds, each
+    fenced by its lease) runs while every drain's ``_op_lock`` is held, so no
+    ``upto`` ack can cross it; each drain then rewinds to the lowest seq made
+    pending in its backlog. A backlog taken over with no drain yet gets one
+    later, which reads it from the start.
+
+    Raises:
+        RequestError: the store refused it or is unavailable.
+    """
+    own = drains[0]
+    client = own.client
+    if client is None:
+        raise RequestError(f"store unavailable: {own.store_error}", code="unavailable")
+    fields: dict[str, object] = {"remote": own.name}
+    for key, value in (("subject", subject), ("since_us", since_us), ("until_us", until_us)):
+        if value is not None:
+            fields[key] = value
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            for drain in drains:  # always in this order: two redrives never deadlock
+                await stack.enter_async_context(drain._op_lock)
+            frame = await client.request("redrive", fields)
+            per = frame.fields.get("backlogs")
+            per = per if isinstance(per, dict) else {}
+            lowest = frame.fields.get("first_seq")
+            for drain in drains:
+                # The own drain: the lowest seq over every backlog (at or
+                # below its own), should its backlog have just changed.
+                entry = per.get(drain.backlog) if drain.held is not None else None
+                first = entry.get("first_seq") if isinstance(entry, dict) else lowest
+                if isinstance(first, int) and first > 0:
+                    drain.rewind(first)
+    except IpcClosedError as exc:
+        raise RequestError(f"store unavailable: {exc}", code="unavailable") from None
+    redriven, first = frame.fields.get("redriven"), frame.fields.get("first_seq")
+    return {
+        "redriven": redriven if isinstance(redriven, int) else 0,
+        "first_seq": first if isinstance(first, int) else 0,
+        "backlogs": {
+            str(b): e.get("redriven", 0) if isinstance(e, dict) else 0 for b, e in per.items()
+        },
+    }

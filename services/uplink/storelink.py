@@ -23,6 +23,10 @@ drain's single view of the store instead:
   ends).
 * While the store is not up yet at start (``waiting``, within the start
   grace) there is no outage: one INFO line, and one when it connects.
+* A store that answers but does not hold the drain's backlog (``not_held``:
+  a restarted store waits a few seconds for its previous process's lease,
+  DESIGN §9) is no outage either: one INFO line when the wait starts and
+  one when it ends (``held``); ``error`` stays None, for nothing failed.
 
 The sentences come from the store (its ``describe``: no driver text, no
 login) or from the socket (an ``OSError``); nothing here quotes a database.
@@ -62,6 +66,7 @@ class StoreLink:
         self._down_at = 0.0
         self._failures = 0
         self._waiting_logged = False
+        self._lease_logged = False
 
     def waiting(self, reason: str) -> None:
         """The store is not up yet at start: no outage, one INFO line."""
@@ -69,6 +74,18 @@ class StoreLink:
             self._waiting_logged = True
             log.info('Leafnode remote "%s": waiting for the store', self.name)
         self.error = reason
+
+    def not_held(self, reason: str) -> None:
+        """The store answers but does not hold the backlog (yet): no outage."""
+        if not self._lease_logged:
+            self._lease_logged = True
+            log.info('Leafnode remote "%s": waiting for the lease: %s', self.name, reason)
+
+    def held(self) -> None:
+        """The store reads the backlog again after ``not_held``."""
+        if self._lease_logged:
+            self._lease_logged = False
+            log.info('Leafnode remote "%s": the store holds the backlog now', self.name)
 
     def lost(self, reason: str) -> None:
         """The connection to the store failed, or a reconnect did."""

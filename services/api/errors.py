@@ -4,7 +4,11 @@
 
 * ``ApiError``: raised by routes with an explicit status (401/403/404/409/413/422).
 * ``ServiceUnavailableError``: 503 ``{"error", "service"}`` naming the service.
-* ``ServiceRefusedError``: 400 (the service refused the request as malformed).
+* ``ServiceRefusedError``: 400 (the service refused the request as malformed),
+  or 409 ``{"error", "service", "code"}`` when the store does not hold a
+  backlog a purge or redrive would change (``not_held``: a restarted store
+  waits a few seconds for its own backlog's lease; ``lease_lost``: another
+  node took one over meanwhile). Nothing changed; try again.
 * Starlette's HTTP errors (unknown route 404, wrong method 405): same shape.
 * Validation errors: 400 for the query string, path and headers (a bad query
   value), 422 for a body, with pydantic's list under ``detail``.
@@ -31,6 +35,9 @@ if TYPE_CHECKING:
 __all__ = ["ApiError", "error_response", "install_error_handlers"]
 
 log = logging.getLogger("leafnode.api")
+
+# Store refusals that are a conflict with the node's leases, not a bad request.
+NOT_HELD_CODES = frozenset({"not_held", "lease_lost"})
 
 # The JSON shape every error response has, for the OpenAPI document.
 ERROR_SCHEMA: dict[str, object] = {
@@ -84,6 +91,8 @@ async def _unavailable(request: Request, exc: Exception) -> JSONResponse:
 
 async def _refused(request: Request, exc: Exception) -> JSONResponse:
     assert isinstance(exc, ServiceRefusedError)
+    if exc.code in NOT_HELD_CODES:
+        return error_response(409, exc.reason, service=exc.service, code=exc.code)
     return error_response(400, exc.reason, service=exc.service)
 
 

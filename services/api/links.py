@@ -66,12 +66,15 @@ class ServiceUnavailableError(Exception):
 
 
 class ServiceRefusedError(Exception):
-    """A service refused a request as malformed (ipc ``bad_request``); the api answers 400."""
+    """A service refused a request; the api answers 400 (malformed, ipc ``bad_request``),
+    or 409 when the store does not hold a backlog it would change (``not_held``,
+    ``lease_lost``: DESIGN §9)."""
 
-    def __init__(self, service: str, reason: str) -> None:
+    def __init__(self, service: str, reason: str, code: str = "bad_request") -> None:
         super().__init__(f"{service}: {reason}")
         self.service = service
         self.reason = reason
+        self.code = code
 
 
 def _describe(exc: BaseException) -> str:
@@ -129,7 +132,7 @@ class Links:
                 ) from None
             if exc.code == "unavailable":
                 raise ServiceUnavailableError(service, text) from None
-            raise ServiceRefusedError(service, text) from None
+            raise ServiceRefusedError(service, text, exc.code or "bad_request") from None
         except (OSError, IpcClosedError, IpcError) as exc:
             raise ServiceUnavailableError(service, _describe(exc)) from None
 

@@ -76,6 +76,9 @@ class HeldBacklog(BaseModel):
     bytes: int
     oldest_age_s: float | None
     state: str | None = Field(description="its drain's state (null: the uplink did not say)")
+    paused: bool | None = Field(
+        default=None, description="its drain is paused (POST /replay; null: the uplink did not say)"
+    )
     sent: int | None = Field(description="sent to the hub by this node since it took it over")
 
 
@@ -95,6 +98,12 @@ class BufferRemote(BaseModel):
     node: str | None = Field(description="this node's name (server_name, else the host name)")
     backlog_id: str | None = Field(
         description="the backlog this node appends to ('' on SQLite: the file is this node's)"
+    )
+    backlog_lease: Literal["held", "waiting"] | None = Field(
+        default=None,
+        description="shared PostgreSQL store: 'held' when this node drains its own backlog, "
+        "'waiting' for a few seconds after a store restart, until its previous process's "
+        "lease expires (nothing is lost meanwhile); null on SQLite or when unknown",
     )
     held: list[HeldBacklog] = Field(
         description="backlogs of dead nodes this node drains to this remote (shared PostgreSQL)"
@@ -130,6 +139,11 @@ class BufferMessage(BaseModel):
     headers: str | None = Field(description="the NATS header block, as text")
     msg_id: str = Field(description="the Nats-Msg-Id the hub gets (the client's, if it set one)")
     payload: str = Field(description="base64")
+    backlog_id: str | None = Field(
+        default=None,
+        description="the backlog it is in: this node's own (/buffer backlog_id) or one it "
+        "took over (/buffer held[].backlog); null when the store did not say",
+    )
 
 
 class BufferMessages(BaseModel):
@@ -144,6 +158,11 @@ class Purged(BaseModel):
     """``DELETE /buffer``."""
 
     purged: int
+    backlogs: dict[str, int] | None = Field(
+        default=None,
+        description="shared PostgreSQL store only: purged per backlog, this node's own and "
+        "every one it took over",
+    )
 
 
 class ReplayControl(BaseModel):
@@ -187,7 +206,8 @@ class ReplayRemote(BaseModel):
     name: str
     state: str = Field(
         description="draining, idle, paused, waiting_for_interest, no_link, "
-        "store_unavailable, or unknown (the uplink did not answer)"
+        "store_unavailable, waiting_for_lease (a restarted store waits a few seconds for "
+        "its own backlog's lease), or unknown (the uplink did not answer)"
     )
     connected: bool | None
     paused: bool | None
@@ -198,6 +218,11 @@ class ReplayRemote(BaseModel):
         description="deliverable backlog / rate; 0 when nothing remains, null when unknown"
     )
     replay: ReplayRun | None = Field(description="the current or last replay")
+    held: list[HeldBacklog] = Field(
+        default_factory=list,
+        description="backlogs of dead nodes this node drains to this remote, each with its "
+        "drain's state (pause and resume apply to them too)",
+    )
 
 
 class ReplayView(BaseModel):
@@ -217,3 +242,8 @@ class RedriveResult(BaseModel):
     action: Literal["redrive"] = "redrive"
     redriven: int
     remotes: dict[str, int]
+    backlogs: dict[str, int] | None = Field(
+        default=None,
+        description="shared PostgreSQL store only: redriven per backlog, this node's own and "
+        "every one it took over",
+    )

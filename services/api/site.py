@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import dataclasses
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 from leafnode.ipc import rfc3339_us
 
@@ -93,6 +93,9 @@ class RemoteView:
     # This node's name and the backlog it appends to (the store's; None: unknown).
     node: str | None = None
     backlog_id: str | None = None
+    # Shared store: "held" (this node drains its own backlog) or "waiting"
+    # (for its previous process's lease, after a store restart); None: SQLite.
+    backlog_lease: Literal["held", "waiting"] | None = None
     # Backlogs of this remote taken over from dead nodes (a shared PostgreSQL
     # store, DESIGN §9): the store's counts, the uplink's drain of each.
     taken_over: list[dict[str, object]] = dataclasses.field(default_factory=list)
@@ -176,6 +179,9 @@ class RemoteView:
                     "bytes": _int(counts.get("bytes")) or 0,
                     "oldest_age_s": _float(counts.get("oldest_age_s")),
                     "state": _str(drain.get("state")),
+                    "paused": drain.get("paused")
+                    if isinstance(drain.get("paused"), bool)
+                    else None,
                     "sent": _int(drain.get("sent")),
                 }
             )
@@ -286,6 +292,7 @@ class SiteView:
         for view in views:
             view.node = _str(info.get("node"))
             view.backlog_id = _str(info.get("backlog"))
+            view.backlog_lease = _lease(info)
             view.taken_over = [h for h in taken_over if view.name in _dict(h.get("remotes"))]
             view.link = links.get(view.name)
             view.router_drops = _dict(drops.get(view.name))
@@ -304,6 +311,14 @@ class SiteView:
             buffered=remote.buffer is not None,
             backlog=_dict(backlog) if backlog is not None else None,
         )
+
+
+def _lease(stats: dict[str, object]) -> Literal["held", "waiting"] | None:
+    """``backlog_lease`` from the store's ``stats``: None unless the store is shared."""
+    held = stats.get("backlog_held")
+    if stats.get("shared") is not True or not isinstance(held, bool):
+        return None
+    return "held" if held else "waiting"
 
 
 def _status(value: object, *, expected: bool) -> dict[str, object]:

@@ -12,9 +12,12 @@ the stream, in publish order, with the ids the store gave them.
 
 from __future__ import annotations
 
+import base64
+import collections
 import itertools
 import operator
 import signal
+import threading
 from functools import partial
 from typing import TYPE_CHECKING
 
@@ -24,7 +27,7 @@ import psycopg
 import pytest
 from nats.js.api import AckPolicy, ConsumerConfig, StreamConfig
 
-from tests.buffer.conftest import Publisher, apoll, apoll_async, poll
+from tests.buffer.conftest import HubCollector, Publisher, apoll, apoll_async, poll
 from tests.support import ApiProcess
 
 if TYPE_CHECKING:
@@ -375,3 +378,237 @@ async def test_a_batch_the_dead_node_sent_but_never_acked_is_kept_once_by_the_st
 
 async def _async(value: int) -> int:
     return value
+
+
+def _central(http: httpx.Client, path: str) -> dict[str, object]:
+    remotes = http.get(path).json()["remotes"]
+    (entry,) = [r for r in remotes if r["name"] == "central"]
+    assert isinstance(entry, dict)
+    return entry
+
+
+def _all_messages(http: httpx.Client) -> list[dict[str, object]]:
+    """Every page of ``/buffer/messages`` (7 a page, so pages cross backlogs)."""
+    out: list[dict[str, object]] = []
+    after = 0
+    while True:
+        page = http.get(
+            "/buffer/messages", params={"remote": "central", "limit": 7, "after": after}
+        ).json()
+        out += page["messages"]
+        assert page["next"] >= after
+        after = page["next"]
+        if not page["more"]:
+            return out
+
+
+async def test_the_api_lists_purges_pauses_and_redrives_the_backlogs_a_node_took_over(
+    sites: Sites, pg_cluster: PgCluster
+) -> None:
+    """Every call of the api does what it says for every backlog the node holds."""
+    url = pg_cluster.create_database()
+    hub = sites.hub()
+    hub.stop()  # everything stays buffered until the end
+    buffer = 'subjects: ["tele.>"], retain: "1h"'
+    a, b = (sites.site(hub, store_url=url, buffer=buffer, extra=node_config(n)) for n in "ab")
+    api = ApiProcess(b.conf, b.run_dir, workdir=b.base / "api")
+    collector: HubCollector | None = None
+    try:
+        api.wait_ready()
+        http = httpx.Client(base_url=api.base_url, timeout=15)
+        kinds = ("k", "p")
+        a.publish([(f"tele.{kinds[i % 2]}", b"a%d" % i) for i in range(40)])
+        b.publish([(f"tele.{kinds[i % 2]}", b"b%d" % i) for i in range(10)])
+        a.kill_all()
+        poll(
+            lambda: _central(http, "/buffer")["held"],
+            operator.truth,
+            timeout=TAKEOVER_S + 30,
+            what="b's /buffer lists a's backlog",
+        )
+        # Messages: both backlogs, each message naming its own, in seq order.
+        listed = _all_messages(http)
+        payloads = {base64.b64decode(str(m["payload"])): m for m in listed}
+        assert sorted(payloads) == sorted(
+            [b"a%d" % i for i in range(40)] + [b"b%d" % i for i in range(10)]
+        )
+        assert {str(m["backlog_id"]) for p, m in payloads.items() if p.startswith(b"a")} == {"a"}
+        assert {str(m["backlog_id"]) for p, m in payloads.items() if p.startswith(b"b")} == {"b"}
+        seqs = [int(str(m["seq"])) for m in listed]
+        assert seqs == sorted(set(seqs))
+        ids = _pending_ids(url, "a")
+        assert all(payloads[p]["msg_id"] == i for p, i in ids.items())  # what the hub will get
+        # Purge: half of each backlog, counted per backlog, and the counts follow.
+        purged = http.delete("/buffer", params={"remote": "central", "subject": "tele.p"})
+        assert purged.status_code == 200, purged.text
+        assert purged.json() == {"purged": 25, "backlogs": {"b": 5, "a": 20}}
+        entry = _central(http, "/buffer")
+        assert entry["backlog"]["msgs"] == 5  # type: ignore[index]
+        assert entry["held"][0]["msgs"] == 20  # type: ignore[index]
+        assert len(_all_messages(http)) == 25
+        # Pause and resume: the answer shows the drain of a's backlog too.
+        paused = http.post("/replay", json={"action": "pause", "remote": "central"}).json()
+        (held,) = paused["remotes"][0]["held"]
+        assert (held["backlog"], held["paused"], held["state"]) == ("a", True, "paused")
+        resumed = http.post("/replay", json={"action": "resume", "remote": "central"}).json()
+        assert resumed["remotes"][0]["held"][0]["paused"] is False
+        # The hub back: b drains both (each message once), kept as retained.
+        hub.start()
+        collector = HubCollector(hub.proc.port)
+        want = sorted([b"a%d" % i for i in range(0, 40, 2)] + [b"b%d" % i for i in range(0, 10, 2)])
+        poll(collector.snapshot, lambda got: len(got) >= 25, timeout=60, what="25 at the hub")
+        poll(
+            lambda: _central(http, "/buffer"),
+            lambda e: e["backlog"]["msgs"] == 0 and e["held"][0]["msgs"] == 0,  # type: ignore[index]
+            timeout=30,
+            what="both backlogs acked",
+        )
+        assert sorted(collector.snapshot()) == want
+        # Redrive: the retained messages of both backlogs go again.
+        redriven = http.post("/replay", json={"action": "redrive", "remote": "central"})
+        assert redriven.status_code == 200, redriven.text
+        assert redriven.json() == {
+            "action": "redrive",
+            "redriven": 25,
+            "remotes": {"central": 25},
+            "backlogs": {"b": 5, "a": 20},
+        }
+        poll(collector.snapshot, lambda got: len(got) >= 50, timeout=60, what="50 at the hub")
+        assert sorted(collector.snapshot()) == sorted(want * 2)
+    finally:
+        if collector is not None:
+            collector.close()
+        api.kill()
+
+
+async def test_a_restarted_store_says_it_waits_for_its_lease_not_that_it_is_lost(
+    sites: Sites, pg_cluster: PgCluster
+) -> None:
+    """For the self grace after a store restart the node's own backlog is not held
+    yet: the drain, /replay, /buffer and /healthz say so ("waiting"), no outage."""
+    url = pg_cluster.create_database()
+    hub = sites.hub()
+    a = sites.site(hub, store_url=url, extra=node_config("a", 120))
+    api = ApiProcess(a.conf, a.run_dir, workdir=a.base / "api")
+    stop = threading.Event()
+    collector = HubCollector(hub.proc.port)
+    pg = url.replace("postgresql+psycopg://", "postgresql://")
+
+    def keep_the_old_lease_fresh() -> None:
+        # As the old store process would, were it still alive: the new one waits.
+        with psycopg.connect(pg, autocommit=True) as conn:
+            while not stop.wait(0.2):
+                conn.execute(
+                    "UPDATE buffer_leases SET renewed_at_us ="
+                    " CAST(EXTRACT(EPOCH FROM clock_timestamp()) * 1000000 AS BIGINT)"
+                    " WHERE backlog = 'a'"
+                )
+
+    bumper = threading.Thread(target=keep_the_old_lease_fresh, daemon=True)
+    try:
+        api.wait_ready()
+        http = httpx.Client(base_url=api.base_url, timeout=15)
+        a.wait_ready_link()
+        a.store.kill()
+        bumper.start()
+        a.store = a._new_store()
+        # The store answers, its own backlog waits for the lease: new messages
+        # are stored and wait with it.
+        a.publish([(f"tele.{i}", b"%d" % i) for i in range(20)])
+        status = poll(
+            a.buffer,
+            lambda buf: buf["state"] == "waiting_for_lease",
+            timeout=20,
+            what="the drain waits for the lease",
+        )
+        assert (status["store_connected"], status["store_error"]) == (True, None)
+        healthz = http.get("/healthz")
+        assert healthz.status_code == 200, healthz.text
+        assert healthz.json()["services"]["store"]["status"] == "ok"
+        entry = _central(http, "/healthz")
+        assert (entry["backlog_id"], entry["backlog_lease"]) == ("a", "waiting")
+        assert _central(http, "/buffer")["backlog_lease"] == "waiting"
+        assert _central(http, "/replay")["state"] == "waiting_for_lease"
+        refused = http.delete("/buffer", params={"remote": "central"})
+        assert refused.status_code == 409, refused.text
+        assert refused.json()["code"] == "not_held"
+        assert collector.snapshot() == []
+        stop.set()
+        bumper.join(10)
+        # The old lease expires: the store holds the backlog, the drain sends it.
+        poll(collector.snapshot, lambda got: len(got) == 20, timeout=30, what="20 at the hub")
+        poll(
+            lambda: _central(http, "/healthz")["backlog_lease"],
+            lambda lease: lease == "held",
+            what="the lease held",
+        )
+        assert a.buffer()["state"] != "waiting_for_lease"
+        # Waiting is no outage: the uplink logged no store loss for it.
+        logs = a.uplink.log_text()
+        assert "not held" not in "\n".join(
+            line for line in logs.splitlines() if "store unavailable" in line
+        )
+        assert "waiting for the lease" in logs
+    finally:
+        stop.set()
+        collector.close()
+        api.kill()
+
+
+async def test_a_purge_of_a_taken_over_backlog_while_it_drains_acks_nothing_unsent(
+    sites: Sites, pg_cluster: PgCluster
+) -> None:
+    """b drains a's backlog; the operator pauses mid-drain (batches already read
+    stay in b's drain), purges one subject of it, and resumes. Every message
+    not purged reaches the hub, and each row of a's backlog left it exactly
+    once: acked by the drain or purged (the counts add up to what a stored)."""
+    count = 40_000
+    url = pg_cluster.create_database()
+    hub = sites.hub()
+    hub.stop()
+    buffer = 'subjects: ["tele.>", "other.>"]'
+    a, b = (sites.site(hub, store_url=url, buffer=buffer, extra=node_config(n)) for n in "ab")
+    api = ApiProcess(b.conf, b.run_dir, workdir=b.base / "api")
+    collector: HubCollector | None = None
+    try:
+        api.wait_ready()
+        http = httpx.Client(base_url=api.base_url, timeout=15)
+        a.publish([("tele.k" if i % 2 else "tele.p", b"%d" % i) for i in range(count)])
+        a.publish([("other.x", b"nobody wants it")])  # keeps a's backlog (and its drain) alive
+        a.kill_all()
+        poll(lambda: _held(b), operator.truth, timeout=TAKEOVER_S + 30, what="b takes a's backlog")
+        hub.start()
+        collector = HubCollector(hub.proc.port)
+        poll(collector.snapshot, operator.truth, timeout=60, what="a's backlog draining")
+        assert http.post("/replay", json={"action": "pause"}).status_code == 200
+        purged = http.delete("/buffer", params={"subject": "tele.p"})
+        assert purged.status_code == 200, purged.text
+        purged_a = purged.json()["backlogs"]["a"]
+        assert http.post("/replay", json={"action": "resume"}).status_code == 200
+        wanted = {b"%d" % i for i in range(1, count, 2)}
+        poll(
+            collector.snapshot,
+            lambda got: wanted <= set(got),
+            timeout=90,
+            what="every message not purged at the hub",
+        )
+
+        def drain_of_a() -> dict[str, object]:
+            (drain,) = [d for d in _held(b) if d["backlog"] == "a"]
+            return drain
+
+        drain = poll(
+            drain_of_a,
+            lambda d: d["remaining"] == 1 and not d["draining"],
+            timeout=30,
+            what="a's backlog down to the message nobody wants",
+        )
+        assert int(drain["acked"]) + purged_a == count  # type: ignore[call-overload]
+        assert _central(http, "/buffer")["held"][0]["msgs"] == 1  # type: ignore[index]
+        assert len(_pending_ids(url, "a")) == 1
+        arrived = collections.Counter(collector.snapshot())
+        assert max(arrived[p] for p in wanted) == 1  # each once
+    finally:
+        if collector is not None:
+            collector.close()
+        api.kill()

@@ -4,6 +4,13 @@ The store owns the numbers (``stats``, ``read``, ``purge`` over
 ``store.sock``); the uplink adds link state. When no remote buffers, the
 store is not expected to run and these endpoints answer with an empty
 buffer instead of 503.
+
+On a shared PostgreSQL store (DESIGN §9) the messages and the purge cover
+this node's own backlog and every backlog it took over from a dead node:
+each message names its ``backlog_id``, and the purge counts per backlog. A
+purge while the node's own backlog waits for its lease (seconds after a
+store restart), or of a backlog another node took meanwhile, is refused
+with 409 and changes nothing.
 """
 
 from __future__ import annotations
@@ -81,6 +88,7 @@ async def get_buffer(state: State) -> BufferView:
             dropped=r.buffer_drops(),
             node=r.node,
             backlog_id=r.backlog_id,
+            backlog_lease=r.backlog_lease,
             held=[HeldBacklog.model_validate(h) for h in r.held_backlogs()],
         )
         for r in view.remotes()
@@ -121,7 +129,8 @@ async def get_messages(
 ) -> BufferMessages:
     await check_remote(state, remote, stored=True)
     now = time.time()
-    fields: dict[str, object] = {"after": after, "limit": limit, "acked": retained}
+    # ``held``: this node's backlog and every one it took over, in seq order.
+    fields: dict[str, object] = {"after": after, "limit": limit, "acked": retained, "held": True}
     if remote is not None:
         fields["remote"] = remote
     if check_subject(subject) is not None:
@@ -140,6 +149,12 @@ async def get_messages(
             raise
         return BufferMessages(messages=[], next=after, more=False)
     reply = decode_read_reply(frame)
+    listed = frame.fields.get("backlogs")
+    backlogs = (
+        [b if isinstance(b, str) else None for b in listed]
+        if isinstance(listed, list) and len(listed) == len(reply.msgs)
+        else [None] * len(reply.msgs)
+    )
     leaf_id = str(pong.fields.get("leaf_id", "")) if pong is not None else ""
     messages = [
         BufferMessage(
@@ -153,13 +168,18 @@ async def get_messages(
             headers=m.headers.decode("utf-8", "replace") if m.hdr_len else None,
             msg_id=_client_msg_id(m.headers) or msg_id(leaf_id, m.seq),
             payload=base64.b64encode(m.payload).decode("ascii"),
+            backlog_id=backlog,
         )
-        for m in reply.msgs
+        for m, backlog in zip(reply.msgs, backlogs, strict=True)
     ]
     return BufferMessages(messages=messages, next=reply.next, more=reply.more)
 
 
-@router.delete("/buffer", summary="Purge buffered messages (no filter: everything)")
+@router.delete(
+    "/buffer",
+    summary="Purge buffered messages (no filter: everything)",
+    response_model_exclude_none=True,
+)
 async def purge(
     state: State, remote: RemoteName = None, subject: Subject = None, until: Time = None
 ) -> Purged:
@@ -179,4 +199,12 @@ async def purge(
             raise
         return Purged(purged=0)
     purged = frame.fields.get("purged")
-    return Purged(purged=purged if isinstance(purged, int) else 0)
+    per = frame.fields.get("backlogs")
+    backlogs = {
+        str(b): n for b, n in (per.items() if isinstance(per, dict) else ()) if isinstance(n, int)
+    }
+    return Purged(
+        purged=purged if isinstance(purged, int) else 0,
+        # SQLite: one backlog, "" (the answer stays DESIGN §7's {"purged": n}).
+        backlogs=backlogs if set(backlogs) - {""} else None,
+    )

@@ -49,6 +49,9 @@ async def healthz(state: State) -> JSONResponse:
             # those it took over from dead nodes of a shared PostgreSQL store.
             entry["node"] = remote.node
             entry["backlog_id"] = remote.backlog_id
+            # "waiting" for seconds after a store restart (its previous
+            # process's lease), not a loss: nothing drains it meanwhile.
+            entry["backlog_lease"] = remote.backlog_lease
             entry["held"] = remote.held_backlogs()
         remotes.append(entry)
     body: dict[str, object] = {"status": "ok", "services": services, "remotes": remotes}

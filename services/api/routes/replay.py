@@ -11,6 +11,11 @@ Pause and resume are the uplink's (``uplink.ctl`` ``replay`` with an action):
 without an uplink that answers, they are 503 naming it. Redrive goes through
 ``uplink.ctl`` ``redrive`` (the uplink asks the store and rewinds its drain in
 step), or straight to the store's ``redrive`` when no uplink answers.
+
+On a shared PostgreSQL store (DESIGN §9) every action covers the backlogs
+this node took over as well: each remote lists them under ``held`` with
+their drain's state, and a redrive counts per backlog (``backlogs``); a
+redrive while the node's own backlog waits for its lease is 409.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import time
 from typing import TYPE_CHECKING
 
 from fastapi import APIRouter
+from fastapi.responses import JSONResponse
 
 from leafnode.ipc import rfc3339_us
 
@@ -28,6 +34,7 @@ from ..links import ServiceRefusedError, ServiceUnavailableError
 from ..names import check_remote
 from ..schemas import (
     Backlog,
+    HeldBacklog,
     Rate,
     RedriveResult,
     ReplayControl,
@@ -115,6 +122,7 @@ def _remote(remote: RemoteView) -> ReplayRemote:
         rate=rate,
         eta_s=_eta(backlog, rate),
         replay=_run(drain.get("replay")),
+        held=[HeldBacklog.model_validate(h) for h in remote.held_backlogs()],
     )
 
 
@@ -133,11 +141,18 @@ async def get_replay(state: State) -> ReplayView:
     return ReplayView(remotes=await _remotes(state))
 
 
-@router.post("/replay", summary="Pause or resume draining, or redrive retained messages")
-async def post_replay(state: State, body: ReplayControl) -> ReplayControlResult | RedriveResult:
+@router.post(
+    "/replay",
+    summary="Pause or resume draining, or redrive retained messages",
+    response_model=ReplayControlResult | RedriveResult,
+)
+async def post_replay(
+    state: State, body: ReplayControl
+) -> ReplayControlResult | RedriveResult | JSONResponse:
     await check_remote(state, body.remote)
     if body.action == "redrive":
-        return await _redrive(state, body)
+        # ``backlogs`` only on a shared store (as it was on SQLite).
+        return JSONResponse((await _redrive(state, body)).model_dump(exclude_none=True))
     fields: dict[str, object] = {"action": body.action}
     if body.remote is not None:
         fields["remote"] = body.remote
@@ -159,6 +174,7 @@ async def _redrive(state: State, body: ReplayControl) -> RedriveResult:
         if micros is not None:
             fields[key] = micros
     counts: dict[str, int] = {}
+    backlogs: dict[str, int] = {}
     for name in names:
         request = {**fields, "remote": name}
         # Through the uplink when it answers: it rewinds its drain in step with
@@ -170,4 +186,15 @@ async def _redrive(state: State, body: ReplayControl) -> RedriveResult:
             frame = await state.links.request("store", "redrive", request)
         redriven = frame.fields.get("redriven")
         counts[name] = redriven if isinstance(redriven, int) else 0
-    return RedriveResult(redriven=sum(counts.values()), remotes=counts)
+        per = frame.fields.get("backlogs")
+        for backlog, entry in per.items() if isinstance(per, dict) else ():
+            # The uplink answers a count per backlog, the store {redriven, first_seq}.
+            n = entry.get("redriven") if isinstance(entry, dict) else entry
+            if isinstance(n, int):
+                backlogs[str(backlog)] = backlogs.get(str(backlog), 0) + n
+    return RedriveResult(
+        redriven=sum(counts.values()),
+        remotes=counts,
+        # SQLite: one backlog, "" (the answer stays as it was).
+        backlogs=backlogs if set(backlogs) - {""} else None,
+    )

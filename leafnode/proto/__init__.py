@@ -42,6 +42,7 @@ from ._events import (
 )
 from ._framer import MessageFrame, MessageFramer, Run
 from ._kinds import Kind
+from ._msgsink import MsgQueue, MsgSink
 from ._parser import Parser
 from ._route import encode_leaf_route, parse_leaf_route
 from ._route_events import RHMsg, RLMsg, RLSub, RLUnsub, RMsg, RouteEvent, RSub, RUnsub
@@ -132,6 +133,8 @@ __all__ = [
     "MessageFrame",
     "MessageFramer",
     "Msg",
+    "MsgQueue",
+    "MsgSink",
     "Ok",
     "Parser",
     "Ping",

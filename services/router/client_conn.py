@@ -27,16 +27,13 @@ import trio
 
 from leafnode.link import Expiry, Keepalive, Link, LinkPolicy, OutboundPolicy
 from leafnode.proto import (
-    HMSG_FRAME,
-    HMSG_REPLY_FRAME,
-    MSG_FRAME,
-    MSG_REPLY_FRAME,
     OK,
     PING,
     PONG,
     Connect,
     HPub,
     Kind,
+    MsgSink,
     Parser,
     Ping,
     Pong,
@@ -168,6 +165,11 @@ class ClientConnection:
         self.link.on_close = self._on_close
         self.outbound = self.link.outbound
         self.outbound.on_slow_consumer = self._slow_consumer
+        # Formats and queues the messages delivered to us (the routing path).
+        self.sink = MsgSink(self.outbound)
+        # The sink our subscriptions route to directly; None while each
+        # message must go through send_msg (traced with -V).
+        self._direct_sink: MsgSink | None = self.sink
         self.account: Account = server.default_account
         self.subs: dict[bytes, Subscription] = {}
         self.perms: PermissionChecker | None = None
@@ -195,8 +197,6 @@ class ClientConnection:
         self._checks = True
         self.in_msgs = 0
         self.in_bytes = 0
-        self.out_msgs = 0
-        self.out_bytes = 0
         self.start = trio.current_time()
         self.started_at = time.time()
         self.last_activity = self.started_at
@@ -211,6 +211,16 @@ class ClientConnection:
         # When the credentials expire and the -ERR text then (see _set_expiry).
         self._expiry: tuple[float, str] | None = None
         self._expiry_wake: trio.CancelScope | None = None
+
+    @property
+    def out_msgs(self) -> int:
+        """Messages delivered to this client (counted by its ``MsgSink``)."""
+        return self.sink.out_msgs
+
+    @property
+    def out_bytes(self) -> int:
+        """Payload bytes delivered to this client."""
+        return self.sink.out_bytes
 
     @property
     def close_reason(self) -> str | None:
@@ -247,6 +257,7 @@ class ClientConnection:
                 return
             if server.trace:
                 self.send_msg = self._send_msg_traced  # type: ignore[method-assign]
+                self._direct_sink = None
             if server.ssl_context is None or self._tls_first or self.websocket:
                 self.send_info()
             await self.link.run(self)
@@ -584,7 +595,7 @@ class ClientConnection:
             if self.verbose:
                 self._proto(OK)
             return
-        sub = Subscription(self, subject, queue, sid, deliver_filter)
+        sub = Subscription(self, subject, queue, sid, deliver_filter, self._direct_sink)
         self.subs[sid] = sub
         self.account.add_subscription(sub)
         if self.verbose:
@@ -636,11 +647,12 @@ class ClientConnection:
             self.identity = identity
             self._set_expiry(identity)
             if identity.permissions is not None:
-                self.perms = PermissionChecker(identity.permissions, clock=trio.current_time)
+                self._set_perms(PermissionChecker(identity.permissions, clock=trio.current_time))
         self.verbose = _flag(options, "verbose", _DEFAULT_VERBOSE)
         self.pedantic = _flag(options, "pedantic", _DEFAULT_PEDANTIC)
         self.echo = _flag(options, "echo", True)
         self.headers = _flag(options, "headers", False)
+        self.sink.headers = self.headers
         self.no_responders = _flag(options, "no_responders", False)
         self.name = str(options.get("name", "") or "")
         self.lang = str(options.get("lang", "") or "")
@@ -710,31 +722,21 @@ class ClientConnection:
     def send_msg(
         self, subject: bytes, sid: bytes, reply: bytes | None, hdr_len: int, data: bytes
     ) -> None:
-        """Queue one MSG/HMSG for this client (routing path)."""
-        if reply is not None and self.perms is not None and self.perms.tracks_replies:
-            self.perms.allow_reply(reply, trio.current_time())
-        # encode_msg_frame, inlined (a call per message costs more than the
-        # format): leafnode.proto's frame formats, one % per message.
-        if hdr_len and not self.headers:
-            data = data[hdr_len:]
-            hdr_len = 0
-        if hdr_len:
-            if reply is None:
-                frame = HMSG_FRAME % (subject, sid, hdr_len, len(data), data)
-            else:
-                frame = HMSG_REPLY_FRAME % (subject, sid, reply, hdr_len, len(data), data)
-        elif reply is None:
-            frame = MSG_FRAME % (subject, sid, len(data), data)
-        else:
-            frame = MSG_REPLY_FRAME % (subject, sid, reply, len(data), data)
-        self.out_msgs += 1
-        self.out_bytes += len(data)
-        # Outbound.write, inlined: this runs once per delivered message.
-        outbound = self.outbound
-        outbound.out.append(frame)
-        outbound.pending += len(frame)
-        if outbound.pending > outbound.max_pending or not outbound.dirty:
-            outbound.queued()
+        """Queue one MSG/HMSG for this client (``MsgSink.msg``; the routing
+        path calls the sink directly, through ``Subscription.sink``)."""
+        self.sink.msg(subject, sid, reply, hdr_len, data)
+
+    def _allow_reply(self, reply: bytes) -> None:
+        """``MsgSink.on_reply`` while the permissions allow responses."""
+        perms = self.perms
+        if perms is not None:
+            perms.allow_reply(reply, trio.current_time())
+
+    def _set_perms(self, perms: PermissionChecker | None) -> None:
+        self.perms = perms
+        self.sink.on_reply = (
+            self._allow_reply if perms is not None and perms.tracks_replies else None
+        )
 
     def send_pong(self) -> None:
         """A PONG deferred until the store committed (buffering.StoreLink)."""
@@ -822,7 +824,7 @@ class ClientConnection:
         self.user = identity.user
         self.identity = identity
         self._set_expiry(identity)
-        self.perms = (
+        self._set_perms(
             PermissionChecker(identity.permissions, clock=trio.current_time)
             if identity.permissions is not None
             else None

@@ -70,13 +70,21 @@ class Client(Requester, Protocol):
     last_activity: float
     in_msgs: int
     in_bytes: int
-    out_msgs: int
-    out_bytes: int
     close_reason: str | None
     closed_subs: tuple[Subscription, ...]
     # /connz's type ("nats", "websocket") and whether the connection is TLS.
     conn_type: str
     tls: bool
+
+    @property
+    def out_msgs(self) -> int:
+        """Messages delivered to the client."""
+        ...
+
+    @property
+    def out_bytes(self) -> int:
+        """Payload bytes delivered to the client."""
+        ...
 
 
 class SystemPublisher(Protocol):

@@ -32,6 +32,8 @@ from .route_interest import RouteInterest, send_routed
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
+    from leafnode.proto import MsgSink
+
     from .buffering import BufferRule, StoreLink
     from .route_interest import RouteSub, RouteTarget
 
@@ -141,9 +143,23 @@ class RouteSink(Protocol):
 
 
 class Subscription:
-    """A client's SUB: ``sid`` is the client's id for it."""
+    """A client's SUB: ``sid`` is the client's id for it.
 
-    __slots__ = ("client", "deliver_filter", "delivered", "max_msgs", "queue", "sid", "subject")
+    ``sink``: where the routing path queues this subscription's messages
+    itself (``MsgSink.msg``, the same as ``client.send_msg`` without the
+    call through the client), or None to call ``client.send_msg``.
+    """
+
+    __slots__ = (
+        "client",
+        "deliver_filter",
+        "delivered",
+        "max_msgs",
+        "queue",
+        "sid",
+        "sink",
+        "subject",
+    )
 
     def __init__(
         self,
@@ -152,6 +168,7 @@ class Subscription:
         queue: bytes | None,
         sid: bytes,
         deliver_filter: Callable[[bytes], bool] | None = None,
+        sink: MsgSink | None = None,
     ) -> None:
         self.client = client
         self.subject = subject
@@ -160,6 +177,7 @@ class Subscription:
         self.max_msgs = 0
         self.delivered = 0
         self.deliver_filter = deliver_filter
+        self.sink = sink
 
     def __repr__(self) -> str:
         return f"Subscription({self.subject!r}, {self.queue!r}, sid={self.sid!r})"
@@ -246,7 +264,11 @@ class Account:
 def _deliver(
     sub: Subscription, subject: bytes, reply: bytes | None, hdr_len: int, data: bytes
 ) -> None:
-    sub.client.send_msg(subject, sub.sid, reply, hdr_len, data)
+    sink = sub.sink
+    if sink is None:
+        sub.client.send_msg(subject, sub.sid, reply, hdr_len, data)
+    else:
+        sink.msg(subject, sub.sid, reply, hdr_len, data)
     if sub.max_msgs:
         sub.delivered += 1
         if sub.delivered >= sub.max_msgs:
@@ -291,7 +313,11 @@ def route_local(
                 continue
             if sub.deliver_filter is not None and not sub.deliver_filter(subject):
                 continue
-            client.send_msg(subject, sub.sid, reply, hdr_len, data)
+            sink = sub.sink
+            if sink is None:
+                client.send_msg(subject, sub.sid, reply, hdr_len, data)
+            else:
+                sink.msg(subject, sub.sid, reply, hdr_len, data)
             delivered += 1
             if sub.max_msgs:
                 sub.delivered += 1
@@ -316,8 +342,8 @@ def route_local(
         if local_groups is None:
             local_groups = set()
         delivered += account.leafs.route(origin, subject, reply, hdr_len, data, local_groups, None)
-    sink = account.hub_sink
-    if sink is not None and account.hub.entries:
+    hub_sink = account.hub_sink
+    if hub_sink is not None and account.hub.entries:
         hub = account.hub.sublist.match(subject)
         if hub.qsubs:
             queues = tuple(
@@ -329,7 +355,7 @@ def route_local(
         else:
             queues = ()
         if hub.psubs or queues:
-            sink.write_msg(account.name_bytes, subject, reply, queues, hdr_len, data)
+            hub_sink.write_msg(account.name_bytes, subject, reply, queues, hdr_len, data)
             delivered += 1
     rules = account.buffer_rules
     if rules is not None and account.store_link is not None:
@@ -439,7 +465,11 @@ def route_from_hub(
             continue
         # _deliver, inlined: this runs once per message from the hub.
         client = sub.client
-        client.send_msg(subject, sub.sid, reply, hdr_len, data)
+        sink = sub.sink
+        if sink is None:
+            client.send_msg(subject, sub.sid, reply, hdr_len, data)
+        else:
+            sink.msg(subject, sub.sid, reply, hdr_len, data)
         delivered += 1
         if sub.max_msgs:
             sub.delivered += 1

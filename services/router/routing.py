@@ -23,6 +23,7 @@ from __future__ import annotations
 from random import randrange
 from typing import TYPE_CHECKING, Protocol
 
+from leafnode.delivery import Subscription, deliver, deliver_plain
 from leafnode.sublist import Sublist
 
 from .interest import HubInterest, LocalInterest
@@ -30,9 +31,7 @@ from .leaforigin import OriginInterest
 from .route_interest import RouteInterest, send_routed
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
-
-    from leafnode.proto import MsgSink
+    from collections.abc import Sequence
 
     from .buffering import BufferRule, StoreLink
     from .route_interest import RouteSub, RouteTarget
@@ -142,47 +141,6 @@ class RouteSink(Protocol):
         """Leaf cluster ``origin``'s count of a key changed from ``old`` (leaforigin.py)."""
 
 
-class Subscription:
-    """A client's SUB: ``sid`` is the client's id for it.
-
-    ``sink``: where the routing path queues this subscription's messages
-    itself (``MsgSink.msg``, the same as ``client.send_msg`` without the
-    call through the client), or None to call ``client.send_msg``.
-    """
-
-    __slots__ = (
-        "client",
-        "deliver_filter",
-        "delivered",
-        "max_msgs",
-        "queue",
-        "sid",
-        "sink",
-        "subject",
-    )
-
-    def __init__(
-        self,
-        client: Delivery,
-        subject: bytes,
-        queue: bytes | None,
-        sid: bytes,
-        deliver_filter: Callable[[bytes], bool] | None = None,
-        sink: MsgSink | None = None,
-    ) -> None:
-        self.client = client
-        self.subject = subject
-        self.queue = queue
-        self.sid = sid
-        self.max_msgs = 0
-        self.delivered = 0
-        self.deliver_filter = deliver_filter
-        self.sink = sink
-
-    def __repr__(self) -> str:
-        return f"Subscription({self.subject!r}, {self.queue!r}, sid={self.sid!r})"
-
-
 class Account:
     """One account: its subscriptions, its local interest, the hub's interest."""
 
@@ -261,18 +219,8 @@ class Account:
         return True
 
 
-def _deliver(
-    sub: Subscription, subject: bytes, reply: bytes | None, hdr_len: int, data: bytes
-) -> None:
-    sink = sub.sink
-    if sink is None:
-        sub.client.send_msg(subject, sub.sid, reply, hdr_len, data)
-    else:
-        sink.msg(subject, sub.sid, reply, hdr_len, data)
-    if sub.max_msgs:
-        sub.delivered += 1
-        if sub.delivered >= sub.max_msgs:
-            sub.client.auto_unsubscribed(sub)
+# One chosen subscription (a queue group's member): leafnode.delivery's.
+_deliver = deliver
 
 
 def _pick(
@@ -303,26 +251,9 @@ def route_local(
 
     The hub counts as one recipient when the message was sent to it.
     """
-    delivered = 0
     result = account.sublist.match(subject)
-    if result.psubs:
-        echo = origin.echo
-        for sub in result.psubs:
-            client = sub.client
-            if client is origin and not echo:
-                continue
-            if sub.deliver_filter is not None and not sub.deliver_filter(subject):
-                continue
-            sink = sub.sink
-            if sink is None:
-                client.send_msg(subject, sub.sid, reply, hdr_len, data)
-            else:
-                sink.msg(subject, sub.sid, reply, hdr_len, data)
-            delivered += 1
-            if sub.max_msgs:
-                sub.delivered += 1
-                if sub.delivered >= sub.max_msgs:
-                    client.auto_unsubscribed(sub)
+    psubs = result.psubs
+    delivered = deliver_plain(psubs, origin, subject, reply, hdr_len, data) if psubs else 0
     local_groups: set[bytes] | None = None
     if account.routes.entries:
         local_groups, sent = _route_cluster(
@@ -458,23 +389,9 @@ def route_from_hub(
     ``leaf_origin``: the leaf cluster a routed message came from (``LMSG``),
     whose leafs here do not get it (leaforigin.py).
     """
-    delivered = 0
     result = account.sublist.match(subject)
-    for sub in result.psubs:
-        if sub.deliver_filter is not None and not sub.deliver_filter(subject):
-            continue
-        # _deliver, inlined: this runs once per message from the hub.
-        client = sub.client
-        sink = sub.sink
-        if sink is None:
-            client.send_msg(subject, sub.sid, reply, hdr_len, data)
-        else:
-            sink.msg(subject, sub.sid, reply, hdr_len, data)
-        delivered += 1
-        if sub.max_msgs:
-            sub.delivered += 1
-            if sub.delivered >= sub.max_msgs:
-                client.auto_unsubscribed(sub)
+    psubs = result.psubs
+    delivered = deliver_plain(psubs, None, subject, reply, hdr_len, data) if psubs else 0
     served: set[bytes] | None = None
     if queues and result.qsubs:
         served = set()

@@ -65,8 +65,9 @@ if TYPE_CHECKING:
     from ._handler import Handler as _Handler
 
     _Pending = tuple[Callable[..., Event], tuple[object, ...], tuple[object, ...]]
-    # Called with (subject, reply, payload) for each plain PUB (``drain``).
-    OnPub = Callable[[bytes, bytes | None, bytes], object]
+    # Called with (subject, reply, hdr_len, payload) for each plain PUB
+    # (``drain``); hdr_len is always 0, the argument order route_local's.
+    OnPub = Callable[[bytes, bytes | None, int, bytes], object]
 
 # Everything in __all__ gets re-exported as part of the leafnode.proto API.
 __all__ = ["Parser"]
@@ -141,6 +142,10 @@ class Parser:
         # payload. Only read when _need >= 0; the initial value is a placeholder.
         self._pending: _Pending = (Ping, (), ())
         self._error: RemoteProtocolError | None = None
+        # Plain PUBs ``drain`` handed to its ``on_pub``, and their payload
+        # bytes: the caller's inbound counters, which it reads and resets.
+        self.pubs = 0
+        self.pub_bytes = 0
 
     # -- public API ---------------------------------------------------------
 
@@ -203,10 +208,11 @@ class Parser:
         sent before the violation, as nats-server does.
 
         With ``on_pub``, plain PUBs that come before any other event are not
-        returned: ``on_pub(subject, reply, payload)`` is called for each as it
-        is parsed, with no ``Pub`` object and no second loop over the events
-        (the router's hot path). Order holds: once another event is taken,
-        the PUBs after it are returned as events, behind it.
+        returned: ``on_pub(subject, reply, 0, payload)`` is called for each as
+        it is parsed, with no ``Pub`` object and no second loop over the events
+        (the router's hot path), and counted in ``pubs`` and ``pub_bytes``.
+        Order holds: once another event is taken, the PUBs after it are
+        returned as events, behind it.
 
         Raises:
             RemoteProtocolError: as ``next_event``, only with no event to return.
@@ -218,12 +224,15 @@ class Parser:
         kind = self.kind
         fast = self._fast_pubs if kind is Kind.CLIENT else None
 
-        def as_event(subject: bytes, reply: bytes | None, payload: bytes) -> None:
+        def as_event(subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes) -> None:
             append(Pub(subject, reply, payload))
 
         while True:
             if fast is not None and self._need < 0:
-                fast(on_pub if on_pub is not None and not events else as_event)
+                if on_pub is not None and not events:
+                    fast(on_pub, True)
+                else:
+                    fast(as_event, False)
             try:
                 event = self.next_event()
             except RemoteProtocolError:
@@ -236,15 +245,18 @@ class Parser:
                 # A PUB whose payload came in pieces (each read of a stream of
                 # PUBs starts with one): on_pub too, or every PUB behind it in
                 # this read would go the slow way.
-                on_pub(event.subject, event.reply, event.payload)
+                self.pubs += 1
+                self.pub_bytes += len(event.payload)
+                on_pub(event.subject, event.reply, 0, event.payload)
                 continue
             append(event)
 
-    def _fast_pubs(self, emit: OnPub) -> None:
+    def _fast_pubs(self, emit: OnPub, count: bool) -> None:
         """Parse consecutive well-formed ``PUB`` lines with complete payloads.
 
         Stops, leaving the position at the first line it does not fully
         understand, so ``next_event`` parses (or rejects) that one exactly.
+        ``count``: add them to ``pubs`` and ``pub_bytes``.
         """
         buf = self._buf
         pos = self._pos
@@ -254,6 +266,8 @@ class Parser:
         find = buf.find
         max_payload = self.max_payload
         max_line = self._max_line
+        pubs = 0
+        pub_bytes = 0
         while buf[pos : pos + 4] == b"PUB ":
             nl = find(b"\n", pos)
             if nl < 0 or buf[nl - 1] != 13 or nl - pos > max_line:
@@ -273,9 +287,14 @@ class Parser:
             end = start + size
             if size > max_payload or end + 2 > n or buf[end : end + 2] != _CRLF:
                 break
-            emit(subject, reply, buf[start:end])
+            emit(subject, reply, 0, buf[start:end])
+            pubs += 1
+            pub_bytes += size
             pos = end + 2
         self._pos = self._scan = pos
+        if count:
+            self.pubs += pubs
+            self.pub_bytes += pub_bytes
 
     def next_route_event(
         self, on_msg: Callable[[bytes, bytes, bytes | None, bytes], object]

@@ -63,7 +63,7 @@ from .permissions import (
 from .routing import Subscription, route_local
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable
+    from collections.abc import Awaitable, Callable
 
     from leafnode.config import RouterSettings
     from leafnode.proto import Event
@@ -396,7 +396,7 @@ class ClientConnection:
             # the hot path. Others, and PUBs behind another event, come here.
             trace = self.server.trace
             fast = self.connected and not self._checks and not trace
-            while events := rest or parser.drain(self._route_pub if fast else None):
+            while events := rest or parser.drain(self._pub_route() if fast else None):
                 rest = None
                 trace = self.server.trace
                 fast = self.connected and not self._checks and not trace
@@ -445,17 +445,30 @@ class ClientConnection:
             services.publisher = None
             if store_link is not None:
                 store_link.read_at_us = 0
+            if parser.pubs:
+                # The PUBs drain handed to _pub_route's function.
+                self.in_msgs += parser.pubs
+                self.in_bytes += parser.pub_bytes
+                parser.pubs = parser.pub_bytes = 0
         parser.compact()
         return None
 
-    def _route_pub(self, subject: bytes, reply: bytes | None, payload: bytes) -> None:
-        """A plain PUB on the fast path (``Parser.drain``'s ``on_pub``)."""
-        self.in_msgs += 1
-        self.in_bytes += len(payload)
+    def _pub_route(self) -> Callable[[bytes, bytes | None, int, bytes], object]:
+        """``Parser.drain``'s ``on_pub`` for plain PUBs (the parser counts them).
+
+        ``route_local`` itself, bound to us and our account (no call in
+        between per message), unless a PUB nobody takes owes a no-responders
+        status (``_route_pub``).
+        """
+        if self.no_responders:
+            return self._route_pub
+        return functools.partial(route_local, self, self.account)
+
+    def _route_pub(self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes) -> None:
+        """A plain PUB on the fast path, for a client with ``no_responders``."""
         if (
-            not route_local(self, self.account, subject, reply, 0, payload)
+            not route_local(self, self.account, subject, reply, hdr_len, payload)
             and reply is not None
-            and self.no_responders
         ):
             self._send_no_responders(subject, reply)
 

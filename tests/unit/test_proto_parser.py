@@ -741,7 +741,7 @@ def test_drain_on_pub_takes_the_leading_pubs_and_keeps_order() -> None:
     p = Parser(Kind.CLIENT)
     seen: list[tuple[bytes, bytes | None, bytes]] = []
 
-    def on_pub(subject: bytes, reply: bytes | None, payload: bytes) -> None:
+    def on_pub(subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes) -> None:
         seen.append((subject, reply, payload))
 
     p.feed(b"PUB a 1\r\n1\r\nPUB b r 2\r\n2")
@@ -750,5 +750,8 @@ def test_drain_on_pub_takes_the_leading_pubs_and_keeps_order() -> None:
     p.feed(b"2\r\nPUB c 1\r\n3\r\nPING\r\nPUB d 1\r\n4\r\n")
     assert p.drain(on_pub) == [Ping(), Pub(b"d", None, b"4")]
     assert seen == [(b"a", None, b"1"), (b"b", b"r", b"22"), (b"c", None, b"3")]
+    # Counted: the PUBs on_pub took and their payload bytes, not those returned.
+    assert (p.pubs, p.pub_bytes) == (3, 4)
     p.feed(b"PUB e 1\r\n5\r\n")
     assert p.drain() == [Pub(b"e", None, b"5")]
+    assert (p.pubs, p.pub_bytes) == (3, 4)

@@ -60,7 +60,7 @@ from .permissions import (
     removed_subscription_text,
     subscribe_violation_text,
 )
-from .routing import Subscription, route_local
+from .routing import Subscription, route_local, route_pub
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -456,21 +456,11 @@ class ClientConnection:
     def _pub_route(self) -> Callable[[bytes, bytes | None, int, bytes], object]:
         """``Parser.drain``'s ``on_pub`` for plain PUBs (the parser counts them).
 
-        ``route_local`` itself, bound to us and our account (no call in
-        between per message), unless a PUB nobody takes owes a no-responders
-        status (``_route_pub``).
+        ``route_pub`` itself, bound to us, our account and our no-responders
+        answer: no call of ours in between per message.
         """
-        if self.no_responders:
-            return self._route_pub
-        return functools.partial(route_local, self, self.account)
-
-    def _route_pub(self, subject: bytes, reply: bytes | None, hdr_len: int, payload: bytes) -> None:
-        """A plain PUB on the fast path, for a client with ``no_responders``."""
-        if (
-            not route_local(self, self.account, subject, reply, hdr_len, payload)
-            and reply is not None
-        ):
-            self._send_no_responders(subject, reply)
+        no_responders = self._send_no_responders if self.no_responders else None
+        return functools.partial(route_pub, no_responders, self, self.account)
 
     async def _connect(self, event: Connect) -> None:
         """CONNECT (perhaps authenticated in a thread), then the rest of its batch."""

@@ -31,7 +31,7 @@ from .leaforigin import OriginInterest
 from .route_interest import RouteInterest, send_routed
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from .buffering import BufferRule, StoreLink
     from .route_interest import RouteSub, RouteTarget
@@ -43,6 +43,7 @@ __all__ = [
     "Subscription",
     "route_from_hub",
     "route_local",
+    "route_pub",
 ]
 
 
@@ -251,6 +252,23 @@ def route_local(
 
     The hub counts as one recipient when the message was sent to it.
     """
+    return route_pub(None, origin, account, subject, reply, hdr_len, data)
+
+
+def route_pub(
+    no_responders: Callable[[bytes, bytes], object] | None,
+    origin: Delivery,
+    account: Account,
+    subject: bytes,
+    reply: bytes | None,
+    hdr_len: int,
+    data: bytes,
+) -> int:
+    """``route_local``, and ``no_responders(subject, reply)`` when a request reached nobody.
+
+    The arguments in this order so that a client binds the first three once
+    (``functools.partial``) and its parser calls the rest per PUB.
+    """
     result = account.sublist.match(subject)
     psubs = result.psubs
     delivered = deliver_plain(psubs, origin, subject, reply, hdr_len, data) if psubs else 0
@@ -295,6 +313,8 @@ def route_local(
             got = tuple(q.decode() for q in local_groups) if local_groups else ()
             account.store_link.append(origin, buffered, subject, reply, hdr_len, data, got)
             delivered += 1
+    if not delivered and reply is not None and no_responders is not None:
+        no_responders(subject, reply)
     return delivered
 
 

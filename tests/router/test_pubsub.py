@@ -11,6 +11,7 @@ import pytest
 from nats.errors import NoRespondersError
 
 from tests.conftest import respond_ok, until_responding, wait_until
+from tests.rawclient import RawClient
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable
@@ -97,6 +98,26 @@ async def test_no_responders(router: RouterProcess) -> None:
     with pytest.raises(NoRespondersError):
         await nc.request("nobody.home", b"x", timeout=2)
     await nc.close()
+
+
+async def test_no_responders_for_a_request_read_on_its_own(router: RouterProcess) -> None:
+    # A PUB that no other event precedes in its read is routed as the parser
+    # reads it (the client's fast path): a request nobody takes still gets
+    # the 503 status there. (nats-py's first request sends its inbox SUB in
+    # the same read, so test_no_responders takes the other path.)
+    client = RawClient(router.port)
+    try:
+        client.send(
+            b'CONNECT {"verbose":false,"pedantic":false,"headers":true,'
+            b'"no_responders":true,"protocol":1}\r\nSUB inbox.1 7\r\nPING\r\n'
+        )
+        client.read_until(b"PONG\r\n")
+        client.send(b"PUB nobody.home inbox.1 1\r\nx\r\n")
+        status = client.read_until(b"\r\n\r\n\r\n")
+        assert status.startswith(b"HMSG inbox.1 7 "), status
+        assert b"NATS/1.0 503" in status
+    finally:
+        client.close()
 
 
 async def test_auto_unsubscribe_after_max(router: RouterProcess) -> None:

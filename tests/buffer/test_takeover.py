@@ -420,11 +420,15 @@ async def test_the_api_lists_purges_pauses_and_redrives_the_backlogs_a_node_took
         a.publish([(f"tele.{kinds[i % 2]}", b"a%d" % i) for i in range(40)])
         b.publish([(f"tele.{kinds[i % 2]}", b"b%d" % i) for i in range(10)])
         a.kill_all()
+        # The store lists a takeover as soon as it is claimed; the uplink
+        # starts its drain a moment later, and only then has the entry a
+        # state (null before: "the uplink did not say"). The pause below
+        # expects the drain.
         poll(
             lambda: _central(http, "/buffer")["held"],
-            operator.truth,
+            lambda held: bool(held) and held[0]["state"] is not None,  # type: ignore[index]
             timeout=TAKEOVER_S + 30,
-            what="b's /buffer lists a's backlog",
+            what="b's /buffer lists a's backlog, drained by b's uplink",
         )
         # Messages: both backlogs, each message naming its own, in seq order.
         listed = _all_messages(http)

@@ -91,6 +91,11 @@ def _seqs(svc: StoreService, backlog: str | None = None) -> list[int]:
     return [int(row[0]) for row in got.rows]
 
 
+def _nonempty_or_own(purged: dict[str, int]) -> dict[str, int]:
+    """A purge answer without the empty backlogs of nodes other than a and b."""
+    return {k: v for k, v in purged.items() if v or k in ("a", "b")}
+
+
 def _tick_until(svc: StoreService, what: str, cond: object, timeout: float = 20.0) -> None:
     assert callable(cond)
     deadline = time.monotonic() + timeout
@@ -366,10 +371,11 @@ def test_purge_and_read_cover_the_backlogs_a_node_took_over_fenced_by_the_lease(
     assert _pending(b, "a") == [b"a-0", b"a-1", b"a-2", b"x-0", b"x-1"]
     # b's purge reaches a's backlog too, counted per backlog, and the
     # counters stay exact.
-    assert b.purge(subject="t.a") == {"b": 0, "a": 3}
+    # (On a loaded machine b may also have taken c's empty backlog over.)
+    assert _nonempty_or_own(b.purge(subject="t.a")) == {"b": 0, "a": 3}
     assert _pending(b, "a") == [b"x-0", b"x-1"]
     assert _held_msgs(b, "a") == 2
-    assert b.purge(remote="central") == {"b": 3, "a": 2}
+    assert _nonempty_or_own(b.purge(remote="central")) == {"b": 3, "a": 2}
     assert _pending(b) == []
     assert _held_msgs(b, "a") == 0
     stats = b.stats()

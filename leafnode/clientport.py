@@ -103,8 +103,11 @@ def peer_address(sock: _Connected) -> tuple[str, int]:
     return host, port
 
 
-def bind_client_port(host: str, port: int) -> socket.socket:
+def bind_client_port(host: str, port: int, *, listen: bool = True) -> socket.socket:
     """A listening TCP socket on ``host:port`` (``-1``: a free port), blocking.
+
+    With ``listen=False`` the socket is bound but not yet listening: the
+    caller calls ``sock.listen(BACKLOG)`` once it is ready for connections.
 
     Raises:
         OSError: the address is in use, unknown or not ours.
@@ -137,7 +140,8 @@ def bind_client_port(host: str, port: int) -> socket.socket:
             sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
             sock.bind(("0.0.0.0", port))
-        sock.listen(BACKLOG)
+        if listen:
+            sock.listen(BACKLOG)
     except BaseException:
         sock.close()
         raise

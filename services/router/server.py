@@ -19,7 +19,7 @@ import trio
 
 from leafnode import SERVER_VERSION
 from leafnode.affinity import data_path_cpu, keep_placement
-from leafnode.clientport import bind_client_port, peer_address
+from leafnode.clientport import BACKLOG, bind_client_port, peer_address
 from leafnode.config import DEFAULT_ACCOUNT
 from leafnode.hubside import new_lds_subject
 from leafnode.link import Flusher
@@ -367,21 +367,27 @@ class Server:
                     trio.serve_listeners, self._handle_datalink, [datalink_listener]
                 )
                 task_status.started()
+                bound_here = listen_socket is None
                 if listen_socket is None:
                     # Start-up, before any client: a blocking bind is fine.
-                    listen_socket = bind_client_port(settings.host, settings.port)
-                listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(listen_socket))]
+                    # It listens last (below), as nats-server's client accept
+                    # loop starts last: a client port that answers means the
+                    # route, websocket and leaf ports answer too.
+                    listen_socket = bind_client_port(settings.host, settings.port, listen=False)
                 self.port = listen_socket.getsockname()[1]
                 self._build_info()
+                self._listen_scope = trio.CancelScope()
                 if self.cluster is not None:
                     await nursery.start(self.cluster.serve)
-                self._listen_scope = trio.CancelScope()
-                await nursery.start(self._serve_clients, listeners, nursery)
                 # Before the ports file and readiness: tools read the
                 # websocket URL from the ports file (nats.js's harness does).
                 await self._start_websocket(nursery, websocket_socket)
                 if self.leaf_acceptor is not None:
                     await nursery.start(self.leaf_acceptor.serve, nursery)
+                if bound_here:
+                    listen_socket.listen(BACKLOG)
+                listeners = [trio.SocketListener(trio.socket.from_stdlib_socket(listen_socket))]
+                await nursery.start(self._serve_clients, listeners, nursery)
                 if ports_file is not None:
                     self.write_ports_file(ports_file)
                 log.info("Listening for client connections on %s:%d", settings.host, self.port)

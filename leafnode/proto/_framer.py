@@ -70,6 +70,7 @@ _LMSG: Final = b"LMSG "
 _HMSG: Final = b"HMSG "
 _ACC: Final = b"ACC "
 _RUN: Final = b"RUN "
+_LINK_VERBS: Final = (_RUN, _ACC)
 # A RUN longer than this is read message by message rather than held whole:
 # a run is one router batch, normally about one read (64 KiB) of publishes.
 _MAX_RUN: Final = 16 * 1024 * 1024
@@ -332,6 +333,8 @@ class MessageFramer:
                     verb = _LMSG
                 elif head == _HMSG:
                     verb = _HMSG
+                elif accounts and head[:4] in _LINK_VERBS:
+                    verb = b""  # RUN or ACC (a data link's lines, below)
                 else:
                     verb = _odd_message_verb(buf, pos, eol)
                 if verb:
@@ -414,7 +417,14 @@ class MessageFramer:
                     fast = min(rule(account), max_payload)
         finally:
             if run_msgs:
-                emit(on_run, buf, run, pos, run_msgs, run_size)
+                # _emit, inlined: a read's last (most often only) run.
+                kept = self._run
+                kept.account = self.account or b""
+                kept.data = buf if pos - run == n else buf[run:pos]
+                kept.msgs = run_msgs
+                kept.size = run_size
+                on_run(kept)  # type: ignore[misc]  # run_msgs counts only with on_run
+                kept.data = b""
             self._buf = buf[pos:] if pos < n else b""
             frame.buf = b""
 
@@ -422,13 +432,12 @@ class MessageFramer:
         self, on_run: RunHandler | None, buf: bytes, start: int, end: int, msgs: int, size: int
     ) -> None:
         """Hand ``buf[start:end]`` to ``on_run`` as the framer's ``Run``."""
-        assert on_run is not None
         run = self._run
         run.account = self.account or b""
         run.data = buf if end - start == len(buf) else buf[start:end]
         run.msgs = msgs
         run.size = size
-        on_run(run)
+        on_run(run)  # type: ignore[misc]  # never None: drain emits through _no_run then
         run.data = b""
 
 
@@ -441,7 +450,17 @@ def _no_run(
 def _run_header(args: bytes) -> tuple[int, int, int, int]:
     """``RUN``'s bytes, messages, payload bytes and largest payload (``_datalink``)."""
     fields = args.split()
-    if len(fields) != 4 or not all(f.isdigit() and len(f) <= _MAX_DIGITS for f in fields):
+    # Unrolled (no generator): one RUN line per batch the router sends.
+    if (
+        len(fields) != 4
+        or not (
+            fields[0].isdigit()
+            and fields[1].isdigit()
+            and fields[2].isdigit()
+            and fields[3].isdigit()
+        )
+        or max(len(fields[0]), len(fields[1]), len(fields[2]), len(fields[3])) > _MAX_DIGITS
+    ):
         raise _error("bad RUN line", b"RUN " + args[:28])
     return int(fields[0]), int(fields[1]), int(fields[2]), int(fields[3])
 

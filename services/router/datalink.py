@@ -145,12 +145,17 @@ class HubOutbound:
         run = self._run
         if not run:
             return
-        # The longest line bounds the largest payload (the hint may be loose).
-        header = encode_run(sum(map(len, run)), len(run), self._run_size, max(map(len, run)))
         outbound = self.outbound
-        outbound.out.append(header)
-        outbound.out.extend(run)
-        outbound.pending += len(header)
+        if len(run) == 1:
+            # One message needs no RUN line: the uplink's framer keeps a bare
+            # line as a run of one (a request, a reply: one per batch).
+            outbound.out.append(run[0])
+        else:
+            # The longest line bounds the largest payload (the hint may be loose).
+            header = encode_run(sum(map(len, run)), len(run), self._run_size, max(map(len, run)))
+            outbound.out.append(header)
+            outbound.out.extend(run)
+            outbound.pending += len(header)
         run.clear()
         self._run_size = 0
 

@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
     from leafnode.config import RemoteSettings
     from leafnode.link import Flusher, Outbound
-    from leafnode.proto import MessageFrame
+    from leafnode.proto import MessageFrame, Run
 
     from .interest import LocalInterest
 
@@ -127,4 +127,4 @@ class RouterHost(Protocol):
 
     def keep_rule(self, account: bytes | None) -> int: ...
 
-    def local_run(self, account: bytes, data: bytes, msgs: int, size: int) -> None: ...
+    def local_run(self, run: Run) -> None: ...

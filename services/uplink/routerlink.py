@@ -52,7 +52,7 @@ from .interest import LocalInterest
 
 if TYPE_CHECKING:
     from leafnode.link import Outbound
-    from leafnode.proto import Event, Run
+    from leafnode.proto import Event
 
     from .interfaces import RouterHost
 
@@ -88,6 +88,8 @@ class RouterLink:
         # The account our last ACC line named.
         self._acc: bytes | None = None
         self.framer: MessageFramer | None = None
+        # MessageFramer.drain's handlers, bound once (data_received runs per read).
+        self._handlers = (uplink.local_msg, self._on_event, uplink.local_run, uplink.keep_rule)
         # Local interest being collected from the snapshot, until our PONG.
         self._resync: dict[bytes, LocalInterest] | None = None
 
@@ -164,10 +166,9 @@ class RouterLink:
     def data_received(self, data: bytes) -> None:
         framer = self.framer
         assert framer is not None
-        uplink = self.uplink
         framer.feed(data)
         try:
-            framer.drain(uplink.local_msg, self._on_event, self._on_run, uplink.keep_rule)
+            framer.drain(*self._handlers)
         except RemoteProtocolError as exc:
             log.error("Router data link protocol error: %s", exc)
             raise
@@ -176,9 +177,6 @@ class RouterLink:
         self.write(PING)
 
     # ------------------------------------------------------------------ events
-
-    def _on_run(self, run: Run) -> None:
-        self.uplink.local_run(run.account, run.data, run.msgs, run.size)
 
     def _on_event(self, event: Event) -> None:
         if log.isEnabledFor(TRACE):

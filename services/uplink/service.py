@@ -71,7 +71,7 @@ from .routerlink import RouterLink
 
 if TYPE_CHECKING:
     from leafnode.config import RemoteSettings, Settings
-    from leafnode.proto import MessageFrame
+    from leafnode.proto import MessageFrame, Run
 
     from .interfaces import SessionOwner
     from .session import Session
@@ -365,14 +365,16 @@ class Uplink:
             return -1
         return session.max_payload
 
-    def local_run(self, account: bytes, data: bytes, msgs: int, size: int) -> None:
-        """Messages ``local_msg`` kept, as read: to the account's only hub."""
-        state = self.accounts.get(account)
+    def local_run(self, run: Run) -> None:
+        """The messages ``local_msg`` kept, as read (the framer's ``Run``): to the only hub."""
+        state = self.accounts.get(run.account)
         remote = state.single if state is not None else None
         session = remote.session if remote is not None else None
         if session is None:
             return  # local_msg kept nothing then
-        if session.outbound.write_msg(data):
+        msgs = run.msgs
+        size = run.size
+        if session.outbound.write_msg(run.data):
             session.out_msgs += msgs
             session.out_bytes += size
         else:

@@ -23,7 +23,7 @@ call and interpreter step of each hop adds to the round-trip latency.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 import trio
 
@@ -31,27 +31,36 @@ from leafnode.affinity import backlog_seen
 
 if TYPE_CHECKING:
     import socket
-    from collections.abc import Callable
 
-__all__ = ["RawReceiver"]
+__all__ = ["RawHolder", "RawReceiver"]
+
+
+class RawHolder(Protocol):
+    """Who holds the stream's duplicate socket (``leafnode.link.Outbound``).
+
+    ``raw`` is None without one, and once it is closed.
+    """
+
+    @property
+    def raw(self) -> socket.socket | None: ...
 
 
 class RawReceiver:
-    """Reads ``stream``, through ``get_raw()`` (its duplicate socket) when there is one."""
+    """Reads ``stream``, through ``holder.raw`` (its duplicate socket) when there is one."""
 
-    __slots__ = ("_drained", "_get_raw", "stream")
+    __slots__ = ("_drained", "_holder", "stream")
 
-    def __init__(
-        self, stream: trio.abc.Stream, get_raw: Callable[[], socket.socket | None]
-    ) -> None:
+    def __init__(self, stream: trio.abc.Stream, holder: RawHolder) -> None:
         self.stream = stream
-        self._get_raw = get_raw
+        # An attribute read per use, not a call: this runs once per read.
+        self._holder = holder
         # Whether the last read left the socket empty (see the module doc).
         self._drained = True
 
     async def receive(self, max_bytes: int) -> bytes | bytearray:
         """The next bytes; ``b""`` at EOF or when the peer broke the connection."""
-        raw = self._get_raw()
+        holder = self._holder
+        raw = holder.raw
         if raw is None:
             try:
                 return await self.stream.receive_some(max_bytes)
@@ -62,7 +71,7 @@ class RawReceiver:
         else:
             await trio.lowlevel.checkpoint()
         while True:
-            raw = self._get_raw()
+            raw = holder.raw
             if raw is None:
                 return b""
             try:

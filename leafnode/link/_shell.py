@@ -266,7 +266,7 @@ class Link:
 
     async def _read_loop(self, protocol: LinkProtocol) -> None:
         outbound = self.outbound
-        receive = RawReceiver(self.stream, lambda: outbound.raw).receive
+        receive = RawReceiver(self.stream, outbound).receive
         flusher = self.flusher
         data_received = protocol.data_received
         max_recv = self.policy.max_recv

@@ -41,6 +41,7 @@ from ._events import (
     Unsub,
 )
 from ._framer import MessageFrame, MessageFramer, Run
+from ._hubsink import HubQueue, HubSink
 from ._kinds import Kind
 from ._msgsink import MsgQueue, MsgSink
 from ._parser import Parser
@@ -123,6 +124,8 @@ __all__ = [
     "HPub",
     "Hello",
     "HubInfo",
+    "HubQueue",
+    "HubSink",
     "Info",
     "Kind",
     "LHMsg",

@@ -3,7 +3,8 @@
 The link's dialect is documented once, in ``leafnode/proto/_datalink.py``: a
 hello INFO, interest lines with the account first, and messages in the leaf
 link's own form under ``ACC <acc>`` lines, both ways. Here the router sends
-its hello, its local interest and the hub-bound messages (``HubOutbound``),
+its hello, its local interest and the hub-bound messages (``HubSink``, in
+``leafnode/proto/_hubsink.py``, compiled with the parser),
 and routes the hub's messages to local subscribers, keeping the hub's
 interest per account and its hub's protocol level and name (``HubInfo``, for
 message tracing).
@@ -20,10 +21,10 @@ from typing import TYPE_CHECKING
 
 from leafnode.link import Link, LinkPolicy, OutboundPolicy
 from leafnode.proto import (
-    LMSG_FRAME,
     PING,
     PONG,
     HubInfo,
+    HubSink,
     Info,
     Kind,
     LSub,
@@ -31,29 +32,22 @@ from leafnode.proto import (
     MessageFramer,
     Ping,
     RemoteProtocolError,
-    encode_acc,
     encode_err,
     encode_hello,
-    encode_lhmsg,
-    encode_lmsg,
-    encode_run,
     hub_reset_account,
 )
 
 from .routing import route_from_hub
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
-
     import trio
 
-    from leafnode.link import Outbound
     from leafnode.proto import Event, MessageFrame
 
     from .interfaces import LinkServer
     from .routing import Account
 
-__all__ = ["DataLink", "HubOutbound"]
+__all__ = ["DataLink"]
 
 log = logging.getLogger("leafnode.router")
 
@@ -71,100 +65,6 @@ def forget_hub(account: Account) -> None:
     if account.leafs is not None:
         for subject, queue in keys:
             account.leafs.refresh(subject, queue)
-
-
-class HubOutbound:
-    """The accounts' ``hub_sink``: hub-bound lines onto the data link's outbound.
-
-    ``write_msg`` encodes a hub-bound message in the leaf link's form, after
-    an ``ACC`` line when the account changes (``leafnode/proto/_datalink.py``).
-    Consecutive messages whose subject does not start with ``$`` are held as
-    a run and leave behind one ``RUN`` line (``encode_run``) when anything
-    else is written or the outbound flushes: the uplink then relays the whole
-    run without reading its messages one by one. Every write to the data
-    link goes through here, so nothing overtakes a held run.
-    """
-
-    __slots__ = ("_acc", "_run", "_run_size", "outbound")
-
-    def __init__(self, outbound: Outbound) -> None:
-        self.outbound = outbound
-        self._acc = b""
-        # The run being collected: its message lines and their payload bytes.
-        self._run: list[bytes] = []
-        self._run_size = 0
-        outbound.before_flush = self.end_run
-
-    def write(self, data: bytes) -> None:
-        """Queue a control line (interest, PING/PONG, -ERR), after any held run."""
-        if self._run:
-            self.end_run()
-        self.outbound.write(data)
-
-    def write_msg(
-        self,
-        account: bytes,
-        subject: bytes,
-        reply: bytes | None,
-        queues: Sequence[bytes],
-        hdr_len: int,
-        data: bytes,
-    ) -> None:
-        """Queue one hub-bound message of ``account`` (routing path)."""
-        outbound = self.outbound
-        if account != self._acc:
-            if self._run:
-                self.end_run()
-            self._acc = account
-            acc = encode_acc(account)
-            outbound.out.append(acc)
-            outbound.pending += len(acc)
-        size = len(data)
-        if hdr_len:
-            line = encode_lhmsg(subject, reply, queues, hdr_len, data)
-        elif reply is None and not queues:
-            # encode_lmsg's common case, inlined (a call per message costs
-            # more than the format).
-            line = LMSG_FRAME % (subject, size, data)
-        else:
-            line = encode_lmsg(subject, reply, queues, data)
-        if subject[0] != 36:  # not "$": it joins the run
-            self._run.append(line)
-            self._run_size += size
-        else:
-            if self._run:
-                self.end_run()
-            outbound.out.append(line)
-        # Outbound.write, inlined: this runs once per hub-bound message.
-        outbound.pending += len(line)
-        if outbound.pending > outbound.max_pending or not outbound.dirty:
-            outbound.queued()
-
-    def end_run(self) -> None:
-        """Queue the held run behind its ``RUN`` line (``Outbound.before_flush``)."""
-        run = self._run
-        if not run:
-            return
-        outbound = self.outbound
-        if len(run) == 1:
-            # One message needs no RUN line: the uplink's framer keeps a bare
-            # line as a run of one (a request, a reply: one per batch).
-            outbound.out.append(run[0])
-        else:
-            # The longest line bounds the largest payload (the hint may be loose).
-            header = encode_run(sum(map(len, run)), len(run), self._run_size, max(map(len, run)))
-            outbound.out.append(header)
-            outbound.out.extend(run)
-            outbound.pending += len(header)
-        run.clear()
-        self._run_size = 0
-
-    def discard(self) -> None:
-        """Drop everything queued, and with it what the last ``ACC`` line said."""
-        self.outbound.discard()
-        self._run.clear()
-        self._run_size = 0
-        self._acc = b""
 
 
 class DataLink:
@@ -193,7 +93,9 @@ class DataLink:
         self.link = Link(stream, server.flusher, policy)
         self.outbound = self.link.outbound
         self.outbound.on_slow_consumer = self._stuck
-        self.hub_sink = HubOutbound(self.outbound)
+        self.hub_sink = HubSink(self.outbound)
+        # A held run leaves before anything the flush writes (_hubsink's doc).
+        self.outbound.before_flush = self.hub_sink.end_run
         self._accounts = server.accounts_by_bytes
 
     def write(self, data: bytes) -> None:

@@ -29,7 +29,9 @@ Runs of hub-bound messages (router -> uplink)
     nothing in what follows: a reader whose checks pass for every such
     message (``MessageFramer.drain``'s keep rule) takes the run as one piece
     without cutting it into messages; any other reader skips the line and
-    reads the messages one by one.
+    reads the messages one by one. The router sends no ``RUN`` before a
+    single message (``HubSink.end_run``): a reader keeps a bare message line
+    the keep rule covers as a run of one all the same.
 
 router -> uplink
     ``INFO {"server_id", "server_name", "accounts": [...], "lds": {...}}``

@@ -67,22 +67,25 @@ async def serve(
         if settings.ports_file_dir and not supervised
         else None
     )
-    async with trio.open_nursery() as nursery:
-        # The control socket first: once the client port accepts, router.ctl
-        # answers too (readiness as DESIGN §2 defines it).
-        control = ControlHandler(server, lambda check: _reload(server, args, check=check))
-        await nursery.start(serve_unix_socket, Path(settings.run_dir) / CONTROL_SOCKET, control)
-        await nursery.start(
-            functools.partial(
-                server.serve,
-                listen_socket=listen_socket,
-                websocket_socket=websocket_socket,
-                ports_file=ports_file,
+    # Signals are caught from before the first port listens: a SIGTERM sent
+    # as soon as the client port answers stops the server cleanly (it waits
+    # in the receiver until the loop below reads it).
+    with trio.open_signal_receiver(
+        signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2
+    ) as signals:
+        async with trio.open_nursery() as nursery:
+            # The control socket first: once the client port accepts, router.ctl
+            # answers too (readiness as DESIGN §2 defines it).
+            control = ControlHandler(server, lambda check: _reload(server, args, check=check))
+            await nursery.start(serve_unix_socket, Path(settings.run_dir) / CONTROL_SOCKET, control)
+            await nursery.start(
+                functools.partial(
+                    server.serve,
+                    listen_socket=listen_socket,
+                    websocket_socket=websocket_socket,
+                    ports_file=ports_file,
+                )
             )
-        )
-        with trio.open_signal_receiver(
-            signal.SIGINT, signal.SIGTERM, signal.SIGHUP, signal.SIGUSR2
-        ) as signals:
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     _reload(server, args)

@@ -138,9 +138,10 @@ def reload(
 
 
 async def serve(server: StoreServer) -> None:
-    async with trio.open_nursery() as nursery:
-        await nursery.start(server.serve)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+    # Signals are caught from before the store's socket answers (readiness).
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        async with trio.open_nursery() as nursery:
+            await nursery.start(server.serve)
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     await server.reload()

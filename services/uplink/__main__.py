@@ -125,10 +125,11 @@ async def serve(settings: Settings, args: argparse.Namespace | None = None) -> N
     uplink = Uplink(settings)
     cli = args if args is not None else build_arg_parser().parse_args([])
     handler = ControlHandler(uplink, lambda check: reload(uplink, cli, check=check))
-    async with trio.open_nursery() as nursery:
-        nursery.start_soon(uplink.run)
-        await nursery.start(serve_unix_socket, Path(settings.run_dir) / CONTROL_SOCKET, handler)
-        with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+    # Signals are caught from before the control socket answers (readiness).
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM, signal.SIGHUP) as signals:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(uplink.run)
+            await nursery.start(serve_unix_socket, Path(settings.run_dir) / CONTROL_SOCKET, handler)
             async for signum in signals:
                 if signum == signal.SIGHUP:
                     reload(uplink, cli)

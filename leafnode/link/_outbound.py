@@ -289,12 +289,7 @@ class Outbound:
             return
         if not self.dirty:
             self.dirty = True
-            # Flusher.mark, inlined: once per batch per connection.
-            flusher = self.flusher
-            flusher.dirty.append(self)
-            if not flusher.batching and not flusher._signalled:
-                flusher._signalled = True
-                flusher._wakeup.set()
+            self.flusher.mark(self)
 
     def flush(self) -> None:
         """Write what is queued now without blocking; hand any rest to the writer."""

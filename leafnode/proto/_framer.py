@@ -70,7 +70,6 @@ _LMSG: Final = b"LMSG "
 _HMSG: Final = b"HMSG "
 _ACC: Final = b"ACC "
 _RUN: Final = b"RUN "
-_LINK_VERBS: Final = (_RUN, _ACC)
 # A RUN longer than this is read message by message rather than held whole:
 # a run is one router batch, normally about one read (64 KiB) of publishes.
 _MAX_RUN: Final = 16 * 1024 * 1024
@@ -333,8 +332,6 @@ class MessageFramer:
                     verb = _LMSG
                 elif head == _HMSG:
                     verb = _HMSG
-                elif accounts and head[:4] in _LINK_VERBS:
-                    verb = b""  # RUN or ACC (a data link's lines, below)
                 else:
                     verb = _odd_message_verb(buf, pos, eol)
                 if verb:
@@ -417,14 +414,7 @@ class MessageFramer:
                     fast = min(rule(account), max_payload)
         finally:
             if run_msgs:
-                # _emit, inlined: a read's last (most often only) run.
-                kept = self._run
-                kept.account = self.account or b""
-                kept.data = buf if pos - run == n else buf[run:pos]
-                kept.msgs = run_msgs
-                kept.size = run_size
-                on_run(kept)  # type: ignore[misc]  # run_msgs counts only with on_run
-                kept.data = b""
+                emit(on_run, buf, run, pos, run_msgs, run_size)
             self._buf = buf[pos:] if pos < n else b""
             frame.buf = b""
 

@@ -8,7 +8,7 @@ to ``out``, counted in ``pending``, the outbound marked dirty so the batch's
 end writes it). Consecutive messages whose subject does not start with ``$``
 are held as a *run*; the run leaves behind one ``RUN`` line (``encode_run``)
 when anything else is written or the outbound flushes (``end_run``, which the
-router installs as the outbound's ``before_flush``): the uplink then relays
+sink installs as the outbound's ``before_flush``): the uplink then relays
 the whole run to the hub without reading its messages one by one. A run of
 one message (a request, a reply: most batches of a request/reply exchange)
 goes without a ``RUN`` line: the uplink's framer keeps a bare line as a run
@@ -30,7 +30,7 @@ from typing import TYPE_CHECKING, Final, Protocol
 from ._route import encode_leaf_route
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
 __all__ = ["HubQueue", "HubSink"]
 
@@ -48,6 +48,7 @@ class HubQueue(Protocol):
     pending: int
     max_pending: int
     dirty: bool
+    before_flush: Callable[[], None] | None
 
     def queued(self) -> None: ...
 
@@ -68,6 +69,8 @@ class HubSink:
         # The run being held: its message lines and their payload bytes.
         self._run: list[bytes] = []
         self._run_size = 0
+        # A held run leaves before anything the outbound's flush writes.
+        outbound.before_flush = self.end_run
 
     def write(self, data: bytes) -> None:
         """Queue a control line (interest, PING/PONG, -ERR), after any held run."""

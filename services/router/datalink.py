@@ -94,8 +94,6 @@ class DataLink:
         self.outbound = self.link.outbound
         self.outbound.on_slow_consumer = self._stuck
         self.hub_sink = HubSink(self.outbound)
-        # A held run leaves before anything the flush writes (_hubsink's doc).
-        self.outbound.before_flush = self.hub_sink.end_run
         self._accounts = server.accounts_by_bytes
 
     def write(self, data: bytes) -> None:

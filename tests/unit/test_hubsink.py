@@ -129,10 +129,9 @@ def test_a_control_line_ends_the_held_run_first() -> None:
     assert sink._run == []
 
 
-def test_the_outbound_flush_ends_the_run_as_the_router_wires_it() -> None:
+def test_the_outbound_flush_ends_the_held_run() -> None:
     outbound = _outbound()
     sink = HubSink(outbound)
-    outbound.before_flush = sink.end_run
     _write(sink, MSGS[:3])
     # No socket: the flush hands everything to the writer task, in order.
     outbound.flush()
